@@ -1,0 +1,5 @@
+export * from './languages.js';
+export * from './persona.js';
+export * from './request.js';
+export * from './settings.js';
+export * from './status.js';

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+
+export type Gender = 'f' | 'm';
+export const PLATFORMS = ['facebook', 'instagram', 'x', 'tiktok'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+export type Bios = Record<Platform, string>;
+
+/** A fictional person as providers return it and the database stores it. */
+export interface PersonaData {
+  firstName: string;
+  lastName: string;
+  gender: Gender;
+  ethnicity: string;
+  /** Whole years, or null when the provider did not give a usable age. */
+  age: number | null;
+  bios: Bios;
+  jobTitle: string;
+  workplace: string;
+  eduEstablishment: string;
+  eduStudy: string;
+  currentCity: string;
+  currentState: string;
+  prevCity: string;
+  prevState: string;
+  about: string;
+}
+
+/** Length limits, in characters, applied when a persona is normalised. */
+export const PERSONA_LIMITS = {
+  name: 100,
+  short: 200,
+  bio: 2000,
+  about: 4000,
+} as const;
+
+const GENDER_WORDS: Record<string, Gender> = {
+  f: 'f',
+  female: 'f',
+  woman: 'f',
+  w: 'f',
+  m: 'm',
+  male: 'm',
+  man: 'm',
+};
+
+/** Trims text; a missing value becomes ''. Anything that is not a string or number is rejected. */
+const text = (max: number) =>
+  z.preprocess(
+    (v) => (v === null || v === undefined ? '' : typeof v === 'number' ? String(v) : v),
+    z
+      .string({ error: 'must be text' })
+      .transform((s) => s.normalize('NFC').trim())
+      .pipe(z.string().max(max, { error: `is longer than ${max} characters` })),
+  );
+
+const requiredText = (max: number) => text(max).pipe(z.string().min(1, { error: 'is empty' }));
+
+const gender = z.preprocess(
+  (v) => (typeof v === 'string' ? GENDER_WORDS[v.trim().toLowerCase()] ?? v : v),
+  z.enum(['f', 'm'], { error: 'must be f or m (female or male)' }),
+);
+
+/** Age: an integer 0-120, from a number or a numeric string; anything else becomes null. */
+const age = z.preprocess((v) => {
+  const n = typeof v === 'string' && /^\s*\d{1,3}(\.0+)?\s*$/.test(v) ? Number(v) : v;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 120 ? n : null;
+}, z.number().int().nullable());
+
+export const personaSchema = z.object({
+  firstName: requiredText(PERSONA_LIMITS.name),
+  lastName: requiredText(PERSONA_LIMITS.name),
+  gender,
+  ethnicity: text(PERSONA_LIMITS.short),
+  age,
+  bios: z.object({
+    facebook: text(PERSONA_LIMITS.bio),
+    instagram: text(PERSONA_LIMITS.bio),
+    x: text(PERSONA_LIMITS.bio),
+    tiktok: text(PERSONA_LIMITS.bio),
+  }),
+  jobTitle: text(PERSONA_LIMITS.short),
+  workplace: text(PERSONA_LIMITS.short),
+  eduEstablishment: text(PERSONA_LIMITS.short),
+  eduStudy: text(PERSONA_LIMITS.short),
+  currentCity: text(PERSONA_LIMITS.short),
+  currentState: text(PERSONA_LIMITS.short),
+  prevCity: text(PERSONA_LIMITS.short),
+  prevState: text(PERSONA_LIMITS.short),
+  about: text(PERSONA_LIMITS.about),
+});
+
+export type NormalizeResult = { ok: true; persona: PersonaData } | { ok: false; reason: string };
+
+/**
+ * Validates and normalises a persona from any source: trims text, maps gender words to f/m,
+ * turns the age into an integer or null and enforces length limits. The reason names the field.
+ */
+export function normalizePersona(input: unknown): NormalizeResult {
+  const parsed = personaSchema.safeParse(input);
+  if (parsed.success) return { ok: true, persona: parsed.data as PersonaData };
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.join('.') || 'persona';
+  return { ok: false, reason: `${path} ${issue?.message ?? 'is invalid'}` };
+}
+
+export function fullName(p: Pick<PersonaData, 'firstName' | 'lastName'>): string {
+  return `${p.firstName} ${p.lastName}`.trim();
+}
+
+export function genderWord(g: Gender): 'female' | 'male' {
+  return g === 'f' ? 'female' : 'male';
+}

@@ -1,0 +1,206 @@
+import type { Readable } from 'node:stream';
+import type { Language } from './domain/languages.js';
+import type { Gender, PersonaData, Platform } from './domain/persona.js';
+
+/**
+ * The ports that plugins implement. Every method takes an optional AbortSignal: when it fires,
+ * the call stops and rejects with CancelledError. Failures are AvatarGenError subclasses
+ * (see errors.ts) whose `retryable` flag tells the pipeline whether to try again.
+ */
+
+/** Encoded image bytes (PNG, JPEG, WebP...). A Buffer is a Uint8Array too. */
+export type Bytes = Uint8Array;
+
+export interface EncodedImage {
+  data: Bytes;
+  /** MIME type of `data`, e.g. image/png. */
+  contentType: string;
+}
+
+export interface PersonaRequest {
+  count: number;
+  description: string;
+  language: Language;
+  bioInstructions: Record<Platform, string>;
+  /** Stable per task and batch: a deterministic provider gives the same answer for the same seed. */
+  seed: string;
+  signal?: AbortSignal;
+}
+
+export interface RejectedPersona {
+  /** Position of the object in the provider's answer. */
+  index: number;
+  reason: string;
+}
+
+/** A provider's answer: the personas it could read, and those it had to skip with the reason. */
+export interface PersonaBatch {
+  personas: PersonaData[];
+  rejected: RejectedPersona[];
+}
+
+export interface PersonaProvider {
+  generate(request: PersonaRequest): Promise<PersonaBatch>;
+}
+
+export interface PromptRequest {
+  persona: PersonaData;
+  /** Prompts already used for this persona, oldest first; the next one should differ from them. */
+  previousPrompts: readonly string[];
+  seed: string;
+  signal?: AbortSignal;
+}
+
+export interface ImagePromptProvider {
+  nextPrompt(request: PromptRequest): Promise<string>;
+}
+
+export interface ReferenceFace extends EncodedImage {
+  /** Storage key of the face, recorded in image flags when the image service blocks it. */
+  key: string;
+}
+
+export interface BaseImageRequest {
+  persona: PersonaData;
+  /** When present: image-to-image from this face (facial anatomy only). */
+  referenceFace?: ReferenceFace;
+  seed: string;
+  signal?: AbortSignal;
+}
+
+export interface GridRequest {
+  persona: PersonaData;
+  /** The persona's base selfie: every grid shows the same person. */
+  base: EncodedImage;
+  prompt: string;
+  seed: string;
+  signal?: AbortSignal;
+}
+
+export interface ImageProvider {
+  /** One selfie of the persona. Throws ModerationError when the service blocks the request. */
+  baseImage(request: BaseImageRequest): Promise<EncodedImage>;
+  /** One image holding a 2x2 grid of four different shots of the same person. */
+  gridFromBase(request: GridRequest): Promise<EncodedImage>;
+}
+
+export interface CropWhiteBordersOptions {
+  /** Every RGB channel at or above this counts as white (0-255). Default 220. */
+  threshold?: number;
+  /** How many rows/columns to scan from each edge. Default 50. */
+  scanDepth?: number;
+  /** Crop a white run only when it is at least this thick. Default 1. */
+  minBorder?: number;
+  /** A row/column is white when at least this share of its pixels is white. Default 0.95. */
+  whiteRatio?: number;
+}
+
+export interface TrimOptions {
+  /** 0 = exact white only; higher values treat near-white as white. Default 0. */
+  tolerance?: number;
+}
+
+export const STYLE_PRESETS = ['natural', 'warm', 'cool', 'matte', 'punchy', 'desaturated'] as const;
+export type StylePreset = (typeof STYLE_PRESETS)[number];
+
+/** The parameters randomizeStyle chose; storing them lets the same look be replayed. */
+export interface StyleParams {
+  seed: string;
+  preset: StylePreset;
+  contrast: number;
+  blurSigma: number | null;
+  sharpenAmount: number | null;
+  grainSigma: number | null;
+  vignetteStrength: number | null;
+  jpegQuality: number;
+}
+
+export interface StyledImage extends EncodedImage {
+  params: StyleParams;
+}
+
+export interface ProcessGridOptions {
+  rows?: number;
+  cols?: number;
+  cropWhiteBorders: boolean | CropWhiteBordersOptions;
+  /** Seed for randomizeStyle per cell (cell index is appended); null leaves the style alone. */
+  styleSeed: string | null;
+}
+
+export interface ProcessedImage extends EncodedImage {
+  width: number;
+  height: number;
+  style: StyleParams | null;
+}
+
+export interface ImageProcessor {
+  /** Cells in row-major order; uneven sizes lose and duplicate no pixel. Cells are PNG. */
+  splitGrid(image: Bytes, rows?: number, cols?: number): Promise<Bytes[]>;
+  /** Crop to the bounding box of non-white content. */
+  trimWhitespace(image: Bytes, options?: TrimOptions): Promise<Bytes>;
+  cropWhiteBorders(image: Bytes, options?: CropWhiteBordersOptions): Promise<Bytes>;
+  /** A random but seed-deterministic look, encoded as JPEG. */
+  randomizeStyle(image: Bytes, options: { seed: string }): Promise<StyledImage>;
+  /** WebP of the given width for the web gallery. */
+  thumbnail(image: Bytes, width: number): Promise<Bytes>;
+  /** The whole chain for one grid in one call: split -> trim -> crop borders -> style. */
+  processGrid(image: Bytes, options: ProcessGridOptions): Promise<ProcessedImage[]>;
+  close?(): Promise<void>;
+}
+
+export interface PutOptions {
+  contentType: string;
+  cacheControl?: string;
+}
+
+export interface StoredObject {
+  key: string;
+  size: number;
+}
+
+export interface ObjectStorage {
+  put(key: string, body: Bytes | Readable, options: PutOptions): Promise<void>;
+  /** A stream of the object's bytes; StorageError with notFound when it does not exist. */
+  get(key: string): Promise<Readable>;
+  /** Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  deleteMany(keys: readonly string[]): Promise<void>;
+  /** Every object under the prefix, across all pages. */
+  list(prefix: string): AsyncIterable<StoredObject>;
+  /** The URL a browser uses to fetch the object (derived when read, never stored). */
+  publicUrl(key: string): string;
+  close?(): Promise<void>;
+}
+
+export interface FaceSource {
+  /** A random reference face; of the given gender, or any when gender is null. Null when there is none. */
+  randomFace(options: { gender: Gender | null; signal?: AbortSignal }): Promise<ReferenceFace | null>;
+}
+
+/** Names under which plugins register the ports in the container. */
+export const PORTS = {
+  personaProvider: 'personaProvider',
+  imagePromptProvider: 'imagePromptProvider',
+  imageProvider: 'imageProvider',
+  imageProcessor: 'imageProcessor',
+  objectStorage: 'objectStorage',
+  faceSource: 'faceSource',
+} as const;
+export type PortName = keyof typeof PORTS;
+
+export interface PortTypes {
+  personaProvider: PersonaProvider;
+  imagePromptProvider: ImagePromptProvider;
+  imageProvider: ImageProvider;
+  imageProcessor: ImageProcessor;
+  objectStorage: ObjectStorage;
+  faceSource: FaceSource;
+}
+
+export const REQUIRED_PORTS: readonly PortName[] = [
+  'personaProvider',
+  'imagePromptProvider',
+  'imageProvider',
+  'imageProcessor',
+  'objectStorage',
+];

@@ -1,0 +1,327 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LANGUAGES } from '../domain/languages.js';
+import { normalizePersona, type PersonaData } from '../domain/persona.js';
+import { DEFAULT_BIO_PROMPTS } from '../domain/settings.js';
+import { CancelledError, InvalidImageError, StorageError } from '../errors.js';
+import { readImageInfo } from '../image-info.js';
+import {
+  STYLE_PRESETS,
+  type FaceSource,
+  type ImagePromptProvider,
+  type ImageProcessor,
+  type ImageProvider,
+  type ObjectStorage,
+  type PersonaProvider,
+} from '../ports.js';
+import { encodePng, makeBorderedPng, makeGridPng } from './png.js';
+
+/** How a contract suite gets the implementation under test, and how it cleans up. */
+export interface ContractSubject<T> {
+  create: () => T | Promise<T>;
+  destroy?: (subject: T) => void | Promise<void>;
+}
+
+function useSubject<T>(subject: ContractSubject<T>): () => T {
+  let value: T | undefined;
+  beforeAll(async () => {
+    value = await subject.create();
+  });
+  afterAll(async () => {
+    if (value !== undefined) await subject.destroy?.(value);
+  });
+  return () => {
+    if (value === undefined) throw new Error('contract subject was not created');
+    return value;
+  };
+}
+
+function aborted(): AbortSignal {
+  const controller = new AbortController();
+  controller.abort();
+  return controller.signal;
+}
+
+/** A complete, valid persona for suites that need one. */
+export function samplePersona(overrides: Partial<PersonaData> = {}): PersonaData {
+  return {
+    firstName: 'Maria',
+    lastName: 'Garcia',
+    gender: 'f',
+    ethnicity: 'Hispanic',
+    age: 34,
+    bios: {
+      facebook: 'Nurse in Austin. Weekend hiker, coffee snob, proud aunt of three.',
+      instagram: 'Scrubs by day, trails by weekend ⛰️',
+      x: 'ER nurse | hiking | bad puns',
+      tiktok: 'nurse life + trail snacks',
+    },
+    jobTitle: 'Registered Nurse',
+    workplace: "St. David's Medical Center",
+    eduEstablishment: 'University of Texas at Austin',
+    eduStudy: 'Nursing',
+    currentCity: 'Austin',
+    currentState: 'Texas',
+    prevCity: 'El Paso',
+    prevState: 'Texas',
+    about: 'Grew up in El Paso, moved to Austin for school and never left.',
+    ...overrides,
+  };
+}
+
+export function describePersonaProviderContract(name: string, subject: ContractSubject<PersonaProvider>): void {
+  describe(`PersonaProvider contract: ${name}`, () => {
+    const provider = useSubject(subject);
+    const request = {
+      count: 3,
+      description: 'Nurses and teachers in their 30s living in Texas',
+      language: { code: 'en', name: LANGUAGES.en as string },
+      bioInstructions: DEFAULT_BIO_PROMPTS,
+      seed: 'contract-seed',
+    };
+
+    it('returns at most the requested number of valid, normalised personas', async () => {
+      const batch = await provider().generate(request);
+      expect(batch.personas.length).toBeGreaterThan(0);
+      expect(batch.personas.length).toBeLessThanOrEqual(request.count);
+      for (const persona of batch.personas) {
+        const normalized = normalizePersona(persona);
+        expect(normalized.ok, normalized.ok ? '' : normalized.reason).toBe(true);
+        if (normalized.ok) expect(normalized.persona).toEqual(persona);
+      }
+      expect(Array.isArray(batch.rejected)).toBe(true);
+      for (const rejected of batch.rejected) {
+        expect(typeof rejected.index).toBe('number');
+        expect(rejected.reason.length).toBeGreaterThan(0);
+      }
+    });
+
+    it('rejects with CancelledError when the signal is already aborted', async () => {
+      await expect(provider().generate({ ...request, signal: aborted() })).rejects.toBeInstanceOf(CancelledError);
+    });
+  });
+}
+
+export function describeImagePromptProviderContract(
+  name: string,
+  subject: ContractSubject<ImagePromptProvider>,
+): void {
+  describe(`ImagePromptProvider contract: ${name}`, () => {
+    const provider = useSubject(subject);
+    const persona = samplePersona();
+
+    it('returns a non-empty prompt', async () => {
+      const prompt = await provider().nextPrompt({ persona, previousPrompts: [], seed: 'contract' });
+      expect(typeof prompt).toBe('string');
+      expect(prompt.trim().length).toBeGreaterThan(0);
+      expect(prompt.length).toBeLessThanOrEqual(4000);
+    });
+
+    it('returns a prompt different from the previous ones', async () => {
+      const first = await provider().nextPrompt({ persona, previousPrompts: [], seed: 'contract' });
+      const second = await provider().nextPrompt({ persona, previousPrompts: [first], seed: 'contract' });
+      expect(second).not.toEqual(first);
+    });
+
+    it('rejects with CancelledError when the signal is already aborted', async () => {
+      await expect(
+        provider().nextPrompt({ persona, previousPrompts: [], seed: 'contract', signal: aborted() }),
+      ).rejects.toBeInstanceOf(CancelledError);
+    });
+  });
+}
+
+export function describeImageProviderContract(name: string, subject: ContractSubject<ImageProvider>): void {
+  describe(`ImageProvider contract: ${name}`, () => {
+    const provider = useSubject(subject);
+    const persona = samplePersona();
+
+    it('makes a base image whose bytes match its content type', async () => {
+      const image = await provider().baseImage({ persona, seed: 'contract' });
+      const info = readImageInfo(image.data);
+      expect(info.contentType).toBe(image.contentType);
+      expect(info.width).toBeGreaterThan(0);
+    });
+
+    it('makes a grid from a base image', async () => {
+      const base = await provider().baseImage({ persona, seed: 'contract' });
+      const grid = await provider().gridFromBase({ persona, base, prompt: 'at a cafe, morning light', seed: 'contract' });
+      const info = readImageInfo(grid.data);
+      expect(info.contentType).toBe(grid.contentType);
+    });
+
+    it('rejects with CancelledError when the signal is already aborted', async () => {
+      await expect(provider().baseImage({ persona, seed: 'contract', signal: aborted() })).rejects.toBeInstanceOf(
+        CancelledError,
+      );
+      const base = { data: makeBorderedPng(), contentType: 'image/png' };
+      await expect(
+        provider().gridFromBase({ persona, base, prompt: 'x', seed: 'contract', signal: aborted() }),
+      ).rejects.toBeInstanceOf(CancelledError);
+    });
+  });
+}
+
+export function describeImageProcessorContract(name: string, subject: ContractSubject<ImageProcessor>): void {
+  describe(`ImageProcessor contract: ${name}`, () => {
+    const processor = useSubject(subject);
+    // 2 * 12 margin + 2 * 64 cells + 8 gutter = 160 px square
+    const grid = makeGridPng({ cell: 64, gutter: 8, margin: 12 });
+
+    it('splits a grid into cells in row-major order without losing pixels', async () => {
+      const cells = await processor().splitGrid(grid, 2, 2);
+      expect(cells).toHaveLength(4);
+      const sizes = cells.map((c) => readImageInfo(c));
+      expect(sizes.map((s) => s.width)).toEqual([80, 80, 80, 80]);
+      const odd = encodePng(101, 99, (x, y) => [x % 256, y % 256, 0]);
+      const oddCells = (await processor().splitGrid(odd, 2, 2)).map((c) => readImageInfo(c));
+      expect((oddCells[0]?.width ?? 0) + (oddCells[1]?.width ?? 0)).toBe(101);
+      expect((oddCells[0]?.height ?? 0) + (oddCells[2]?.height ?? 0)).toBe(99);
+    });
+
+    it('trims white space and crops white borders', async () => {
+      const bordered = makeBorderedPng({ width: 96, height: 80, border: 6 });
+      const trimmed = readImageInfo(await processor().trimWhitespace(bordered));
+      expect([trimmed.width, trimmed.height]).toEqual([84, 68]);
+      const cropped = readImageInfo(await processor().cropWhiteBorders(bordered));
+      expect([cropped.width, cropped.height]).toEqual([84, 68]);
+    });
+
+    it('randomizes the style deterministically per seed, as JPEG, and returns its parameters', async () => {
+      const image = makeBorderedPng();
+      const a = await processor().randomizeStyle(image, { seed: 'seed-1' });
+      const b = await processor().randomizeStyle(image, { seed: 'seed-1' });
+      expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(true);
+      expect(a.contentType).toBe('image/jpeg');
+      expect(readImageInfo(a.data).format).toBe('jpeg');
+      expect(a.params).toEqual(b.params);
+      expect(STYLE_PRESETS).toContain(a.params.preset);
+      expect(a.params.jpegQuality).toBeGreaterThanOrEqual(78);
+      expect(a.params.jpegQuality).toBeLessThanOrEqual(95);
+    });
+
+    it('makes WebP thumbnails of the asked width', async () => {
+      const thumb = readImageInfo(await processor().thumbnail(makeBorderedPng(), 32));
+      expect(thumb.format).toBe('webp');
+      expect(thumb.width).toBe(32);
+    });
+
+    it('processes a whole grid into four styled cells', async () => {
+      const out = await processor().processGrid(grid, { cropWhiteBorders: true, styleSeed: 'grid-seed' });
+      expect(out).toHaveLength(4);
+      for (const image of out) {
+        const info = readImageInfo(image.data);
+        expect(info.contentType).toBe(image.contentType);
+        expect([info.width, info.height]).toEqual([image.width, image.height]);
+        expect([image.width, image.height]).toEqual([64, 64]);
+        expect(image.style).not.toBeNull();
+      }
+      const plain = await processor().processGrid(grid, { cropWhiteBorders: false, styleSeed: null });
+      expect(plain.every((image) => image.style === null)).toBe(true);
+    });
+
+    it('refuses bytes that are not an image with InvalidImageError, and keeps working', async () => {
+      await expect(processor().trimWhitespace(Buffer.from('definitely not an image'))).rejects.toBeInstanceOf(
+        InvalidImageError,
+      );
+      await expect(processor().splitGrid(new Uint8Array(0))).rejects.toBeInstanceOf(InvalidImageError);
+      expect(await processor().splitGrid(grid, 2, 2)).toHaveLength(4);
+    });
+  });
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+export function describeObjectStorageContract(name: string, subject: ContractSubject<ObjectStorage>): void {
+  describe(`ObjectStorage contract: ${name}`, () => {
+    const storage = useSubject(subject);
+    const prefix = `contract-${randomUUID()}`;
+
+    it('round-trips bytes and streams', async () => {
+      const bytes = Buffer.from([0, 1, 2, 250, 255]);
+      await storage().put(`${prefix}/a.bin`, bytes, { contentType: 'application/octet-stream' });
+      expect(await readAll(await storage().get(`${prefix}/a.bin`))).toEqual(bytes);
+      const big = Buffer.alloc(300_000, 7);
+      await storage().put(`${prefix}/b.bin`, Readable.from([big.subarray(0, 1000), big.subarray(1000)]), {
+        contentType: 'application/octet-stream',
+      });
+      expect((await readAll(await storage().get(`${prefix}/b.bin`))).equals(big)).toBe(true);
+    });
+
+    it('lists every object under a prefix and only those', async () => {
+      await storage().put(`${prefix}/list/one.txt`, Buffer.from('1'), { contentType: 'text/plain' });
+      await storage().put(`${prefix}/list/sub/two.txt`, Buffer.from('22'), { contentType: 'text/plain' });
+      await storage().put(`${prefix}/other/three.txt`, Buffer.from('333'), { contentType: 'text/plain' });
+      const listed: { key: string; size: number }[] = [];
+      for await (const object of storage().list(`${prefix}/list/`)) listed.push(object);
+      expect(listed.sort((a, b) => a.key.localeCompare(b.key))).toEqual([
+        { key: `${prefix}/list/one.txt`, size: 1 },
+        { key: `${prefix}/list/sub/two.txt`, size: 2 },
+      ]);
+    });
+
+    it('deletes one and many; a missing key is a not-found StorageError on get and no error on delete', async () => {
+      await storage().put(`${prefix}/d/1`, Buffer.from('x'), { contentType: 'text/plain' });
+      await storage().put(`${prefix}/d/2`, Buffer.from('y'), { contentType: 'text/plain' });
+      await storage().put(`${prefix}/d/3`, Buffer.from('z'), { contentType: 'text/plain' });
+      await storage().delete(`${prefix}/d/1`);
+      await storage().deleteMany([`${prefix}/d/2`, `${prefix}/d/3`]);
+      const error = await storage()
+        .get(`${prefix}/d/1`)
+        .then(readAll)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).notFound).toBe(true);
+      await storage().delete(`${prefix}/d/never-existed`);
+      const left: string[] = [];
+      for await (const object of storage().list(`${prefix}/d/`)) left.push(object.key);
+      expect(left).toEqual([]);
+    });
+
+    it('encodes every key segment in public URLs', () => {
+      const url = storage().publicUrl('tasks/a b/Ärger ü.jpg');
+      expect(url).toContain('tasks/a%20b/%C3%84rger%20%C3%BC.jpg');
+    });
+  });
+}
+
+export interface FaceSourceFixture {
+  source: FaceSource;
+  /** Keys of the faces the fixture holds, by gender. */
+  faces: { f: string[]; m: string[] };
+  /** A source over no faces at all. */
+  empty: FaceSource;
+}
+
+export function describeFaceSourceContract(name: string, subject: ContractSubject<FaceSourceFixture>): void {
+  describe(`FaceSource contract: ${name}`, () => {
+    const fixture = useSubject(subject);
+
+    it('returns a face of the asked gender', async () => {
+      for (const gender of ['f', 'm'] as const) {
+        const face = await fixture().source.randomFace({ gender });
+        expect(face).not.toBeNull();
+        expect(fixture().faces[gender]).toContain(face?.key);
+        expect(readImageInfo(face?.data ?? new Uint8Array()).contentType).toBe(face?.contentType);
+      }
+    });
+
+    it('returns a face of either gender when gender is not locked', async () => {
+      const all = [...fixture().faces.f, ...fixture().faces.m];
+      for (let i = 0; i < 5; i++) {
+        const face = await fixture().source.randomFace({ gender: null });
+        expect(all).toContain(face?.key);
+      }
+    });
+
+    it('returns null when there are no faces', async () => {
+      expect(await fixture().empty.randomFace({ gender: 'f' })).toBeNull();
+      expect(await fixture().empty.randomFace({ gender: null })).toBeNull();
+    });
+  });
+}
