@@ -6,3 +6,4 @@ export * from './logger.js';
 export * from './plugin.js';
 export * from './ports.js';
 export * from './util.js';
+export * from './pipeline/faces.js';
