@@ -1,0 +1,250 @@
+import { randomBytes } from 'node:crypto';
+import { constants, type Dirent } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StorageError } from '../errors.js';
+import { definePlugin, type AvatarGenPlugin } from '../plugin.js';
+import type { Bytes, ObjectStorage, PutOptions, StoredObject } from '../ports.js';
+
+export interface FilesystemStorageOptions {
+  /** Folder that holds the objects; created on the first write. */
+  root: string;
+  /** Path (or URL) under which the host serves `root`. Default `/media`. */
+  publicBaseUrl?: string;
+}
+
+/** Temporary files of unfinished writes start with this; they are never listed and no key may use it. */
+const TEMP_PREFIX = '.avatargen-tmp-';
+/** Most filesystems refuse longer names (bytes, not characters). */
+const MAX_SEGMENT_BYTES = 255;
+const MAX_KEY_LENGTH = 1024;
+
+/**
+ * Splits a key into path segments, refusing anything that could leave the root folder or that a
+ * filesystem cannot hold: absolute paths, `..` and `.` segments, empty segments, backslashes,
+ * NUL and other control characters, drive letters.
+ */
+export function storageKeySegments(operation: string, key: string): string[] {
+  const fail = (reason: string): never => {
+    throw new StorageError(operation, JSON.stringify(key).slice(0, 200), `invalid key: ${reason}`, { retryable: false });
+  };
+  if (typeof key !== 'string' || key.length === 0) fail('empty');
+  if (key.length > MAX_KEY_LENGTH) fail(`longer than ${MAX_KEY_LENGTH} characters`);
+  if (/[\u0000-\u001f\u007f]/.test(key)) fail('contains a control character');
+  if (key.includes('\\')) fail('contains a backslash');
+  if (key.startsWith('/')) fail('is an absolute path');
+  if (/^[a-zA-Z]:/.test(key)) fail('starts with a drive letter');
+  const segments = key.split('/');
+  for (const segment of segments) {
+    if (segment === '') fail('has an empty segment');
+    if (segment === '.' || segment === '..') fail(`has a "${segment}" segment`);
+    if (segment.startsWith(TEMP_PREFIX)) fail(`a segment starts with the reserved "${TEMP_PREFIX}"`);
+    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) fail(`a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
+  }
+  return segments;
+}
+
+function isNotFound(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function systemMessage(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  return e?.code ? `${e.code} ${e.syscall ?? ''}`.trim() : String(error);
+}
+
+/**
+ * ObjectStorage on a local folder, the zero-setup default. Writes are atomic (a temporary file in
+ * the same folder, synced, then renamed), so a reader never sees half an object. A key never
+ * reaches outside the root: bad keys are refused and no path through a symbolic link is followed.
+ * The content type is not kept: the host derives it from the key's extension.
+ */
+export function createFilesystemStorage(options: FilesystemStorageOptions): ObjectStorage {
+  if (!options?.root) throw new StorageError('init', undefined, 'a root folder is required', { retryable: false });
+  const root = resolve(options.root);
+  const rootWithSep = root.endsWith(sep) ? root : root + sep;
+  const publicBase = (options.publicBaseUrl ?? '/media').replace(/\/+$/, '');
+
+  /** Refuses a path that passes through a symbolic link below the root (it could point anywhere). */
+  async function assertNoSymlink(operation: string, key: string, segments: string[], count: number): Promise<void> {
+    let current = root;
+    for (let i = 0; i < count; i++) {
+      current = join(current, segments[i] as string);
+      let stats: Awaited<ReturnType<typeof lstat>>;
+      try {
+        stats = await lstat(current);
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw new StorageError(operation, key, systemMessage(error), { cause: error });
+      }
+      if (stats.isSymbolicLink()) {
+        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { retryable: false });
+      }
+    }
+  }
+
+  function pathOf(segments: string[]): string {
+    const full = resolve(root, ...segments);
+    // Belt and braces: the segment rules already make this impossible.
+    if (!full.startsWith(rootWithSep)) throw new StorageError('resolve', segments.join('/'), 'invalid key: outside the root');
+    return full;
+  }
+
+  async function writeAll(target: string, body: Bytes | Readable): Promise<void> {
+    const handle = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    try {
+      if (body instanceof Uint8Array) {
+        await handle.writeFile(body);
+      } else {
+        for await (const chunk of body) {
+          const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+          await handle.write(bytes);
+        }
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async function removeEmptyParents(segments: string[]): Promise<void> {
+    for (let depth = segments.length - 1; depth > 0; depth--) {
+      try {
+        await rmdir(join(root, ...segments.slice(0, depth)));
+      } catch {
+        return; // not empty (or already gone): stop climbing
+      }
+    }
+  }
+
+  async function* walk(dir: string, keyPrefix: string): AsyncGenerator<StoredObject> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw new StorageError('list', keyPrefix || undefined, systemMessage(error), { cause: error });
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      if (entry.name.startsWith(TEMP_PREFIX)) continue;
+      const path = join(dir, entry.name);
+      const key = keyPrefix + entry.name;
+      if (entry.isDirectory()) {
+        yield* walk(path, `${key}/`);
+      } else if (entry.isFile()) {
+        try {
+          const stats = await lstat(path);
+          yield { key, size: stats.size };
+        } catch (error) {
+          if (!isNotFound(error)) throw new StorageError('list', key, systemMessage(error), { cause: error });
+        }
+      }
+      // symbolic links and special files are not objects: skipped
+    }
+  }
+
+  async function remove(key: string): Promise<void> {
+    const segments = storageKeySegments('delete', key);
+    const target = pathOf(segments);
+    await assertNoSymlink('delete', key, segments, segments.length - 1);
+    try {
+      await unlink(target);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw new StorageError('delete', key, systemMessage(error), { cause: error });
+    }
+    await removeEmptyParents(segments);
+  }
+
+  return {
+    async put(key: string, body: Bytes | Readable, _options: PutOptions): Promise<void> {
+      const segments = storageKeySegments('put', key);
+      const target = pathOf(segments);
+      await assertNoSymlink('put', key, segments, segments.length);
+      const folder = join(root, ...segments.slice(0, -1));
+      const temp = join(folder, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+      try {
+        await mkdir(folder, { recursive: true });
+        // mkdir may have raced with someone planting a link: check again before writing.
+        await assertNoSymlink('put', key, segments, segments.length);
+        await writeAll(temp, body);
+        await rename(temp, target);
+      } catch (error) {
+        await rm(temp, { force: true }).catch(() => undefined);
+        if (error instanceof StorageError) throw error;
+        const code = (error as NodeJS.ErrnoException).code;
+        const retryable = code !== 'EISDIR' && code !== 'ENOTDIR' && code !== 'EEXIST' && code !== 'ENOTEMPTY';
+        throw new StorageError('put', key, systemMessage(error), { cause: error, retryable });
+      }
+    },
+
+    async get(key: string): Promise<Readable> {
+      const segments = storageKeySegments('get', key);
+      const target = pathOf(segments);
+      await assertNoSymlink('get', key, segments, segments.length);
+      try {
+        const handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW);
+        const stats = await handle.stat();
+        if (!stats.isFile()) {
+          await handle.close();
+          throw new StorageError('get', key, 'no such object', { notFound: true });
+        }
+        return handle.createReadStream({ autoClose: true });
+      } catch (error) {
+        if (error instanceof StorageError) throw error;
+        if (isNotFound(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') {
+          throw new StorageError('get', key, 'no such object', { notFound: true, cause: error });
+        }
+        throw new StorageError('get', key, systemMessage(error), { cause: error });
+      }
+    },
+
+    delete: remove,
+
+    async deleteMany(keys: readonly string[]): Promise<void> {
+      // Validate them all first, so a bad key deletes nothing.
+      for (const key of keys) storageKeySegments('delete', key);
+      for (const key of keys) await remove(key);
+    },
+
+    async *list(prefix: string): AsyncIterable<StoredObject> {
+      // Like S3: every key that starts with `prefix`; walk only the folder the prefix names.
+      const cut = prefix.lastIndexOf('/');
+      const folderKey = cut >= 0 ? prefix.slice(0, cut) : '';
+      const segments = folderKey === '' ? [] : storageKeySegments('list', folderKey);
+      if (prefix.includes('\\') || /[\u0000-\u001f\u007f]/.test(prefix)) storageKeySegments('list', prefix);
+      await assertNoSymlink('list', prefix, segments, segments.length);
+      const start = segments.length === 0 ? root : pathOf(segments);
+      for await (const object of walk(start, folderKey === '' ? '' : `${folderKey}/`)) {
+        if (object.key.startsWith(prefix)) yield object;
+      }
+    },
+
+    publicUrl(key: string): string {
+      const segments = storageKeySegments('publicUrl', key);
+      return `${publicBase}/${segments.map(encodeURIComponent).join('/')}`;
+    },
+  };
+}
+
+export interface FilesystemStoragePluginOptions {
+  /** Default: `${DATA_DIR}/storage`. */
+  root?: string;
+  /** Default: `/media`. */
+  publicBaseUrl?: string;
+}
+
+/** Fills `objectStorage` with a folder on this machine (the zero-setup default). */
+export function filesystemStoragePlugin(options: FilesystemStoragePluginOptions = {}): AvatarGenPlugin {
+  return definePlugin({
+    name: 'filesystem-storage',
+    provides: ['objectStorage'],
+    register(context) {
+      const root = options.root ?? join(context.config.DATA_DIR, 'storage');
+      context.provide('objectStorage', createFilesystemStorage({ root, publicBaseUrl: options.publicBaseUrl }));
+    },
+  });
+}

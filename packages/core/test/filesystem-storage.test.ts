@@ -1,0 +1,168 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { StorageError } from '../src/errors.js';
+import { buildContainer } from '../src/plugin.js';
+import { createLogger } from '../src/logger.js';
+import { createFilesystemStorage, filesystemStoragePlugin } from '../src/storage/filesystem.js';
+import { describeObjectStorageContract } from '../src/testing/contracts.js';
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+async function listKeys(storage: ReturnType<typeof createFilesystemStorage>, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const object of storage.list(prefix)) keys.push(object.key);
+  return keys;
+}
+
+let base: string;
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'avatargen-fs-'));
+});
+afterAll(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describeObjectStorageContract('filesystem', {
+  create: async () => createFilesystemStorage({ root: await mkdtemp(join(tmpdir(), 'avatargen-fs-contract-')) }),
+});
+
+describe('filesystem storage', () => {
+  it('round-trips an object to a file under the root, atomically and without leftovers', async () => {
+    const root = join(base, 'roundtrip');
+    const storage = createFilesystemStorage({ root });
+    const bytes = Buffer.from('hello image');
+    await storage.put('tasks/t1/persona-1/base.png', bytes, { contentType: 'image/png' });
+    expect(await readFile(join(root, 'tasks/t1/persona-1/base.png'))).toEqual(bytes);
+    expect(await readAll(await storage.get('tasks/t1/persona-1/base.png'))).toEqual(bytes);
+    // overwriting replaces the whole object, and no temporary file stays behind
+    await storage.put('tasks/t1/persona-1/base.png', Readable.from([Buffer.from('v2')]), { contentType: 'image/png' });
+    expect((await readAll(await storage.get('tasks/t1/persona-1/base.png'))).toString()).toBe('v2');
+    expect(await readdir(join(root, 'tasks/t1/persona-1'))).toEqual(['base.png']);
+  });
+
+  it('removes a failed write and keeps the old object', async () => {
+    const root = join(base, 'failed');
+    const storage = createFilesystemStorage({ root });
+    await storage.put('a/b.bin', Buffer.from('old'), { contentType: 'application/octet-stream' });
+    const failing = new Readable({
+      read() {
+        this.push(Buffer.from('partial'));
+        this.destroy(new Error('upstream broke'));
+      },
+    });
+    const error = await storage.put('a/b.bin', failing, { contentType: 'application/octet-stream' }).catch((e) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect((await readAll(await storage.get('a/b.bin'))).toString()).toBe('old');
+    expect(await readdir(join(root, 'a'))).toEqual(['b.bin']);
+  });
+
+  it('lists by a partial name prefix like S3, and an empty prefix lists everything', async () => {
+    const storage = createFilesystemStorage({ root: join(base, 'prefix') });
+    for (const key of ['p/abc.txt', 'p/abd.txt', 'p/x/ab.txt', 'q.txt']) {
+      await storage.put(key, Buffer.from(key), { contentType: 'text/plain' });
+    }
+    expect(await listKeys(storage, 'p/ab')).toEqual(['p/abc.txt', 'p/abd.txt']);
+    expect(await listKeys(storage, '')).toEqual(['p/abc.txt', 'p/abd.txt', 'p/x/ab.txt', 'q.txt']);
+    expect(await listKeys(storage, 'nothing/here/')).toEqual([]);
+  });
+
+  it('builds public URLs under the base path, default /media', () => {
+    expect(createFilesystemStorage({ root: base }).publicUrl('tasks/a b/c#d?.png')).toBe('/media/tasks/a%20b/c%23d%3F.png');
+    expect(createFilesystemStorage({ root: base, publicBaseUrl: 'https://cdn.example.com/files/' }).publicUrl('x/y.jpg')).toBe(
+      'https://cdn.example.com/files/x/y.jpg',
+    );
+  });
+
+  const badKeys: Array<[string, string]> = [
+    ['../escape.txt', '".." segment'],
+    ['a/../../escape.txt', '".." segment'],
+    ['a/./b.txt', '"." segment'],
+    ['/etc/passwd', 'absolute path'],
+    ['a\\..\\..\\b', 'backslash'],
+    ['a/b\u0000.txt', 'control character'],
+    ['a/b\n.txt', 'control character'],
+    ['a//b.txt', 'empty segment'],
+    ['a/', 'empty segment'],
+    ['', 'empty'],
+    ['C:/Windows/x', 'drive letter'],
+    [`a/${'x'.repeat(300)}`, 'longer than 255 bytes'],
+  ];
+
+  it.each(badKeys)('refuses the key %j with a StorageError (%s) in every operation', async (key, reason) => {
+    const root = join(base, 'escape', 'root');
+    await mkdir(root, { recursive: true });
+    const storage = createFilesystemStorage({ root });
+    const attempts: Array<() => unknown> = [
+      () => storage.put(key, Buffer.from('x'), { contentType: 'text/plain' }),
+      () => storage.get(key),
+      () => storage.delete(key),
+      () => storage.deleteMany(['fine.txt', key]),
+      () => storage.publicUrl(key),
+    ];
+    for (const attempt of attempts) {
+      const error = await Promise.resolve()
+        .then(attempt)
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).message).toContain('invalid key');
+      expect((error as StorageError).message).toContain(reason.split(' ')[0]);
+      expect((error as StorageError).retryable).toBe(false);
+    }
+    // nothing was written next to or above the root
+    expect(await readdir(join(base, 'escape'))).toEqual(['root']);
+  });
+
+  it('does not follow symbolic links out of the root', async () => {
+    const root = join(base, 'links', 'root');
+    const outside = join(base, 'links', 'outside');
+    await mkdir(root, { recursive: true });
+    await mkdir(outside, { recursive: true });
+    await writeFile(join(outside, 'secret.txt'), 'secret');
+    await symlink(outside, join(root, 'door'));
+    await symlink(join(outside, 'secret.txt'), join(root, 'file-link.txt'));
+    const storage = createFilesystemStorage({ root });
+
+    for (const attempt of [
+      () => storage.get('door/secret.txt'),
+      () => storage.put('door/new.txt', Buffer.from('x'), { contentType: 'text/plain' }),
+      () => storage.put('door/deeper/new.txt', Buffer.from('x'), { contentType: 'text/plain' }),
+      () => storage.delete('door/secret.txt'),
+      () => storage.get('file-link.txt'),
+      () => storage.put('file-link.txt', Buffer.from('overwritten'), { contentType: 'text/plain' }),
+    ]) {
+      const error = await attempt().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).message).toContain('symbolic link');
+    }
+    expect(await readdir(outside)).toEqual(['secret.txt']);
+    expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('secret');
+    // links are not objects: listing does not descend into them
+    await storage.put('real.txt', Buffer.from('r'), { contentType: 'text/plain' });
+    expect(await listKeys(storage, '')).toEqual(['real.txt']);
+  });
+
+  it('is the objectStorage of filesystemStoragePlugin, under DATA_DIR/storage by default', async () => {
+    const config = loadConfig({ DATA_DIR: join(base, 'data'), LOG_LEVEL: 'silent' });
+    const built = await buildContainer([filesystemStoragePlugin()], { config, logger: createLogger(config) }, [
+      'objectStorage',
+    ]);
+    const storage = built.resolvePort('objectStorage');
+    await storage.put('k/v.txt', Buffer.from('via plugin'), { contentType: 'text/plain' });
+    expect(await readFile(join(base, 'data', 'storage', 'k', 'v.txt'), 'utf8')).toBe('via plugin');
+    expect(storage.publicUrl('k/v.txt')).toBe('/media/k/v.txt');
+  });
+});
