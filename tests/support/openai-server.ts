@@ -1,0 +1,512 @@
+/**
+ * A local stand-in for the OpenAI Images API (`POST /v1/images/generations` and
+ * `POST /v1/images/edits`), for tests. It is a real `node:http` server on 127.0.0.1 that
+ * speaks OpenAI's wire format: JSON answers `{ created, data: [{ b64_json }], usage }` and
+ * error bodies `{ error: { message, type, param, code } }`.
+ *
+ * It CHECKS what it receives, the way the real service does, and answers 401/400 when the
+ * request is wrong: the Bearer key, the model, the prompt, every parameter (unknown ones are
+ * refused), and for edits the multipart parts, their content types and that the bytes of each
+ * image really are that type. Every request is recorded (with the problems found) so tests can
+ * assert on it.
+ *
+ * Answers are scripted per test with `enqueue(...)` (first matching answer wins, FIFO); with
+ * nothing queued it returns a small valid PNG: a 2x2 grid for edits, a bordered photo for
+ * generations, so whole tasks can run against it.
+ *
+ * ```ts
+ * const server = await startOpenAIServer({ apiKey: 'sk-test' });
+ * server.enqueue({ kind: 'moderation-block', endpoint: 'edits' }, { kind: 'rate-limit', retryAfter: '7' });
+ * // ... point the client at server.baseURL (ends in /v1) ...
+ * expect(server.requests[0]?.fields.prompt).toContain('selfie');
+ * await server.close();
+ * ```
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { readImageInfo } from '@avatargen/core';
+import { makeBorderedPng, makeGridPng } from '@avatargen/core/testing';
+
+export type ImagesEndpoint = 'generations' | 'edits';
+
+/** One scripted answer. `endpoint` restricts it to one endpoint (default: the next call of either). */
+export type OpenAIScriptedAnswer = { endpoint?: ImagesEndpoint } & (
+  | /** 200 with this image (default: the endpoint's default PNG). */ { kind: 'image'; image?: Uint8Array }
+  | /** 400 `moderation_blocked`, the way gpt-image models refuse a request. */ {
+      kind: 'moderation-block';
+      violations?: string[];
+    }
+  | /** 400 with the older "rejected as a result of our safety system" message and no code. */ {
+      kind: 'safety-message';
+    }
+  | /** 429 with Retry-After (seconds or an HTTP date) and/or retry-after-ms, as given. */ {
+      kind: 'rate-limit';
+      retryAfter?: string;
+      retryAfterMs?: string;
+    }
+  | /** A server error (default 500) with OpenAI's error body. */ { kind: 'server-error'; status?: number }
+  | /** Never answers; the socket is closed by the client or by `close()`. */ { kind: 'hang' }
+  | /** 200 whose `data[0]` has no `b64_json` (a `url` instead). */ { kind: 'no-b64' }
+  | /** 200 whose `data` is empty. */ { kind: 'empty-data' }
+  | /** 200 whose `b64_json` decodes to bytes that are not an image. */ { kind: 'garbage-b64' }
+  | /** 200 with a body that is not JSON although it says so. */ { kind: 'broken-json' }
+  | /** Any status and body, sent as JSON. */ {
+      kind: 'raw';
+      status: number;
+      body: unknown;
+      headers?: Record<string, string>;
+    }
+);
+
+export interface RecordedFile {
+  /** Form field name, e.g. `image[]`. */
+  field: string;
+  filename: string;
+  /** The part's Content-Type. */
+  type: string;
+  bytes: Buffer;
+}
+
+export interface RecordedRequest {
+  endpoint: ImagesEndpoint | null;
+  method: string;
+  path: string;
+  /** The `Authorization` header as received. */
+  authorization: string | undefined;
+  contentType: string | undefined;
+  /** Generations: the JSON body; edits: the text fields of the form. */
+  fields: Record<string, unknown>;
+  /** Edits: the file parts, in order. */
+  files: RecordedFile[];
+  /** What the server found wrong with the request (it answered 400/401 when not empty). */
+  problems: string[];
+  /** The scripted answer used, or 'default' / 'rejected'. */
+  answer: OpenAIScriptedAnswer['kind'] | 'default' | 'rejected';
+}
+
+export interface OpenAIServerOptions {
+  /** The Bearer key the server accepts. Default `sk-test-openai-key`. */
+  apiKey?: string;
+  /** The model the server accepts. Default `gpt-image-1.5`. Null accepts any model. */
+  model?: string | null;
+  /** Default answer of edits (a 2x2 grid PNG). */
+  editImage?: Uint8Array;
+  /** Default answer of generations (a bordered photo PNG). */
+  generationImage?: Uint8Array;
+}
+
+export interface OpenAIServer {
+  /** `http://127.0.0.1:<port>/v1`: what the OpenAI SDK calls `baseURL`. */
+  readonly baseURL: string;
+  readonly apiKey: string;
+  /** Every request received, oldest first. */
+  readonly requests: RecordedRequest[];
+  /** Adds answers to the end of the queue. */
+  enqueue(...answers: OpenAIScriptedAnswer[]): void;
+  /** Answers still queued. */
+  pending(): number;
+  /** Forgets recorded requests and queued answers. */
+  reset(): void;
+  /** Resolves when `count` requests have arrived (e.g. to know a `hang` request is in flight). */
+  waitForRequests(count: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_KEY = 'sk-test-openai-key';
+const MAX_PROMPT = 32_000;
+const SIZES = new Set(['auto', '1024x1024', '1536x1024', '1024x1536', '256x256', '512x512']);
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/webp']);
+const COMMON_PARAMS = [
+  'prompt',
+  'model',
+  'n',
+  'size',
+  'quality',
+  'output_format',
+  'output_compression',
+  'background',
+  'moderation',
+  'response_format',
+  'user',
+  'stream',
+  'partial_images',
+];
+const GENERATION_PARAMS = new Set([...COMMON_PARAMS, 'style']);
+const EDIT_FIELDS = new Set([...COMMON_PARAMS, 'input_fidelity']);
+const EDIT_FILE_FIELDS = new Set(['image', 'image[]', 'mask']);
+
+class Rejection extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: { message: string; type: string; param: string | null; code: string | null },
+  ) {
+    super(body.message);
+  }
+}
+
+const invalid = (message: string, param: string | null = null, code: string | null = null) =>
+  new Rejection(400, { message, type: 'invalid_request_error', param, code });
+
+export async function startOpenAIServer(options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
+  const apiKey = options.apiKey ?? DEFAULT_KEY;
+  const model = options.model === undefined ? 'gpt-image-1.5' : options.model;
+  const editImage = Buffer.from(options.editImage ?? makeGridPng({ cell: 24, gutter: 4, margin: 4 }));
+  const generationImage = Buffer.from(options.generationImage ?? makeBorderedPng({ width: 48, height: 40, border: 3 }));
+  const queue: OpenAIScriptedAnswer[] = [];
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  let waiters: Array<{ count: number; resolve: () => void }> = [];
+
+  const record = (request: RecordedRequest) => {
+    requests.push(request);
+    const ready = waiters.filter((w) => requests.length >= w.count);
+    waiters = waiters.filter((w) => requests.length < w.count);
+    for (const w of ready) w.resolve();
+  };
+
+  const takeAnswer = (endpoint: ImagesEndpoint): OpenAIScriptedAnswer | undefined => {
+    const index = queue.findIndex((a) => a.endpoint === undefined || a.endpoint === endpoint);
+    return index < 0 ? undefined : queue.splice(index, 1)[0];
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) sendError(res, 500, { message: `test server: ${String(error)}`, type: 'server_error', param: null, code: null });
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req);
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const endpoint: ImagesEndpoint | null =
+      path === '/v1/images/generations' ? 'generations' : path === '/v1/images/edits' ? 'edits' : null;
+    const recorded: RecordedRequest = {
+      endpoint,
+      method: req.method ?? '',
+      path,
+      authorization: req.headers.authorization,
+      contentType: req.headers['content-type'],
+      fields: {},
+      files: [],
+      problems: [],
+      answer: 'rejected',
+    };
+    try {
+      if (!endpoint || req.method !== 'POST') {
+        throw new Rejection(404, {
+          message: `Invalid URL (${req.method} ${path})`,
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        });
+      }
+      checkAuth(req.headers.authorization, apiKey);
+      if (endpoint === 'generations') {
+        recorded.fields = parseJsonBody(req.headers['content-type'], body);
+        checkParams(recorded.fields, GENERATION_PARAMS, model);
+      } else {
+        const parsed = await parseMultipart(req, body);
+        recorded.fields = parsed.fields;
+        recorded.files = parsed.files;
+        checkParams(recorded.fields, EDIT_FIELDS, model);
+        checkEditFiles(parsed.files);
+      }
+    } catch (error) {
+      if (!(error instanceof Rejection)) throw error;
+      recorded.problems.push(error.message);
+      record(recorded);
+      sendError(res, error.status, error.body);
+      return;
+    }
+    const answer = takeAnswer(endpoint);
+    recorded.answer = answer?.kind ?? 'default';
+    record(recorded);
+    respond(res, endpoint, answer);
+  }
+
+  function respond(res: ServerResponse, endpoint: ImagesEndpoint, answer: OpenAIScriptedAnswer | undefined): void {
+    const image = endpoint === 'edits' ? editImage : generationImage;
+    switch (answer?.kind) {
+      case undefined:
+        sendImage(res, image);
+        return;
+      case 'image':
+        sendImage(res, Buffer.from(answer.image ?? image));
+        return;
+      case 'moderation-block': {
+        const violations = answer.violations ?? ['sexual'];
+        sendError(res, 400, {
+          message: `Your request was rejected by the safety system. If you believe this is an error, contact us at help.openai.com and include the request ID req_${Date.now().toString(16)}. safety_violations=[${violations.join(', ')}].`,
+          type: 'image_generation_user_error',
+          param: null,
+          code: 'moderation_blocked',
+        });
+        return;
+      }
+      case 'safety-message':
+        sendError(res, 400, {
+          message:
+            'Your request was rejected as a result of our safety system. Your request may contain content that is not allowed by our safety system.',
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        });
+        return;
+      case 'rate-limit': {
+        const headers: Record<string, string> = {};
+        if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
+        if (answer.retryAfterMs !== undefined) headers['retry-after-ms'] = answer.retryAfterMs;
+        sendError(
+          res,
+          429,
+          {
+            message: 'Rate limit reached for gpt-image-1.5 in organization org-test on images per minute (IPM): Limit 5, Used 5, Requested 1.',
+            type: 'requests',
+            param: null,
+            code: 'rate_limit_exceeded',
+          },
+          headers,
+        );
+        return;
+      }
+      case 'server-error':
+        sendError(res, answer.status ?? 500, {
+          message: 'The server had an error while processing your request. Sorry about that!',
+          type: 'server_error',
+          param: null,
+          code: null,
+        });
+        return;
+      case 'hang':
+        return; // the request stays open until the client gives up or the server closes
+      case 'no-b64':
+        sendJson(res, 200, { created: now(), data: [{ url: 'https://example.invalid/image.png' }] });
+        return;
+      case 'empty-data':
+        sendJson(res, 200, { created: now(), data: [] });
+        return;
+      case 'garbage-b64':
+        sendJson(res, 200, {
+          created: now(),
+          data: [{ b64_json: Buffer.from('this is not an image, just some text bytes').toString('base64') }],
+        });
+        return;
+      case 'broken-json':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"created": 1, "data": [{"b64_json": "iVBOR');
+        return;
+      case 'raw':
+        sendJson(res, answer.status, answer.body, answer.headers);
+        return;
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    baseURL: `http://127.0.0.1:${port}/v1`,
+    apiKey,
+    requests,
+    enqueue: (...answers) => {
+      queue.push(...answers);
+    },
+    pending: () => queue.length,
+    reset: () => {
+      queue.length = 0;
+      requests.length = 0;
+    },
+    waitForRequests: (count) =>
+      requests.length >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function now(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function checkAuth(header: string | undefined, apiKey: string): void {
+  if (!header || !/^Bearer\s+\S/.test(header)) {
+    throw new Rejection(401, {
+      message:
+        "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+      type: 'invalid_request_error',
+      param: null,
+      code: null,
+    });
+  }
+  const key = header.replace(/^Bearer\s+/, '');
+  if (key !== apiKey) {
+    // Deliberately harsher than OpenAI (which masks the middle): echoing the whole key proves
+    // that the client never passes the server's message on.
+    throw new Rejection(401, {
+      message: `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+      type: 'invalid_request_error',
+      param: null,
+      code: 'invalid_api_key',
+    });
+  }
+}
+
+function parseJsonBody(contentType: string | undefined, body: Buffer): Record<string, unknown> {
+  if (!contentType?.startsWith('application/json')) {
+    throw invalid(`Invalid Content-Type header (${contentType ?? 'none'}), expected application/json.`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw invalid('We could not parse the JSON body of your request.');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw invalid('The body of your request must be a JSON object.');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+async function parseMultipart(
+  req: IncomingMessage,
+  body: Buffer,
+): Promise<{ fields: Record<string, unknown>; files: RecordedFile[] }> {
+  const contentType = req.headers['content-type'];
+  if (!contentType?.startsWith('multipart/form-data')) {
+    throw invalid(`Invalid Content-Type header (${contentType ?? 'none'}), expected multipart/form-data.`);
+  }
+  // Only the content type (with its boundary) matters to the parser; hop-by-hop headers would not fit a Request.
+  const headers = new Headers({ 'content-type': contentType });
+  let form: FormData;
+  try {
+    form = await new Request(`http://127.0.0.1${req.url ?? '/'}`, { method: 'POST', headers, body }).formData();
+  } catch {
+    throw invalid('Could not parse multipart form data.');
+  }
+  const fields: Record<string, unknown> = {};
+  const files: RecordedFile[] = [];
+  for (const [name, value] of form.entries()) {
+    if (typeof value === 'string') {
+      if (name in fields) throw invalid(`Duplicate parameter: '${name}'.`, name, 'duplicate_parameter');
+      fields[name] = coerceFormValue(name, value);
+    } else {
+      files.push({ field: name, filename: value.name, type: value.type, bytes: Buffer.from(await value.arrayBuffer()) });
+    }
+  }
+  return { fields, files };
+}
+
+/** Multipart fields are text; numbers are read the way the API reads them. */
+function coerceFormValue(name: string, value: string): unknown {
+  if ((name === 'n' || name === 'output_compression' || name === 'partial_images') && /^\d+$/.test(value)) return Number(value);
+  if (name === 'stream') return value === 'true';
+  return value;
+}
+
+function checkParams(fields: Record<string, unknown>, known: Set<string>, model: string | null): void {
+  for (const name of Object.keys(fields)) {
+    if (!known.has(name)) throw invalid(`Unknown parameter: '${name}'.`, name, 'unknown_parameter');
+  }
+  const prompt = fields.prompt;
+  if (typeof prompt !== 'string' || prompt.trim() === '') {
+    throw invalid("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
+  }
+  if (prompt.length > MAX_PROMPT) {
+    throw invalid(`Invalid 'prompt': string too long. Expected a string with maximum length ${MAX_PROMPT}, but got a string with length ${prompt.length} instead.`, 'prompt', 'string_above_max_length');
+  }
+  if (model !== null && fields.model !== model) {
+    throw invalid(`Invalid value: '${String(fields.model)}'. This server expects model '${model}'.`, 'model', 'invalid_value');
+  }
+  if (fields.n !== undefined && !(Number.isInteger(fields.n) && (fields.n as number) >= 1 && (fields.n as number) <= 10)) {
+    throw invalid(`Invalid 'n': expected an integer from 1 to 10.`, 'n', 'invalid_value');
+  }
+  if (fields.size !== undefined && !(typeof fields.size === 'string' && SIZES.has(fields.size))) {
+    throw invalid(`Invalid value: '${String(fields.size)}'. Supported values are: ${[...SIZES].map((s) => `'${s}'`).join(', ')}.`, 'size', 'invalid_value');
+  }
+  if (fields.moderation !== undefined && fields.moderation !== 'auto' && fields.moderation !== 'low') {
+    throw invalid(`Invalid value: '${String(fields.moderation)}'. Supported values are: 'low' and 'auto'.`, 'moderation', 'invalid_value');
+  }
+  if (fields.stream === true) throw invalid('This test server does not stream.', 'stream', 'invalid_value');
+}
+
+function checkEditFiles(files: RecordedFile[]): void {
+  for (const file of files) {
+    if (!EDIT_FILE_FIELDS.has(file.field)) throw invalid(`Unknown parameter: '${file.field}'.`, file.field, 'unknown_parameter');
+  }
+  const images = files.filter((f) => f.field === 'image' || f.field === 'image[]');
+  if (images.length === 0) throw invalid("Missing required parameter: 'image'.", 'image', 'missing_required_parameter');
+  if (images.length > 16) throw invalid('Too many images: at most 16.', 'image', 'invalid_value');
+  for (const file of images) {
+    if (!IMAGE_TYPES.has(file.type)) {
+      throw invalid(
+        `Invalid file '${file.field}': unsupported mimetype ('${file.type || 'none'}'). Supported file formats are 'image/jpeg', 'image/png', and 'image/webp'.`,
+        file.field,
+        'unsupported_file',
+      );
+    }
+    let sniffed: string;
+    try {
+      sniffed = readImageInfo(file.bytes).contentType;
+    } catch {
+      throw invalid(`Invalid image file '${file.filename}': the bytes are not an image.`, file.field, 'invalid_image_file');
+    }
+    if (sniffed !== file.type) {
+      throw invalid(`Invalid image file '${file.filename}': sent as ${file.type} but the bytes are ${sniffed}.`, file.field, 'invalid_image_file');
+    }
+  }
+}
+
+function sendImage(res: ServerResponse, image: Buffer): void {
+  sendJson(res, 200, {
+    created: now(),
+    background: 'opaque',
+    data: [{ b64_json: image.toString('base64') }],
+    output_format: 'png',
+    quality: 'medium',
+    size: '1024x1024',
+    usage: {
+      input_tokens: 50,
+      input_tokens_details: { image_tokens: 40, text_tokens: 10 },
+      output_tokens: 1056,
+      total_tokens: 1106,
+    },
+  });
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  error: { message: string; type: string; param: string | null; code: string | null },
+  headers: Record<string, string> = {},
+): void {
+  sendJson(res, status, { error }, headers);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': `req_${Math.random().toString(16).slice(2)}`,
+    ...headers,
+  });
+  res.end(text);
+}
