@@ -1,0 +1,149 @@
+import {
+  CancelledError,
+  type ImagePromptProvider,
+  InvalidResponseError,
+  type PersonaBatch,
+  type PersonaProvider,
+  type PersonaRequest,
+  type PromptRequest,
+} from '@avatargen/core';
+import { PredictionClient, SOURCE, type StartStateEntry } from './client.js';
+import { parsePersonaText } from './persona.js';
+import { parsePromptText, personDataJson, promptsHistory } from './prompt.js';
+
+export interface FlowiseProvidersOptions {
+  /** Base URL of the Flowise server, e.g. http://127.0.0.1:3000. */
+  url: string;
+  /** Flowise API key, sent as `Authorization: Bearer`. Omit for flows without a key. */
+  apiKey?: string;
+  personaFlowId: string;
+  promptFlowId: string;
+  /** Timeout of one persona call in milliseconds. Default 600 000 (10 minutes). */
+  personaTimeoutMs?: number;
+  /** Timeout of one prompt call in milliseconds. Default 120 000. */
+  promptTimeoutMs?: number;
+  /** Persona calls in flight at once from these providers; more wait their turn. Default: no limit. */
+  personaConcurrency?: number;
+  /** The fetch to use; Node's global fetch (undici) by default. */
+  fetch?: typeof globalThis.fetch;
+}
+
+export interface FlowiseProviders {
+  personas: PersonaProvider;
+  prompts: ImagePromptProvider;
+}
+
+export const DEFAULT_PERSONA_TIMEOUT_MS = 600_000;
+export const DEFAULT_PROMPT_TIMEOUT_MS = 120_000;
+
+/** A small FIFO semaphore whose waiters leave the queue when their signal fires. */
+class Slots {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+  constructor(size: number) {
+    this.#free = size;
+  }
+  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else {
+      await new Promise<void>((resolve, reject) => {
+        const grant = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const at = this.#waiting.indexOf(grant);
+          if (at !== -1) this.#waiting.splice(at, 1);
+          reject(new CancelledError());
+        };
+        this.#waiting.push(grant);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+function positiveMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number of milliseconds`);
+  return value;
+}
+
+/** The persona and prompt providers over one Flowise server. */
+export function createFlowiseProviders(options: FlowiseProvidersOptions): FlowiseProviders {
+  if (!options.url) throw new TypeError('createFlowiseProviders: url is required');
+  if (!options.personaFlowId) throw new TypeError('createFlowiseProviders: personaFlowId is required');
+  if (!options.promptFlowId) throw new TypeError('createFlowiseProviders: promptFlowId is required');
+  const client = new PredictionClient({ url: options.url, apiKey: options.apiKey, fetch: options.fetch });
+  const personaTimeoutMs = positiveMs('personaTimeoutMs', options.personaTimeoutMs, DEFAULT_PERSONA_TIMEOUT_MS);
+  const promptTimeoutMs = positiveMs('promptTimeoutMs', options.promptTimeoutMs, DEFAULT_PROMPT_TIMEOUT_MS);
+  const slots = options.personaConcurrency ? new Slots(options.personaConcurrency) : undefined;
+
+  const personas: PersonaProvider = {
+    async generate(request: PersonaRequest): Promise<PersonaBatch> {
+      if (request.signal?.aborted) throw new CancelledError();
+      const startState: StartStateEntry[] = [
+        // The old system sent every value as a string, the count too.
+        { key: 'requested_amount', value: String(request.count) },
+        { key: 'persona_description', value: request.description },
+        { key: 'bio_language', value: request.language.name },
+        { key: 'instructions_facebook', value: request.bioInstructions.facebook },
+        { key: 'instructions_instagram', value: request.bioInstructions.instagram },
+        { key: 'instructions_x', value: request.bioInstructions.x },
+        { key: 'instructions_tiktok', value: request.bioInstructions.tiktok },
+      ];
+      const call = () =>
+        client.predict({
+          flow: 'persona',
+          flowId: options.personaFlowId,
+          startState,
+          timeoutMs: personaTimeoutMs,
+          signal: request.signal,
+        });
+      const answer = slots ? await slots.run(call, request.signal) : await call();
+      const batch = parsePersonaText(answer.text);
+      if (batch.personas.length === 0) {
+        const reasons = batch.rejected.slice(0, 3).map((r) => r.reason);
+        throw new InvalidResponseError(
+          SOURCE,
+          `Flowise persona flow ${options.personaFlowId} answered with no usable persona${
+            reasons.length > 0 ? ` (${batch.rejected.length} rejected: ${reasons.join('; ')})` : ' (no JSON object in its text)'
+          }`,
+        );
+      }
+      // A flow that makes more than asked: keep the batch to the asked size (the port promises at most `count`).
+      return { personas: batch.personas.slice(0, request.count), rejected: batch.rejected };
+    },
+  };
+
+  const prompts: ImagePromptProvider = {
+    async nextPrompt(request: PromptRequest): Promise<string> {
+      if (request.signal?.aborted) throw new CancelledError();
+      const startState: StartStateEntry[] = [{ key: 'person_data', value: personDataJson(request.persona) }];
+      if (request.previousPrompts.length > 0) {
+        startState.push({ key: 'prompts_history', value: promptsHistory(request.previousPrompts) });
+      }
+      const answer = await client.predict({
+        flow: 'prompt',
+        flowId: options.promptFlowId,
+        startState,
+        timeoutMs: promptTimeoutMs,
+        signal: request.signal,
+      });
+      const parsed = parsePromptText(answer.text);
+      if (!parsed.ok) {
+        throw new InvalidResponseError(SOURCE, `Flowise prompt flow ${options.promptFlowId} answered without a usable prompt: ${parsed.reason}`);
+      }
+      return parsed.prompt;
+    },
+  };
+
+  return { personas, prompts };
+}
