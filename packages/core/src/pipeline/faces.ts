@@ -54,10 +54,8 @@ export async function baseImageWithFaces(options: BaseImageWithFacesOptions): Pr
         options.onFaceSourceProblem?.('No reference faces available; using text-to-image');
         break;
       }
-      if (tried.has(face.key) && tried.size > 0 && attempt > 0) {
-        // The same blocked face again: the source has few faces; one more draw is all we try.
-        continue;
-      }
+      // A face already blocked is not sent again; the draw still counts as an attempt.
+      if (tried.has(face.key)) continue;
       tried.add(face.key);
       try {
         const image = await imageProvider.baseImage({ persona, referenceFace: face, seed, signal });

@@ -1,0 +1,119 @@
+import type { Logger } from 'pino';
+import { type AvatarGenConfig, type ConfigInput, databaseUrl, loadConfig } from './config.js';
+import { openDatabase, type Orm, runMigrations } from './db/orm.js';
+import { ExportsService } from './exports/index.js';
+import { createLogger } from './logger.js';
+import { Pipeline, type PipelinePorts } from './pipeline/engine.js';
+import { type AvatarGenPlugin, buildContainer, runClosers } from './plugin.js';
+import type { PortName, PortTypes } from './ports.js';
+import { PersonasService } from './services/personas.js';
+import { SessionStore } from './services/sessions.js';
+import { SettingsService } from './services/settings.js';
+import { TasksService } from './services/tasks.js';
+import { UsersService } from './services/users.js';
+
+export interface CreateAvatarGenOptions {
+  /** A validated config, or raw variables (e.g. process.env) to validate. */
+  config?: AvatarGenConfig | ConfigInput;
+  plugins: readonly AvatarGenPlugin[];
+  logger?: Logger;
+  /** PostgreSQL URL; default: from the config (DATABASE_URL or DB_*). */
+  databaseUrl?: string;
+  /** Run pending migrations on start. Default true. */
+  migrate?: boolean;
+  /** Pipeline tuning (tests and benchmarks shorten these). */
+  pipeline?: { reconcileIntervalMs?: number; maintenanceIntervalSeconds?: number; pollingIntervalSeconds?: number };
+}
+
+export interface AvatarGen {
+  config: AvatarGenConfig;
+  logger: Logger;
+  orm: Orm;
+  tasks: TasksService;
+  personas: PersonasService;
+  settings: SettingsService;
+  users: UsersService;
+  sessions: SessionStore;
+  exports: ExportsService;
+  /** Start taking generation work in this process (`start()`), or stop it (`stop()`). */
+  worker: { start(): Promise<void>; stop(timeoutMs?: number): Promise<void> };
+  pipeline: Pipeline;
+  port<K extends PortName>(name: K): PortTypes[K];
+  hasPort(name: PortName): boolean;
+  /** Stops the worker, closes the queue, the database and every plugin resource. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds an Avatar Data Generator: validates the config, fills the ports from the plugins (later
+ * plugins override earlier ones), opens the database, runs migrations and connects the queue.
+ */
+export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<AvatarGen> {
+  const config: AvatarGenConfig =
+    options.config && isValidated(options.config) ? options.config : loadConfig((options.config as ConfigInput) ?? process.env);
+  const logger = options.logger ?? createLogger(config);
+  const url = options.databaseUrl ?? databaseUrl(config);
+  if (!url) {
+    throw new Error(
+      'No database: set DATABASE_URL (or DB_HOST, DB_NAME, DB_USER), or start embedded PostgreSQL first (startEmbeddedPostgres)',
+    );
+  }
+  const plugins = await buildContainer(options.plugins, { config, logger });
+  let orm: Orm | undefined;
+  let pipeline: Pipeline | undefined;
+  try {
+    orm = await openDatabase({ url, logger });
+    if (options.migrate !== false) await runMigrations(orm, url);
+    const ports: PipelinePorts = {
+      personaProvider: plugins.resolvePort('personaProvider'),
+      imagePromptProvider: plugins.resolvePort('imagePromptProvider'),
+      imageProvider: plugins.resolvePort('imageProvider'),
+      imageProcessor: plugins.resolvePort('imageProcessor'),
+      objectStorage: plugins.resolvePort('objectStorage'),
+      faceSource: plugins.hasPort('faceSource') ? plugins.resolvePort('faceSource') : undefined,
+    };
+    pipeline = new Pipeline({ orm, databaseUrl: url, config, logger, ports, ...options.pipeline });
+    await pipeline.start();
+    const settings = new SettingsService(orm);
+    const tasks = new TasksService(orm, settings, pipeline, ports.objectStorage);
+    const personas = new PersonasService(orm, ports.objectStorage);
+    const openOrm = orm;
+    const openPipeline = pipeline;
+    let closed = false;
+    return {
+      config,
+      logger,
+      orm,
+      tasks,
+      personas,
+      settings,
+      users: new UsersService(orm),
+      sessions: new SessionStore(orm),
+      exports: new ExportsService(tasks, personas, ports.objectStorage),
+      pipeline,
+      worker: {
+        start: () => openPipeline.startWorker(),
+        stop: (timeoutMs) => openPipeline.stop(timeoutMs),
+      },
+      port: (name) => plugins.resolvePort(name),
+      hasPort: (name) => plugins.hasPort(name),
+      async close() {
+        if (closed) return;
+        closed = true;
+        await openPipeline.stop();
+        await openOrm.close();
+        await runClosers(plugins.closers);
+      },
+    };
+  } catch (error) {
+    await pipeline?.stop().catch(() => undefined);
+    await orm?.close().catch(() => undefined);
+    await runClosers(plugins.closers);
+    throw error;
+  }
+}
+
+function isValidated(config: AvatarGenConfig | ConfigInput): config is AvatarGenConfig {
+  // A validated config always has these defaults filled in.
+  return typeof config.APP_PORT === 'number' && typeof config.MULTITHREAD_FLOWISE === 'number';
+}

@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import { stringify as stringifySync } from 'csv-stringify/sync';
+import yazl from 'yazl';
+import { extensionFor } from '../image-info.js';
+import type { ObjectStorage } from '../ports.js';
+import type { PersonasService } from '../services/personas.js';
+import type { Scope, TasksService } from '../services/tasks.js';
+import type { PersonaView, TaskView } from '../services/views.js';
+
+/** Columns of the CSV export, in order. */
+export const CSV_COLUMNS = [
+  'id',
+  'first_name',
+  'last_name',
+  'gender',
+  'ethnicity',
+  'age',
+  'job_title',
+  'workplace',
+  'edu_establishment',
+  'edu_study',
+  'current_city',
+  'current_state',
+  'prev_city',
+  'prev_state',
+  'bio_facebook',
+  'bio_instagram',
+  'bio_x',
+  'bio_tiktok',
+  'about',
+  'base_image_url',
+  'image_urls',
+] as const;
+
+/**
+ * Neutralises spreadsheet formulas: a cell that starts with =, +, -, @, tab or CR is prefixed
+ * with a quote so Excel and LibreOffice show it as text instead of running it.
+ */
+export function neutralizeCell(value: string): string {
+  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+}
+
+function csvRow(p: PersonaView): Record<(typeof CSV_COLUMNS)[number], string | number | null> {
+  return {
+    id: p.id,
+    first_name: p.firstName,
+    last_name: p.lastName,
+    gender: p.gender,
+    ethnicity: p.ethnicity,
+    age: p.age,
+    job_title: p.jobTitle,
+    workplace: p.workplace,
+    edu_establishment: p.eduEstablishment,
+    edu_study: p.eduStudy,
+    current_city: p.currentCity,
+    current_state: p.currentState,
+    prev_city: p.prevCity,
+    prev_state: p.prevState,
+    bio_facebook: p.bios.facebook,
+    bio_instagram: p.bios.instagram,
+    bio_x: p.bios.x,
+    bio_tiktok: p.bios.tiktok,
+    about: p.about,
+    base_image_url: p.baseImage?.url ?? '',
+    image_urls: p.images.map((i) => i.url).join(' '),
+  };
+}
+
+const csvOptions = {
+  header: true,
+  columns: [...CSV_COLUMNS],
+  bom: true,
+  cast: { string: (value: string) => neutralizeCell(value) },
+};
+
+/** A persona as written to details.json and the JSON export: its data and image references. */
+function personaRecord(p: PersonaView) {
+  return {
+    id: p.id,
+    firstName: p.firstName,
+    lastName: p.lastName,
+    gender: p.gender,
+    ethnicity: p.ethnicity,
+    age: p.age,
+    bios: p.bios,
+    jobTitle: p.jobTitle,
+    workplace: p.workplace,
+    eduEstablishment: p.eduEstablishment,
+    eduStudy: p.eduStudy,
+    currentCity: p.currentCity,
+    currentState: p.currentState,
+    prevCity: p.prevCity,
+    prevState: p.prevState,
+    about: p.about,
+    prompts: p.prompts,
+    baseImage: p.baseImage,
+    images: p.images.map((i) => ({ index: i.index, url: i.url, width: i.width, height: i.height, style: i.style })),
+  };
+}
+
+/**
+ * Folder name for a persona inside the ZIP: readable, safe on every file system, and unique
+ * within the archive (compared case-insensitively; a repeat gets _2, _3...).
+ */
+export function folderName(name: string, taken: Set<string>): string {
+  let base = name
+    .normalize('NFC')
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we strip
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
+    .replace(/[/\\:*?"<>|]/g, '-')
+    .replace(/\s+/g, '_')
+    .replace(/^[.\-_]+/, '')
+    .replace(/\.+$/, '')
+    .slice(0, 80);
+  if (base === '' || /^\.+$/.test(base)) base = 'persona';
+  let candidate = base;
+  for (let n = 2; taken.has(candidate.toLowerCase()); n++) candidate = `${base}_${n}`;
+  taken.add(candidate.toLowerCase());
+  return candidate;
+}
+
+export interface ManifestEntry {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** Dataset exports: JSON, CSV and a streamed ZIP with a sha256 manifest. */
+export class ExportsService {
+  constructor(
+    private readonly tasks: TasksService,
+    private readonly personas: PersonasService,
+    private readonly storage: ObjectStorage,
+  ) {}
+
+  /** The task and every persona, as one JSON document. */
+  async json(taskId: string, scope: Scope = {}): Promise<{ task: TaskView; personas: ReturnType<typeof personaRecord>[] }> {
+    const task = await this.tasks.get(taskId, scope);
+    const personas = [];
+    for await (const persona of this.personas.all(taskId, scope)) personas.push(personaRecord(persona));
+    return { task, personas };
+  }
+
+  /** One row per persona, streamed. Access is checked before the stream is returned. */
+  async csv(taskId: string, scope: Scope = {}): Promise<Readable> {
+    await this.tasks.get(taskId, scope);
+    const source = Readable.from(
+      (async function* (personas: PersonasService) {
+        for await (const persona of personas.all(taskId, scope)) yield csvRow(persona);
+      })(this.personas),
+    );
+    const out = stringify(csvOptions);
+    source.on('error', (error) => out.destroy(error));
+    return source.pipe(out);
+  }
+
+  /**
+   * The dataset as a ZIP, written as a stream (memory stays flat whatever the size):
+   * profiles/<name>/details.json, details.csv, images/NN.<ext>, and manifest.json last with a
+   * sha256 per file. Images are stored, not deflated (they are compressed already).
+   */
+  async zip(taskId: string, scope: Scope = {}): Promise<Readable> {
+    const task = await this.tasks.get(taskId, scope);
+    const zip = new yazl.ZipFile();
+    const output = zip.outputStream as Readable;
+    let aborted = false;
+    output.on('close', () => {
+      aborted = true;
+    });
+    const write = async () => {
+      const manifest: ManifestEntry[] = [];
+      const missing: string[] = [];
+      const addBuffer = (path: string, data: Buffer) => {
+        zip.addBuffer(data, path, { compress: true, mtime: task.createdAt });
+        manifest.push({ path, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+      };
+      const addObject = async (path: string, key: string) => {
+        let source: Readable;
+        try {
+          source = await this.storage.get(key);
+        } catch {
+          missing.push(path);
+          return;
+        }
+        const hash = createHash('sha256');
+        let size = 0;
+        const tap = new PassThrough();
+        tap.on('data', (chunk: Buffer) => {
+          hash.update(chunk);
+          size += chunk.length;
+        });
+        const finished = new Promise<void>((resolve, reject) => {
+          tap.on('end', resolve);
+          tap.on('error', reject);
+          source.on('error', reject);
+          output.on('close', resolve);
+        });
+        source.pipe(tap);
+        zip.addReadStream(tap, path, { compress: false, mtime: task.createdAt });
+        await finished;
+        manifest.push({ path, size, sha256: hash.digest('hex') });
+      };
+      const taken = new Set<string>();
+      for await (const persona of this.personas.all(taskId, scope)) {
+        if (aborted) return;
+        const folder = `profiles/${folderName(`${persona.firstName} ${persona.lastName}`, taken)}`;
+        addBuffer(`${folder}/details.json`, Buffer.from(JSON.stringify(personaRecord(persona), null, 2)));
+        addBuffer(`${folder}/details.csv`, Buffer.from(stringifySync([csvRow(persona)], csvOptions)));
+        if (persona.baseImage) {
+          const ext = persona.baseImage.key.split('.').pop() ?? 'bin';
+          await addObject(`${folder}/images/00.${ext}`, persona.baseImage.key);
+        }
+        for (const image of persona.images) {
+          const nn = String(image.index + 1).padStart(2, '0');
+          await addObject(`${folder}/images/${nn}.${extensionFor(image.contentType)}`, image.key);
+        }
+      }
+      const body = { task: { id: task.id, description: task.description, count: task.count, status: task.status }, files: manifest, missing };
+      zip.addBuffer(Buffer.from(JSON.stringify(body, null, 2)), 'manifest.json', { compress: true, mtime: task.createdAt });
+      zip.end();
+    };
+    write().catch((error) => output.destroy(error as Error));
+    return output;
+  }
+}

@@ -1,0 +1,221 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Orm } from '../db/orm.js';
+import { GenerationTask, type TaskEntity } from '../db/entities.js';
+import { type GenerationRequest, parseGenerationRequest } from '../domain/request.js';
+import { assertTransition, isActive, type TaskStatus } from '../domain/status.js';
+import { NotFoundError } from '../errors.js';
+import type { ObjectStorage } from '../ports.js';
+import type { Pipeline } from '../pipeline/engine.js';
+import { shortId } from '../util.js';
+import type { SettingsService } from './settings.js';
+import { type TaskView, taskView } from './views.js';
+
+/** Who is asking: a user sees only their own tasks; no userId (library use) sees all. */
+export interface Scope {
+  userId?: number | null;
+}
+
+export interface ListOptions extends Scope {
+  limit?: number;
+  offset?: number;
+  status?: TaskStatus;
+}
+
+export interface Stats {
+  tasks: number;
+  personas: number;
+  images: number;
+  byStatus: Record<'completed' | 'failed' | 'running' | 'pending' | 'cancelled', number>;
+  /** The last 7 days, oldest first: tasks created, personas and images stored, per UTC day. */
+  days: Array<{ date: string; tasks: number; personas: number; images: number }>;
+}
+
+/** Submitting, reading and managing generation tasks. */
+export class TasksService {
+  constructor(
+    private readonly orm: Orm,
+    private readonly settings: SettingsService,
+    private readonly pipeline: Pipeline,
+    private readonly storage: ObjectStorage,
+  ) {}
+
+  private get em(): EntityManager {
+    return this.orm.em.fork() as EntityManager;
+  }
+
+  /** Validates the request (ValidationError with messages per field), snapshots the settings and queues the task. */
+  async submit(input: GenerationRequest | Record<string, unknown>, scope: Scope = {}): Promise<TaskView> {
+    const request = parseGenerationRequest(
+      'language' in input && typeof input.language === 'object' && input.language !== null
+        ? { ...input, language: (input.language as { code: string }).code }
+        : input,
+    );
+    const settings = await this.settings.get();
+    const id = shortId();
+    const em = this.em;
+    const task = em.create(GenerationTask, {
+      id,
+      userId: scope.userId ?? null,
+      description: request.description,
+      languageCode: request.language.code,
+      languageName: request.language.name,
+      count: request.count,
+      imagesPerPersona: request.imagesPerPersona,
+      status: 'pending',
+      settings,
+      storagePrefix: id,
+      run: 0,
+      errorLog: [],
+    });
+    await em.flush();
+    await this.pipeline.notifyTask(id);
+    await this.pipeline.schedule();
+    return this.get(task.id, scope);
+  }
+
+  private async find(em: EntityManager, id: string, scope: Scope, lock = false): Promise<TaskEntity> {
+    const task = await em.findOne(GenerationTask, { id: String(id) }, lock ? { lockMode: 4 } : {});
+    // Another user's task is reported exactly like a missing one.
+    if (!task || (scope.userId !== undefined && task.userId !== scope.userId)) {
+      throw new NotFoundError(`No task ${id}`);
+    }
+    return task;
+  }
+
+  private async counts(em: EntityManager, ids: string[]): Promise<Map<string, { personas: number; images: number }>> {
+    const out = new Map(ids.map((id) => [id, { personas: 0, images: 0 }]));
+    if (ids.length === 0) return out;
+    const personas = await em.execute(
+      'select task_id, count(*)::int as n from personas where task_id in (?) group by task_id',
+      [ids],
+    );
+    const images = await em.execute(
+      'select task_id, count(*)::int as n from persona_images where task_id in (?) group by task_id',
+      [ids],
+    );
+    for (const row of personas) (out.get(row.task_id) as { personas: number }).personas = row.n;
+    for (const row of images) (out.get(row.task_id) as { images: number }).images = row.n;
+    return out;
+  }
+
+  async get(id: string, scope: Scope = {}): Promise<TaskView> {
+    const em = this.em;
+    const task = await this.find(em, id, scope);
+    const counts = await this.counts(em, [task.id]);
+    return taskView(task, counts.get(task.id) ?? { personas: 0, images: 0 });
+  }
+
+  async list(options: ListOptions = {}): Promise<{ tasks: TaskView[]; total: number }> {
+    const em = this.em;
+    const where: Record<string, unknown> = {};
+    if (options.userId !== undefined) where.userId = options.userId;
+    if (options.status) where.status = options.status;
+    const [rows, total] = await em.findAndCount(GenerationTask, where, {
+      orderBy: { createdAt: 'desc', id: 'desc' },
+      limit: Math.min(Math.max(options.limit ?? 50, 1), 500),
+      offset: Math.max(options.offset ?? 0, 0),
+    });
+    const counts = await this.counts(
+      em,
+      rows.map((r) => r.id),
+    );
+    return { tasks: rows.map((r) => taskView(r, counts.get(r.id) ?? { personas: 0, images: 0 })), total };
+  }
+
+  /** Cancels a pending or running task: no new work is scheduled and in-flight calls are aborted. */
+  async cancel(id: string, scope: Scope = {}): Promise<TaskView> {
+    await this.em.transactional(async (em) => {
+      const task = await this.find(em as EntityManager, id, scope, true);
+      assertTransition(task.status, 'cancelled');
+      task.status = 'cancelled';
+      task.finishedAt = new Date();
+      task.errorLog = [...task.errorLog, { at: new Date().toISOString(), stage: 'task', message: 'Cancelled.' }];
+    });
+    await this.pipeline.cancelled(id);
+    return this.get(id, scope);
+  }
+
+  /**
+   * Retries a failed or cancelled task: failed batches and unfinished personas are done again;
+   * everything already stored is kept and never redone.
+   */
+  async retry(id: string, scope: Scope = {}): Promise<TaskView> {
+    await this.em.transactional(async (em) => {
+      const task = await this.find(em as EntityManager, id, scope, true);
+      assertTransition(task.status, 'pending');
+      await em.execute(`update persona_batches set status = 'pending', error = null where task_id = ? and status = 'failed'`, [
+        task.id,
+      ]);
+      await em.execute(
+        `update personas set images_status = 'pending', images_error = null where task_id = ? and images_status <> 'done'`,
+        [task.id],
+      );
+      task.status = 'pending';
+      task.run += 1;
+      task.finishedAt = null;
+      task.errorLog = [...task.errorLog, { at: new Date().toISOString(), stage: 'task', message: 'Retried.' }];
+    });
+    await this.pipeline.notifyTask(id);
+    await this.pipeline.schedule();
+    return this.get(id, scope);
+  }
+
+  /** Deletes a task: a running one is cancelled first; its rows and every stored object go. */
+  async delete(id: string, scope: Scope = {}): Promise<void> {
+    const em = this.em;
+    const task = await this.find(em, id, scope);
+    if (isActive(task.status) || task.status === 'pending') await this.cancel(id, scope);
+    const prefix = `tasks/${task.storagePrefix}/`;
+    let keys: string[] = [];
+    for await (const object of this.storage.list(prefix)) {
+      keys.push(object.key);
+      if (keys.length >= 1000) {
+        await this.storage.deleteMany(keys);
+        keys = [];
+      }
+    }
+    if (keys.length > 0) await this.storage.deleteMany(keys);
+    await this.em.nativeDelete(GenerationTask, { id: task.id });
+    await this.pipeline.notifyTask(id);
+  }
+
+  async stats(scope: Scope = {}): Promise<Stats> {
+    const em = this.em;
+    const byUser = scope.userId !== undefined;
+    const userFilter = byUser ? 'and t.user_id = ?' : '';
+    const params = byUser ? [scope.userId] : [];
+    const [totals] = await em.execute(
+      `select
+         (select count(*)::int from generation_tasks t where true ${userFilter}) as tasks,
+         (select count(*)::int from personas p join generation_tasks t on t.id = p.task_id where true ${userFilter}) as personas,
+         (select count(*)::int from persona_images i join generation_tasks t on t.id = i.task_id where true ${userFilter}) as images`,
+      [...params, ...params, ...params],
+    );
+    const statusRows = await em.execute(
+      `select status, count(*)::int as n from generation_tasks t where true ${userFilter} group by status`,
+      params,
+    );
+    const byStatus = { completed: 0, failed: 0, running: 0, pending: 0, cancelled: 0 };
+    for (const row of statusRows) {
+      const status = row.status as TaskStatus;
+      if (status === 'completed' || status === 'failed' || status === 'pending' || status === 'cancelled') byStatus[status] += row.n;
+      else byStatus.running += row.n;
+    }
+    const days = await em.execute(
+      `with d as (select generate_series((now() at time zone 'utc')::date - 6, (now() at time zone 'utc')::date, '1 day')::date as day)
+       select to_char(d.day, 'YYYY-MM-DD') as date,
+         (select count(*)::int from generation_tasks t where (t.created_at at time zone 'utc')::date = d.day ${userFilter}) as tasks,
+         (select count(*)::int from personas p join generation_tasks t on t.id = p.task_id where (p.created_at at time zone 'utc')::date = d.day ${userFilter}) as personas,
+         (select count(*)::int from persona_images i join generation_tasks t on t.id = i.task_id where (i.created_at at time zone 'utc')::date = d.day ${userFilter}) as images
+       from d order by d.day`,
+      [...params, ...params, ...params],
+    );
+    return {
+      tasks: totals?.tasks ?? 0,
+      personas: totals?.personas ?? 0,
+      images: totals?.images ?? 0,
+      byStatus,
+      days: days.map((d) => ({ date: d.date, tasks: d.tasks, personas: d.personas, images: d.images })),
+    };
+  }
+}

@@ -1,0 +1,139 @@
+import type { PersonaEntity, PersonaImageEntity, TaskEntity, ErrorLogEntry } from '../db/entities.js';
+import type { PersonaData } from '../domain/persona.js';
+import type { Settings } from '../domain/settings.js';
+import { computeProgress, type Progress, type TaskStatus } from '../domain/status.js';
+import type { ObjectStorage, StyleParams } from '../ports.js';
+
+/** A task as programs and pages see it. */
+export interface TaskView {
+  id: string;
+  userId: number | null;
+  description: string;
+  language: { code: string; name: string };
+  count: number;
+  imagesPerPersona: number;
+  status: TaskStatus;
+  settings: Settings;
+  errorLog: ErrorLogEntry[];
+  progress: Progress;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface ImageView {
+  index: number;
+  grid: number;
+  key: string;
+  url: string;
+  contentType: string;
+  width: number;
+  height: number;
+  style: StyleParams | null;
+}
+
+export interface PersonaView extends PersonaData {
+  id: number;
+  taskId: string;
+  batchNo: number;
+  batchIndex: number;
+  baseImage: { key: string; url: string } | null;
+  prompts: string[];
+  images: ImageView[];
+  imagesStatus: 'pending' | 'done' | 'failed';
+  imagesError: string | null;
+}
+
+export function taskView(task: TaskEntity, counts: { personas: number; images: number }): TaskView {
+  return {
+    id: task.id,
+    userId: task.userId ?? null,
+    description: task.description,
+    language: { code: task.languageCode, name: task.languageName },
+    count: task.count,
+    imagesPerPersona: task.imagesPerPersona,
+    status: task.status,
+    settings: task.settings,
+    errorLog: task.errorLog,
+    progress: computeProgress({
+      count: task.count,
+      imagesPerPersona: task.imagesPerPersona,
+      personasStored: counts.personas,
+      imagesStored: counts.images,
+    }),
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+    startedAt: task.startedAt ?? null,
+    finishedAt: task.finishedAt ?? null,
+  };
+}
+
+export function personaData(row: PersonaEntity): PersonaData {
+  return {
+    firstName: row.firstName,
+    lastName: row.lastName,
+    gender: row.gender,
+    ethnicity: row.ethnicity,
+    age: row.age ?? null,
+    bios: { facebook: row.bioFacebook, instagram: row.bioInstagram, x: row.bioX, tiktok: row.bioTiktok },
+    jobTitle: row.jobTitle,
+    workplace: row.workplace,
+    eduEstablishment: row.eduEstablishment,
+    eduStudy: row.eduStudy,
+    currentCity: row.currentCity,
+    currentState: row.currentState,
+    prevCity: row.prevCity,
+    prevState: row.prevState,
+    about: row.about,
+  };
+}
+
+export function personaColumns(p: PersonaData) {
+  return {
+    firstName: p.firstName,
+    lastName: p.lastName,
+    gender: p.gender,
+    ethnicity: p.ethnicity,
+    age: p.age,
+    bioFacebook: p.bios.facebook,
+    bioInstagram: p.bios.instagram,
+    bioX: p.bios.x,
+    bioTiktok: p.bios.tiktok,
+    jobTitle: p.jobTitle,
+    workplace: p.workplace,
+    eduEstablishment: p.eduEstablishment,
+    eduStudy: p.eduStudy,
+    currentCity: p.currentCity,
+    currentState: p.currentState,
+    prevCity: p.prevCity,
+    prevState: p.prevState,
+    about: p.about,
+  };
+}
+
+export function personaView(row: PersonaEntity, images: PersonaImageEntity[], storage: ObjectStorage): PersonaView {
+  return {
+    ...personaData(row),
+    id: row.id,
+    taskId: row.taskId,
+    batchNo: row.batchNo,
+    batchIndex: row.batchIndex,
+    baseImage: row.baseImageKey ? { key: row.baseImageKey, url: storage.publicUrl(row.baseImageKey) } : null,
+    prompts: row.prompts,
+    images: images
+      .sort((a, b) => a.idx - b.idx)
+      .map((image) => ({
+        index: image.idx,
+        grid: image.gridNo,
+        key: image.key,
+        url: storage.publicUrl(image.key),
+        contentType: image.contentType,
+        width: image.width,
+        height: image.height,
+        style: image.style ?? null,
+      })),
+    imagesStatus: row.imagesStatus,
+    imagesError: row.imagesError ?? null,
+  };
+}

@@ -1,0 +1,93 @@
+import { readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { batchSizes } from '../src/index.js';
+import { errors } from './support/fakes.js';
+import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
+
+function countFiles(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+}
+
+describe('pipeline: a whole task', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ config: { MULTITHREAD_FLOWISE: 3 }, fakes: { personaLatencyMs: 30, gridLatencyMs: 5 } });
+  });
+  afterAll(() => h.close());
+
+  it('cuts the count into batches of at most 10', () => {
+    expect(batchSizes(37)).toEqual([10, 10, 10, 7]);
+    expect(batchSizes(10)).toEqual([10]);
+    expect(batchSizes(300)).toHaveLength(30);
+  });
+
+  it('runs personas then images to completion, with every persona and image stored once', async () => {
+    const task = await h.gen.tasks.submit({ ...REQUEST, count: 37, imagesPerPersona: 8 });
+    expect(task.status).not.toBe('failed');
+    const done = await waitForStatus(h.gen, task.id, ['completed', 'failed']);
+    expect(done.status).toBe('completed');
+    expect(done.progress).toMatchObject({ personasStored: 37, imagesStored: 37 * 8, percent: 100 });
+    expect(done.errorLog).toEqual([]);
+    // 4 batches, 37 bases, 2 prompts and 2 grids each
+    expect(h.fakes.calls.persona).toBe(4);
+    expect(h.fakes.calls.base).toBe(37);
+    expect(h.fakes.calls.prompt).toBe(74);
+    expect(h.fakes.calls.grid).toBe(74);
+    // at most MULTITHREAD_FLOWISE persona calls in flight
+    expect(h.fakes.calls.maxInFlightPersona).toBeLessThanOrEqual(3);
+    expect(h.fakes.calls.maxInFlightPersona).toBeGreaterThan(1);
+    expect(h.fakes.calls.maxInFlightImage).toBeLessThanOrEqual(h.gen.config.IMAGE_CONCURRENCY);
+    // base + 8 images per persona on disk
+    expect(countFiles(h.storageRoot)).toBe(37 * 9);
+    const page = await h.gen.personas.list(task.id, { page: 2, perPage: 20 });
+    expect(page.total).toBe(37);
+    expect(page.personas).toHaveLength(17);
+    const persona = page.personas[0];
+    expect(persona?.images.map((i) => i.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(persona?.prompts).toHaveLength(2);
+    expect(persona?.images[0]?.key).toMatch(new RegExp(`^tasks/${task.id}/\\d+/[0-9A-Z]{26}\\.png$`));
+    expect(persona?.baseImage?.url).toContain('/media/tasks/');
+  });
+});
+
+describe('pipeline: failures', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      fakes: {
+        // batch 1 of every task always fails with a retryable error, batch 2 fails once then works
+        failPersona: (seed, attempt) =>
+          seed.endsWith(':1') ? errors.server() : seed.endsWith(':2') && attempt === 1 ? errors.server() : null,
+        shapeBatch: (seed, personas) =>
+          seed.endsWith(':0') ? [...personas.slice(0, 8), { firstName: '', lastName: 'X', gender: 'f' }] : personas,
+        failGrid: (seed) => (seed.includes(':fail') ? errors.auth() : null),
+      },
+    });
+  });
+  afterAll(() => h.close());
+
+  it('keeps going with partial success and logs what was lost', async () => {
+    const task = await h.gen.tasks.submit({ ...REQUEST, count: 30, imagesPerPersona: 4 });
+    const done = await waitForStatus(h.gen, task.id, ['completed', 'failed']);
+    expect(done.status).toBe('completed');
+    expect(done.progress.personasStored).toBe(18); // 8 of batch 0, none of batch 1, 10 of batch 2
+    const messages = done.errorLog.map((e) => e.message).join('\n');
+    expect(messages).toContain('Batch 1: 8 of 10 personas (1 rejected: firstName is empty)');
+    expect(messages).toContain('Batch 2 failed: ');
+    expect(messages).toContain('upstream 503');
+  });
+
+  it('fails the task when every batch fails', async () => {
+    const failing = await startHarness({ fakes: { failPersona: () => errors.auth() } });
+    try {
+      const task = await failing.gen.tasks.submit(REQUEST);
+      const done = await waitForStatus(failing.gen, task.id, ['completed', 'failed']);
+      expect(done.status).toBe('failed');
+      expect(done.errorLog.at(-1)?.message).toContain('Every persona batch failed');
+      // auth errors are not retried
+      expect(failing.fakes.calls.persona).toBe(1);
+    } finally {
+      await failing.close();
+    }
+  });
+});
