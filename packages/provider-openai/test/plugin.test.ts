@@ -1,0 +1,54 @@
+import { buildContainer, ConfigError, createLogger, loadConfig } from '@avatargen/core';
+import { samplePersona } from '@avatargen/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OpenAIImageProvider, openaiPlugin, optionsFromConfig } from '../src/index.js';
+import { type OpenAIServer, startOpenAIServer } from './helpers.js';
+
+let server: OpenAIServer;
+beforeAll(async () => {
+  server = await startOpenAIServer({ model: 'gpt-image-1' });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const logger = createLogger({ LOG_LEVEL: 'silent' });
+
+describe('openaiPlugin', () => {
+  it('reads OPENAI_* and BASE_PROMPT_APPEND from the validated config and provides imageProvider', async () => {
+    const config = loadConfig({
+      OPENAI_API_KEY: server.apiKey,
+      OPENAI_BASE_URL: server.baseURL,
+      OPENAI_IMAGE_MODEL: 'gpt-image-1',
+      OPENAI_MODERATION: 'low',
+      OPENAI_CONCURRENCY: '3',
+      OPENAI_TIMEOUT_SECONDS: '45',
+      BASE_PROMPT_APPEND: 'Shot on an old phone.',
+    });
+    expect(optionsFromConfig(config)).toMatchObject({ concurrency: 3, timeoutMs: 45_000, moderation: 'low' });
+    const { resolvePort } = await buildContainer([openaiPlugin()], { config, logger }, ['imageProvider']);
+    const provider = resolvePort('imageProvider');
+    expect(provider).toBeInstanceOf(OpenAIImageProvider);
+    expect((provider as OpenAIImageProvider).timeoutMs).toBe(45_000);
+
+    await provider.baseImage({ persona: samplePersona(), seed: 's' });
+    const request = server.requests.at(-1);
+    expect(request?.problems).toEqual([]);
+    expect(request?.fields).toMatchObject({ model: 'gpt-image-1', moderation: 'low' });
+    expect(String(request?.fields.prompt).endsWith('\nShot on an old phone.')).toBe(true);
+  });
+
+  it('uses the defaults: gpt-image-1.5, moderation auto, 4 in flight, 600 s', () => {
+    const options = optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x' }));
+    expect(options).toMatchObject({ model: 'gpt-image-1.5', moderation: 'auto', concurrency: 4, timeoutMs: 600_000 });
+    expect(options.baseURL).toBeUndefined();
+    const provider = new OpenAIImageProvider(options);
+    expect([provider.model, provider.moderation, provider.timeoutMs]).toEqual(['gpt-image-1.5', 'auto', 600_000]);
+  });
+
+  it('refuses to register without OPENAI_API_KEY, naming the variable', async () => {
+    const config = loadConfig({});
+    await expect(buildContainer([openaiPlugin()], { config, logger }, ['imageProvider'])).rejects.toThrow(ConfigError);
+    await expect(buildContainer([openaiPlugin()], { config, logger }, ['imageProvider'])).rejects.toThrow(/OPENAI_API_KEY/);
+  });
+});
