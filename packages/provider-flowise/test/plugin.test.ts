@@ -1,0 +1,77 @@
+import { buildContainer, ConfigError, createLogger, loadConfig, ProviderError } from '@avatargen/core';
+import { samplePersona } from '@avatargen/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FlowiseServer, reply, startFlowiseServer } from '../../../tests/support/flowise-server.js';
+import { flowisePlugin } from '../src/index.js';
+
+const KEY = 'plugin-key-Hk29sLq0';
+const logger = createLogger({ LOG_LEVEL: 'silent' });
+const PORTS = ['personaProvider', 'imagePromptProvider'] as const;
+let server: FlowiseServer;
+
+beforeAll(async () => {
+  server = await startFlowiseServer({ apiKey: KEY });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+function config(extra: Record<string, string> = {}) {
+  return loadConfig({
+    FLOWISE_URL: server.url,
+    FLOWISE_API_KEY: KEY,
+    FLOWISE_PERSONA_FLOW_ID: server.personaFlowId,
+    FLOWISE_PROMPT_FLOW_ID: server.promptFlowId,
+    ...extra,
+  });
+}
+
+describe('flowisePlugin', () => {
+  it('fills both ports from the validated config', async () => {
+    const { resolvePort } = await buildContainer([flowisePlugin()], { config: config(), logger }, PORTS);
+    const batch = await resolvePort('personaProvider').generate({
+      count: 2,
+      description: 'anyone',
+      language: { code: 'de', name: 'German' },
+      bioInstructions: { facebook: 'a', instagram: 'b', x: 'c', tiktok: 'd' },
+      seed: 's',
+    });
+    expect(batch.personas).toHaveLength(2);
+    const prompt = await resolvePort('imagePromptProvider').nextPrompt({ persona: samplePersona(), previousPrompts: [], seed: 's' });
+    expect(prompt).toContain('Maria Garcia');
+    expect(server.requests.map((r) => [r.flow, r.headers.authorization, r.problems])).toEqual([
+      ['persona', `Bearer ${KEY}`, []],
+      ['prompt', `Bearer ${KEY}`, []],
+    ]);
+    expect(server.requests[0]?.state.bio_language).toBe('German');
+  });
+
+  it('uses the timeouts of the config', async () => {
+    server.setHandler(() => reply.hang());
+    try {
+      const { resolvePort } = await buildContainer(
+        [flowisePlugin()],
+        { config: config({ FLOWISE_PROMPT_TIMEOUT_SECONDS: '1' }), logger },
+        PORTS,
+      );
+      const error = await resolvePort('imagePromptProvider')
+        .nextPrompt({ persona: samplePersona(), previousPrompts: [], seed: 's' })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ProviderError);
+      expect((error as ProviderError).message).toMatch(/did not answer within 1 s$/);
+    } finally {
+      server.setHandler(null);
+    }
+  });
+
+  it('names the missing variables, never the key', async () => {
+    const error = await buildContainer(
+      [flowisePlugin()],
+      { config: loadConfig({ FLOWISE_API_KEY: KEY }), logger },
+      PORTS,
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(/FLOWISE_URL is required by the flowise plugin/);
+    expect((error as ConfigError).message).not.toContain(KEY);
+  });
+});
