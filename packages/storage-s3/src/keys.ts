@@ -9,11 +9,15 @@ export class InvalidKeyError extends StorageError {
   readonly invalidKey: string;
   readonly reason: string;
   constructor(operation: string, key: string, reason: string) {
-    // JSON.stringify shows control characters escaped instead of printing them raw into logs.
-    super(operation, undefined, `invalid key ${JSON.stringify(key.slice(0, 200))}: ${reason}`, { retryable: false });
+    super(operation, undefined, `invalid key ${printable(key.slice(0, 200))}: ${reason}`, { retryable: false });
     this.invalidKey = key;
     this.reason = reason;
   }
+}
+
+/** The key quoted, with every control character escaped, so none reaches a log line raw. */
+function printable(key: string): string {
+  return JSON.stringify(key).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 // C0 controls, DEL and C1 controls: invisible, and several break HTTP headers or log lines.

@@ -1,13 +1,16 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import S3rver from 's3rver';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-/** s3rver checks the signature against this fixed pair (see STACK.md). */
+/** The access key s3rver knows (it does not check the secret; see STACK.md). */
 export const S3RVER_KEY = 'S3RVER';
 
 export interface TestS3 {
@@ -15,21 +18,28 @@ export interface TestS3 {
   close(): Promise<void>;
 }
 
-/** A real s3rver on a random port over a temp folder, removed on close. */
+/** A real s3rver on a random port over a temp folder, in a child process; removed on close. */
 export async function startS3rver(buckets: string[] = []): Promise<TestS3> {
   const directory = await mkdtemp(join(tmpdir(), 'storage-s3-'));
-  const server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    directory,
-    silent: true,
-    configureBuckets: buckets.map((name) => ({ name })),
+  const script = fileURLToPath(new URL('./s3rver-process.mjs', import.meta.url));
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', script, directory, ...buckets], {
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const address = await server.run();
+  const exited = once(child, 'exit');
+  const lines = createInterface({ input: child.stdout });
+  const first = await Promise.race([
+    once(lines, 'line').then(([line]) => String(line)),
+    exited.then(([code]) => {
+      throw new Error(`s3rver exited with code ${code} before listening`);
+    }),
+  ]);
+  lines.close();
+  const { port } = JSON.parse(first) as { port: number };
   return {
-    endpoint: `http://127.0.0.1:${address.port}`,
+    endpoint: `http://127.0.0.1:${port}`,
     async close() {
-      await server.close();
+      child.stdin.end();
+      await exited;
       await rm(directory, { recursive: true, force: true });
     },
   };
