@@ -1,0 +1,259 @@
+import { availableParallelism } from 'node:os';
+import {
+  type Bytes,
+  CancelledError,
+  type CropWhiteBordersOptions,
+  type ImageProcessor,
+  type ProcessedImage,
+  type ProcessGridOptions,
+  STYLE_PRESETS,
+  type StyledImage,
+  type StyleParams,
+  ValidationError,
+} from '@avatargen/core';
+import { Piscina } from 'piscina';
+import { ImageTimeoutError, rebuildError } from './errors.js';
+import { admit, type InputLimits, parseFormats } from './limits.js';
+import { DEFAULT_WHITE_BORDERS, type WhiteBorderSettings } from './pixels.js';
+import type { WorkerReply, WorkerResults, WorkerSettings, WorkerTask } from './protocol.js';
+
+export interface ImageProcessorOptions {
+  /** Worker threads; 0 or unset: one per available core. */
+  threads?: number;
+  /** Time limit of one call once a worker has it (waiting in line does not count). Default 60 s. */
+  timeoutMs?: number;
+  /** Largest accepted input, in bytes. Default 50 MiB. */
+  maxInputBytes?: number;
+  /** Largest accepted width * height (decompression bombs are refused from the header). Default 50 M. */
+  maxPixels?: number;
+  /** Accepted input formats among png, jpeg (jpg), webp, gif. Default png, jpeg, webp. */
+  formats?: string[];
+}
+
+/** Per-call options that this implementation accepts on top of the port's. */
+export interface CallOptions {
+  /** Overrides the processor's timeoutMs for this call. */
+  timeoutMs?: number;
+  /** Cancels the call (CancelledError); a running worker is stopped and replaced. */
+  signal?: AbortSignal;
+}
+
+/** The port, plus replaying stored style parameters and a close() that is always there. */
+export interface OpencvImageProcessor extends ImageProcessor {
+  processGrid(image: Bytes, options: ProcessGridOptions & CallOptions): Promise<ProcessedImage[]>;
+  randomizeStyle(image: Bytes, options: { seed: string } & CallOptions): Promise<StyledImage>;
+  /** Renders stored parameters again: same image and parameters give the same bytes as before. */
+  applyStyle(image: Bytes, params: StyleParams, options?: CallOptions): Promise<StyledImage>;
+  /** Number of worker threads the pool runs. */
+  readonly threads: number;
+  /** Lets calls already made finish, then stops the workers. Later calls reject with CancelledError. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024;
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+const MAX_GRID = 16;
+const MAX_THUMBNAIL_WIDTH = 8192;
+
+// Under vitest or tsx this module is TypeScript and so is the worker, which the worker thread
+// cannot load by itself: tsx is preloaded there. Built, both are JavaScript side by side in dist/.
+const fromSource = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+const WORKER_EXEC_ARGV = fromSource ? ['--import', 'tsx'] : [];
+
+function positiveInteger(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new ValidationError({ [name]: `must be a whole number from 1 to ${max}, got ${String(value)}` });
+  }
+  return value;
+}
+
+function numberIn(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new ValidationError({ [name]: `must be a number from ${min} to ${max}, got ${String(value)}` });
+  }
+  return value;
+}
+
+function borderSettings(options: CropWhiteBordersOptions | undefined): WhiteBorderSettings {
+  const s = { ...DEFAULT_WHITE_BORDERS, ...options };
+  numberIn('threshold', s.threshold, 0, 255);
+  numberIn('whiteRatio', s.whiteRatio, 0, 1);
+  if (!Number.isInteger(s.scanDepth) || s.scanDepth < 0) throw new ValidationError({ scanDepth: 'must be a whole number >= 0' });
+  if (!Number.isInteger(s.minBorder) || s.minBorder < 0) throw new ValidationError({ minBorder: 'must be a whole number >= 0' });
+  return s;
+}
+
+function checkSeed(seed: unknown): string {
+  if (typeof seed !== 'string') throw new ValidationError({ seed: 'must be a string' });
+  return seed;
+}
+
+function checkParams(params: StyleParams): StyleParams {
+  checkSeed(params.seed);
+  if (!STYLE_PRESETS.includes(params.preset)) throw new ValidationError({ preset: `must be one of ${STYLE_PRESETS.join(', ')}` });
+  numberIn('contrast', params.contrast, 0.5, 2);
+  if (params.blurSigma !== null) numberIn('blurSigma', params.blurSigma, 0, 3);
+  if (params.sharpenAmount !== null) numberIn('sharpenAmount', params.sharpenAmount, 0, 3);
+  if (params.blurSigma !== null && params.sharpenAmount !== null) {
+    throw new ValidationError({ blurSigma: 'blurSigma and sharpenAmount cannot both be set' });
+  }
+  if (params.grainSigma !== null) numberIn('grainSigma', params.grainSigma, 0, 64);
+  if (params.vignetteStrength !== null) numberIn('vignetteStrength', params.vignetteStrength, 0, 1);
+  if (!Number.isInteger(params.jpegQuality)) throw new ValidationError({ jpegQuality: 'must be a whole number' });
+  numberIn('jpegQuality', params.jpegQuality, 1, 100);
+  return {
+    seed: params.seed,
+    preset: params.preset,
+    contrast: params.contrast,
+    blurSigma: params.blurSigma,
+    sharpenAmount: params.sharpenAmount,
+    grainSigma: params.grainSigma,
+    vignetteStrength: params.vignetteStrength,
+    jpegQuality: params.jpegQuality,
+  };
+}
+
+/** First in, first out slots: a call only reaches piscina (and starts its clock) when a worker is free. */
+class Slots {
+  #free: number;
+  #waiting: Array<() => void> = [];
+  constructor(count: number) {
+    this.#free = count;
+  }
+  async acquire(signal?: AbortSignal): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiting = this.#waiting.filter((w) => w !== wake);
+        reject(new CancelledError());
+      };
+      const wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      this.#waiting.push(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+/**
+ * An ImageProcessor backed by sharp in a piscina pool. Workers start on the first call (a web
+ * process that never touches images starts none) and stay until close().
+ */
+export function createImageProcessor(options: ImageProcessorOptions = {}): OpencvImageProcessor {
+  const threads = options.threads ? positiveInteger('threads', options.threads, 1, 256) : availableParallelism();
+  const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS);
+  const limits: InputLimits = {
+    maxInputBytes: positiveInteger('maxInputBytes', options.maxInputBytes, DEFAULT_MAX_INPUT_BYTES),
+    maxPixels: positiveInteger('maxPixels', options.maxPixels, DEFAULT_MAX_PIXELS),
+    formats: parseFormats(options.formats),
+  };
+  const workerSettings: WorkerSettings = { maxPixels: limits.maxPixels };
+  const slots = new Slots(threads);
+  let pool: Piscina | undefined;
+  let closed = false;
+  let closing: Promise<void> | undefined;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  const getPool = () => {
+    pool ??= new Piscina({
+      filename: WORKER_URL.href,
+      minThreads: threads,
+      maxThreads: threads,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      execArgv: WORKER_EXEC_ARGV,
+      workerData: workerSettings,
+    });
+    return pool;
+  };
+
+  async function run<K extends WorkerTask['op']>(
+    op: K,
+    image: Bytes,
+    task: Omit<Extract<WorkerTask, { op: K }>, 'op' | 'image'>,
+    call: CallOptions = {},
+  ): Promise<WorkerResults[K]> {
+    if (closed) throw new CancelledError('The image processor is closed');
+    if (call.signal?.aborted) throw new CancelledError();
+    const limit = positiveInteger('timeoutMs', call.timeoutMs, timeoutMs);
+    const bytes = admit(image, limits);
+    inFlight++;
+    try {
+      await slots.acquire(call.signal);
+      const timer = new AbortController();
+      const clock = setTimeout(() => timer.abort(), limit);
+      const signal = call.signal ? AbortSignal.any([call.signal, timer.signal]) : timer.signal;
+      try {
+        const reply: WorkerReply<WorkerResults[K]> = await getPool().run(
+          { ...task, op, image: bytes },
+          { transferList: [bytes.buffer as ArrayBuffer], signal },
+        );
+        if (!reply.ok) throw rebuildError(reply.kind, reply.message, reply.field);
+        return reply.value;
+      } catch (error) {
+        if (timer.signal.aborted) throw new ImageTimeoutError(op, limit);
+        if (call.signal?.aborted) throw new CancelledError();
+        throw error;
+      } finally {
+        clearTimeout(clock);
+        slots.release();
+      }
+    } finally {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    }
+  }
+
+  const gridSize = (name: string, value: number | undefined) => positiveInteger(name, value, 2, MAX_GRID);
+
+  return {
+    threads,
+    splitGrid: (image, rows, cols) => run('splitGrid', image, { rows: gridSize('rows', rows), cols: gridSize('cols', cols) }),
+    trimWhitespace: (image, options = {}) =>
+      run('trimWhitespace', image, { tolerance: numberIn('tolerance', options.tolerance ?? 0, 0, 255) }),
+    cropWhiteBorders: (image, options) => run('cropWhiteBorders', image, { settings: borderSettings(options) }),
+    randomizeStyle: (image, options) => run('randomizeStyle', image, { seed: checkSeed(options?.seed) }, options),
+    applyStyle: (image, params, options) => run('applyStyle', image, { params: checkParams(params) }, options),
+    thumbnail: (image, width) => {
+      if (width === undefined) throw new ValidationError({ width: 'is required' });
+      return run('thumbnail', image, { width: positiveInteger('width', width, 0, MAX_THUMBNAIL_WIDTH) });
+    },
+    processGrid: (image, options) =>
+      run(
+        'processGrid',
+        image,
+        {
+          rows: gridSize('rows', options.rows),
+          cols: gridSize('cols', options.cols),
+          borders:
+            options.cropWhiteBorders === false
+              ? null
+              : borderSettings(options.cropWhiteBorders === true ? undefined : options.cropWhiteBorders),
+          styleSeed: options.styleSeed === null ? null : checkSeed(options.styleSeed),
+        },
+        options,
+      ),
+    close() {
+      closed = true;
+      closing ??= (async () => {
+        if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+        await pool?.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,174 @@
+import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
+import sharp from 'sharp';
+import { extract, gridCells, type RawImage, type Rect, trimBox, whiteBorderBox } from './pixels.js';
+import type { WorkerReply, WorkerSettings, WorkerTask } from './protocol.js';
+import { chooseStyle, renderStyle } from './style.js';
+
+/**
+ * The pool's worker: decodes once with sharp, does the geometry and the style pass on raw
+ * pixels, encodes once per output. It imports nothing from core at runtime (a worker stays
+ * small and starts fast); failures go back as data, typed by `kind`.
+ */
+
+// One libvips thread per worker: the pool is the parallelism, threads must not fight over cores.
+sharp.concurrency(1);
+// Every input is new bytes: the operation cache would only hold memory.
+sharp.cache(false);
+
+const settings: WorkerSettings = { maxPixels: 50_000_000, ...(workerData as Partial<WorkerSettings> | undefined) };
+
+/** Fixed encoder options, so the same pixels always give the same bytes. */
+const PNG_OPTIONS = { compressionLevel: 6, adaptiveFiltering: false, palette: false } as const;
+const jpegOptions = (quality: number) =>
+  ({ quality, chromaSubsampling: '4:2:0', optimiseCoding: true, progressive: false, mozjpeg: false }) as const;
+const WEBP_OPTIONS = { quality: 80, effort: 4, smartSubsample: false } as const;
+
+class BadImage extends Error {}
+class BadArgument extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A grid needs at least one pixel per cell. */
+function checkGrid(image: RawImage, rows: number, cols: number): void {
+  if (rows > image.height) throw new BadArgument('rows', `${rows} rows do not fit in an image ${image.height} px high`);
+  if (cols > image.width) throw new BadArgument('cols', `${cols} columns do not fit in an image ${image.width} px wide`);
+}
+
+/** Decodes any accepted input to 8-bit sRGB without alpha (transparency becomes white). */
+async function decode(image: Uint8Array): Promise<RawImage> {
+  try {
+    const { data, info } = await sharp(image, { limitInputPixels: settings.maxPixels, failOn: 'warning', autoOrient: true })
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels after decoding`);
+    return { data, width: info.width, height: info.height };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.trim() : String(error);
+    throw new BadImage(`Cannot decode the image: ${reason}`);
+  }
+}
+
+/** A buffer the worker owns outright (sharp's output memory cannot be transferred, only copied). */
+function owned(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !Buffer.isBuffer(bytes)
+    ? bytes
+    : new Uint8Array(bytes);
+}
+
+const rawInput = (width: number, height: number) => ({ raw: { width, height, channels: 3 as const } });
+
+async function png(pixels: Uint8Array, width: number, height: number): Promise<Uint8Array> {
+  return owned(await sharp(pixels, rawInput(width, height)).png(PNG_OPTIONS).toBuffer());
+}
+
+async function jpeg(pixels: Uint8Array, width: number, height: number, quality: number): Promise<Uint8Array> {
+  return owned(await sharp(pixels, rawInput(width, height)).jpeg(jpegOptions(quality)).toBuffer());
+}
+
+async function pngOf(image: RawImage, rect: Rect): Promise<Uint8Array> {
+  return png(extract(image, rect), rect.width, rect.height);
+}
+
+const whole = (image: RawImage): Rect => ({ x: 0, y: 0, width: image.width, height: image.height });
+
+async function styled(image: RawImage, rect: Rect, params: ReturnType<typeof chooseStyle>) {
+  const data = await jpeg(renderStyle(image, rect, params), rect.width, rect.height, params.jpegQuality);
+  return { data, contentType: 'image/jpeg', params };
+}
+
+async function perform(task: WorkerTask): Promise<unknown> {
+  switch (task.op) {
+    case 'splitGrid': {
+      const image = await decode(task.image);
+      checkGrid(image, task.rows, task.cols);
+      const cells: Uint8Array[] = [];
+      for (const cell of gridCells(image.width, image.height, task.rows, task.cols)) cells.push(await pngOf(image, cell));
+      return cells;
+    }
+    case 'trimWhitespace': {
+      const image = await decode(task.image);
+      return pngOf(image, trimBox(image, whole(image), task.tolerance));
+    }
+    case 'cropWhiteBorders': {
+      const image = await decode(task.image);
+      return pngOf(image, whiteBorderBox(image, whole(image), task.settings));
+    }
+    case 'randomizeStyle': {
+      const image = await decode(task.image);
+      return styled(image, whole(image), chooseStyle(task.seed));
+    }
+    case 'applyStyle': {
+      const image = await decode(task.image);
+      return styled(image, whole(image), task.params);
+    }
+    case 'thumbnail': {
+      try {
+        const data = await sharp(task.image, { limitInputPixels: settings.maxPixels, failOn: 'warning', autoOrient: true })
+          .resize({ width: task.width })
+          .webp(WEBP_OPTIONS)
+          .toBuffer();
+        return owned(data);
+      } catch (error) {
+        throw new BadImage(`Cannot decode the image: ${error instanceof Error ? error.message.trim() : String(error)}`);
+      }
+    }
+    case 'processGrid': {
+      // decode once; each cell is a rectangle until its single encode
+      const image = await decode(task.image);
+      checkGrid(image, task.rows, task.cols);
+      const out = [];
+      const cells = gridCells(image.width, image.height, task.rows, task.cols);
+      for (const [index, cell] of cells.entries()) {
+        let rect = trimBox(image, cell, 0);
+        if (task.borders) rect = whiteBorderBox(image, rect, task.borders);
+        if (task.styleSeed === null) {
+          out.push({ data: await pngOf(image, rect), contentType: 'image/png', width: rect.width, height: rect.height, style: null });
+        } else {
+          const { data, contentType, params } = await styled(image, rect, chooseStyle(`${task.styleSeed}:${index}`));
+          out.push({ data, contentType, width: rect.width, height: rect.height, style: params });
+        }
+      }
+      return out;
+    }
+  }
+}
+
+/** Every Uint8Array inside the result, so their memory moves to the main thread instead of being copied. */
+function buffersOf(value: unknown, found: Set<ArrayBuffer> = new Set()): Set<ArrayBuffer> {
+  if (value instanceof Uint8Array) {
+    if (value.buffer instanceof ArrayBuffer) found.add(value.buffer);
+  } else if (Array.isArray(value)) {
+    for (const item of value) buffersOf(item, found);
+  } else if (value !== null && typeof value === 'object') {
+    for (const item of Object.values(value)) buffersOf(item, found);
+  }
+  return found;
+}
+
+export default async function handle(task: WorkerTask): Promise<unknown> {
+  let reply: WorkerReply<unknown>;
+  try {
+    reply = { ok: true, value: await perform(task) };
+  } catch (error) {
+    if (error instanceof BadImage) reply = { ok: false, kind: 'invalid-image', message: error.message };
+    else if (error instanceof BadArgument) reply = { ok: false, kind: 'validation', message: error.message, field: error.field };
+    else reply = { ok: false, kind: 'error', message: error instanceof Error ? error.message : String(error) };
+    return reply;
+  }
+  const transfer = [...buffersOf(reply.value)];
+  return move({
+    get [transferableSymbol]() {
+      return transfer;
+    },
+    get [valueSymbol]() {
+      return reply;
+    },
+  });
+}
