@@ -489,7 +489,9 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
       }
       case 'raw': {
         const payload = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
-        res.writeHead(answer.status, { 'content-length': payload.byteLength, ...answer.headers });
+        // With transfer-encoding: chunked in the headers the body goes out in chunks, without a length.
+        const chunked = Object.keys(answer.headers ?? {}).some((h) => h.toLowerCase() === 'transfer-encoding');
+        res.writeHead(answer.status, { ...(chunked ? {} : { 'content-length': payload.byteLength }), ...answer.headers });
         res.end(payload);
         return;
       }

@@ -14,6 +14,8 @@ export interface PredictionClientOptions {
   /** Bearer key; omitted from the request when undefined (a flow without API key). */
   apiKey?: string;
   fetch?: typeof globalThis.fetch;
+  /** Largest answer accepted, in bytes. Default MAX_ANSWER_BYTES. */
+  maxAnswerBytes?: number;
 }
 
 export interface PredictionCall {
@@ -29,6 +31,12 @@ export interface PredictionCall {
 export interface PredictionAnswer {
   text: string;
 }
+
+/**
+ * Largest answer read. A 10-persona answer with Flowise's execution trace is about 60 kB; far
+ * more is a broken server or proxy, and reading on would only fill memory.
+ */
+export const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
 
 /** Longest part of Flowise's `message` repeated in our errors. */
 const MAX_MESSAGE = 300;
@@ -70,9 +78,11 @@ export class PredictionClient {
   readonly #url: string;
   readonly #apiKey: string | undefined;
   readonly #fetch: typeof globalThis.fetch;
+  readonly #maxAnswerBytes: number;
 
   constructor(options: PredictionClientOptions) {
     this.#url = options.url;
+    this.#maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
     this.#apiKey = options.apiKey;
     this.#fetch = options.fetch ?? globalThis.fetch;
   }
@@ -97,7 +107,7 @@ export class PredictionClient {
 
     let status: number;
     let retryAfter: string | null;
-    let raw: string;
+    let raw: string | undefined;
     try {
       const response = await this.#fetch(predictionUrl(this.#url, call.flowId), {
         method: 'POST',
@@ -107,7 +117,7 @@ export class PredictionClient {
       });
       status = response.status;
       retryAfter = response.headers.get('retry-after');
-      raw = await response.text();
+      raw = await readText(response, this.#maxAnswerBytes);
     } catch (error) {
       // The caller's signal wins over the timeout when both fired.
       if (call.signal?.aborted) throw new CancelledError();
@@ -122,6 +132,11 @@ export class PredictionClient {
       );
     }
 
+    if (raw === undefined) {
+      throw new InvalidResponseError(SOURCE, `${what} answered more than ${this.#maxAnswerBytes} bytes (HTTP ${status})`, {
+        status,
+      });
+    }
     let json: unknown;
     let parsed = true;
     try {
@@ -158,10 +173,42 @@ export class PredictionClient {
       throw error;
     }
     if (status === 408) throw ProviderError.timeout(SOURCE, `${what}: the server timed out (HTTP 408)${said}`);
-    if (status >= 500) throw ProviderError.server(SOURCE, `${what} failed (HTTP ${status})${said}`, status);
+    if (status >= 500) {
+      // A 503 may say when to come back; keep that for the retry.
+      throw new ProviderError('server', `${what} failed (HTTP ${status})${said}`, {
+        source: SOURCE,
+        status,
+        retryable: true,
+        retryAfterMs: parseRetryAfter(retryAfter),
+      });
+    }
     // 400 (malformed flow id or body), 413, 422...: the same request will fail again.
     throw ProviderError.badRequest(SOURCE, `${what} refused the request (HTTP ${status})${said}`, status);
   }
+}
+
+/** The body as text, or undefined when it is larger than `limit` bytes (the rest is not read). */
+async function readText(response: Response, limit: number): Promise<string | undefined> {
+  if (!response.body) return '';
+  const declared = Number(response.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > limit) {
+    await response.body.cancel().catch(() => {});
+    return undefined;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function shorten(text: string): string {

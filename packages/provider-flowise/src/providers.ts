@@ -24,6 +24,8 @@ export interface FlowiseProvidersOptions {
   promptTimeoutMs?: number;
   /** Persona calls in flight at once from these providers; more wait their turn. Default: no limit. */
   personaConcurrency?: number;
+  /** Largest answer read, in bytes; a larger one is an invalid response. Default 32 MiB. */
+  maxAnswerBytes?: number;
   /** The fetch to use; Node's global fetch (undici) by default. */
   fetch?: typeof globalThis.fetch;
 }
@@ -81,7 +83,12 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
   if (!options.url) throw new TypeError('createFlowiseProviders: url is required');
   if (!options.personaFlowId) throw new TypeError('createFlowiseProviders: personaFlowId is required');
   if (!options.promptFlowId) throw new TypeError('createFlowiseProviders: promptFlowId is required');
-  const client = new PredictionClient({ url: options.url, apiKey: options.apiKey, fetch: options.fetch });
+  const client = new PredictionClient({
+    url: options.url,
+    apiKey: options.apiKey,
+    fetch: options.fetch,
+    maxAnswerBytes: options.maxAnswerBytes,
+  });
   const personaTimeoutMs = positiveMs('personaTimeoutMs', options.personaTimeoutMs, DEFAULT_PERSONA_TIMEOUT_MS);
   const promptTimeoutMs = positiveMs('promptTimeoutMs', options.promptTimeoutMs, DEFAULT_PROMPT_TIMEOUT_MS);
   const slots = options.personaConcurrency ? new Slots(options.personaConcurrency) : undefined;

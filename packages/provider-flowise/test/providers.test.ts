@@ -276,6 +276,28 @@ describe('errors', () => {
     expect(error.message).not.toContain('<html>');
   });
 
+  it('keeps the Retry-After of a 503 for the retry', async () => {
+    server.setHandler(() => reply.error(503, 'maintenance', { 'retry-after': '5' }));
+    const error = await failure(call());
+    expect([error.kind, error.retryable, error.retryAfterMs]).toEqual(['server', true, 5000]);
+  });
+
+  it('stops reading an answer larger than maxAnswerBytes, with or without a length', async () => {
+    const big = JSON.stringify({ text: flowisePersonaText([makeFlowisePersona(0)]), pad: 'x'.repeat(20_000) });
+    server.enqueue(
+      reply.raw(200, big, { 'content-type': 'application/json' }),
+      reply.raw(200, big, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }),
+      reply.raw(200, big, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }),
+    );
+    for (let i = 0; i < 2; i++) {
+      const error = await failure(call(providers({ maxAnswerBytes: 10_000 })));
+      expect(error).toBeInstanceOf(InvalidResponseError);
+      expect(error.message).toMatch(/answered more than 10000 bytes/);
+    }
+    // Under the limit the same answer is read.
+    expect((await call(providers({ maxAnswerBytes: 30_000 }))).personas).toHaveLength(1);
+  });
+
   it('treats another 4xx as a request that will fail again', async () => {
     server.setHandler(() => reply.error(413, 'request entity too large'));
     const error = await failure(call());
