@@ -18,6 +18,7 @@
  *   flowise.enqueue(reply.error(503, 'busy'), reply.flowise());                // next two, then the handler
  *   flowise.setHandler(() => reply.hang());        // never answers (until the client goes away or close())
  *   flowise.setHandler(() => reply.reset());       // TCP reset: the client sees ECONNRESET
+ *   flowise.setHandler(() => reply.stall());       // headers and half a body, then silence
  *   flowise.setHandler(() => reply.garbage());     // 200 with a body that is not JSON
  *   flowise.requests                               // every request as the server saw it
  *   flowise.maxInFlight                            // most requests open at the same time
@@ -97,7 +98,9 @@ export type FlowiseReply =
   /** Never answer; the socket stays open until the client leaves or the server closes. */
   | { type: 'hang' }
   /** Reset the TCP connection without an answer. */
-  | { type: 'reset' };
+  | { type: 'reset' }
+  /** Send the status, headers and the start of a body, then nothing more (a stalled stream). */
+  | { type: 'stall'; status: number; partialBody: string };
 
 export type FlowiseHandler = (request: RecordedRequest) => FlowiseReply | Promise<FlowiseReply>;
 
@@ -165,6 +168,7 @@ export const reply = {
     headers: JSON_HEADERS,
   }),
   hang: (): FlowiseReply => ({ type: 'hang' }),
+  stall: (partialBody = '{"text": "{\\"firstname\\": ', status = 200): FlowiseReply => ({ type: 'stall', status, partialBody }),
   reset: (): FlowiseReply => ({ type: 'reset' }),
 };
 
@@ -347,7 +351,7 @@ export interface FlowiseServer {
   enqueue(...replies: Array<FlowiseReply | FlowiseHandler>): void;
   /** Resolves once at least `count` requests have arrived. */
   waitForRequests(count: number): Promise<RecordedRequest[]>;
-  /** Forgets the recorded requests, the queue and the counters; restores the default handler. */
+  /** Forgets the recorded requests and the queue, restores the default handler; maxInFlight restarts from the requests still open. */
   reset(): void;
   /** Closes every connection (hanging ones too) and the server. */
   close(): Promise<void>;
@@ -473,6 +477,10 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
   function send(res: ServerResponse, answer: FlowiseReply, request: RecordedRequest): void {
     switch (answer.type) {
       case 'hang':
+        return;
+      case 'stall':
+        res.writeHead(answer.status, { ...JSON_HEADERS, 'transfer-encoding': 'chunked' });
+        res.write(answer.partialBody);
         return;
       case 'reset':
         resetByServer.add(res);

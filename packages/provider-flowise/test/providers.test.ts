@@ -355,6 +355,19 @@ describe('errors', () => {
     expect([prompt.kind, prompt.message]).toEqual(['timeout', `Flowise prompt flow ${PROMPT_FLOW} did not answer within 150 ms`]);
   });
 
+  it('times out on an answer that stalls halfway, and cancels one', async () => {
+    server.setHandler(() => reply.stall());
+    const error = await failure(call(providers({ personaTimeoutMs: 150 })));
+    expect([error.kind, error.retryable]).toEqual(['timeout', true]);
+    const controller = new AbortController();
+    const pending = providers().personas.generate({ ...personaRequest, signal: controller.signal });
+    await server.waitForRequests(2);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort();
+    expect(await failure(pending)).toBeInstanceOf(CancelledError);
+    await vi.waitFor(() => expect(server.requests[1]?.closedByClient).toBe(true));
+  });
+
   it('never puts the key in a message, even when the server echoes it', async () => {
     server.setHandler((r) => reply.error(500, `Error: bad header ${r.headers.authorization} - Unauthorized`));
     const error = await failure(call());
