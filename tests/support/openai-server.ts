@@ -46,6 +46,9 @@ export type OpenAIScriptedAnswer = { endpoint?: ImagesEndpoint } & (
     }
   | /** A server error (default 500) with OpenAI's error body. */ { kind: 'server-error'; status?: number }
   | /** Never answers; the socket is closed by the client or by `close()`. */ { kind: 'hang' }
+  | /** Sends 200, the headers and the start of the body, then stalls (a slow or stuck proxy). */ {
+      kind: 'stall-body';
+    }
   | /** 200 whose `data[0]` has no `b64_json` (a `url` instead). */ { kind: 'no-b64' }
   | /** 200 whose `data` is empty. */ { kind: 'empty-data' }
   | /** 200 whose `b64_json` decodes to bytes that are not an image. */ { kind: 'garbage-b64' }
@@ -283,6 +286,10 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
         return;
       case 'hang':
         return; // the request stays open until the client gives up or the server closes
+      case 'stall-body':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"created": 1, "data": [{"b64_json": "iVBORw0KGgo');
+        return;
       case 'no-b64':
         sendJson(res, 200, { created: now(), data: [{ url: 'https://example.invalid/image.png' }] });
         return;

@@ -222,6 +222,13 @@ describe('errors as core typed errors', () => {
     expect(server.requests).toHaveLength(1);
   });
 
+  it('a server that stalls in the middle of the body: timeout too (the SDK only times the headers)', async () => {
+    server.enqueue({ kind: 'stall-body' });
+    const error = await failure(providerFor(server, { timeoutMs: 300 }).baseImage({ persona, seed }));
+    expect(error.kind).toBe('timeout');
+    expect(error.retryable).toBe(true);
+  });
+
   it('a caller AbortSignal cancels a call in flight with CancelledError', async () => {
     server.enqueue({ kind: 'hang' });
     const controller = new AbortController();
