@@ -9,7 +9,7 @@ export interface FlowisePluginOptions {
 /**
  * Fills `personaProvider` and `imagePromptProvider` from the validated config: FLOWISE_URL,
  * FLOWISE_API_KEY, FLOWISE_PERSONA_FLOW_ID, FLOWISE_PROMPT_FLOW_ID, FLOWISE_PERSONA_TIMEOUT_SECONDS,
- * FLOWISE_PROMPT_TIMEOUT_SECONDS, and MULTITHREAD_FLOWISE as the limit of persona calls in flight.
+ * FLOWISE_PROMPT_TIMEOUT_SECONDS. (MULTITHREAD_FLOWISE is enforced by core's pipeline, not here.)
  */
 export function flowisePlugin(options: FlowisePluginOptions = {}): AvatarGenPlugin {
   return definePlugin({
@@ -28,7 +28,6 @@ export function flowisePlugin(options: FlowisePluginOptions = {}): AvatarGenPlug
         promptFlowId: config.FLOWISE_PROMPT_FLOW_ID as string,
         personaTimeoutMs: config.FLOWISE_PERSONA_TIMEOUT_SECONDS * 1000,
         promptTimeoutMs: config.FLOWISE_PROMPT_TIMEOUT_SECONDS * 1000,
-        personaConcurrency: config.MULTITHREAD_FLOWISE,
         fetch: options.fetch,
       });
       context.provide('personaProvider', providers.personas);
