@@ -1,7 +1,7 @@
 import { type AvatarGenPlugin, ConfigError, definePlugin } from '@avatargen/core';
 import { createS3Client, type S3ConnectionOptions } from './client.js';
-import { createS3FaceSource, type S3FaceSourceOptions } from './faces.js';
-import { createS3Storage, type S3StorageOptions } from './storage.js';
+import { createS3FaceSource, type S3FaceSource, type S3FaceSourceOptions } from './faces.js';
+import { createS3Storage, type S3Storage, type S3StorageOptions } from './storage.js';
 
 export interface S3PluginOptions {
   /** Create the image bucket and set its policy when the plugin registers. Default false. */
@@ -37,29 +37,35 @@ export function s3Plugin(pluginOptions: S3PluginOptions = {}): AvatarGenPlugin {
         ...pluginOptions.connection,
       };
       const client = createS3Client(connection);
-      onClose(() => client.destroy());
-      const storage = createS3Storage({
-        ...connection,
-        ...pluginOptions.storage,
-        client,
-        logger,
-        bucket: config.S3_BUCKET_NAME,
-        publicUrlBase: config.S3_PUBLIC_URL_BASE,
-      });
-      if (pluginOptions.ensureBucket) {
-        // A failing register leaves no closer to run: free the client here.
-        await storage.ensureBucket().catch((error: unknown) => {
-          client.destroy();
-          throw error;
+      let storage: S3Storage;
+      let faceSource: S3FaceSource | undefined;
+      try {
+        storage = createS3Storage({
+          ...connection,
+          ...pluginOptions.storage,
+          client,
+          logger,
+          bucket: config.S3_BUCKET_NAME,
+          publicUrlBase: config.S3_PUBLIC_URL_BASE,
         });
+        if (faces) {
+          faceSource = createS3FaceSource({
+            ...connection,
+            ...pluginOptions.faceSource,
+            client,
+            logger,
+            bucket: config.S3_FACES_BUCKET_NAME,
+          });
+        }
+        if (pluginOptions.ensureBucket) await storage.ensureBucket();
+      } catch (error) {
+        // A plugin that fails to register gets no closer run: free the client here.
+        client.destroy();
+        throw error;
       }
+      onClose(() => client.destroy());
       provide('objectStorage', storage);
-      if (faces) {
-        provide(
-          'faceSource',
-          createS3FaceSource({ ...connection, ...pluginOptions.faceSource, client, logger, bucket: config.S3_FACES_BUCKET_NAME }),
-        );
-      }
+      if (faceSource) provide('faceSource', faceSource);
     },
   });
 }
