@@ -1,0 +1,379 @@
+import {
+  type BaseImageRequest,
+  CancelledError,
+  ConfigError,
+  type EncodedImage,
+  type GridRequest,
+  type ImageProvider,
+  InvalidImageError,
+  type PersonaData,
+  readImageInfo,
+  throwIfAborted,
+} from '@avatargen/core';
+import { avataaars } from '@dicebear/collection';
+import { createAvatar } from '@dicebear/core';
+import sharp from 'sharp';
+import { SETTINGS } from './prompts.js';
+import { createRandom, type Random } from './seed.js';
+
+export interface LocalImageOptions {
+  /** Side of the base portrait in pixels. Default 256. */
+  imageSize?: number;
+  /** Side of one grid cell in pixels. Default: imageSize. */
+  cellSize?: number;
+  /** White gap between grid cells. Default: cellSize / 16. */
+  gutter?: number;
+  /** White frame around the grid. Default: cellSize / 10. */
+  margin?: number;
+}
+
+export interface GridLayout {
+  cell: number;
+  gutter: number;
+  margin: number;
+  /** Width and height of the whole grid image. */
+  size: number;
+}
+
+type AvataaarsOptions = NonNullable<Parameters<typeof createAvatar<avataaars.Options>>[1]>;
+type Top = NonNullable<avataaars.Options['top']>[number];
+
+const FEMALE_TOPS: Top[] = [
+  'bob',
+  'bun',
+  'curly',
+  'curvy',
+  'frida',
+  'fro',
+  'froBand',
+  'longButNotTooLong',
+  'miaWallace',
+  'straight01',
+  'straight02',
+  'straightAndStrand',
+  'bigHair',
+  'dreads',
+];
+const MALE_TOPS: Top[] = [
+  'dreads01',
+  'dreads02',
+  'frizzle',
+  'shaggy',
+  'shaggyMullet',
+  'shortCurly',
+  'shortFlat',
+  'shortRound',
+  'shortWaved',
+  'sides',
+  'theCaesar',
+  'theCaesarAndSidePart',
+  'shavedSides',
+];
+const HAIR = ['a55728', '2c1b18', 'b58143', 'd6b370', '724133', '4a312c', 'c93305'];
+const DARK_HAIR = ['2c1b18', '4a312c', '724133'];
+const GREY_HAIR = ['e8e1e1', 'ecdcbf'];
+const SKIN = {
+  light: ['ffdbb4', 'edb98a'],
+  medium: ['edb98a', 'd08b5b', 'fd9841'],
+  dark: ['ae5d29', '614335'],
+  any: ['ffdbb4', 'edb98a', 'd08b5b', 'fd9841', 'ae5d29', '614335'],
+};
+/** Clothes colours without white or near white, so no cell edge ever looks like a border. */
+const CLOTHES = ['262e33', '65c9ff', '5199e4', '25557c', '929598', '3c4f5c', 'a7ffc4', 'ffafb9', 'ff488e', 'ff5c5c'];
+const EYES: NonNullable<avataaars.Options['eyes']> = ['default', 'happy', 'side', 'squint', 'wink', 'surprised'];
+const MOUTHS: NonNullable<avataaars.Options['mouth']> = ['smile', 'default', 'twinkle', 'serious'];
+const EYEBROWS: NonNullable<avataaars.Options['eyebrows']> = [
+  'defaultNatural',
+  'flatNatural',
+  'raisedExcitedNatural',
+  'upDownNatural',
+  'default',
+];
+const CLOTHING: NonNullable<avataaars.Options['clothing']> = [
+  'blazerAndShirt',
+  'blazerAndSweater',
+  'collarAndSweater',
+  'graphicShirt',
+  'hoodie',
+  'overall',
+  'shirtCrewNeck',
+  'shirtScoopNeck',
+  'shirtVNeck',
+];
+const GLASSES: NonNullable<avataaars.Options['accessories']> = ['prescription01', 'prescription02', 'round', 'kurt'];
+
+/** Sky and ground colours per setting; every one has a channel well under 220, so never reads as white. */
+const PALETTES: Record<string, { sky: string[]; ground: string[] }> = {
+  cafe: { sky: ['8d6e63', 'a1887f', 'bc8f6f'], ground: ['4e342e', '5d4037'] },
+  park: { sky: ['81d4fa', '90caf9'], ground: ['66bb6a', '43a047', '7cb342'] },
+  beach: { sky: ['4fc3f7', '29b6f6'], ground: ['e6c88a', 'd7b877'] },
+  kitchen: { sky: ['ffcc80', 'ffb74d'], ground: ['a1887f', '8d6e63'] },
+  office: { sky: ['b0bec5', '90a4ae'], ground: ['607d8b', '546e7a'] },
+  street: { sky: ['9e9e9e', '78909c'], ground: ['616161', '424242'] },
+  mountain: { sky: ['64b5f6', '42a5f5'], ground: ['6d4c41', '795548', '558b2f'] },
+  library: { sky: ['a1887f', '8d6e63'], ground: ['5d4037', '4e342e'] },
+  gym: { sky: ['90a4ae', '78909c'], ground: ['37474f', '455a64'] },
+  market: { sky: ['ffb74d', 'ffa726'], ground: ['8d6e63', 'a1887f'] },
+  'living room': { sky: ['bcaaa4', 'c9b8b0'], ground: ['795548', '6d4c41'] },
+  rooftop: { sky: ['4fc3f7', 'ff8a65'], ground: ['757575', '616161'] },
+  lake: { sky: ['81d4fa', '4fc3f7'], ground: ['0288d1', '0277bd'] },
+  concert: { sky: ['311b92', '4a148c'], ground: ['212121', '263238'] },
+  snow: { sky: ['b0bec5', 'a7b6c2'], ground: ['b3c7d6', 'a9bccb'] },
+  garden: { sky: ['aed581', '9ccc65'], ground: ['558b2f', '689f38'] },
+  train: { sky: ['90a4ae', 'b0bec5'], ground: ['455a64', '546e7a'] },
+  museum: { sky: ['bcaaa4', 'b0a59e'], ground: ['8d6e63', '795548'] },
+};
+const OTHER_SKIES = ['7986cb', '4db6ac', 'ff8a65', 'ba68c8', '4fc3f7', 'aed581', 'f06292', 'ffb74d'];
+const STUDIO = ['b6e3f4', 'c0aede', 'd1d4f9', 'ffd5dc', 'ffdfbf'];
+
+/** Avatar height relative to the cell, per framing named in the prompt. */
+const FRAMING_SCALE: Array<[RegExp, number]> = [
+  [/wide|environmental|landscape/i, 0.58],
+  [/full-body/i, 0.66],
+  [/half-body|over-the-shoulder/i, 0.8],
+  [/close-up|selfie/i, 1],
+  [/head-and-shoulders|portrait/i, 0.92],
+];
+
+export function gridLayout(options: LocalImageOptions = {}): GridLayout {
+  const cell = options.cellSize ?? options.imageSize ?? 256;
+  const gutter = options.gutter ?? Math.max(2, Math.round(cell / 16));
+  const margin = options.margin ?? Math.max(2, Math.round(cell / 10));
+  return { cell, gutter, margin, size: margin * 2 + cell * 2 + gutter };
+}
+
+function checkOptions(options: LocalImageOptions): void {
+  const issues: string[] = [];
+  const whole = (name: keyof LocalImageOptions, min: number, max: number) => {
+    const value = options[name];
+    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) {
+      issues.push(`${name} must be a whole number from ${min} to ${max}, got ${value}`);
+    }
+  };
+  whole('imageSize', 32, 2048);
+  whole('cellSize', 32, 2048);
+  whole('gutter', 1, 512);
+  whole('margin', 1, 512);
+  if (issues.length > 0) throw new ConfigError(issues);
+}
+
+/** The stable traits of a persona's face: the same person in every picture. */
+interface Face {
+  skinColor: string;
+  top: Top;
+  hairColor: string;
+  eyebrows: NonNullable<avataaars.Options['eyebrows']>[number];
+  facialHair?: NonNullable<avataaars.Options['facialHair']>[number];
+  studio: string;
+  clothing: NonNullable<avataaars.Options['clothing']>[number];
+  clothesColor: string;
+  wearsGlasses: boolean;
+}
+
+/** The identity the face is derived from: name, gender and age (not the task), so it never drifts. */
+export function faceSeed(persona: Pick<PersonaData, 'firstName' | 'lastName' | 'gender' | 'age'>): string {
+  return `${persona.firstName}|${persona.lastName}|${persona.gender}|${persona.age ?? ''}`;
+}
+
+function skinFor(ethnicity: string): string[] {
+  const e = ethnicity.toLowerCase();
+  if (/black|african|aboriginal/.test(e)) return SKIN.dark;
+  if (/white|japanese|korean|han|chinese|taiwanese|east asian|armenian|georgian/.test(e)) return SKIN.light;
+  if (/hispanic|mestizo|pardo|arab|persian|turkish|kurdish|south asian|southeast|indian|north african|middle eastern|amazigh|coloured|mixed|indigenous/.test(e)) {
+    return SKIN.medium;
+  }
+  return SKIN.any;
+}
+
+function faceOf(persona: PersonaData): Face {
+  const r = createRandom('face', faceSeed(persona));
+  const female = persona.gender === 'f';
+  const ethnicity = persona.ethnicity.toLowerCase();
+  const darkHaired = /black|african|asian|japanese|chinese|korean|han|arab|hispanic|mestizo|south|persian|turkish/.test(ethnicity);
+  const age = persona.age ?? 35;
+  let top = r.pick(female ? FEMALE_TOPS : MALE_TOPS);
+  if (female && /arab|persian|amazigh|kurdish|pakistani|maldivian/.test(ethnicity) && r.chance(0.35)) top = 'hijab';
+  const grey = age >= 62 ? r.chance(0.8) : age >= 50 ? r.chance(0.35) : false;
+  return {
+    skinColor: r.pick(skinFor(persona.ethnicity)),
+    top,
+    hairColor: grey ? r.pick(GREY_HAIR) : r.pick(darkHaired ? DARK_HAIR : HAIR),
+    eyebrows: r.pick(EYEBROWS),
+    facialHair: !female && r.chance(0.4) ? r.pick(['beardLight', 'beardMedium', 'beardMajestic', 'moustacheFancy'] as const) : undefined,
+    studio: r.pick(STUDIO),
+    clothing: r.pick(CLOTHING),
+    clothesColor: r.pick(CLOTHES),
+    wearsGlasses: r.chance(age >= 45 ? 0.5 : 0.25),
+  };
+}
+
+function avatarSvg(face: Face, size: number, shot: Partial<AvataaarsOptions>, seed: string): string {
+  const options: AvataaarsOptions = {
+    seed,
+    size,
+    backgroundColor: ['transparent'],
+    skinColor: [face.skinColor],
+    top: [face.top],
+    topProbability: 100,
+    hairColor: [face.hairColor],
+    hatColor: ['3c4f5c', '25557c', '929598'],
+    eyebrows: [face.eyebrows],
+    facialHair: face.facialHair ? [face.facialHair] : ['beardLight'],
+    facialHairProbability: face.facialHair ? 100 : 0,
+    facialHairColor: [face.hairColor],
+    accessoriesProbability: 0,
+    clothing: [face.clothing],
+    clothesColor: [face.clothesColor],
+    eyes: ['default'],
+    mouth: ['smile'],
+    ...shot,
+  };
+  return createAvatar(avataaars, options).toString();
+}
+
+function hex(color: string): [number, number, number] {
+  return [0, 2, 4].map((i) => Number.parseInt(color.slice(i, i + 2), 16)) as [number, number, number];
+}
+
+function toHex(rgb: [number, number, number]): string {
+  return rgb.map((v) => Math.max(0, Math.min(255, Math.round(v))).toString(16).padStart(2, '0')).join('');
+}
+
+/** The light named in the prompt shifts the colours: dusk and neon darken, golden hour warms, overcast greys. */
+function applyLight(color: string, prompt: string): string {
+  const [r, g, b] = hex(color);
+  const p = prompt.toLowerCase();
+  if (/night|neon|dusk|evening|dark/.test(p)) return toHex([r * 0.6, g * 0.6, b * 0.75]);
+  if (/golden|sunset|warm/.test(p)) return toHex([r * 0.95 + 20, g * 0.9 + 8, b * 0.75]);
+  if (/overcast|cloudy|rain|grey|gray/.test(p)) return toHex([r * 0.75 + 30, g * 0.75 + 30, b * 0.75 + 30]);
+  return color;
+}
+
+function sceneSvg(size: number, sky: string, ground: string, horizon: number): string {
+  const [r, g, b] = hex(sky);
+  const light = toHex([r + (255 - r) * 0.3, g + (255 - g) * 0.3, b + (255 - b) * 0.2]);
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}">` +
+    '<defs><linearGradient id="sky" x1="0" y1="0" x2="0" y2="1">' +
+    `<stop offset="0" stop-color="#${sky}"/><stop offset="1" stop-color="#${light}"/></linearGradient></defs>` +
+    `<rect width="${size}" height="${size}" fill="url(#sky)"/>` +
+    `<rect y="${horizon}" width="${size}" height="${size - horizon}" fill="#${ground}"/></svg>`
+  );
+}
+
+async function renderCell(face: Face, prompt: string, size: number, r: Random, seed: string): Promise<Buffer> {
+  const p = prompt.toLowerCase();
+  const setting = SETTINGS.find((s) => p.includes(s.key));
+  const palette = setting ? PALETTES[setting.key] : undefined;
+  const sky = applyLight(palette ? r.pick(palette.sky) : r.pick(OTHER_SKIES), prompt);
+  const ground = applyLight(palette ? r.pick(palette.ground) : r.pick(OTHER_SKIES), prompt);
+  const scale = FRAMING_SCALE.find(([re]) => re.test(prompt))?.[1] ?? r.pick([1, 0.92, 0.8]);
+  // Each of the four shots differs a little: scale, position, expression, clothes, glasses.
+  const avatarSize = Math.max(16, Math.round(size * Math.min(1, scale * (0.94 + r.next() * 0.08))));
+  const left = Math.round((size - avatarSize) / 2 + (r.next() - 0.5) * (size - avatarSize) * 0.8);
+  const outdoors = ['beach', 'park', 'mountain', 'lake', 'market', 'rooftop', 'street', 'garden', 'concert'].includes(
+    setting?.key ?? '',
+  );
+  const accessories: AvataaarsOptions['accessories'] =
+    outdoors && /sun|golden|beach|midday/.test(p) && r.chance(0.6)
+      ? ['sunglasses', 'wayfarers']
+      : face.wearsGlasses
+        ? GLASSES
+        : undefined;
+  const shot: Partial<AvataaarsOptions> = {
+    eyes: [r.pick(EYES)],
+    mouth: [r.pick(MOUTHS)],
+    clothing: r.chance(0.6) ? [r.pick(CLOTHING)] : [face.clothing],
+    clothesColor: [r.pick(CLOTHES)],
+    accessories: accessories ?? ['round'],
+    accessoriesProbability: accessories ? 100 : 0,
+    accessoriesColor: ['262e33', '3c4f5c', '25557c', '929598'],
+    top: setting?.key === 'snow' && face.top !== 'hijab' ? ['winterHat1', 'winterHat02', 'winterHat03', 'winterHat04'] : [face.top],
+    flip: r.chance(0.5),
+  };
+  const avatar = await sharp(Buffer.from(avatarSvg(face, avatarSize, shot, seed))).png().toBuffer();
+  const horizon = Math.round(size * (0.55 + r.next() * 0.25));
+  return sharp(Buffer.from(sceneSvg(size, sky, ground, horizon)))
+    .composite([{ input: avatar, left: Math.max(0, Math.min(size - avatarSize, left)), top: size - avatarSize }])
+    .removeAlpha()
+    .png()
+    .toBuffer();
+}
+
+/** A cancellable step: rejects with CancelledError as soon as the signal fires. */
+async function step<T>(signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+  throwIfAborted(signal);
+  if (!signal) return work();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new CancelledError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    work().then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) reject(new CancelledError());
+        else resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(signal.aborted ? new CancelledError() : error);
+      },
+    );
+  });
+}
+
+/**
+ * Pictures drawn with DiceBear's avataaars style and rendered by sharp, with no network. The face
+ * (skin, hair, brows, beard) comes from the persona's identity, so every shot shows the same
+ * person; the setting, light and framing named in the prompt choose the scene, and each shot
+ * varies expression, clothes and glasses. Grids are 2x2 with white gutters and a white margin.
+ */
+export function createLocalImageProvider(options: LocalImageOptions = {}): ImageProvider {
+  checkOptions(options);
+  const baseSize = options.imageSize ?? 256;
+  const layout = gridLayout(options);
+
+  return {
+    async baseImage(request: BaseImageRequest): Promise<EncodedImage> {
+      return step(request.signal, async () => {
+        const face = faceOf(request.persona);
+        const svg = avatarSvg(face, baseSize, { accessories: GLASSES, accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(request.persona));
+        const avatar = await sharp(Buffer.from(svg)).png().toBuffer();
+        const data = await sharp({ create: { width: baseSize, height: baseSize, channels: 3, background: `#${face.studio}` } })
+          .composite([{ input: avatar, left: 0, top: 0 }])
+          .png()
+          .toBuffer();
+        return { data, contentType: 'image/png' };
+      });
+    },
+
+    async gridFromBase(request: GridRequest): Promise<EncodedImage> {
+      throwIfAborted(request.signal);
+      // The base is not drawn from (the face comes from the persona), but it must be an image.
+      const info = readImageInfo(request.base.data);
+      if (info.contentType !== request.base.contentType) {
+        throw new InvalidImageError(`Base image is ${info.contentType}, not ${request.base.contentType}`);
+      }
+      const face = faceOf(request.persona);
+      const prompt = request.prompt ?? '';
+      const cells: Buffer[] = [];
+      for (let index = 0; index < 4; index++) {
+        const r = createRandom('shot', faceSeed(request.persona), request.seed, prompt, index);
+        cells.push(await step(request.signal, () => renderCell(face, prompt, layout.cell, r, `${request.seed}:${index}`)));
+      }
+      const { cell, gutter, margin, size } = layout;
+      const data = await step(request.signal, () =>
+        sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' } })
+          .composite(
+            cells.map((input, index) => ({
+              input,
+              left: margin + (index % 2) * (cell + gutter),
+              top: margin + Math.floor(index / 2) * (cell + gutter),
+            })),
+          )
+          .png()
+          .toBuffer(),
+      );
+      return { data, contentType: 'image/png' };
+    },
+  };
+}

@@ -1,0 +1,238 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import {
+  type Gender,
+  normalizePersona,
+  PERSONA_LIMITS,
+  type PersonaBatch,
+  type PersonaData,
+  type PersonaProvider,
+  type PersonaRequest,
+  type Platform,
+  ProviderError,
+  type RejectedPersona,
+  throwIfAborted,
+} from '@avatargen/core';
+import { allLocales, type Faker } from '@faker-js/faker';
+import { type DescriptionCues, MAX_AGE, MIN_AGE, readCues } from './cues.js';
+import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, pickWeighted, sexedNames } from './locales.js';
+import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
+import { fill, HOBBY_EMOJI, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
+import { createRandom, type Random, seedWords } from './seed.js';
+import { clip, fitWithin, tidy } from './text.js';
+
+/** Platform bio limits in characters (code points), as the platforms enforce them. */
+export const BIO_LIMITS: Record<Platform, number> = { x: 160, instagram: 150, tiktok: 80, facebook: 255 };
+
+/** More than this in one call is refused: the pipeline asks for batches of 10. */
+export const MAX_PERSONAS_PER_CALL = 1000;
+
+const SOURCE = 'local';
+
+type Status = 'working' | 'student' | 'retired';
+
+interface LocaleContext {
+  locale: FakerLocaleName;
+  faker: Faker;
+  book: Phrasebook;
+  cues: DescriptionCues;
+  /** The locale has states/regions of its own (otherwise faker would fall back to US states). */
+  hasStates: boolean;
+  /** Faker has company names for the locale (otherwise the phrasebook's patterns are used). */
+  hasCompanies: boolean;
+  languageCode: string;
+}
+
+function localeContext(languageCode: string, description: string): LocaleContext {
+  const locale = fakerLocaleFor(languageCode);
+  // English locales without their own states share the US ones; others get none rather than US states.
+  const states = allLocales[locale]?.location?.state ?? (locale.startsWith('en') ? allLocales.en.location?.state : undefined);
+  const stateList = Array.isArray(states) ? (states as string[]) : [];
+  const book = phrasebookFor(languageCode);
+  return {
+    locale,
+    faker: fakerFor(locale),
+    book,
+    cues: readCues(description, stateList),
+    hasStates: stateList.length > 0,
+    hasCompanies: Boolean(allLocales[locale]?.company?.name_pattern) || book.companies === undefined,
+    languageCode,
+  };
+}
+
+function pickAge(r: Random, range: [number, number] | undefined): number {
+  if (range) return r.int(range[0], range[1]);
+  // Two dice: more people in their 30s-50s than at the ends of the range.
+  return Math.round((r.int(MIN_AGE, MAX_AGE) + r.int(MIN_AGE, MAX_AGE)) / 2);
+}
+
+function chooseStatusAndAge(r: Random, cues: DescriptionCues): { status: Status; age: number } {
+  // A named job refines students ("nursing students": the field) and the retired (their former job).
+  const asked: Status[] = [];
+  if (cues.student) asked.push('student');
+  if (cues.retired) asked.push('retired');
+  if (asked.length === 0 && cues.occupations.length > 0) asked.push('working');
+  if (asked.length > 0) {
+    const status = r.pick(asked);
+    const fallback: [number, number] = status === 'student' ? [18, 26] : status === 'retired' ? [62, 75] : [22, 67];
+    return { status, age: pickAge(r, cues.ageRange ?? fallback) };
+  }
+  const age = pickAge(r, cues.ageRange);
+  let status: Status = 'working';
+  if (age <= 21 && r.chance(0.7)) status = 'student';
+  else if (age <= 24 && r.chance(0.25)) status = 'student';
+  else if (age >= 67 && r.chance(0.75)) status = 'retired';
+  else if (age >= 62 && r.chance(0.3)) status = 'retired';
+  return { status, age };
+}
+
+function shortText(text: string): string {
+  return clip(tidy(text), PERSONA_LIMITS.short);
+}
+
+/** One persona, fully determined by (seed, index) and the request's language and description. */
+export function makePersona(ctx: LocaleContext, seed: string, index: number): PersonaData {
+  const { faker, book, cues } = ctx;
+  faker.seed(seedWords('persona', seed, index));
+  const r = createRandom('persona-choices', seed, index);
+
+  const gender: Gender = r.pick(cues.genders ?? (['f', 'm'] as const));
+  const sex = gender === 'f' ? 'female' : 'male';
+  const { status, age } = chooseStatusAndAge(r, cues);
+  const occupation: Occupation = r.pick(cues.occupations.length > 0 ? cues.occupations : OCCUPATIONS);
+  const info = OCCUPATION_INFO[occupation];
+
+  // faker's firstName(sex) sometimes draws from the unisex list; draw from the sexed one ourselves.
+  const firstNames = sexedNames(ctx.locale, 'first_name');
+  const lastNames = sexedNames(ctx.locale, 'last_name');
+  const firstName = tidy(firstNames ? faker.helpers.arrayElement(firstNames[gender]) : faker.person.firstName(sex));
+  const lastName = tidy(lastNames ? faker.helpers.arrayElement(lastNames[gender]) : faker.person.lastName(sex));
+  const ethnicity = pickWeighted(ethnicityWeights(ctx.locale), r.next());
+
+  const state = () => (ctx.hasStates ? faker.location.state() : '');
+  const currentState = cues.state ?? state();
+  const currentCity = faker.location.city();
+  const prevState = r.chance(0.55) ? currentState : state();
+  let prevCity = faker.location.city();
+  for (let i = 0; i < 5 && prevCity === currentCity; i++) prevCity = faker.location.city();
+
+  const education = status === 'student' ? 'university' : info.education;
+  const schoolCity = status === 'student' || r.chance(0.4) ? currentCity : prevCity;
+  const schoolState = schoolCity === currentCity ? currentState : prevState;
+  const school = fill(r.pick(education === 'university' ? book.universities : book.vocational), {
+    city: schoolCity,
+    state: schoolState || schoolCity,
+    name: faker.person.lastName(),
+  });
+  const study = book.studies[occupation];
+
+  const employer =
+    info.place === 'company'
+      ? ctx.hasCompanies || !book.companies
+        ? faker.company.name()
+        : fill(r.pick(book.companies), { city: currentCity, name: faker.person.lastName() })
+      : fill(r.pick(book.places[info.place]), { city: currentCity, name: faker.person.lastName() });
+  const workplace = status === 'student' ? school : employer;
+
+  const baseJob = resolveGendered(book.occupations[occupation], gender);
+  const lower = (s: string) => (book.id === 'en' || book.id === 'pt' ? s.toLocaleLowerCase(book.id) : s);
+  let jobTitle = baseJob;
+  if (status === 'student') jobTitle = resolveGendered(book.student, gender);
+  if (status === 'retired') jobTitle = fill(resolveGendered(book.retired, gender), { job: baseJob, jobLower: lower(baseJob) });
+
+  const hobbyIndexes = r.shuffle(book.hobbies.map((_, i) => i)).slice(0, 3) as [number, number, number];
+  const [h1, h2, h3] = hobbyIndexes.map((i) => book.hobbies[i] as string) as [string, string, string];
+  const years = Math.max(2, Math.min(age - 16, r.int(2, 20)));
+
+  const role =
+    status === 'working'
+      ? fill(resolveGendered(book.roleAt, gender), { job: jobTitle, workplace })
+      : status === 'student'
+        ? fill(resolveGendered(book.studentAt, gender), { job: jobTitle, school })
+        : jobTitle;
+  const vars: Record<string, string> = {
+    first: firstName,
+    job: jobTitle,
+    jobLower: lower(jobTitle),
+    aJob: `${/^[aeiou]/i.test(baseJob) ? 'an' : 'a'} ${lower(baseJob)}`,
+    role,
+    workplace,
+    school,
+    study,
+    city: currentCity,
+    state: currentState,
+    prevCity,
+    prevState: prevState || prevCity,
+    years: String(years),
+    yearsAr: years <= 10 ? `${years} سنوات` : `${years} سنة`,
+    h1,
+    h2,
+    h3,
+    e1: HOBBY_EMOJI[hobbyIndexes[0]] as string,
+    e2: HOBBY_EMOJI[hobbyIndexes[1]] as string,
+    motto: r.pick(book.mottos),
+  };
+  vars.studied = fill(resolveGendered(status === 'student' ? book.studying : book.studied, gender), vars);
+  vars.studiedAbout = fill(resolveGendered(book.studiedAbout, gender), vars);
+
+  // Each platform has its own voice; templates are tried from a seeded start until one fits the limit.
+  const bio = (platform: Platform) => {
+    const candidates = book.bios[platform].map((t) => tidy(fill(resolveGendered(t, gender), vars)));
+    return fitWithin(candidates, BIO_LIMITS[platform], r.int(0, Math.max(0, candidates.length - 2)));
+  };
+  const bios = { facebook: bio('facebook'), instagram: bio('instagram'), x: bio('x'), tiktok: bio('tiktok') };
+
+  const sentence = (list: readonly (typeof book.about.origin)[number][]) => fill(resolveGendered(r.pick(list), gender), vars);
+  const aboutParts = [sentence(book.about.origin)];
+  if (status === 'working') aboutParts.push(sentence(book.about.work), vars.studiedAbout);
+  if (status === 'student') aboutParts.push(sentence(book.about.student));
+  if (status === 'retired') aboutParts.push(sentence(book.about.retired), vars.studiedAbout);
+  aboutParts.push(sentence(book.about.hobbies), sentence(book.about.trait));
+  const about = clip(tidy(aboutParts.join(book.id === 'ja' ? '' : ' ')), PERSONA_LIMITS.about);
+
+  return {
+    firstName: clip(firstName, PERSONA_LIMITS.name),
+    lastName: clip(lastName, PERSONA_LIMITS.name),
+    gender,
+    ethnicity: shortText(ethnicity),
+    age,
+    bios,
+    jobTitle: shortText(jobTitle),
+    workplace: shortText(workplace),
+    eduEstablishment: shortText(school),
+    eduStudy: shortText(study),
+    currentCity: shortText(currentCity),
+    currentState: shortText(currentState),
+    prevCity: shortText(prevCity),
+    prevState: shortText(prevState),
+    about,
+  };
+}
+
+/**
+ * Personas from faker in the locale of the bio language, with no network. The same seed,
+ * language and description always give the same personas (persona i depends only on the seed
+ * and i, so a bigger count extends a batch without changing its start).
+ */
+export function createLocalPersonaProvider(): PersonaProvider {
+  return {
+    async generate(request: PersonaRequest): Promise<PersonaBatch> {
+      throwIfAborted(request.signal);
+      const { count } = request;
+      if (!Number.isInteger(count) || count < 1 || count > MAX_PERSONAS_PER_CALL) {
+        throw ProviderError.badRequest(SOURCE, `count must be a whole number from 1 to ${MAX_PERSONAS_PER_CALL}, got ${count}`);
+      }
+      const ctx = localeContext(request.language?.code || 'en', request.description ?? '');
+      const seed = String(request.seed ?? '');
+      const personas: PersonaData[] = [];
+      const rejected: RejectedPersona[] = [];
+      for (let index = 0; index < count; index++) {
+        if (index > 0 && index % 25 === 0) await yieldToLoop(); // keep the event loop (and abort) responsive
+        throwIfAborted(request.signal);
+        const normalized = normalizePersona(makePersona(ctx, seed, index));
+        if (normalized.ok) personas.push(normalized.persona);
+        else rejected.push({ index, reason: normalized.reason });
+      }
+      return { personas, rejected };
+    },
+  };
+}
