@@ -220,33 +220,42 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
 
   const gridSize = (name: string, value: number | undefined) => positiveInteger(name, value, 2, MAX_GRID);
 
+  // every method is async so that a bad argument rejects the promise instead of throwing
   return {
     threads,
-    splitGrid: (image, rows, cols) => run('splitGrid', image, { rows: gridSize('rows', rows), cols: gridSize('cols', cols) }),
-    trimWhitespace: (image, options = {}) =>
-      run('trimWhitespace', image, { tolerance: numberIn('tolerance', options.tolerance ?? 0, 0, 255) }),
-    cropWhiteBorders: (image, options) => run('cropWhiteBorders', image, { settings: borderSettings(options) }),
-    randomizeStyle: (image, options) => run('randomizeStyle', image, { seed: checkSeed(options?.seed) }, options),
-    applyStyle: (image, params, options) => run('applyStyle', image, { params: checkParams(params) }, options),
-    thumbnail: (image, width) => {
+    async splitGrid(image, rows, cols) {
+      return run('splitGrid', image, { rows: gridSize('rows', rows), cols: gridSize('cols', cols) });
+    },
+    async trimWhitespace(image, options = {}) {
+      return run('trimWhitespace', image, { tolerance: numberIn('tolerance', options.tolerance ?? 0, 0, 255) });
+    },
+    async cropWhiteBorders(image, options) {
+      return run('cropWhiteBorders', image, { settings: borderSettings(options) });
+    },
+    async randomizeStyle(image, options) {
+      return run('randomizeStyle', image, { seed: checkSeed(options?.seed) }, options);
+    },
+    async applyStyle(image, params, options) {
+      return run('applyStyle', image, { params: checkParams(params) }, options);
+    },
+    async thumbnail(image, width) {
       if (width === undefined) throw new ValidationError({ width: 'is required' });
       return run('thumbnail', image, { width: positiveInteger('width', width, 0, MAX_THUMBNAIL_WIDTH) });
     },
-    processGrid: (image, options) =>
-      run(
+    async processGrid(image, options) {
+      const borders = options.cropWhiteBorders;
+      return run(
         'processGrid',
         image,
         {
           rows: gridSize('rows', options.rows),
           cols: gridSize('cols', options.cols),
-          borders:
-            options.cropWhiteBorders === false
-              ? null
-              : borderSettings(options.cropWhiteBorders === true ? undefined : options.cropWhiteBorders),
+          borders: borders === false ? null : borderSettings(borders === true ? undefined : borders),
           styleSeed: options.styleSeed === null ? null : checkSeed(options.styleSeed),
         },
         options,
-      ),
+      );
+    },
     close() {
       closed = true;
       closing ??= (async () => {

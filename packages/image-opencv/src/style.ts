@@ -79,20 +79,26 @@ export const PRESET_TRANSFORMS: Record<StylePreset, { matrix: Matrix; offset: [n
 };
 
 /**
- * Renders `params` on the `rect` of a raw RGB image into a new tightly packed RGB buffer.
+ * Renders `params` on the `rect` of a raw RGB image into a tightly packed RGB buffer (`target`
+ * when it is large enough, else a new one).
  * Order: blur or unsharp mask (3x3, edges replicated), colour preset and contrast (one affine
  * transform, contrast around mid grey), grain (one Gaussian value per pixel, same on all
  * channels, from the seed), vignette (darkening towards the corners), round and clamp.
+ *
+ * Hot loops live in small top-level functions over plain locals: V8 compiles those to tight
+ * machine code, while closures and branchy loops cost it several times over.
  */
-export function renderStyle(source: RawImage, rect: Rect, params: StyleParams): Uint8Array {
+export function renderStyle(source: RawImage, rect: Rect, params: StyleParams, target?: Uint8Array): Uint8Array {
   const { data: src, width: srcWidth } = source;
   const { x: x0, y: y0, width: w, height: h } = rect;
   const stride = srcWidth * 3;
   const rowLength = w * 3;
-  const out = new Uint8Array(rowLength * h);
-  const clamped = new Uint8ClampedArray(out.buffer);
+  const size = rowLength * h;
+  // a reused target saves the page faults of fresh memory on every cell
+  const out = target && target.byteLength >= size ? target.subarray(0, size) : new Uint8Array(size);
+  const clamped = new Uint8ClampedArray(out.buffer, out.byteOffset, size);
 
-  // filter: F = keep * source + blurred * blurWeight, with a separable 3-tap Gaussian
+  // filter: F = keep * source + blurWeight * blurred, with a separable 3-tap Gaussian
   let side = 0;
   let keep = 0;
   let blurWeight = 1;
@@ -111,95 +117,147 @@ export function renderStyle(source: RawImage, rect: Rect, params: StyleParams): 
   // colour: contrast c around 128 applied after the preset's affine transform
   const { matrix, offset } = PRESET_TRANSFORMS[params.preset];
   const c = params.contrast;
-  const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = matrix.map((v) => v * c) as Matrix;
-  const o0 = c * offset[0] + 128 * (1 - c);
-  const o1 = c * offset[1] + 128 * (1 - c);
-  const o2 = c * offset[2] + 128 * (1 - c);
+  const colour = new Float64Array(12);
+  for (let i = 0; i < 9; i++) colour[i] = (matrix[i] as number) * c;
+  for (let i = 0; i < 3; i++) colour[9 + i] = c * (offset[i] as number) + 128 * (1 - c);
 
   // vignette: 1 - s * d^2 with d = 1 in the corners; d^2 splits into a column and a row term
   const strength = params.vignetteStrength ?? 0;
-  const vx = new Float32Array(w);
+  const vx = new Float64Array(w);
   const cx = (w - 1) / 2 || 1;
   const cy = (h - 1) / 2 || 1;
   for (let x = 0; x < w; x++) vx[x] = (strength * ((x - cx) / cx) ** 2) / 2;
 
-  // grain: Irwin-Hall sum of the four bytes of a mulberry32 output, scaled to the sigma
   const grain = params.grainSigma ?? 0;
   const grainScale = grain / 147.8; // standard deviation of the sum of four uniform bytes
   let state = seedWords(`grain:${params.seed}`)[0] | 0;
-  const noise = new Float32Array(w);
+  const noise = new Float64Array(w);
 
-  // Small row buffers (they stay in cache): three horizontally filtered rows rotated as we go
-  // down, the filtered row, the grain row. Separate tight loops are faster in V8 than one loop
-  // full of branches.
-  let above = new Float32Array(rowLength);
-  let current = new Float32Array(rowLength);
-  let below = new Float32Array(rowLength);
-  const row = new Float32Array(rowLength);
-  const horizontal = (y: number, dst: Float32Array) => {
-    const base = (y0 + y) * stride + x0 * 3;
-    if (w === 1) {
-      dst[0] = src[base] as number;
-      dst[1] = src[base + 1] as number;
-      dst[2] = src[base + 2] as number;
-      return;
-    }
-    for (let ch = 0; ch < 3; ch++) {
-      const a = src[base + ch] as number;
-      dst[ch] = center * a + side * (a + (src[base + 3 + ch] as number));
-      const l = base + rowLength - 3 + ch;
-      const last = src[l] as number;
-      dst[rowLength - 3 + ch] = center * last + side * (last + (src[l - 3] as number));
-    }
-    for (let i = 3, s = base + 3; i < rowLength - 3; i++, s++) {
-      dst[i] = center * (src[s] as number) + side * ((src[s - 3] as number) + (src[s + 3] as number));
-    }
-  };
+  // three horizontally filtered rows (above, current, below) rotated as we go down
+  let above = new Float64Array(rowLength);
+  let current = new Float64Array(rowLength);
+  let below = new Float64Array(rowLength);
+  const row = new Float64Array(rowLength);
+  const rowStart = (y: number) => (y0 + y) * stride + x0 * 3;
   if (filtered) {
-    horizontal(0, current);
+    filterRow(src, rowStart(0), rowLength, center, side, current);
     above.set(current);
-    if (h > 1) horizontal(1, below);
+    if (h > 1) filterRow(src, rowStart(1), rowLength, center, side, below);
     else below.set(current);
   }
 
   for (let y = 0; y < h; y++) {
-    const srcRow = (y0 + y) * stride + x0 * 3;
-    if (filtered) {
-      for (let i = 0, s = srcRow; i < rowLength; i++, s++) {
-        const blurred = center * (current[i] as number) + side * ((above[i] as number) + (below[i] as number));
-        row[i] = keep * (src[s] as number) + blurWeight * blurred;
-      }
-    } else {
-      for (let i = 0, s = srcRow; i < rowLength; i++, s++) row[i] = src[s] as number;
-    }
-    if (grain > 0) {
-      for (let x = 0; x < w; x++) {
-        state = (state + 0x6d2b79f5) | 0;
-        let t = Math.imul(state ^ (state >>> 15), 1 | state);
-        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-        t = (t ^ (t >>> 14)) >>> 0;
-        noise[x] = ((t & 255) + ((t >>> 8) & 255) + ((t >>> 16) & 255) + (t >>> 24) - 510) * grainScale;
-      }
-    }
+    const start = rowStart(y);
+    if (filtered) combineRows(src, start, rowLength, above, current, below, center, side, keep, blurWeight, row);
+    else copyRow(src, start, rowLength, row);
+    if (grain > 0) state = fillNoise(noise, w, state, grainScale);
     const vy = 1 - (strength * ((y - cy) / cy) ** 2) / 2;
-    for (let x = 0, i = 0, o = y * rowLength; x < w; x++, i += 3, o += 3) {
-      const r = row[i] as number;
-      const g = row[i + 1] as number;
-      const b = row[i + 2] as number;
-      const n = noise[x] as number;
-      const v = vy - (vx[x] as number);
-      clamped[o] = (m0 * r + m1 * g + m2 * b + o0 + n) * v;
-      clamped[o + 1] = (m3 * r + m4 * g + m5 * b + o1 + n) * v;
-      clamped[o + 2] = (m6 * r + m7 * g + m8 * b + o2 + n) * v;
-    }
+    colourRow(row, noise, vx, vy, colour, clamped, y * rowLength, w);
     if (filtered && y + 1 < h) {
       const spare = above;
       above = current;
       current = below;
       below = spare;
-      if (y + 2 < h) horizontal(y + 2, below);
+      if (y + 2 < h) filterRow(src, rowStart(y + 2), rowLength, center, side, below);
       else below.set(current);
     }
   }
   return out;
+}
+
+/** Horizontal 3-tap filter of one row, edges replicated. */
+function filterRow(src: Uint8Array, base: number, n: number, center: number, side: number, dst: Float64Array): void {
+  if (n === 3) {
+    dst[0] = src[base] as number;
+    dst[1] = src[base + 1] as number;
+    dst[2] = src[base + 2] as number;
+    return;
+  }
+  for (let ch = 0; ch < 3; ch++) {
+    const first = src[base + ch] as number;
+    dst[ch] = center * first + side * (first + (src[base + 3 + ch] as number));
+    const l = base + n - 3 + ch;
+    const last = src[l] as number;
+    dst[n - 3 + ch] = center * last + side * (last + (src[l - 3] as number));
+  }
+  const end = n - 3;
+  for (let i = 3; i < end; i++) {
+    const s = base + i;
+    dst[i] = center * (src[s] as number) + side * ((src[s - 3] as number) + (src[s + 3] as number));
+  }
+}
+
+/** Vertical 3-tap filter of the three filtered rows, mixed with the source for the unsharp mask. */
+function combineRows(
+  src: Uint8Array,
+  base: number,
+  n: number,
+  above: Float64Array,
+  current: Float64Array,
+  below: Float64Array,
+  center: number,
+  side: number,
+  keep: number,
+  blurWeight: number,
+  dst: Float64Array,
+): void {
+  for (let i = 0; i < n; i++) {
+    const blurred = center * (current[i] as number) + side * ((above[i] as number) + (below[i] as number));
+    dst[i] = keep * (src[base + i] as number) + blurWeight * blurred;
+  }
+}
+
+function copyRow(src: Uint8Array, base: number, n: number, dst: Float64Array): void {
+  for (let i = 0; i < n; i++) dst[i] = src[base + i] as number;
+}
+
+/**
+ * Grain for one row: mulberry32 outputs, each turned into an approximately Gaussian value by
+ * summing its four bytes (Irwin-Hall). Returns the generator state for the next row.
+ */
+function fillNoise(noise: Float64Array, n: number, seedState: number, scale: number): number {
+  let state = seedState;
+  for (let x = 0; x < n; x++) {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    t = (t ^ (t >>> 14)) >>> 0;
+    noise[x] = ((t & 255) + ((t >>> 8) & 255) + ((t >>> 16) & 255) + (t >>> 24) - 510) * scale;
+  }
+  return state;
+}
+
+/** Colour transform, grain and vignette for one row; the clamped array rounds and clamps. */
+function colourRow(
+  row: Float64Array,
+  noise: Float64Array,
+  vx: Float64Array,
+  vy: number,
+  k: Float64Array,
+  out: Uint8ClampedArray,
+  o: number,
+  w: number,
+): void {
+  const m0 = k[0] as number;
+  const m1 = k[1] as number;
+  const m2 = k[2] as number;
+  const m3 = k[3] as number;
+  const m4 = k[4] as number;
+  const m5 = k[5] as number;
+  const m6 = k[6] as number;
+  const m7 = k[7] as number;
+  const m8 = k[8] as number;
+  const o0 = k[9] as number;
+  const o1 = k[10] as number;
+  const o2 = k[11] as number;
+  for (let x = 0, i = 0; x < w; x++, i += 3) {
+    const r = row[i] as number;
+    const g = row[i + 1] as number;
+    const b = row[i + 2] as number;
+    const n = noise[x] as number;
+    const v = vy - (vx[x] as number);
+    out[o + i] = (m0 * r + m1 * g + m2 * b + o0 + n) * v;
+    out[o + i + 1] = (m3 * r + m4 * g + m5 * b + o1 + n) * v;
+    out[o + i + 2] = (m6 * r + m7 * g + m8 * b + o2 + n) * v;
+  }
 }

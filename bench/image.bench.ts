@@ -1,0 +1,129 @@
+/**
+ * `npm run bench:image`: the image chain as the old system ran it (split -> trim -> crop white
+ * borders on each of 4 cells -> randomize style on each cell; encoded bytes in, encoded bytes
+ * out) through the real piscina pool, against the old system's figures in BASELINE.md.
+ *
+ *   BENCH_INPUTS  folder with grid_1024.png, single_512.png, single_1024.png
+ *                 (default: ../shared/bench/inputs beside the checkout)
+ *   BENCH_RUNS    timed runs per row after warm-up (default 30, at least 20 for the chain)
+ *
+ * Last line: BENCH image.chain_ms=<one worker, ms per grid> image.speedup=<394.6 / chain_ms>
+ * image.pool_scaling=<pool-of-2 throughput / one-worker throughput>
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createImageProcessor, type OpencvImageProcessor } from '@avatargen/image-opencv';
+import sharp from 'sharp';
+
+const repo = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
+const inputs = process.env.BENCH_INPUTS ?? resolve(repo, '../shared/bench/inputs');
+const runs = Math.max(20, Number(process.env.BENCH_RUNS ?? 30));
+const WARM_UP = 5;
+const OLD_CHAIN_MS = 394.6;
+
+/** The old system's medians (BASELINE.md), ms per image on one core. */
+const BASELINE = {
+  splitTrim1024: 275.8,
+  splitTrim1536: 647.9,
+  crop512: 42.3,
+  crop1024: 169.4,
+  style512: 30.5,
+  style1024: 112.6,
+  chain1024: 394.6,
+  chain1536: 948.6,
+};
+
+const read = (name: string) => readFileSync(resolve(inputs, name));
+const grid1024 = read('grid_1024.png');
+const single512 = read('single_512.png');
+const single1024 = read('single_1024.png');
+// BASELINE.md also has a 1536 grid; the same grid scaled up stands in for it
+const grid1536 = await sharp(grid1024).resize(1536, 1536, { kernel: 'lanczos3' }).png().toBuffer();
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
+/** Median wall time of one call, calls made one after the other. */
+async function timeOne(fn: () => Promise<unknown>, count = runs): Promise<number> {
+  for (let i = 0; i < WARM_UP; i++) await fn();
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    await fn();
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+/** Grids per second with `inFlight` calls kept going. */
+async function throughput(processor: OpencvImageProcessor, grids: number, inFlight: number): Promise<number> {
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next++ < grids) await processor.processGrid(grid1024, { cropWhiteBorders: true, styleSeed: `tp-${next}` });
+    }),
+  );
+  return (grids * 1000) / (performance.now() - start);
+}
+
+const chain = (processor: OpencvImageProcessor, image: Uint8Array) => () =>
+  processor.processGrid(image, { cropWhiteBorders: true, styleSeed: 'bench' });
+
+const one = createImageProcessor({ threads: 1 });
+const two = createImageProcessor({ threads: 2 });
+try {
+  const rows: Array<{ step: string; input: string; old: number; ms: number }> = [];
+  const chainMs = await timeOne(chain(one, grid1024));
+  rows.push({ step: 'whole chain per grid', input: 'grid 1024x1024', old: BASELINE.chain1024, ms: chainMs });
+  rows.push({
+    step: 'whole chain per grid',
+    input: 'grid 1536x1536',
+    old: BASELINE.chain1536,
+    ms: await timeOne(chain(one, grid1536)),
+  });
+  const splitTrim = (image: Uint8Array) => () => one.processGrid(image, { cropWhiteBorders: false, styleSeed: null });
+  rows.push({ step: 'split 2x2 + trim (PNG out)', input: 'grid 1024x1024', old: BASELINE.splitTrim1024, ms: await timeOne(splitTrim(grid1024)) });
+  rows.push({ step: 'split 2x2 + trim (PNG out)', input: 'grid 1536x1536', old: BASELINE.splitTrim1536, ms: await timeOne(splitTrim(grid1536)) });
+  rows.push({ step: 'crop white borders (PNG out)', input: 'single 512x512', old: BASELINE.crop512, ms: await timeOne(() => one.cropWhiteBorders(single512)) });
+  rows.push({ step: 'crop white borders (PNG out)', input: 'single 1024x1024', old: BASELINE.crop1024, ms: await timeOne(() => one.cropWhiteBorders(single1024)) });
+  rows.push({ step: 'randomize style', input: 'single 512x512', old: BASELINE.style512, ms: await timeOne(() => one.randomizeStyle(single512, { seed: 'bench' })) });
+  rows.push({ step: 'randomize style', input: 'single 1024x1024', old: BASELINE.style1024, ms: await timeOne(() => one.randomizeStyle(single1024, { seed: 'bench' })) });
+
+  // pool scaling: alternate one worker and two workers so that machine noise hits both alike
+  await throughput(two, 10, 4);
+  const single: number[] = [];
+  const pair: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    single.push(await throughput(one, 20, 2));
+    pair.push(await throughput(two, 20, 4));
+  }
+  const perSecondOne = median(single);
+  const perSecondTwo = median(pair);
+
+  const table = [
+    ['step', 'input', 'old ms', 'new ms', 'speedup'],
+    ...rows.map((r) => [r.step, r.input, r.old.toFixed(1), r.ms.toFixed(2), `${(r.old / r.ms).toFixed(1)}x`]),
+  ];
+  const widths = table[0]!.map((_, col) => Math.max(...table.map((row) => row[col]!.length)));
+  console.log(`image chain benchmark: one worker unless stated, median of ${runs} runs after ${WARM_UP} warm-up`);
+  for (const [i, row] of table.entries()) {
+    console.log(row.map((cell, col) => (col < 2 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  '));
+    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+  console.log('');
+  console.log(`pool throughput, grid 1024, median of 5 rounds of 20 grids:`);
+  console.log(`  one worker   ${perSecondOne.toFixed(1)} grids/s  (${(perSecondOne * 4).toFixed(1)} images/s; old: 10.1 grids/s)`);
+  console.log(`  two workers  ${perSecondTwo.toFixed(1)} grids/s  (${(perSecondTwo * 4).toFixed(1)} images/s)`);
+  console.log('');
+  const speedup = OLD_CHAIN_MS / chainMs;
+  const scaling = perSecondTwo / perSecondOne;
+  console.log(`BENCH image.chain_ms=${chainMs.toFixed(2)} image.speedup=${speedup.toFixed(2)} image.pool_scaling=${scaling.toFixed(2)}`);
+} finally {
+  await one.close();
+  await two.close();
+}
