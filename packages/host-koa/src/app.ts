@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import type { AvatarGen } from '@avatargen/core';
+import { bodyParser } from '@koa/bodyparser';
+import Koa, { type Next } from 'koa';
+import session from 'koa-session';
+import { errorHandler, HttpError } from './errors.js';
+import { createViews } from './render.js';
+import { apiRouter } from './routes/api.js';
+import { mediaRouter } from './routes/media.js';
+import { pagesRouter } from './routes/pages.js';
+import { staticFiles } from './routes/static.js';
+import { CSRF_FIELD, CSRF_HEADER, csrfMatches, DEFAULT_THROTTLE, LoginThrottle, securityHeaders, type ThrottleLimits } from './security.js';
+import { SseHub } from './sse.js';
+import { bodyOf, type HostContext, type HostState, sessionOf } from './state.js';
+import { ThumbnailCache } from './thumbs.js';
+
+export interface HostOptions {
+  /** Signs the session cookie (at least 32 characters). */
+  secretKey: string;
+  /** Trust X-Forwarded-Proto/For (behind nginx). Default: config.TRUST_PROXY. */
+  trustProxy?: boolean;
+  /** Serve /media/* from the object storage (filesystem storage). Default true. */
+  serveMedia?: boolean;
+  /** Extra origins images may load from (an S3 public base URL). */
+  imageOrigins?: string[];
+  throttle?: Partial<ThrottleLimits>;
+  /** Session lifetime. Default 7 days. */
+  sessionMaxAgeMs?: number;
+  /** Width of gallery thumbnails. Default 240. */
+  thumbnailWidth?: number;
+  /** Seconds between SSE keep-alive comments. Default 15. */
+  sseHeartbeatSeconds?: number;
+}
+
+export interface HostApp {
+  app: Koa<HostState>;
+  /** Open server-sent event streams; closed on shutdown so the server can stop. */
+  sse: SseHub;
+  throttle: LoginThrottle;
+}
+
+export const SESSION_COOKIE = 'avatargen.sid';
+
+/** Builds the Koa app of the website and its JSON API on top of an AvatarGen instance. */
+export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
+  if (!options.secretKey || options.secretKey.length < 32) throw new Error('createApp: secretKey must be at least 32 characters');
+  const app = new Koa<HostState>({ proxy: options.trustProxy ?? gen.config.TRUST_PROXY, keys: [options.secretKey] });
+  app.silent = true;
+  app.on('error', (error: unknown) => gen.logger.warn({ err: error }, 'response error'));
+  const eta = createViews();
+  const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...options.throttle });
+  const sse = new SseHub(gen, options.sseHeartbeatSeconds ?? 15);
+  const thumbs = new ThumbnailCache(gen, options.thumbnailWidth ?? 240);
+
+  // Request id and an access log line; the id is in every log line of the request and in error pages.
+  app.use(async (ctx, next: Next) => {
+    const incoming = ctx.get('x-request-id');
+    const reqId = /^[\w.-]{8,64}$/.test(incoming) && app.proxy ? incoming : randomUUID();
+    ctx.state.reqId = reqId;
+    ctx.state.log = gen.logger.child({ reqId });
+    ctx.state.user = null;
+    ctx.state.auth = null;
+    ctx.set('X-Request-Id', reqId);
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      ctx.state.log.info(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), userId: (ctx.state as HostState).user?.id ?? undefined },
+        'request',
+      );
+    }
+  });
+  app.use(errorHandler(eta) as Koa.Middleware<HostState>);
+  app.use(securityHeaders(options.imageOrigins ?? []));
+  // Static assets and the health check need no session.
+  app.use(staticFiles());
+  app.use(async (ctx, next) => {
+    if (ctx.path !== '/healthz') return next();
+    const checks = { database: false, storage: false };
+    try {
+      await gen.orm.em.fork().execute('select 1');
+      checks.database = true;
+    } catch (error) {
+      ctx.state.log.warn({ err: error }, 'health: database unreachable');
+    }
+    try {
+      const storage = gen.port('objectStorage');
+      for await (const _ of storage.list('healthz/')) break;
+      checks.storage = true;
+    } catch (error) {
+      ctx.state.log.warn({ err: error }, 'health: storage unreachable');
+    }
+    const ok = checks.database && checks.storage;
+    ctx.status = ok ? 200 : 503;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: ok ? 'ok' : 'unavailable', ...checks };
+  });
+
+  app.use(
+    session(
+      {
+        key: SESSION_COOKIE,
+        maxAge: options.sessionMaxAgeMs ?? 7 * 86_400_000,
+        httpOnly: true,
+        signed: true,
+        sameSite: 'lax',
+        // secure left unset: the cookie is Secure exactly when the request came over TLS
+        // (X-Forwarded-Proto counts only when the proxy is trusted).
+        rolling: false,
+        renew: true,
+        store: {
+          get: (key: string) => gen.sessions.get(key),
+          set: (key: string, data: Record<string, unknown>, maxAge: number) => gen.sessions.set(key, data, maxAge),
+          destroy: (key: string) => gen.sessions.destroy(key),
+        },
+      },
+      app as unknown as Parameters<typeof session>[1],
+    ) as unknown as Koa.Middleware<HostState>,
+  );
+  app.use(
+    bodyParser({
+      enableTypes: ['json', 'form'],
+      jsonLimit: '1mb',
+      formLimit: '1mb',
+      onError: () => {
+        throw new HttpError(400, 'The request body could not be read (malformed JSON or form data).');
+      },
+    }) as unknown as Koa.Middleware<HostState>,
+  );
+
+  // Who is asking: an API token (Authorization: Bearer) or the session's user.
+  app.use(async (ctx, next) => {
+    const c = ctx as HostContext;
+    const header = ctx.get('authorization');
+    const bearer = /^Bearer\s+(\S+)$/i.exec(header);
+    if (bearer) {
+      const user = await gen.users.authenticateToken(bearer[1] as string);
+      if (!user) throw new HttpError(401, 'The API token is unknown, revoked or its account is disabled.', { 'WWW-Authenticate': 'Bearer' });
+      c.state.user = user;
+      c.state.auth = 'token';
+    } else if (ctx.cookies.get(SESSION_COOKIE)) {
+      const data = sessionOf(ctx);
+      if (data && typeof data.userId === 'number') {
+        const user = await gen.users.findById(data.userId);
+        if (user?.active) {
+          c.state.user = user;
+          c.state.auth = 'session';
+        } else {
+          delete data.userId;
+        }
+      }
+    }
+    return next();
+  });
+
+  // CSRF: every state-changing request made with the session cookie carries the session's token.
+  app.use(async (ctx, next) => {
+    const c = ctx as HostContext;
+    if (['GET', 'HEAD', 'OPTIONS'].includes(ctx.method) || c.state.auth === 'token') return next();
+    const sent = bodyOf(ctx)[CSRF_FIELD] ?? ctx.get(CSRF_HEADER);
+    const expected = ctx.cookies.get(SESSION_COOKIE) ? sessionOf(ctx)?.csrf : undefined;
+    if (!csrfMatches(expected, sent)) {
+      throw new HttpError(403, 'This form has expired or did not come from this site. Reload the page and try again.');
+    }
+    return next();
+  });
+
+  const api = apiRouter(gen, sse);
+  const media = mediaRouter(gen, thumbs, options.serveMedia ?? true);
+  const pages = pagesRouter(gen, eta, throttle, sse);
+  for (const router of [api, media, pages]) {
+    app.use(router.routes() as unknown as Koa.Middleware<HostState>);
+    app.use(router.allowedMethods() as unknown as Koa.Middleware<HostState>);
+  }
+  return { app, sse, throttle };
+}

@@ -1,0 +1,365 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline as pipe } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import {
+  type AvatarGenConfig,
+  ConfigError,
+  createLogger,
+  databaseUrl,
+  type EmbeddedPostgres,
+  isFinal,
+  loadConfig,
+  loadEnvFile,
+  openDatabase,
+  runMigrations,
+  startEmbeddedPostgres,
+  type TaskView,
+  UsersService,
+  ValidationError,
+} from '@avatargen/core';
+import type { Logger } from 'pino';
+import { createHostApp, listen, startBackend } from './host.js';
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** For progress bars: write without a newline. */
+  errRaw: (text: string) => void;
+  isTTY: boolean;
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+const defaultIo = (): Io => ({
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  errRaw: (text) => process.stderr.write(text),
+  isTTY: process.stderr.isTTY === true,
+  env: process.env,
+  cwd: process.cwd(),
+});
+
+const HELP: Record<string, string> = {
+  main: `avatargen: synthetic persona datasets (website, API, workers)
+
+Usage: avatargen <command> [options]
+
+Commands:
+  start                  web + worker in one process, zero setup (embedded PostgreSQL, local storage)
+  web                    the website and JSON API only
+  worker                 generation work only (run as many as you like on one database)
+  migrate                apply database migrations and exit
+  user create            create an account
+  user set-password      change a password
+  user disable           disable an account (its sessions and tokens stop working)
+  generate               run one task to completion headless and write its ZIP
+
+Run "avatargen <command> --help" for the options of a command.
+Configuration comes from the environment and a .env file in the current folder; see docs/configuration.md.`,
+  start: `avatargen start
+
+Web server and worker in one process. With nothing configured: embedded PostgreSQL and
+filesystem storage under DATA_DIR (default ./.avatargen), offline provider-local, a generated
+SECRET_KEY kept in DATA_DIR/secret-key. On an empty database the first admin account is made
+from ADMIN_EMAIL/ADMIN_PASSWORD, or admin@localhost with a random password printed once.
+Listens on APP_HOST:APP_PORT (127.0.0.1:8085). SIGTERM/SIGINT: stops taking requests, lets
+running jobs finish (or go back to the queue) and exits.`,
+  web: `avatargen web
+
+The website and JSON API without generation work. Run several behind nginx: sessions are in
+PostgreSQL. Pair it with "avatargen worker" processes.`,
+  worker: `avatargen worker
+
+Takes generation work from the queue in PostgreSQL. Any number of workers on any number of
+machines share the work. SIGTERM: finishes running jobs (or returns them to the queue).`,
+  migrate: `avatargen migrate
+
+Applies pending database migrations and exits. Safe to run from several processes at once.`,
+  user: `avatargen user <create|set-password|disable> --email <email> [options]
+
+  user create --email <email> [--password <pw> | --password-stdin] [--admin]
+      A random password is generated and printed once when none is given.
+  user set-password --email <email> [--password <pw> | --password-stdin]
+  user disable --email <email>
+  user enable --email <email>
+
+Passwords: at least 10 characters and at most 72 bytes (bcrypt's limit).`,
+  generate: `avatargen generate --description <text> [options]
+
+Runs one generation task in this process (with a worker) and writes the dataset as a ZIP.
+
+  --description, -d <text>   who the personas are (required)
+  --count, -n <number>       personas, 10-300 (default 10)
+  --images, -i <number>      images per persona: 4, 8, 12, 16 or 20 (default 4)
+  --language, -l <code>      bio language code (default en)
+  --out, -o <file>           ZIP to write (default ./avatargen-<task id>.zip)`,
+};
+
+class UsageError extends Error {}
+
+function readConfig(io: Io): AvatarGenConfig {
+  for (const warning of loadEnvFile(join(io.cwd, '.env'), io.env)) io.err(`.env: ${warning}`);
+  return loadConfig(io.env);
+}
+
+/** Runs `fn` until SIGINT/SIGTERM, then calls `stop` once and resolves. */
+function untilSignal(stop: (signal: string) => Promise<void>): Promise<void> {
+  return new Promise((resolveDone) => {
+    let stopping = false;
+    const handler = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      stop(signal).finally(() => {
+        process.off('SIGINT', handler);
+        process.off('SIGTERM', handler);
+        resolveDone();
+      });
+    };
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
+}
+
+async function ensureFirstAdmin(users: UsersService, config: AvatarGenConfig, io: Io): Promise<void> {
+  if ((await users.count()) > 0) return;
+  const email = config.ADMIN_EMAIL ?? 'admin@localhost';
+  const generated = !config.ADMIN_PASSWORD;
+  const password = config.ADMIN_PASSWORD ?? randomBytes(15).toString('base64url');
+  await users.create({ email, password, isAdmin: true });
+  io.out('First admin account created:');
+  io.out(`  email:    ${email}`);
+  if (generated) io.out(`  password: ${password}   (shown once; change it with "avatargen user set-password")`);
+  else io.out('  password: the one in ADMIN_PASSWORD');
+}
+
+async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<number> {
+  const config = readConfig(io);
+  const logger = createLogger(config);
+  const backend = await startBackend(config, logger);
+  const { gen, assembly, embedded } = backend;
+  try {
+    if (role === 'start') await ensureFirstAdmin(gen.users, config, io);
+    if (role !== 'web') await gen.worker.start();
+    let server: Awaited<ReturnType<typeof listen>> | undefined;
+    if (role !== 'worker') {
+      const host = await createHostApp(backend);
+      server = await listen(host, { port: config.APP_PORT, hostname: config.APP_HOST });
+    }
+    const parts = `personas: ${assembly.parts.personas} · images: ${assembly.parts.images} · storage: ${assembly.parts.storage} · database: ${embedded ? `embedded PostgreSQL (${embedded.dataDir})` : 'PostgreSQL'}`;
+    io.out(parts);
+    if (server) io.out(`avatargen ${role} listening on ${server.url}`);
+    else io.out('avatargen worker started');
+    await untilSignal(async (signal) => {
+      logger.info({ signal }, 'shutting down');
+      await server?.close();
+      await backend.close();
+      io.out('avatargen stopped');
+    });
+    return 0;
+  } catch (error) {
+    await backend.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Only the database (migrate, user ...): embedded PostgreSQL when nothing is configured. */
+async function withDatabase<T>(io: Io, fn: (users: UsersService, logger: Logger) => Promise<T>): Promise<T> {
+  const config = readConfig(io);
+  const logger = createLogger(config);
+  let url = databaseUrl(config);
+  let embedded: EmbeddedPostgres | null = null;
+  if (!url) {
+    embedded = await startEmbeddedPostgres({ dataDir: join(config.DATA_DIR, 'pg'), logger });
+    url = embedded.url;
+  }
+  const orm = await openDatabase({ url, logger, poolSize: 2 });
+  try {
+    const applied = await runMigrations(orm, url);
+    if (applied.length) logger.info({ applied }, 'migrations applied');
+    return await fn(new UsersService(orm), logger);
+  } finally {
+    await orm.close();
+    await embedded?.stop();
+  }
+}
+
+async function readPassword(values: { password?: string; 'password-stdin'?: boolean }): Promise<string | undefined> {
+  if (values.password !== undefined) return values.password;
+  if (!values['password-stdin']) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function userCommand(args: string[], io: Io): Promise<number> {
+  const [action, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      email: { type: 'string' },
+      password: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      admin: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || !action) {
+    io.out(HELP.user as string);
+    return action ? 0 : 2;
+  }
+  if (!values.email) throw new UsageError('--email is required');
+  const email = values.email;
+  return withDatabase(io, async (users) => {
+    if (action === 'create') {
+      const given = await readPassword(values);
+      const password = given ?? randomBytes(15).toString('base64url');
+      const user = await users.create({ email, password, isAdmin: values.admin === true });
+      io.out(`Created ${user.email}${user.isAdmin ? ' (admin)' : ''}.`);
+      if (given === undefined) io.out(`  password: ${password}   (shown once)`);
+      return 0;
+    }
+    if (action === 'set-password') {
+      const password = await readPassword(values);
+      if (password === undefined) throw new UsageError('--password or --password-stdin is required');
+      await users.setPassword(email, password);
+      io.out(`Password of ${email} changed.`);
+      return 0;
+    }
+    if (action === 'disable' || action === 'enable') {
+      await users.setActive(email, action === 'enable');
+      io.out(`${email} ${action}d.`);
+      return 0;
+    }
+    throw new UsageError(`unknown user action "${action}" (create, set-password, disable, enable)`);
+  });
+}
+
+function progressLine(task: TaskView): string {
+  const width = 30;
+  const filled = Math.round((task.progress.percent / 100) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${task.progress.percent.toFixed(1).padStart(5)}%  ${task.progress.personasStored}/${task.progress.personasTotal} personas  ${task.progress.imagesStored}/${task.progress.imagesTotal} images  ${task.status}`;
+}
+
+async function generateCommand(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      description: { type: 'string', short: 'd' },
+      count: { type: 'string', short: 'n', default: '10' },
+      images: { type: 'string', short: 'i', default: '4' },
+      language: { type: 'string', short: 'l', default: 'en' },
+      out: { type: 'string', short: 'o' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    io.out(HELP.generate as string);
+    return 0;
+  }
+  const config = readConfig(io);
+  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
+  const backend = await startBackend(config, logger);
+  const { gen } = backend;
+  try {
+    await gen.worker.start();
+    const task = await gen.tasks.submit({ description: values.description ?? '', count: values.count, imagesPerPersona: values.images, language: values.language });
+    io.err(`Task ${task.id}: ${task.count} personas x ${task.imagesPerPersona} images`);
+    let lastDecile = -1;
+    const show = (t: TaskView) => {
+      if (io.isTTY) io.errRaw(`\r${progressLine(t)}`);
+      else if (Math.floor(t.progress.percent / 10) !== lastDecile) {
+        lastDecile = Math.floor(t.progress.percent / 10);
+        io.err(progressLine(t));
+      }
+    };
+    const final = await new Promise<TaskView>((resolveFinal, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const check = async () => {
+        try {
+          const current = await gen.tasks.get(task.id);
+          show(current);
+          if (isFinal(current.status)) {
+            gen.pipeline.events.off('task', onTask);
+            clearInterval(timer);
+            resolveFinal(current);
+          }
+        } catch (error) {
+          clearInterval(timer);
+          reject(error);
+        }
+      };
+      const onTask = (id: string) => {
+        if (id === task.id) void check();
+      };
+      gen.pipeline.events.on('task', onTask);
+      timer = setInterval(check, 1000);
+      void check();
+    });
+    if (io.isTTY) io.errRaw('\n');
+    for (const entry of final.errorLog) io.err(`  [${entry.stage}] ${entry.message}`);
+    if (final.status !== 'completed') {
+      io.err(`Task ${final.id} ${final.status}.`);
+      return 1;
+    }
+    const out = resolve(io.cwd, values.out ?? `avatargen-${final.id}.zip`);
+    await mkdir(dirname(out), { recursive: true });
+    await pipe(await gen.exports.zip(final.id), createWriteStream(out));
+    io.out(out);
+    return 0;
+  } finally {
+    await backend.close();
+  }
+}
+
+/** The `avatargen` command. Returns the exit code. */
+export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === '--help' || command === '-h' || command === 'help') {
+      io.out(HELP.main as string);
+      return command ? 0 : 2;
+    }
+    if (rest.includes('--help') || rest.includes('-h')) {
+      const text = HELP[command];
+      if (!text) throw new UsageError(`unknown command "${command}"`);
+      io.out(text);
+      return 0;
+    }
+    switch (command) {
+      case 'start':
+      case 'web':
+      case 'worker':
+        return await runServer(command, io);
+      case 'migrate':
+        return await withDatabase(io, async (_users, logger) => {
+          logger.info('database is up to date');
+          io.out('Migrations applied; the database is up to date.');
+          return 0;
+        });
+      case 'user':
+        return await userCommand(rest, io);
+      case 'generate':
+        return await generateCommand(rest, io);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`avatargen: ${(error as Error).message}. Run "avatargen --help".`);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      io.err(error.message);
+      return 2;
+    }
+    if (error instanceof ValidationError) {
+      for (const [field, message] of Object.entries(error.fields)) io.err(`${field}: ${message}`);
+      return 2;
+    }
+    io.err(`avatargen: ${(error as Error)?.message ?? String(error)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,69 @@
+import { AvatarGenError, ConflictError, NotFoundError, StorageError, ValidationError } from '@avatargen/core';
+import type { Eta } from 'eta';
+import type { Next } from 'koa';
+import { render } from './render.js';
+import type { HostContext } from './state.js';
+
+/** An error the host raises on purpose, with a status and a message safe to show. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export function statusFor(error: unknown): number {
+  if (error instanceof HttpError) return error.status;
+  if (error instanceof ValidationError) return 422;
+  if (error instanceof NotFoundError) return 404;
+  if (error instanceof ConflictError) return 409;
+  if (error instanceof StorageError && error.notFound) return 404;
+  const status = (error as { status?: unknown; expose?: unknown })?.status;
+  // koa / co-body errors (bad JSON, body too large...) carry their own status
+  if (typeof status === 'number' && status >= 400 && status < 500 && !(error instanceof AvatarGenError)) return status;
+  return 500;
+}
+
+function publicMessage(error: unknown, status: number): string {
+  if (status >= 500) return 'Something went wrong on our side.';
+  if (error instanceof AvatarGenError || error instanceof HttpError) return error.message;
+  if ((error as { expose?: boolean }).expose && error instanceof Error) return error.message;
+  return status === 404 ? 'Not found.' : 'The request could not be processed.';
+}
+
+export function wantsJson(ctx: HostContext): boolean {
+  return ctx.path.startsWith('/api/') || (!ctx.accepts('html') && ctx.accepts('json') === 'json');
+}
+
+/**
+ * The outermost handler: maps typed errors to statuses, logs server errors with the request id,
+ * and answers with a short message; never a stack trace.
+ */
+export function errorHandler(eta: Eta) {
+  return async (ctx: HostContext, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new HttpError(404, 'Not found.');
+    } catch (error) {
+      const status = statusFor(error);
+      if (status >= 500) ctx.state.log.error({ err: error }, 'request failed');
+      else ctx.state.log.info({ status, reason: (error as Error)?.message }, 'request refused');
+      if (ctx.headerSent || !ctx.writable) return;
+      const message = publicMessage(error, status);
+      // Headers set before the failure (e.g. Content-Disposition) must not leak onto the error page.
+      for (const name of ['content-disposition', 'content-length', 'cache-control']) ctx.remove(name);
+      if (error instanceof HttpError) for (const [k, v] of Object.entries(error.headers)) ctx.set(k, v);
+      const fields = error instanceof ValidationError ? error.fields : undefined;
+      if (wantsJson(ctx)) {
+        ctx.status = status;
+        ctx.body = { error: message, ...(fields ? { fields } : {}), requestId: ctx.state.reqId };
+      } else {
+        render(ctx, eta, 'error', { status, message }, status);
+      }
+    }
+  };
+}

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import {
+  type AvatarGen,
+  type AvatarGenConfig,
+  createAvatarGen,
+  type CreateAvatarGenOptions,
+  databaseUrl,
+  type EmbeddedPostgres,
+  startEmbeddedPostgres,
+} from '@avatargen/core';
+import type { Logger } from 'pino';
+import { createApp, type HostApp, type HostOptions } from './app.js';
+import { type Assembly, assemblePlugins } from './plugins.js';
+
+const SECRET_FILE = 'secret-key';
+
+/**
+ * SECRET_KEY, or the key kept in `${DATA_DIR}/secret-key` (made once, mode 0600), so sessions
+ * survive restarts and every process on this machine signs cookies alike with zero setup.
+ */
+export async function resolveSecretKey(config: Pick<AvatarGenConfig, 'SECRET_KEY' | 'DATA_DIR'>): Promise<string> {
+  if (config.SECRET_KEY) return config.SECRET_KEY;
+  const path = join(config.DATA_DIR, SECRET_FILE);
+  try {
+    const stored = (await readFile(path, 'utf8')).trim();
+    if (stored.length >= 32) return stored;
+  } catch {
+    // not made yet
+  }
+  await mkdir(config.DATA_DIR, { recursive: true });
+  const key = randomBytes(48).toString('base64url');
+  try {
+    await writeFile(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
+    return key;
+  } catch {
+    // another process made it first: use theirs
+    const stored = (await readFile(path, 'utf8')).trim();
+    if (stored.length < 32) throw new Error(`${path} holds no usable key; delete it or set SECRET_KEY`);
+    return stored;
+  }
+}
+
+export interface Backend {
+  gen: AvatarGen;
+  assembly: Assembly;
+  /** The embedded PostgreSQL server when neither DATABASE_URL nor DB_* is set. */
+  embedded: EmbeddedPostgres | null;
+  close(): Promise<void>;
+}
+
+/**
+ * The AvatarGen instance of a process: embedded PostgreSQL when no database is configured,
+ * plugins chosen from the config, migrations run.
+ */
+export async function startBackend(
+  config: AvatarGenConfig,
+  logger: Logger,
+  options: { plugins?: CreateAvatarGenOptions['plugins']; pipeline?: CreateAvatarGenOptions['pipeline'] } = {},
+): Promise<Backend> {
+  let url = databaseUrl(config);
+  let embedded: EmbeddedPostgres | null = null;
+  if (!url) {
+    embedded = await startEmbeddedPostgres({ dataDir: join(config.DATA_DIR, 'pg'), logger: logger.child({ component: 'postgres' }) });
+    url = embedded.url;
+  }
+  const assembly = assemblePlugins(config);
+  let gen: AvatarGen;
+  try {
+    gen = await createAvatarGen({ config, logger, databaseUrl: url, plugins: options.plugins ?? assembly.plugins, pipeline: options.pipeline });
+  } catch (error) {
+    await embedded?.stop().catch(() => undefined);
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    gen,
+    assembly,
+    embedded,
+    close() {
+      closing ??= (async () => {
+        await gen.close();
+        await embedded?.stop();
+      })();
+      return closing;
+    },
+  };
+}
+
+export interface RunningServer {
+  server: Server;
+  url: string;
+  /** Stops taking connections, ends event streams and waits (at most `timeoutMs`) for requests in flight. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export async function listen(host: HostApp, options: { port: number; hostname: string }): Promise<RunningServer> {
+  const server = createServer(host.app.callback());
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0; // exports and event streams may last long
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    server,
+    url: `http://${shown === '0.0.0.0' ? '127.0.0.1' : shown}:${address.port}`,
+    close(timeoutMs = 10_000) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          resolve();
+        }, timeoutMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        host.sse.closeAll();
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
+
+/** Builds the app for a backend with the host's defaults (secret key from the config or DATA_DIR). */
+export async function createHostApp(backend: Backend, options: Partial<HostOptions> = {}): Promise<HostApp> {
+  const config = backend.gen.config;
+  const secretKey = options.secretKey ?? (await resolveSecretKey(config));
+  const imageOrigins: string[] = [];
+  if (!backend.assembly.storageRoot) {
+    for (const base of [config.S3_PUBLIC_URL_BASE, config.S3_ENDPOINT]) {
+      if (base) imageOrigins.push(new URL(base).origin);
+    }
+  }
+  return createApp(backend.gen, { serveMedia: backend.assembly.storageRoot !== null, imageOrigins, ...options, secretKey });
+}

@@ -1,0 +1,13 @@
+/**
+ * `@avatargen/host-koa`: the Avatar Data Generator website, its JSON API under /api/v1 and the
+ * `avatargen` command.
+ */
+export { createApp, type HostApp, type HostOptions, SESSION_COOKIE } from './app.js';
+export { main as runCli } from './cli.js';
+export { HttpError, statusFor } from './errors.js';
+export { createHostApp, listen, resolveSecretKey, type Backend, type RunningServer, startBackend } from './host.js';
+export { openApiDocument } from './openapi.js';
+export { type Assembly, assemblePlugins } from './plugins.js';
+export { contentSecurityPolicy, DEFAULT_THROTTLE, LoginThrottle, safeNext, type ThrottleLimits } from './security.js';
+export { progressSummary, SseHub } from './sse.js';
+export { thumbnailKey, ThumbnailCache } from './thumbs.js';

@@ -1,0 +1,198 @@
+import {
+  COUNT_MAX,
+  COUNT_MIN,
+  generationRequestSchema,
+  IMAGES_PER_PERSONA,
+  listLanguages,
+  settingsSchema,
+  TASK_STATUSES,
+} from '@avatargen/core';
+import { z } from 'zod';
+
+type JsonSchema = Record<string, unknown> & { properties?: Record<string, Record<string, unknown>> };
+
+function fromZod(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const { $schema: _ignored, ...json } = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'openapi-3.0' }) as JsonSchema;
+  return json;
+}
+
+const error = {
+  type: 'object',
+  properties: {
+    error: { type: 'string' },
+    fields: { type: 'object', additionalProperties: { type: 'string' }, description: 'A message per invalid field.' },
+    requestId: { type: 'string' },
+  },
+  required: ['error', 'requestId'],
+};
+
+const progress = {
+  type: 'object',
+  properties: {
+    personasStored: { type: 'integer' },
+    imagesStored: { type: 'integer' },
+    personasTotal: { type: 'integer' },
+    imagesTotal: { type: 'integer' },
+    percent: { type: 'number' },
+  },
+};
+
+const task = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    description: { type: 'string' },
+    language: { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } },
+    count: { type: 'integer' },
+    imagesPerPersona: { type: 'integer' },
+    status: { type: 'string', enum: [...TASK_STATUSES] },
+    settings: { $ref: '#/components/schemas/Settings' },
+    errorLog: { type: 'array', items: { type: 'object', properties: { at: { type: 'string' }, stage: { type: 'string' }, message: { type: 'string' } } } },
+    progress: { $ref: '#/components/schemas/Progress' },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    startedAt: { type: 'string', format: 'date-time', nullable: true },
+    finishedAt: { type: 'string', format: 'date-time', nullable: true },
+  },
+};
+
+const image = {
+  type: 'object',
+  properties: {
+    index: { type: 'integer' },
+    url: { type: 'string' },
+    thumbnailUrl: { type: 'string' },
+    width: { type: 'integer' },
+    height: { type: 'integer' },
+    contentType: { type: 'string' },
+  },
+};
+
+const persona = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    firstName: { type: 'string' },
+    lastName: { type: 'string' },
+    gender: { type: 'string', enum: ['f', 'm'] },
+    ethnicity: { type: 'string' },
+    age: { type: 'integer', nullable: true },
+    bios: { type: 'object', properties: { facebook: { type: 'string' }, instagram: { type: 'string' }, x: { type: 'string' }, tiktok: { type: 'string' } } },
+    jobTitle: { type: 'string' },
+    workplace: { type: 'string' },
+    eduEstablishment: { type: 'string' },
+    eduStudy: { type: 'string' },
+    currentCity: { type: 'string' },
+    currentState: { type: 'string' },
+    prevCity: { type: 'string' },
+    prevState: { type: 'string' },
+    about: { type: 'string' },
+    baseImage: { type: 'object', nullable: true, properties: { url: { type: 'string' } } },
+    images: { type: 'array', items: { $ref: '#/components/schemas/Image' } },
+  },
+};
+
+const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_TEXT[code] ?? 'Error', ...json(ref('Error')) }]));
+const ERROR_TEXT: Record<number, string> = {
+  400: 'Malformed request body',
+  401: 'Not logged in, or an unknown/revoked API token',
+  403: 'CSRF token missing (session requests) or not allowed',
+  404: 'No such task (or it belongs to another user)',
+  409: 'The task cannot do that in its current status',
+  422: 'Validation failed; `fields` holds a message per field',
+};
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const csrfNote =
+  'Requests authenticated by the session cookie must send the X-CSRF-Token header; requests with a Bearer token need none.';
+
+/**
+ * The OpenAPI 3 document of /api/v1. Request bodies are generated from the same zod schemas that
+ * validate them (generationRequestSchema, settingsSchema); refinements that JSON Schema cannot
+ * express (the language list, the allowed image counts) are added as enums.
+ */
+export function openApiDocument(): Record<string, unknown> {
+  const request = fromZod(generationRequestSchema, 'input');
+  const props = request.properties ?? {};
+  props.language = { ...props.language, enum: listLanguages().map((l) => l.code), description: 'A language code from GET /api/v1/languages.' };
+  props.imagesPerPersona = { ...props.imagesPerPersona, type: 'integer', enum: [...IMAGES_PER_PERSONA] };
+  props.count = { ...props.count, minimum: COUNT_MIN, maximum: COUNT_MAX };
+  const settingsIn = fromZod(settingsSchema.partial(), 'input');
+  const settingsOut = fromZod(settingsSchema, 'output');
+  return {
+    openapi: '3.0.3',
+    info: { title: 'Avatar Data Generator API', version: '1.0.0', description: `Session cookie or personal API token (Authorization: Bearer agt_...). ${csrfNote}` },
+    servers: [{ url: '/api/v1' }],
+    security: [{ bearer: [] }, { session: [] }],
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'A personal API token created in Settings.' },
+        session: { type: 'apiKey', in: 'cookie', name: 'avatargen.sid' },
+      },
+      schemas: { GenerationRequest: request, SettingsUpdate: settingsIn, Settings: settingsOut, Error: error, Task: task, Progress: progress, Persona: persona, Image: image },
+    },
+    paths: {
+      '/tasks': {
+        get: {
+          summary: 'List your tasks, newest first',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
+            { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
+            { name: 'status', in: 'query', schema: { type: 'string', enum: [...TASK_STATUSES] } },
+          ],
+          responses: { 200: { description: 'Tasks', ...json({ type: 'object', properties: { tasks: { type: 'array', items: ref('Task') }, total: { type: 'integer' } } }) }, ...errors(401) },
+        },
+        post: {
+          summary: 'Submit a generation task',
+          description: csrfNote,
+          requestBody: { required: true, ...json(ref('GenerationRequest')) },
+          responses: { 201: { description: 'Queued', ...json(ref('Task')) }, ...errors(400, 401, 403, 422) },
+        },
+      },
+      '/tasks/{id}': {
+        parameters: [idParam],
+        get: { summary: 'One task with its progress', responses: { 200: { description: 'Task', ...json(ref('Task')) }, ...errors(401, 404) } },
+        delete: { summary: 'Delete a task, its personas and images', responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } },
+      },
+      '/tasks/{id}/cancel': { parameters: [idParam], post: { summary: 'Cancel a pending or running task', responses: { 200: { description: 'Cancelled', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) } } },
+      '/tasks/{id}/retry': { parameters: [idParam], post: { summary: 'Retry a failed or cancelled task', responses: { 200: { description: 'Queued again', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) } } },
+      '/tasks/{id}/personas': {
+        parameters: [idParam],
+        get: {
+          summary: 'Personas of a task, paginated',
+          parameters: [
+            { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
+            { name: 'perPage', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+          ],
+          responses: {
+            200: { description: 'A page', ...json({ type: 'object', properties: { personas: { type: 'array', items: ref('Persona') }, page: { type: 'integer' }, perPage: { type: 'integer' }, total: { type: 'integer' }, pages: { type: 'integer' } } }) },
+            ...errors(401, 404),
+          },
+        },
+      },
+      '/datasets/{id}': {
+        parameters: [idParam, { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } }],
+        get: { summary: 'The dataset detail: task, demographics and a page of 20 personas', responses: { 200: { description: 'Detail', ...json({ type: 'object' }) }, ...errors(401, 404) } },
+      },
+      '/tasks/{id}/demographics': { parameters: [idParam], get: { summary: 'Ethnicity distribution, gender counts, age min/avg/max', responses: { 200: { description: 'Demographics', ...json({ type: 'object' }) }, ...errors(401, 404) } } },
+      '/tasks/{id}/events': { parameters: [idParam], get: { summary: 'Server-sent events: `progress` on every change, `done` when finished', responses: { 200: { description: 'text/event-stream' }, ...errors(401, 404) } } },
+      '/tasks/{id}/exports/{format}': {
+        parameters: [idParam, { name: 'format', in: 'path', required: true, schema: { type: 'string', enum: ['json', 'csv', 'zip'] } }],
+        post: { summary: 'Download the dataset (CSV and ZIP are streamed)', description: csrfNote, responses: { 200: { description: 'The file' }, ...errors(401, 403, 404) } },
+      },
+      '/stats': { get: { summary: 'Your totals and the last 7 days', responses: { 200: { description: 'Stats', ...json({ type: 'object' }) }, ...errors(401) } } },
+      '/languages': { get: { summary: 'Bio languages', responses: { 200: { description: 'Languages', ...json({ type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } } }) } } } },
+      '/settings': {
+        get: { summary: 'Current settings', responses: { 200: { description: 'Settings', ...json(ref('Settings')) }, ...errors(401) } },
+        patch: {
+          summary: 'Change settings (administrators)',
+          description: csrfNote,
+          requestBody: { required: true, ...json(ref('SettingsUpdate')) },
+          responses: { 200: { description: 'Saved', ...json(ref('Settings')) }, ...errors(400, 401, 403, 422) },
+        },
+      },
+    },
+  };
+}

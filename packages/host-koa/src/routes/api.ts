@@ -1,0 +1,129 @@
+import { type AvatarGen, listLanguages, type PersonaView, TASK_STATUSES, type TaskStatus, ValidationError } from '@avatargen/core';
+import { Router } from '@koa/router';
+import type { Next } from 'koa';
+import { HttpError } from '../errors.js';
+import { openApiDocument } from '../openapi.js';
+import type { SseHub } from '../sse.js';
+import { bodyOf, type HostContext, scopeOf } from '../state.js';
+import { thumbnailUrl } from '../urls.js';
+import { sendExport } from './exports.js';
+
+/** A whole number query parameter within bounds, or a 400 naming the parameter. */
+export function intParam(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new ValidationError({ [name]: `Must be a whole number from ${min} to ${max}.` });
+  return n;
+}
+
+/** A persona as the API returns it: every field, image URLs and thumbnail URLs, no storage keys. */
+export function apiPersona(p: PersonaView) {
+  const { baseImage, images, ...rest } = p;
+  return {
+    ...rest,
+    baseImage: baseImage ? { url: baseImage.url, thumbnailUrl: thumbnailUrl(baseImage.key) } : null,
+    images: images.map((i) => ({ index: i.index, url: i.url, thumbnailUrl: thumbnailUrl(i.key), width: i.width, height: i.height, contentType: i.contentType })),
+  };
+}
+
+async function requireUser(ctx: HostContext, next: Next) {
+  if (!ctx.state.user) throw new HttpError(401, 'Log in or send an API token (Authorization: Bearer).', { 'WWW-Authenticate': 'Bearer' });
+  return next();
+}
+
+function requireAdmin(ctx: HostContext) {
+  if (!ctx.state.user?.isAdmin) throw new HttpError(403, 'Only administrators can change settings.');
+}
+
+/** The JSON API under /api/v1; mirrors the website. */
+export function apiRouter(gen: AvatarGen, sse: SseHub): Router {
+  const router = new Router({ prefix: '/api/v1' });
+  const openapi = JSON.stringify(openApiDocument());
+  const c = (ctx: unknown) => ctx as HostContext;
+
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json; charset=utf-8';
+    ctx.body = openapi;
+  });
+  router.get('/languages', (ctx) => {
+    ctx.body = listLanguages();
+  });
+  router.use((ctx, next) => requireUser(c(ctx), next));
+  router.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+
+  router.get('/stats', async (ctx) => {
+    ctx.body = await gen.tasks.stats(scopeOf(c(ctx)));
+  });
+  router.get('/tasks', async (ctx) => {
+    const status = ctx.query.status;
+    if (status !== undefined && !(TASK_STATUSES as readonly unknown[]).includes(status)) {
+      throw new ValidationError({ status: `Must be one of ${TASK_STATUSES.join(', ')}.` });
+    }
+    ctx.body = await gen.tasks.list({
+      ...scopeOf(c(ctx)),
+      limit: intParam(ctx.query.limit, 'limit', 50, 1, 500),
+      offset: intParam(ctx.query.offset, 'offset', 0, 0, 1_000_000_000),
+      status: status as TaskStatus | undefined,
+    });
+  });
+  router.post('/tasks', async (ctx) => {
+    const { _csrf, ...input } = bodyOf(ctx);
+    const task = await gen.tasks.submit(input, scopeOf(c(ctx)));
+    ctx.status = 201;
+    ctx.set('Location', `/api/v1/tasks/${task.id}`);
+    ctx.body = task;
+  });
+  router.get('/tasks/:id', async (ctx) => {
+    ctx.body = await gen.tasks.get(ctx.params.id as string, scopeOf(c(ctx)));
+  });
+  router.post('/tasks/:id/cancel', async (ctx) => {
+    ctx.body = await gen.tasks.cancel(ctx.params.id as string, scopeOf(c(ctx)));
+  });
+  router.post('/tasks/:id/retry', async (ctx) => {
+    ctx.body = await gen.tasks.retry(ctx.params.id as string, scopeOf(c(ctx)));
+  });
+  router.delete('/tasks/:id', async (ctx) => {
+    await gen.tasks.delete(ctx.params.id as string, scopeOf(c(ctx)));
+    ctx.status = 204;
+  });
+  router.get('/tasks/:id/personas', async (ctx) => {
+    const page = await gen.personas.list(ctx.params.id as string, {
+      ...scopeOf(c(ctx)),
+      page: intParam(ctx.query.page, 'page', 1, 1, 1_000_000),
+      perPage: intParam(ctx.query.perPage, 'perPage', 20, 1, 100),
+    });
+    ctx.body = { ...page, personas: page.personas.map(apiPersona) };
+  });
+  router.get('/tasks/:id/demographics', async (ctx) => {
+    ctx.body = await gen.personas.demographics(ctx.params.id as string, scopeOf(c(ctx)));
+  });
+  router.get('/datasets/:id', async (ctx) => {
+    const scope = scopeOf(c(ctx));
+    const id = ctx.params.id as string;
+    const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
+    const task = await gen.tasks.get(id, scope);
+    const [demographics, page] = await Promise.all([
+      gen.personas.demographics(id, scope),
+      gen.personas.list(id, { ...scope, page: pageNo, perPage: 20 }),
+    ]);
+    ctx.body = { task, demographics, personas: { ...page, personas: page.personas.map(apiPersona) } };
+  });
+  router.get('/tasks/:id/events', async (ctx) => {
+    await sse.open(c(ctx), ctx.params.id as string, scopeOf(c(ctx)));
+  });
+  router.post('/tasks/:id/exports/:format', async (ctx) => {
+    await sendExport(gen, ctx, ctx.params.id as string, ctx.params.format as string, scopeOf(c(ctx)));
+  });
+  router.get('/settings', async (ctx) => {
+    ctx.body = await gen.settings.get();
+  });
+  router.patch('/settings', async (ctx) => {
+    requireAdmin(c(ctx));
+    const { _csrf, ...changes } = bodyOf(ctx);
+    ctx.body = await gen.settings.update(changes);
+  });
+  return router;
+}

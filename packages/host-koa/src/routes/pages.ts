@@ -1,0 +1,228 @@
+import {
+  type AvatarGen,
+  COUNT_MAX,
+  COUNT_MIN,
+  DESCRIPTION_MAX,
+  IMAGES_PER_PERSONA,
+  listLanguages,
+  PASSWORD_MAX_BYTES,
+  SETTING_KEYS,
+  TASK_STATUSES,
+  type TaskStatus,
+  ValidationError,
+} from '@avatargen/core';
+import { Router } from '@koa/router';
+import type { Eta } from 'eta';
+import type { Next } from 'koa';
+import { HttpError } from '../errors.js';
+import { render } from '../render.js';
+import { type LoginThrottle, newCsrfToken, safeNext } from '../security.js';
+import type { SseHub } from '../sse.js';
+import { bodyOf, type HostContext, scopeOf, sessionOf } from '../state.js';
+import { thumbnailUrl } from '../urls.js';
+import { intParam } from './api.js';
+import { sendExport } from './exports.js';
+
+const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style'] as const;
+const PAGE_SIZE = 25;
+
+/** The server-rendered website. */
+export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, sse: SseHub): Router {
+  const router = new Router();
+  const c = (ctx: unknown) => ctx as HostContext;
+  const languages = listLanguages();
+
+  const loggedIn = async (ctx: HostContext, next: Next) => {
+    if (ctx.state.user) return next();
+    if (ctx.method === 'GET') {
+      ctx.redirect(`/login?next=${encodeURIComponent(ctx.originalUrl)}`);
+      return;
+    }
+    throw new HttpError(401, 'Your session has ended. Log in again.');
+  };
+  const seeOther = (ctx: HostContext, url: string) => {
+    ctx.status = 303;
+    ctx.redirect(url);
+  };
+
+  router.get('/', (ctx) => ctx.redirect(c(ctx).state.user ? '/dashboard' : '/login'));
+
+  // ---------------------------------------------------------------- login / logout
+  const loginPage = (ctx: HostContext, data: { error?: string; email?: string; next?: string }, status = 200) =>
+    render(ctx, eta, 'login', { error: data.error, email: data.email ?? '', next: safeNext(data.next ?? ctx.query.next, '') }, status);
+
+  router.get('/login', (ctx) => {
+    if (c(ctx).state.user) return ctx.redirect(safeNext(ctx.query.next));
+    loginPage(c(ctx), {});
+  });
+
+  router.post('/login', async (ctx) => {
+    const hc = c(ctx);
+    const body = bodyOf(ctx);
+    const email = typeof body.email === 'string' ? body.email.trim() : '';
+    const password = typeof body.password === 'string' ? body.password : '';
+    const next = typeof body.next === 'string' ? body.next : '';
+    const wait = throttle.retryAfterMs(ctx.ip, email);
+    if (wait > 0) {
+      const minutes = Math.ceil(wait / 60_000);
+      ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
+      hc.state.log.warn({ ip: ctx.ip }, 'login throttled');
+      return loginPage(hc, { error: `Too many failed attempts. Try again in ${minutes} minute${minutes > 1 ? 's' : ''}.`, email, next }, 429);
+    }
+    if (!email || !password) return loginPage(hc, { error: 'Enter your email and password.', email, next }, 422);
+    if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
+      return loginPage(hc, { error: `Passwords are at most ${PASSWORD_MAX_BYTES} bytes long.`, email, next }, 422);
+    }
+    const user = await gen.users.authenticate(email, password);
+    if (!user) {
+      throttle.failed(ctx.ip, email);
+      hc.state.log.info({ ip: ctx.ip }, 'login failed');
+      return loginPage(hc, { error: 'The email or the password is wrong.', email, next }, 401);
+    }
+    throttle.succeeded(ctx.ip, email);
+    // New session id at login (no fixation): the old server-side session is destroyed.
+    const session = sessionOf(ctx);
+    if (!session) throw new Error('no session');
+    const data = (ctx.session as unknown as { toJSON(): Record<string, unknown> }).toJSON();
+    for (const key of Object.keys(data)) delete (session as Record<string, unknown>)[key];
+    session.userId = user.id;
+    session.csrf = newCsrfToken();
+    await (ctx.session as unknown as { regenerate(): Promise<void> }).regenerate();
+    hc.state.log.info({ userId: user.id }, 'logged in');
+    seeOther(hc, safeNext(next));
+  });
+
+  router.post('/logout', async (ctx) => {
+    ctx.session = null; // destroys the server-side session and clears the cookie
+    seeOther(c(ctx), '/login');
+  });
+
+  // Everything below needs a logged-in user.
+  router.use(['/dashboard', '/generate', '/history', '/datasets', '/exports', '/settings'], (ctx, next) => loggedIn(c(ctx), next));
+
+  // ---------------------------------------------------------------- dashboard
+  router.get('/dashboard', async (ctx) => {
+    const scope = scopeOf(c(ctx));
+    const [stats, recent] = await Promise.all([gen.tasks.stats(scope), gen.tasks.list({ ...scope, limit: 8 })]);
+    const peak = Math.max(1, ...stats.days.map((d) => Math.max(d.tasks, d.personas, d.images)));
+    render(c(ctx), eta, 'dashboard', { stats, recent: recent.tasks, peak });
+  });
+
+  // ---------------------------------------------------------------- generate
+  const generatePage = (ctx: HostContext, values: Record<string, unknown>, errors: Record<string, string> = {}, status = 200) =>
+    render(
+      ctx,
+      eta,
+      'generate',
+      { values, errors, languages, counts: { min: COUNT_MIN, max: COUNT_MAX }, imageChoices: IMAGES_PER_PERSONA, descriptionMax: DESCRIPTION_MAX },
+      status,
+    );
+  router.get('/generate', (ctx) => generatePage(c(ctx), { language: 'en', count: 10, imagesPerPersona: 4, description: '' }));
+  router.post('/generate', async (ctx) => {
+    const { _csrf, ...input } = bodyOf(ctx);
+    try {
+      const task = await gen.tasks.submit(input, scopeOf(c(ctx)));
+      seeOther(c(ctx), `/datasets/${task.id}`);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      generatePage(c(ctx), input, error.fields, 422);
+    }
+  });
+
+  // ---------------------------------------------------------------- history / datasets
+  const listPage = async (ctx: HostContext, view: 'history' | 'datasets' | 'exports') => {
+    const page = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
+    const statusQuery = typeof ctx.query.status === 'string' && ctx.query.status !== '' ? ctx.query.status : undefined;
+    if (statusQuery && !(TASK_STATUSES as readonly string[]).includes(statusQuery)) throw new ValidationError({ status: 'Unknown status.' });
+    const status = (view === 'exports' ? undefined : statusQuery) as TaskStatus | undefined;
+    const { tasks, total } = await gen.tasks.list({ ...scopeOf(ctx), status, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
+    render(ctx, eta, view, { tasks, total, page, pages: Math.max(1, Math.ceil(total / PAGE_SIZE)), status: status ?? '', statuses: TASK_STATUSES });
+  };
+  router.get('/history', (ctx) => listPage(c(ctx), 'history'));
+  router.get('/datasets', (ctx) => listPage(c(ctx), 'datasets'));
+  router.get('/exports', (ctx) => listPage(c(ctx), 'exports'));
+
+  router.get('/datasets/:id', async (ctx) => {
+    const scope = scopeOf(c(ctx));
+    const id = ctx.params.id as string;
+    const task = await gen.tasks.get(id, scope);
+    const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
+    const [demographics, personas] = await Promise.all([
+      gen.personas.demographics(id, scope),
+      gen.personas.list(id, { ...scope, page: pageNo, perPage: 20 }),
+    ]);
+    const ethnicityTotal = demographics.ethnicity.reduce((sum, e) => sum + e.count, 0);
+    render(c(ctx), eta, 'dataset', { task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl });
+  });
+
+  router.get('/datasets/:id/events', async (ctx) => {
+    await sse.open(c(ctx), ctx.params.id as string, scopeOf(c(ctx)));
+  });
+
+  for (const action of ['cancel', 'retry'] as const) {
+    router.post(`/datasets/:id/${action}`, async (ctx) => {
+      const id = ctx.params.id as string;
+      await gen.tasks[action](id, scopeOf(c(ctx)));
+      seeOther(c(ctx), `/datasets/${encodeURIComponent(id)}`);
+    });
+  }
+  router.post('/datasets/:id/delete', async (ctx) => {
+    await gen.tasks.delete(ctx.params.id as string, scopeOf(c(ctx)));
+    seeOther(c(ctx), '/datasets?deleted=1');
+  });
+  router.post('/datasets/:id/export', async (ctx) => {
+    const format = String(bodyOf(ctx).format ?? '');
+    await sendExport(gen, ctx, ctx.params.id as string, format, scopeOf(c(ctx)));
+  });
+
+  // ---------------------------------------------------------------- settings
+  const settingsPage = async (
+    ctx: HostContext,
+    extra: { values?: Record<string, unknown>; errors?: Record<string, string>; newToken?: string; tokenError?: string; saved?: boolean } = {},
+    status = 200,
+  ) => {
+    const user = ctx.state.user;
+    if (!user) throw new HttpError(401, 'Log in first.');
+    const [saved, tokens] = await Promise.all([gen.settings.get(), gen.users.listTokens(user.id)]);
+    render(ctx, eta, 'settings', { values: extra.values ?? saved, errors: extra.errors ?? {}, tokens, toggles: TOGGLES, ...extra }, status);
+  };
+  router.get('/settings', (ctx) => settingsPage(c(ctx), { saved: ctx.query.saved === '1' }));
+  router.post('/settings', async (ctx) => {
+    const hc = c(ctx);
+    if (!hc.state.user?.isAdmin) throw new HttpError(403, 'Only administrators can change settings.');
+    const body = bodyOf(ctx);
+    const changes: Record<string, unknown> = {};
+    for (const key of SETTING_KEYS) {
+      // An unticked checkbox is not sent at all: absent means off.
+      if ((TOGGLES as readonly string[]).includes(key)) changes[key] = body[key] === 'on' || body[key] === 'true';
+      else changes[key] = body[key];
+    }
+    try {
+      await gen.settings.update(changes);
+      seeOther(hc, '/settings?saved=1');
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      await settingsPage(hc, { values: changes, errors: error.fields }, 422);
+    }
+  });
+  router.post('/settings/tokens', async (ctx) => {
+    const hc = c(ctx);
+    const user = hc.state.user;
+    if (!user) throw new HttpError(401, 'Log in first.');
+    try {
+      const { token } = await gen.users.createToken(user.id, String(bodyOf(ctx).name ?? ''));
+      await settingsPage(hc, { newToken: token }, 201);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      await settingsPage(hc, { tokenError: error.fields.name ?? error.message }, 422);
+    }
+  });
+  router.post('/settings/tokens/:tokenId/revoke', async (ctx) => {
+    const user = c(ctx).state.user;
+    if (!user) throw new HttpError(401, 'Log in first.');
+    const tokenId = intParam(ctx.params.tokenId, 'tokenId', 0, 1, 2_147_483_647);
+    await gen.users.revokeToken(user.id, tokenId);
+    seeOther(c(ctx), '/settings');
+  });
+  return router;
+}

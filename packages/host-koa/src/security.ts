@@ -1,0 +1,120 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Context, Next } from 'koa';
+
+/** The Content-Security-Policy: no inline script, every asset from this host (images also from the storage's public origin). */
+export function contentSecurityPolicy(imageOrigins: readonly string[] = []): string {
+  const img = ["'self'", 'data:', ...imageOrigins].join(' ');
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `img-src ${img}`,
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+/** Security headers on every response; HSTS only when the request came over TLS. */
+export function securityHeaders(imageOrigins: readonly string[] = []) {
+  const csp = contentSecurityPolicy(imageOrigins);
+  return async (ctx: Context, next: Next) => {
+    ctx.set('Content-Security-Policy', csp);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('X-Frame-Options', 'DENY');
+    ctx.set('Referrer-Policy', 'same-origin');
+    ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
+    ctx.set('Cross-Origin-Resource-Policy', 'same-origin');
+    ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
+    if (ctx.secure) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+    await next();
+  };
+}
+
+export const CSRF_FIELD = '_csrf';
+export const CSRF_HEADER = 'x-csrf-token';
+
+export function newCsrfToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** Constant-time comparison of the sent token with the session's. */
+export function csrfMatches(expected: unknown, sent: unknown): boolean {
+  if (typeof expected !== 'string' || typeof sent !== 'string' || expected.length === 0) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(sent);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export interface ThrottleLimits {
+  /** Failed logins allowed per IP address in the window (any account). */
+  perIp: number;
+  /** Failed logins allowed per account from one IP address in the window. */
+  perAccountIp: number;
+  windowMs: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleLimits = { perIp: 30, perAccountIp: 5, windowMs: 15 * 60_000 };
+
+interface Bucket {
+  failures: number;
+  resetAt: number;
+}
+
+/**
+ * Login throttling, in memory per process. Failures are counted per IP and per (account, IP)
+ * pair, never per account alone: someone guessing a password from elsewhere fills their own
+ * buckets and cannot lock the account's owner out from the owner's address.
+ */
+export class LoginThrottle {
+  private readonly buckets = new Map<string, Bucket>();
+  constructor(private readonly limits: ThrottleLimits = DEFAULT_THROTTLE) {}
+
+  private bucket(key: string, now: number): Bucket {
+    let bucket = this.buckets.get(key);
+    if (!bucket || bucket.resetAt <= now) {
+      bucket = { failures: 0, resetAt: now + this.limits.windowMs };
+      this.buckets.set(key, bucket);
+    }
+    return bucket;
+  }
+
+  private keys(ip: string, account: string): [string, string] {
+    return [`ip:${ip}`, `pair:${account.trim().toLowerCase()}|${ip}`];
+  }
+
+  /** Milliseconds to wait before another attempt, or 0 when one is allowed. */
+  retryAfterMs(ip: string, account: string, now = Date.now()): number {
+    const [ipKey, pairKey] = this.keys(ip, account);
+    const byIp = this.bucket(ipKey, now);
+    const byPair = this.bucket(pairKey, now);
+    let wait = 0;
+    if (byIp.failures >= this.limits.perIp) wait = Math.max(wait, byIp.resetAt - now);
+    if (byPair.failures >= this.limits.perAccountIp) wait = Math.max(wait, byPair.resetAt - now);
+    return wait;
+  }
+
+  failed(ip: string, account: string, now = Date.now()): void {
+    const [ipKey, pairKey] = this.keys(ip, account);
+    this.bucket(ipKey, now).failures++;
+    this.bucket(pairKey, now).failures++;
+    if (this.buckets.size > 100_000) this.sweep(now);
+  }
+
+  succeeded(ip: string, account: string): void {
+    this.buckets.delete(this.keys(ip, account)[1]);
+  }
+
+  private sweep(now: number): void {
+    for (const [key, bucket] of this.buckets) if (bucket.resetAt <= now) this.buckets.delete(key);
+  }
+}
+
+/** A `next` parameter that stays on this site: a path, never `//host` or a URL. */
+export function safeNext(next: unknown, fallback = '/dashboard'): string {
+  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return fallback;
+  return /^[\w\-./?=&%~+]*$/.test(next) ? next : fallback;
+}
