@@ -65,7 +65,7 @@ export const configSchema = z.object({
   IMAGE_PROCESSOR_THREADS: int(0, 64).default(0).describe('Threads of the image processing pool (0: one per core).'),
   JOB_RETRY_LIMIT: int(0, 20).default(3).describe('Attempts of a failing provider call before a batch or image is given up.'),
   JOB_RETRY_DELAY_MS: int(0, 600_000).default(2000).describe('First backoff delay between attempts; doubles each time.'),
-  JOB_EXPIRE_SECONDS: int(10, 86_000).default(3600).describe('A job running longer (its worker died) goes back to the queue.'),
+  JOB_EXPIRE_SECONDS: int(2, 86_000).default(3600).describe('A job running longer (its worker died) goes back to the queue.'),
 });
 
 export type AvatarGenConfig = z.output<typeof configSchema>;

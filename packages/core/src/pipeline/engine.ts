@@ -1,3 +1,4 @@
+import { LockMode } from '@mikro-orm/core';
 import { EventEmitter } from 'node:events';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -241,7 +242,7 @@ export class Pipeline {
   }
 
   private async loadTask(em: EntityManager, id: string, lock = false): Promise<TaskEntity | null> {
-    return em.findOne(GenerationTask, { id }, lock ? { lockMode: 4 /* PESSIMISTIC_WRITE */ } : {});
+    return em.findOne(GenerationTask, { id }, lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
   }
 
   private async enqueueBatches(taskId: string): Promise<void> {
@@ -254,6 +255,7 @@ export class Pipeline {
       rows.map((r) => ({
         name: QUEUE_BATCHES,
         id: stableUuid('batch', taskId, task.run, r.batch_no),
+        expireInSeconds: this.options.config.JOB_EXPIRE_SECONDS,
         data: { taskId, batchNo: r.batch_no, run: task.run } satisfies BatchJob,
       })),
     );
@@ -273,6 +275,7 @@ export class Pipeline {
       rows.map((r) => ({
         name: QUEUE_IMAGES,
         id: stableUuid('images', taskId, task.run, r.id),
+        expireInSeconds: this.options.config.JOB_EXPIRE_SECONDS,
         data: { taskId, personaId: r.id, run: task.run } satisfies ImagesJob,
       })),
     );

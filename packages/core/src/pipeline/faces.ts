@@ -1,5 +1,5 @@
 import type { Gender, PersonaData } from '../domain/persona.js';
-import { describeError, ModerationError, throwIfAborted } from '../errors.js';
+import { describeError, InvalidImageError, ModerationError, throwIfAborted } from '../errors.js';
 import type { EncodedImage, FaceSource, ImageProvider } from '../ports.js';
 
 export interface FaceFlag {
@@ -61,6 +61,11 @@ export async function baseImageWithFaces(options: BaseImageWithFacesOptions): Pr
         const image = await imageProvider.baseImage({ persona, referenceFace: face, seed, signal });
         return { image, faceKey: face.key };
       } catch (error) {
+        if (error instanceof InvalidImageError) {
+          // A broken face file: not the persona's fault; try another face.
+          options.onFaceSourceProblem?.(`Reference face ${face.key} is not a usable image: ${error.message}`);
+          continue;
+        }
         if (!(error instanceof ModerationError)) throw error;
         await options.onFlag?.({ faceKey: face.key, reason: error.message });
       }

@@ -1,3 +1,4 @@
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Orm } from '../db/orm.js';
 import { GenerationTask, type TaskEntity } from '../db/entities.js';
@@ -74,7 +75,7 @@ export class TasksService {
   }
 
   private async find(em: EntityManager, id: string, scope: Scope, lock = false): Promise<TaskEntity> {
-    const task = await em.findOne(GenerationTask, { id: String(id) }, lock ? { lockMode: 4 } : {});
+    const task = await em.findOne(GenerationTask, { id: String(id) }, lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
     // Another user's task is reported exactly like a missing one.
     if (!task || (scope.userId !== undefined && task.userId !== scope.userId)) {
       throw new NotFoundError(`No task ${id}`);

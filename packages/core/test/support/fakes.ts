@@ -60,7 +60,7 @@ export function fakeServices(options: FakeOptions = {}) {
   };
   const attempts = new Map<string, number>();
   const log = (line: string) => {
-    if (options.callLog) appendFileSync(options.callLog, `${line}\n`);
+    if (options.callLog) appendFileSync(options.callLog, `${process.pid} ${line}\n`);
   };
   const wait = async (ms: number | undefined, signal?: AbortSignal) => {
     if (signal?.aborted) throw new CancelledError();

@@ -1,0 +1,116 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../src/testing.js';
+import { type Harness, REQUEST, startHarness, waitForStatus, waitUntil } from './support/harness.js';
+
+const repoRoot = resolve(import.meta.dirname, '../../..');
+const script = resolve(import.meta.dirname, 'support/worker-process.ts');
+
+function startWorker(env: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  return new Promise((resolvePromise, reject) => {
+    child.stdout?.on('data', (d) => {
+      if (String(d).includes('ready')) resolvePromise(child);
+    });
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${stderr}`)));
+  });
+}
+
+function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => {
+    child.once('exit', () => r());
+    child.kill(signal);
+  });
+}
+
+function calls(log: string): string[][] {
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(' '));
+}
+
+describe('worker processes', () => {
+  let db: TestDatabase;
+  let submitter: Harness;
+  let dir: string;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // The submitter sends the jobs, so its expiry setting is the one they carry.
+    submitter = await startHarness({ db, worker: false, config: { JOB_EXPIRE_SECONDS: 3 } });
+    dir = mkdtempSync(join(tmpdir(), 'avatargen-workers-'));
+  });
+  afterEach(async () => {
+    await Promise.all(children.splice(0).map((c) => stop(c)));
+  });
+  afterAll(async () => {
+    await submitter.close();
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const env = (name: string, extra: Record<string, string> = {}) => ({
+    DATABASE_URL: db.url,
+    STORAGE_ROOT: join(dir, 'storage'),
+    CALL_LOG: join(dir, `${name}.log`),
+    ...extra,
+  });
+
+  it('two worker processes share one queue with no double work', async () => {
+    const e = env('shared', { GRID_LATENCY_MS: '30' });
+    writeFileSync(e.CALL_LOG, '');
+    children.push(await startWorker(e), await startWorker(e));
+    const task = await submitter.gen.tasks.submit({ ...REQUEST, count: 40, imagesPerPersona: 8 });
+    const done = await waitForStatus(submitter.gen, task.id, ['completed', 'failed'], 60_000);
+    expect(done.status).toBe('completed');
+    expect(done.progress).toMatchObject({ personasStored: 40, imagesStored: 320 });
+    const log = calls(e.CALL_LOG);
+    const work = log.map(([, kind, seed, extra]) => `${kind} ${seed} ${extra ?? ''}`);
+    expect(new Set(work).size).toBe(work.length); // nothing asked twice
+    expect(log.filter(([, kind]) => kind === 'persona')).toHaveLength(4);
+    expect(log.filter(([, kind]) => kind === 'grid')).toHaveLength(80);
+    expect(new Set(log.map(([pid]) => pid)).size).toBe(2); // both processes worked
+  }, 120_000);
+
+  it('resumes after a worker dies mid-task: every persona and image exactly once', async () => {
+    const e = env('crash', { GRID_LATENCY_MS: '250', JOB_EXPIRE_SECONDS: '3', IMAGE_JOBS_PER_WORKER: '3' });
+    writeFileSync(e.CALL_LOG, '');
+    const first = await startWorker(e);
+    children.push(first);
+    const task = await submitter.gen.tasks.submit({ ...REQUEST, count: 20, imagesPerPersona: 8 });
+    await waitUntil(async () => (await submitter.gen.tasks.get(task.id)).progress.imagesStored >= 16, 30_000, 'some images');
+    await stop(first, 'SIGKILL');
+    const storedAtCrash = (await submitter.gen.tasks.get(task.id)).progress.imagesStored;
+    expect(storedAtCrash).toBeLessThan(160);
+    children.push(await startWorker(e));
+    const done = await waitForStatus(submitter.gen, task.id, ['completed', 'failed'], 90_000);
+    expect(done.status).toBe('completed');
+    expect(done.progress).toMatchObject({ personasStored: 20, imagesStored: 160 });
+    const rows = await submitter.gen.orm.em
+      .fork()
+      .execute(
+        'select p.id, count(i.idx)::int as n, min(i.idx) as lo, max(i.idx) as hi from personas p left join persona_images i on i.persona_id = p.id where p.task_id = ? group by p.id',
+        [task.id],
+      );
+    expect(rows).toHaveLength(20);
+    expect(rows.every((r) => r.n === 8 && r.lo === 0 && r.hi === 7)).toBe(true);
+    // Finished grids were not asked again: at most the grids in flight at the crash were redone.
+    const grids = calls(e.CALL_LOG).filter(([, kind]) => kind === 'grid');
+    expect(grids.length).toBeGreaterThanOrEqual(40);
+    expect(grids.length).toBeLessThanOrEqual(40 + 3 * 2);
+  }, 180_000);
+});
