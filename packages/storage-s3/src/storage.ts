@@ -102,6 +102,10 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
       if (typeof put?.contentType !== 'string' || !/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/.test(put.contentType)) {
         throw new StorageError('put', key, `invalid content type ${JSON.stringify(put?.contentType)}`, { retryable: false });
       }
+      // A header value: no line breaks or other control characters.
+      if (put.cacheControl !== undefined && (typeof put.cacheControl !== 'string' || /[\u0000-\u001f\u007f]/.test(put.cacheControl))) {
+        throw new StorageError('put', key, `invalid cache-control ${JSON.stringify(put.cacheControl)}`, { retryable: false });
+      }
       try {
         if (body instanceof Readable) await putStream(key, body, put);
         else if (body instanceof Uint8Array) await putBytes(key, body, put);

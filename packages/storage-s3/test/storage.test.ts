@@ -221,11 +221,16 @@ describe('S3 storage on s3rver', () => {
     expect((await readAll(await storage.get('tasks/.../a..b/c.'))).toString()).toBe('ok');
   });
 
-  it('refuses a content type that is not one', async () => {
+  it('refuses a content type or cache-control that is not a clean header value', async () => {
     const storage = storageFor();
     for (const contentType of ['', 'png', 'image/png\r\nx-amz-acl: public-read']) {
       await expect(storage.put('tasks/ct.png', Buffer.from('x'), { contentType })).rejects.toBeInstanceOf(StorageError);
     }
+    await expect(
+      storage.put('tasks/ct.png', Buffer.from('x'), { contentType: 'image/png', cacheControl: 'max-age=1\r\nx-amz-acl: public-read' }),
+    ).rejects.toThrow(/invalid cache-control/);
+    await storage.put('tasks/ct.png', Buffer.from('x'), { contentType: 'image/svg+xml; charset=utf-8' });
+    expect((await head(storage, 'tasks/ct.png')).ContentType).toBe('image/svg+xml; charset=utf-8');
   });
 
   it('names the missing bucket, and a missing key is notFound', async () => {
