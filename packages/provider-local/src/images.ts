@@ -74,9 +74,9 @@ const DARK_HAIR = ['2c1b18', '4a312c', '724133'];
 const GREY_HAIR = ['e8e1e1', 'ecdcbf'];
 const SKIN = {
   light: ['ffdbb4', 'edb98a'],
-  medium: ['edb98a', 'd08b5b', 'fd9841'],
+  medium: ['edb98a', 'd08b5b'],
   dark: ['ae5d29', '614335'],
-  any: ['ffdbb4', 'edb98a', 'd08b5b', 'fd9841', 'ae5d29', '614335'],
+  any: ['ffdbb4', 'edb98a', 'd08b5b', 'ae5d29', '614335'],
 };
 /** Clothes colours without white or near white, so no cell edge ever looks like a border. */
 const CLOTHES = ['262e33', '65c9ff', '5199e4', '25557c', '929598', '3c4f5c', 'a7ffc4', 'ffafb9', 'ff488e', 'ff5c5c'];
