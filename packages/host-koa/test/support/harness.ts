@@ -5,6 +5,7 @@ import { type AvatarGen, createAvatarGen, filesystemStoragePlugin, type TaskStat
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
+import type { Logger } from 'pino';
 import { createApp, type HostApp, type HostOptions } from '../../src/app.js';
 import { listen, type RunningServer } from '../../src/host.js';
 
@@ -26,7 +27,9 @@ export interface Site {
  * The real thing on a fresh test database: provider-local (small images), the sharp image
  * processor with one thread, filesystem storage, and the host on a random port.
  */
-export async function startSite(options: { worker?: boolean; host?: Partial<HostOptions>; config?: Record<string, unknown> } = {}): Promise<Site> {
+export async function startSite(
+  options: { worker?: boolean; host?: Partial<HostOptions>; config?: Record<string, unknown>; logger?: Logger } = {},
+): Promise<Site> {
   const db = await createTestDatabase('avatargen_host');
   const dataDir = mkdtempSync(join(tmpdir(), 'avatargen-host-'));
   const gen = await createAvatarGen({
@@ -44,6 +47,7 @@ export async function startSite(options: { worker?: boolean; host?: Partial<Host
       filesystemStoragePlugin({ root: join(dataDir, 'storage') }),
     ],
     pipeline: FAST_PIPELINE,
+    logger: options.logger,
   });
   if (options.worker !== false) await gen.worker.start();
   const host = createApp(gen, { secretKey: SECRET, ...options.host });

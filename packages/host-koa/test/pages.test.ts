@@ -1,0 +1,459 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listLanguages, type TaskView } from '@avatargen/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, SESSION_COOKIE } from '../src/app.js';
+import { listen, type RunningServer } from '../src/host.js';
+import { Client } from './support/client.js';
+import { PASSWORD, SECRET, type Site, startSite, waitForStatus } from './support/harness.js';
+
+const ADMIN = 'admin@example.com';
+const MEMBER = 'member@example.com';
+let site: Site;
+let task: TaskView;
+
+// Each client gets its own address (the host trusts X-Forwarded-For here), so the
+// throttling tests do not share buckets with the others.
+let nextIp = 1;
+const client = (extra: Record<string, string> = {}) => new Client(site.url, { 'x-forwarded-for': `10.1.0.${nextIp++}`, ...extra });
+
+async function loggedIn(email = ADMIN): Promise<Client> {
+  const c = client();
+  const reply = await c.login(email, PASSWORD);
+  expect(reply.status).toBe(303);
+  await c.get('/dashboard'); // the session's new CSRF token
+  return c;
+}
+
+beforeAll(async () => {
+  site = await startSite({ host: { trustProxy: true, throttle: { perIp: 8, perAccountIp: 3, windowMs: 60_000 } } });
+  const admin = await site.gen.users.create({ email: ADMIN, password: PASSWORD, isAdmin: true });
+  await site.gen.users.create({ email: MEMBER, password: PASSWORD });
+  const submitted = await site.gen.tasks.submit(
+    { description: 'Retired teachers in Porto', language: 'pt', count: 21, imagesPerPersona: 4 },
+    { userId: admin.id },
+  );
+  task = await waitForStatus(site.gen, submitted.id, ['completed', 'failed']);
+  expect(task.status).toBe('completed');
+});
+afterAll(() => site?.close());
+
+const PAGES = ['/dashboard', '/generate', '/history', '/datasets', '/exports', '/settings'];
+
+describe('anonymous visitors', () => {
+  it('are sent to the login page, with the page they asked for', async () => {
+    const c = client();
+    expect((await c.get('/')).location).toBe('/login');
+    for (const path of [...PAGES, `/datasets/${task.id}`]) {
+      const reply = await c.get(path);
+      expect(reply.status, path).toBe(302);
+      expect(reply.location).toBe(`/login?next=${encodeURIComponent(path)}`);
+    }
+    const login = await c.get('/login?next=%2Fhistory');
+    expect(login.status).toBe(200);
+    expect(login.text).toContain('<input type="hidden" name="next" value="/history">');
+    expect(login.text).toMatch(/<label for="email">Email<\/label>/);
+    expect(login.text).toMatch(/<label for="password">Password<\/label>/);
+  });
+
+  it('get a 404 page for unknown paths, with no stack trace', async () => {
+    const reply = await client().get('/no/such/page');
+    expect(reply.status).toBe(404);
+    expect(reply.text).toContain('Not found.');
+    expect(reply.text).not.toMatch(/at \w+ \(|node_modules|\.ts:\d+/);
+  });
+
+  it('can read /healthz, which checks the database and the storage', async () => {
+    const reply = await client().get('/healthz');
+    expect(reply.status).toBe(200);
+    expect(reply.json()).toEqual({ status: 'ok', database: true, storage: true });
+  });
+
+  it('get the static assets, and nothing outside them', async () => {
+    const c = client();
+    const css = await c.get('/static/app.css');
+    expect(css.status).toBe(200);
+    expect(css.headers.get('content-type')).toContain('text/css');
+    const js = await c.get('/static/app.js');
+    expect(js.headers.get('content-type')).toContain('text/javascript');
+    expect((await c.get('/static/%2e%2e/package.json')).status).toBe(404);
+    expect((await c.get('/static/../package.json')).status).toBe(404);
+  });
+});
+
+describe('security headers and cookies', () => {
+  it('sends a CSP without inline script, nosniff, frame-ancestors none and a referrer policy', async () => {
+    const reply = await client().get('/login');
+    const csp = reply.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).not.toContain('unsafe-eval');
+    expect(reply.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(reply.headers.get('referrer-policy')).toBe('same-origin');
+    expect(reply.headers.get('strict-transport-security')).toBeNull();
+    expect(reply.headers.get('x-request-id')).toMatch(/^[\w-]{8,}$/);
+  });
+
+  it('no page has an inline script or an inline event handler', async () => {
+    const c = await loggedIn();
+    for (const path of [...PAGES, `/datasets/${task.id}`, '/login']) {
+      const { text } = await c.get(path);
+      expect(text, path).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+      expect(text, path).not.toMatch(/\son[a-z]+=/);
+      expect(text, path).not.toMatch(/\sstyle=/);
+    }
+  });
+
+  it('sets the session cookie HttpOnly, SameSite=Lax and signed; Secure only over TLS', async () => {
+    const plain = await client().get('/login');
+    const cookie = plain.setCookies.find((c) => c.name === SESSION_COOKIE);
+    expect(cookie?.attributes.httponly).toBe(true);
+    expect(cookie?.attributes.samesite).toBe('lax');
+    expect(cookie?.attributes.secure).toBeUndefined();
+    expect(plain.setCookies.some((c) => c.name === `${SESSION_COOKIE}.sig`)).toBe(true);
+
+    const tls = await client({ 'x-forwarded-proto': 'https' }).get('/login');
+    const secure = tls.setCookies.find((c) => c.name === SESSION_COOKIE);
+    expect(secure?.attributes.secure).toBe(true);
+    expect(tls.headers.get('strict-transport-security')).toContain('max-age=');
+  });
+
+  it('ignores X-Forwarded-Proto when the proxy is not trusted', async () => {
+    const untrusting = createApp(site.gen, { secretKey: SECRET, trustProxy: false });
+    const server: RunningServer = await listen(untrusting, { port: 0, hostname: '127.0.0.1' });
+    try {
+      const reply = await new Client(server.url, { 'x-forwarded-proto': 'https' }).get('/login');
+      expect(reply.setCookies.find((c) => c.name === SESSION_COOKIE)?.attributes.secure).toBeUndefined();
+      expect(reply.headers.get('strict-transport-security')).toBeNull();
+    } finally {
+      await server.close(1000);
+    }
+  });
+});
+
+describe('login and logout', () => {
+  it('rotates the session id at login and destroys the old session', async () => {
+    const c = client();
+    await c.get('/login');
+    const before = c.cookies.get(SESSION_COOKIE) as string;
+    const beforeSig = c.cookies.get(`${SESSION_COOKIE}.sig`) as string;
+    expect(await site.gen.sessions.get(before)).toMatchObject({ csrf: expect.any(String) });
+    const reply = await c.post('/login', { email: ADMIN, password: PASSWORD, next: '/history' });
+    expect(reply.status).toBe(303);
+    expect(reply.location).toBe('/history');
+    const after = c.cookies.get(SESSION_COOKIE) as string;
+    expect(after).toBeTruthy();
+    expect(after).not.toBe(before);
+    expect(await site.gen.sessions.get(before)).toBeUndefined();
+    expect(await site.gen.sessions.get(after)).toMatchObject({ userId: expect.any(Number) });
+    expect((await c.get('/dashboard')).status).toBe(200);
+    // The pre-login cookie (what a fixation attacker would hold) is worth nothing.
+    const attacker = client();
+    attacker.cookies.set(SESSION_COOKIE, before);
+    attacker.cookies.set(`${SESSION_COOKIE}.sig`, beforeSig);
+    expect((await attacker.get('/dashboard')).status).toBe(302);
+  });
+
+  it('only follows a next path on this site', async () => {
+    for (const next of ['https://evil.example/', '//evil.example/x', '/\\evil.example']) {
+      const c = client();
+      await c.get('/login');
+      const reply = await c.post('/login', { email: ADMIN, password: PASSWORD, next });
+      expect(reply.location, next).toBe('/dashboard');
+    }
+  });
+
+  it('refuses a wrong password, an empty form and a password over 72 bytes with a message', async () => {
+    const c = client();
+    await c.get('/login');
+    const wrong = await c.post('/login', { email: ADMIN, password: 'not the password' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.text).toContain('The email or the password is wrong.');
+    expect(wrong.text).toContain(`value="${ADMIN}"`);
+    const empty = await c.post('/login', { email: '', password: '' });
+    expect(empty.status).toBe(422);
+    expect(empty.text).toContain('Enter your email and password.');
+    const long = await c.post('/login', { email: ADMIN, password: 'é'.repeat(40) });
+    expect(long.status).toBe(422);
+    expect(long.text).toContain('Passwords are at most 72 bytes long.');
+    const unknown = await c.post('/login', { email: 'nobody@example.com', password: PASSWORD });
+    expect(unknown.text).toContain('The email or the password is wrong.');
+  });
+
+  it('logout needs the CSRF token and destroys the server-side session', async () => {
+    const c = await loggedIn();
+    const sid = c.cookies.get(SESSION_COOKIE) as string;
+    const sig = c.cookies.get(`${SESSION_COOKIE}.sig`) as string;
+    expect((await c.post('/logout', {}, { csrf: false })).status).toBe(403);
+    expect(await site.gen.sessions.get(sid)).toBeDefined();
+    const out = await c.post('/logout');
+    expect(out.status).toBe(303);
+    expect(out.location).toBe('/login');
+    expect(await site.gen.sessions.get(sid)).toBeUndefined();
+    expect(c.cookies.has(SESSION_COOKIE)).toBe(false);
+    const replay = client();
+    replay.cookies.set(SESSION_COOKIE, sid);
+    replay.cookies.set(`${SESSION_COOKIE}.sig`, sig);
+    expect((await replay.get('/dashboard')).status).toBe(302);
+  });
+
+  it('a disabled account loses its session at the next request', async () => {
+    await site.gen.users.create({ email: 'leaver@example.com', password: PASSWORD });
+    const c = await loggedIn('leaver@example.com');
+    expect((await c.get('/dashboard')).status).toBe(200);
+    await site.gen.users.setActive('leaver@example.com', false);
+    expect((await c.get('/dashboard')).status).toBe(302);
+    expect((await client().login('leaver@example.com', PASSWORD)).status).toBe(401);
+  });
+});
+
+describe('login throttling', () => {
+  it('locks an account out only from the address that guessed, never from its owner', async () => {
+    const account = 'throttled@example.com';
+    await site.gen.users.create({ email: account, password: PASSWORD });
+    const attacker = client();
+    await attacker.get('/login');
+    for (let i = 0; i < 3; i++) expect((await attacker.post('/login', { email: account, password: `guess ${i} guess` })).status).toBe(401);
+    const blocked = await attacker.post('/login', { email: account, password: PASSWORD });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(blocked.text).toMatch(/Too many failed attempts\. Try again in \d+ minute/);
+    // The owner, from their own address, logs in as usual.
+    const owner = client();
+    expect((await owner.login(account, PASSWORD)).status).toBe(303);
+    // The attacker's address may still log in to other accounts (the pair is blocked, not the IP yet).
+    const other = await attacker.post('/login', { email: MEMBER, password: PASSWORD });
+    expect(other.status).toBe(303);
+  });
+
+  it('blocks an address that guesses across many accounts', async () => {
+    const sprayer = client();
+    await sprayer.get('/login');
+    for (let i = 0; i < 8; i++) {
+      expect((await sprayer.post('/login', { email: `user${i}@example.com`, password: 'wrong password!' })).status).toBe(401);
+    }
+    expect((await sprayer.post('/login', { email: ADMIN, password: PASSWORD })).status).toBe(429);
+    expect((await client().login(ADMIN, PASSWORD)).status).toBe(303);
+  });
+
+  it('forgets the failures of an account and address after a success', async () => {
+    const c = client();
+    await c.get('/login');
+    for (let i = 0; i < 2; i++) await c.post('/login', { email: MEMBER, password: 'wrong password!' });
+    expect((await c.post('/login', { email: MEMBER, password: PASSWORD })).status).toBe(303);
+    await c.post('/logout');
+    await c.get('/login');
+    for (let i = 0; i < 2; i++) expect((await c.post('/login', { email: MEMBER, password: 'wrong password!' })).status).toBe(401);
+    expect((await c.post('/login', { email: MEMBER, password: PASSWORD })).status).toBe(303);
+  });
+});
+
+describe('CSRF', () => {
+  it('refuses every state change without the session token, exports included', async () => {
+    const c = await loggedIn();
+    const other = await loggedIn(MEMBER); // a valid token, but of another session
+    const posts: Array<[string, Record<string, string>]> = [
+      ['/generate', { description: 'x', language: 'en', count: '10', imagesPerPersona: '4' }],
+      ['/settings', { max_concurrent_tasks: '3' }],
+      ['/settings/tokens', { name: 'ci' }],
+      [`/datasets/${task.id}/export`, { format: 'zip' }],
+      [`/datasets/${task.id}/export`, { format: 'csv' }],
+      [`/datasets/${task.id}/cancel`, {}],
+      [`/datasets/${task.id}/retry`, {}],
+      [`/datasets/${task.id}/delete`, {}],
+      ['/logout', {}],
+    ];
+    for (const [path, form] of posts) {
+      const missing = await c.post(path, form, { csrf: false });
+      expect(missing.status, path).toBe(403);
+      expect(missing.text).toContain('This form has expired or did not come from this site.');
+      expect(missing.headers.get('content-disposition'), path).toBeNull();
+      const foreign = await c.post(path, { ...form, _csrf: other.csrf }, { csrf: false });
+      expect(foreign.status, path).toBe(403);
+    }
+    const api = await c.request('POST', '/api/v1/tasks', { json: { description: 'x', language: 'en', count: 10, imagesPerPersona: 4 }, csrf: false });
+    expect(api.status).toBe(403);
+    expect(api.json()).toMatchObject({ error: expect.stringContaining('expired') });
+    expect((await site.gen.tasks.list({})).total).toBe(1);
+    expect((await c.get('/dashboard')).status).toBe(200); // still logged in: nothing happened
+  });
+
+  it('refuses a login form posted without the token (login CSRF)', async () => {
+    const c = client();
+    const reply = await c.post('/login', { email: ADMIN, password: PASSWORD }, { csrf: false });
+    expect(reply.status).toBe(403);
+  });
+});
+
+describe('pages', () => {
+  it('dashboard shows totals, the 7-day chart and recent tasks', async () => {
+    const c = await loggedIn();
+    const { status, text } = await c.get('/dashboard');
+    expect(status).toBe(200);
+    expect(text).toContain('<span class="big mono" id="total-tasks">1</span>');
+    expect(text).toContain('<span class="big mono" id="total-personas">21</span>');
+    expect(text).toContain('<span class="big mono" id="total-images">84</span>');
+    expect(text).toMatch(/<svg class="chart"[^>]*role="img"/);
+    expect(text.match(/class="bar-images"/g)).toHaveLength(7);
+    expect(text).toContain(`href="/datasets/${task.id}"`);
+    // The member has no tasks of their own.
+    const member = await loggedIn(MEMBER);
+    expect((await member.get('/dashboard')).text).toContain('<span class="big mono" id="total-tasks">0</span>');
+  });
+
+  it('generate: every field labelled, a searchable language list, errors beside the fields', async () => {
+    const c = await loggedIn();
+    const form = await c.get('/generate');
+    for (const id of ['description', 'language', 'count', 'imagesPerPersona']) expect(form.text).toContain(`<label for="${id}">`);
+    expect(form.text).toContain('<datalist id="language-list">');
+    expect(form.text.match(/<option value="[^"]+">[^<]+<\/option>/g)?.length).toBeGreaterThanOrEqual(listLanguages().length);
+    const bad = await c.post('/generate', { description: '   ', language: 'xx-nope', count: '5', imagesPerPersona: '5' });
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('<p class="error" id="description-error">Describe the people to generate.</p>');
+    expect(bad.text).toContain('<p class="error" id="language-error">Choose a bio language from the list.</p>');
+    expect(bad.text).toContain('<p class="error" id="count-error">Generate at least 10 personas.</p>');
+    expect(bad.text).toContain('<p class="error" id="imagesPerPersona-error">Images per persona must be one of 4, 8, 12, 16, 20.</p>');
+    expect(bad.text).toContain('value="xx-nope"');
+    const tooMany = await c.post('/generate', { description: 'Nurses', language: 'en', count: '301', imagesPerPersona: '4' });
+    expect(tooMany.text).toContain('Generate at most 300 personas.');
+    expect(tooMany.text).toContain('>Nurses</textarea>');
+  });
+
+  it('history, datasets and exports list the user’s tasks, with a status filter', async () => {
+    const c = await loggedIn();
+    for (const path of ['/history', '/datasets', '/exports']) {
+      const { status, text } = await c.get(path);
+      expect(status, path).toBe(200);
+      expect(text, path).toContain(task.id);
+    }
+    expect((await c.get('/history?status=failed')).text).not.toContain(`/datasets/${task.id}"`);
+    expect((await c.get('/history?status=completed')).text).toContain(`/datasets/${task.id}"`);
+    expect((await c.get('/history?status=bogus')).status).toBe(422);
+    const exports = await c.get('/exports');
+    expect(exports.text).toContain(`action="/datasets/${task.id}/export"`);
+    expect(exports.text).toMatch(/name="format" value="zip"/);
+  });
+
+  it('dataset detail: facts, progress, demographics, 20 personas a page with bios and a gallery', async () => {
+    const c = await loggedIn();
+    const { status, text } = await c.get(`/datasets/${task.id}`);
+    expect(status).toBe(200);
+    expect(text).toContain('Retired teachers in Porto');
+    expect(text).toContain('<progress id="task-progress" max="100" value="100"');
+    expect(text).toContain(`data-events="/datasets/${task.id}/events"`);
+    const demographics = await site.gen.personas.demographics(task.id);
+    expect(text).toContain(`<b id="age-min">${demographics.age.min}</b>`);
+    expect(text).toContain(`<b id="age-max">${demographics.age.max}</b>`);
+    expect(text.match(/<meter /g)).toHaveLength(demographics.ethnicity.length);
+    expect(text.match(/<article class="panel persona"/g)).toHaveLength(20);
+    expect(text.match(/<dt>Instagram<\/dt>/g)).toHaveLength(20);
+    // base selfie + 4 images per persona, thumbnails served by the host, full size from /media
+    expect(text.match(/<img src="\/thumbs\/tasks\//g)).toHaveLength(20 * 5);
+    expect(text.match(/data-full="\/media\/tasks\//g)).toHaveLength(20 * 5);
+    expect(text).toContain('rel="next"');
+    const second = await c.get(`/datasets/${task.id}?page=2`);
+    expect(second.text.match(/<article class="panel persona"/g)).toHaveLength(1);
+    expect(second.text).toContain('rel="prev"');
+    expect(text).toContain(`action="/datasets/${task.id}/delete"`);
+    expect(text).not.toContain(`action="/datasets/${task.id}/cancel"`); // completed: nothing to cancel
+    expect((await c.get(`/datasets/${task.id}?page=zero`)).status).toBe(422);
+    expect((await c.get('/datasets/nosuchtask')).status).toBe(404);
+  });
+
+  it('serves thumbnails (WebP, cached in storage) and full-size images with immutable caching', async () => {
+    const c = await loggedIn();
+    const persona = (await site.gen.personas.list(task.id, { perPage: 1 })).personas[0];
+    const image = persona?.images[0];
+    if (!image) throw new Error('no image');
+    const full = await fetch(new URL(image.url, site.url), { headers: { cookie: [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    expect(full.status).toBe(200);
+    expect(full.headers.get('content-type')).toBe(image.contentType);
+    expect(full.headers.get('cache-control')).toContain('immutable');
+    const thumb = await c.get(`/thumbs/${image.key}`);
+    expect(thumb.status).toBe(200);
+    expect(thumb.headers.get('content-type')).toBe('image/webp');
+    const cached = [];
+    for await (const object of site.gen.port('objectStorage').list(`tasks/${task.id}/thumbs/`)) cached.push(object.key);
+    expect(cached).toContain(`tasks/${task.id}/thumbs/w240/${image.key.split('/').slice(2).join('/')}.webp`);
+    expect((await c.get(`/thumbs/${cached[0]}`)).status).toBe(404); // no thumbnails of thumbnails
+    expect((await c.get('/media/tasks/../secret-key')).status).toBe(404);
+  });
+
+  it('an internal error shows a short page with the request id and no stack trace', async () => {
+    const c = await loggedIn();
+    const persona = (await site.gen.personas.list(task.id, { page: 2, perPage: 20 })).personas[0];
+    const image = persona?.images[1];
+    if (!image) throw new Error('no image');
+    writeFileSync(join(site.dataDir, 'storage', image.key), 'this is not an image at all');
+    const reply = await c.get(`/thumbs/${image.key}`);
+    expect(reply.status).toBe(500);
+    expect(reply.text).toContain('Something went wrong on our side.');
+    expect(reply.text).toContain(`request id ${reply.headers.get('x-request-id')}`);
+    expect(reply.text).not.toMatch(/at \w+ \(|node_modules|\.ts:\d+|InvalidImageError/);
+  });
+});
+
+describe('settings', () => {
+  it('validates, saves, and treats an unticked box as off', async () => {
+    const c = await loggedIn();
+    const page = await c.get('/settings');
+    expect(page.text).toContain('<button type="reset" class="ghost">Reset to saved</button>');
+    for (const id of ['bio_prompt_facebook', 'bio_prompt_instagram', 'bio_prompt_x', 'bio_prompt_tiktok', 'crop_white_borders', 'max_concurrent_tasks']) {
+      expect(page.text).toContain(`<label for="${id}">`);
+    }
+    const current = await site.gen.settings.get();
+    const form = {
+      bio_prompt_facebook: current.bio_prompt_facebook,
+      bio_prompt_instagram: '',
+      bio_prompt_x: current.bio_prompt_x,
+      bio_prompt_tiktok: current.bio_prompt_tiktok,
+      crop_white_borders: 'on',
+      max_concurrent_tasks: '0',
+    };
+    const bad = await c.post('/settings', form);
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('Enter instructions for this platform.');
+    expect(bad.text).toContain('At least 1 task must be able to run.');
+    expect(await site.gen.settings.get()).toEqual(current);
+    const good = await c.post('/settings', { ...form, bio_prompt_instagram: 'Short and sunny.', max_concurrent_tasks: '3' });
+    expect(good.status).toBe(303);
+    expect(good.location).toBe('/settings?saved=1');
+    const saved = await site.gen.settings.get();
+    expect(saved).toMatchObject({ bio_prompt_instagram: 'Short and sunny.', max_concurrent_tasks: 3, crop_white_borders: true, randomize_image_style: false });
+    expect((await c.get('/settings?saved=1')).text).toContain('Settings saved.');
+  });
+
+  it('only administrators change settings', async () => {
+    const member = await loggedIn(MEMBER);
+    const page = await member.get('/settings');
+    expect(page.text).toContain('<fieldset disabled>');
+    const reply = await member.post('/settings', { max_concurrent_tasks: '9' });
+    expect(reply.status).toBe(403);
+    expect((await site.gen.settings.get()).max_concurrent_tasks).not.toBe(9);
+  });
+
+  it('API tokens are shown once, listed, and revoked', async () => {
+    const c = await loggedIn(MEMBER);
+    const empty = await c.post('/settings/tokens', { name: ' ' });
+    expect(empty.status).toBe(422);
+    expect(empty.text).toContain('Name the token (1-100 characters).');
+    const created = await c.post('/settings/tokens', { name: 'laptop' });
+    expect(created.status).toBe(201);
+    const token = /id="new-token" readonly value="(agt_[^"]+)"/.exec(created.text)?.[1] as string;
+    expect(token).toBeTruthy();
+    const listing = await c.get('/settings');
+    expect(listing.text).toContain('laptop');
+    expect(listing.text).not.toContain(token);
+    const api = new Client(site.url, { authorization: `Bearer ${token}` });
+    expect((await api.get('/api/v1/stats')).status).toBe(200);
+    const tokenId = /action="\/settings\/tokens\/(\d+)\/revoke"/.exec(listing.text)?.[1] as string;
+    // Someone else's token id is not found.
+    const admin = await loggedIn();
+    expect((await admin.post(`/settings/tokens/${tokenId}/revoke`)).status).toBe(404);
+    expect((await api.get('/api/v1/stats')).status).toBe(200);
+    expect((await c.post(`/settings/tokens/${tokenId}/revoke`)).status).toBe(303);
+    expect((await api.get('/api/v1/stats')).status).toBe(401);
+    expect((await c.get('/settings')).text).toContain('revoked');
+  });
+});
