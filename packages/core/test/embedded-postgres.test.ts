@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,7 +91,7 @@ describe('embedded PostgreSQL', () => {
   it('refuses a non-empty folder that is not a cluster, and bad names, with a clear error', async () => {
     const stranger = join(base, 'stranger');
     await rm(stranger, { recursive: true, force: true });
-    await import('node:fs/promises').then((fs) => fs.mkdir(stranger));
+    await mkdir(stranger);
     await writeFile(join(stranger, 'notes.txt'), 'mine');
     const error = await startEmbeddedPostgres({ dataDir: stranger }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AvatarGenError);
@@ -101,5 +101,11 @@ describe('embedded PostgreSQL', () => {
       /invalid database name/,
     );
     await expect(startEmbeddedPostgres({ dataDir: join(base, 'x'), port: 70000 })).rejects.toThrow(/invalid port/);
+    if (process.getuid?.() === 0) {
+      // as root, PostgreSQL runs as "postgres", which cannot enter a private folder: say so before trying
+      const locked = join(base, 'locked');
+      await mkdir(locked, { mode: 0o700 });
+      await expect(startEmbeddedPostgres({ dataDir: join(locked, 'pg') })).rejects.toThrow(/postgres user cannot enter/);
+    }
   });
 });
