@@ -13,7 +13,8 @@ const int = (min: number, max: number) =>
       .max(max, { error: `must be a whole number from ${min} to ${max}` }),
   );
 const optionalText = z.string().trim().min(1).optional().catch(undefined);
-const url = z.url({ error: 'must be a URL such as http://host:port' });
+const url = z.url({ protocol: /^https?$/, error: 'must be a URL such as http://host:port' });
+const pgUrl = z.url({ protocol: /^postgres(ql)?$/, error: 'must be a URL such as postgresql://user:password@host:5432/database' });
 const bool = z.preprocess(
   (v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase()) : v),
   z.boolean(),
@@ -27,7 +28,7 @@ export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
   DATA_DIR: z.string().default('./.avatargen').describe('Folder for zero-setup data: embedded PostgreSQL and filesystem storage.'),
-  DATABASE_URL: url.optional().describe('PostgreSQL URL. Or use DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD. Neither: embedded PostgreSQL.'),
+  DATABASE_URL: pgUrl.optional().describe('PostgreSQL URL. Or use DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD. Neither: embedded PostgreSQL.'),
   DB_HOST: optionalText.describe('PostgreSQL host (instead of DATABASE_URL).'),
   DB_PORT: int(1, 65535).default(5432).describe('PostgreSQL port.'),
   DB_NAME: optionalText.describe('PostgreSQL database name.'),

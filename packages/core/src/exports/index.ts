@@ -192,10 +192,20 @@ export class ExportsService {
           size += chunk.length;
         });
         const finished = new Promise<void>((resolve, reject) => {
-          tap.on('end', resolve);
-          tap.on('error', reject);
-          source.on('error', reject);
-          output.on('close', resolve);
+          // The client may go away mid-download: stop waiting then, and drop the listener after.
+          const onClose = () => {
+            source.destroy();
+            resolve();
+          };
+          output.once('close', onClose);
+          const settle = (error?: Error) => {
+            output.off('close', onClose);
+            if (error) reject(error);
+            else resolve();
+          };
+          tap.once('end', () => settle());
+          tap.once('error', settle);
+          source.once('error', settle);
         });
         source.pipe(tap);
         zip.addReadStream(tap, path, { compress: false, mtime: task.createdAt });

@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { parse } from 'csv-parse/sync';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import yauzl from 'yauzl';
+import { CSV_COLUMNS, folderName, neutralizeCell, NotFoundError } from '../src/index.js';
+import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+function unzip(buffer: Buffer): Promise<Map<string, Buffer>> {
+  return new Promise((resolve, reject) => {
+    yauzl.fromBuffer(buffer, { lazyEntries: true }, (error, zip) => {
+      if (error || !zip) return reject(error);
+      const files = new Map<string, Buffer>();
+      zip.on('entry', (entry: yauzl.Entry) => {
+        zip.openReadStream(entry, (err, stream) => {
+          if (err || !stream) return reject(err);
+          readAll(stream).then((data) => {
+            files.set(entry.fileName, data);
+            zip.readEntry();
+          }, reject);
+        });
+      });
+      zip.on('end', () => resolve(files));
+      zip.on('error', reject);
+      zip.readEntry();
+    });
+  });
+}
+
+describe('exports', () => {
+  let h: Harness;
+  let taskId: string;
+  const names: Array<[string, string]> = [
+    ['Maria', 'Garcia'],
+    ['Maria', 'Garcia'],
+    ['=HYPERLINK("http://evil")', 'Smith'],
+    ['../..', 'etc'],
+    ['Zoë', 'Ångström\u0007'],
+  ];
+  beforeAll(async () => {
+    h = await startHarness({
+      fakes: {
+        shapeBatch: (_seed, personas) =>
+          personas.map((p, i) => {
+            const [firstName, lastName] = names[i] ?? [p.firstName, p.lastName];
+            return { ...p, firstName, lastName, about: i === 1 ? '+1 555 0100, -dash, @handle, \ttab' : p.about };
+          }),
+      },
+    });
+    const task = await h.gen.tasks.submit({ ...REQUEST, count: 10, imagesPerPersona: 4 });
+    taskId = task.id;
+    await waitForStatus(h.gen, taskId, ['completed']);
+  });
+  afterAll(() => h.close());
+
+  it('neutralises formula cells and makes safe, unique folder names', () => {
+    expect(['=1+1', '+1', '-1', '@x', '\tx', '\rx', 'ok'].map(neutralizeCell)).toEqual([
+      "'=1+1",
+      "'+1",
+      "'-1",
+      "'@x",
+      "'\tx",
+      "'\rx",
+      'ok',
+    ]);
+    const taken = new Set<string>();
+    expect(['Maria Garcia', 'maria garcia', '../../etc/passwd', '..', 'a/b\\c', 'x\u0000y'].map((n) => folderName(n, taken))).toEqual([
+      'Maria_Garcia',
+      'maria_garcia_2',
+      'etc-passwd',
+      'persona',
+      'a-b-c',
+      'xy',
+    ]);
+  });
+
+  it('writes JSON with the task and every persona', async () => {
+    const json = await h.gen.exports.json(taskId);
+    expect(json.task.id).toBe(taskId);
+    expect(json.personas).toHaveLength(10);
+    expect(json.personas[0]?.images).toHaveLength(4);
+  });
+
+  it('writes a CSV with one row per persona and no live formulas', async () => {
+    const text = (await readAll(await h.gen.exports.csv(taskId))).toString('utf8');
+    const rows: Record<string, string>[] = parse(text, { columns: true, bom: true });
+    expect(rows).toHaveLength(10);
+    expect(Object.keys(rows[0] ?? {})).toEqual([...CSV_COLUMNS]);
+    const evil = rows.find((r) => r.last_name === "Smith");
+    expect(evil?.first_name).toBe(`'=HYPERLINK("http://evil")`);
+    expect(rows[1]?.about).toBe("'+1 555 0100, -dash, @handle, \ttab");
+    for (const row of rows) {
+      for (const cell of Object.values(row)) expect(cell).not.toMatch(/^[=+\-@\t\r]/);
+    }
+    expect(rows[0]?.image_urls?.split(' ')).toHaveLength(4);
+  });
+
+  it('streams a ZIP of profiles with a sha256 manifest', async () => {
+    const files = await unzip(await readAll(await h.gen.exports.zip(taskId)));
+    const manifest = JSON.parse((files.get('manifest.json') as Buffer).toString('utf8'));
+    expect(manifest.missing).toEqual([]);
+    const paths = [...files.keys()].filter((p) => p !== 'manifest.json');
+    expect(manifest.files.map((f: { path: string }) => f.path).sort()).toEqual([...paths].sort());
+    for (const entry of manifest.files) {
+      const data = files.get(entry.path) as Buffer;
+      expect(data.length).toBe(entry.size);
+      expect(createHash('sha256').update(data).digest('hex')).toBe(entry.sha256);
+    }
+    const folders = [...new Set(paths.map((p) => p.split('/').slice(0, 2).join('/')))];
+    expect(folders).toHaveLength(10);
+    expect(folders).toContain('profiles/Maria_Garcia');
+    expect(folders).toContain('profiles/Maria_Garcia_2');
+    expect(folders).toContain('profiles/etc');
+    expect(folders).toContain('profiles/Zoë_Ångström');
+    expect(paths.every((p) => !p.includes('..') && !p.startsWith('/'))).toBe(true);
+    const maria = paths.filter((p) => p.startsWith('profiles/Maria_Garcia/')).sort();
+    expect(maria).toEqual([
+      'profiles/Maria_Garcia/details.csv',
+      'profiles/Maria_Garcia/details.json',
+      'profiles/Maria_Garcia/images/00.png',
+      'profiles/Maria_Garcia/images/01.png',
+      'profiles/Maria_Garcia/images/02.png',
+      'profiles/Maria_Garcia/images/03.png',
+      'profiles/Maria_Garcia/images/04.png',
+    ]);
+    const details = JSON.parse((files.get('profiles/Maria_Garcia/details.json') as Buffer).toString('utf8'));
+    expect(details.firstName).toBe('Maria');
+  });
+
+  it('checks access before exporting', async () => {
+    await expect(h.gen.exports.zip(taskId, { userId: 999 })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(h.gen.exports.csv(taskId, { userId: 999 })).rejects.toBeInstanceOf(NotFoundError);
+  });
+});

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ConflictError,
+  defaultSettings,
+  openDatabase,
+  type Orm,
+  runMigrations,
+  SessionStore,
+  SettingsService,
+  UsersService,
+  ValidationError,
+} from '../src/index.js';
+import { createTestDatabase, type TestDatabase } from '../src/testing.js';
+
+describe('database services', () => {
+  let db: TestDatabase;
+  let orm: Orm;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // Two processes starting at once both run migrations: one applies them, the other waits and finds none.
+    const [a, b] = await Promise.all([openDatabase({ url: db.url }), openDatabase({ url: db.url })]);
+    const applied = await Promise.all([runMigrations(a, db.url), runMigrations(b, db.url)]);
+    expect(applied.flat()).toEqual(['Migration20261130000000_initial']);
+    await b.close();
+    orm = a;
+  });
+  afterAll(async () => {
+    await orm.close();
+    await db.drop();
+  });
+
+  describe('settings', () => {
+    it('returns typed defaults and stores validated changes', async () => {
+      const settings = new SettingsService(orm);
+      expect(await settings.get()).toEqual(defaultSettings());
+      const updated = await settings.update({ max_concurrent_tasks: '5', crop_white_borders: 'off', bio_prompt_x: '  short  ' });
+      expect(updated).toMatchObject({ max_concurrent_tasks: 5, crop_white_borders: false, bio_prompt_x: 'short' });
+      expect(await settings.get()).toEqual(updated);
+    });
+
+    it('refuses bad values with a message per field and stores nothing', async () => {
+      const settings = new SettingsService(orm);
+      const before = await settings.get();
+      const error = await settings.update({ max_concurrent_tasks: 21, bio_prompt_facebook: '', randomize_face_base: 'maybe' }).catch((e) => e);
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error.fields).toEqual({
+        max_concurrent_tasks: 'At most 20 tasks can run at once.',
+        bio_prompt_facebook: 'Enter instructions for this platform.',
+        randomize_face_base: 'Must be on or off.',
+      });
+      expect(await settings.get()).toEqual(before);
+      await expect(settings.update({ nope: 1 } as never)).rejects.toThrow('nope: Unknown setting.');
+    });
+  });
+
+  describe('users', () => {
+    it('hashes passwords with bcrypt and authenticates', async () => {
+      const users = new UsersService(orm);
+      const user = await users.create({ email: ' Admin@Example.com ', password: 'correct horse battery', isAdmin: true });
+      expect(user.email).toBe('admin@example.com');
+      const [row] = await orm.em.fork().execute('select password_hash from users where id = ?', [user.id]);
+      expect(row?.password_hash).toMatch(/^\$2b\$12\$/);
+      expect(await users.authenticate('ADMIN@example.com', 'correct horse battery')).toMatchObject({ id: user.id });
+      expect(await users.authenticate('admin@example.com', 'wrong password!')).toBeNull();
+      expect(await users.authenticate('nobody@example.com', 'correct horse battery')).toBeNull();
+      await expect(users.create({ email: 'admin@example.com', password: 'another password' })).rejects.toBeInstanceOf(ConflictError);
+    });
+
+    it('refuses passwords over 72 bytes and short ones, with a message', async () => {
+      const users = new UsersService(orm);
+      const long = 'é'.repeat(37); // 74 bytes
+      const error = await users.create({ email: 'long@example.com', password: long }).catch((e) => e);
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error.fields.password).toMatch(/at most 72 bytes/);
+      await expect(users.create({ email: 'short@example.com', password: 'short' })).rejects.toThrow(/at least 10 characters/);
+      await expect(users.create({ email: 'not-an-email', password: 'long enough pw' })).rejects.toThrow(/valid email/);
+    });
+
+    it('disables accounts and changes passwords', async () => {
+      const users = new UsersService(orm);
+      await users.create({ email: 'bob@example.com', password: 'bob password 1' });
+      await users.setPassword('bob@example.com', 'bob password 2');
+      expect(await users.authenticate('bob@example.com', 'bob password 1')).toBeNull();
+      expect(await users.authenticate('bob@example.com', 'bob password 2')).not.toBeNull();
+      await users.setActive('bob@example.com', false);
+      expect(await users.authenticate('bob@example.com', 'bob password 2')).toBeNull();
+    });
+
+    it('issues API tokens shown once, stored hashed, revocable', async () => {
+      const users = new UsersService(orm);
+      const user = await users.create({ email: 'token@example.com', password: 'token password' });
+      const { token, view } = await users.createToken(user.id, 'ci');
+      expect(token).toMatch(/^agt_/);
+      const stored = await orm.em.fork().execute('select token_hash from api_tokens where id = ?', [view.id]);
+      expect(stored[0]?.token_hash).not.toContain(token);
+      expect(await users.authenticateToken(token)).toMatchObject({ id: user.id });
+      expect(await users.authenticateToken(`${token}x`)).toBeNull();
+      await users.revokeToken(user.id, view.id);
+      expect(await users.authenticateToken(token)).toBeNull();
+      expect((await users.listTokens(user.id))[0]?.revokedAt).toBeInstanceOf(Date);
+    });
+  });
+
+  describe('sessions', () => {
+    it('stores, expires and destroys sessions', async () => {
+      const store = new SessionStore(orm);
+      await store.set('s1', { userId: null, csrf: 'abc' }, 60_000);
+      expect(await store.get('s1')).toEqual({ userId: null, csrf: 'abc' });
+      await store.set('s1', { csrf: 'def' }, 60_000);
+      expect(await store.get('s1')).toEqual({ csrf: 'def' });
+      await store.set('old', { csrf: 'x' }, -1000);
+      expect(await store.get('old')).toBeUndefined();
+      expect(await store.deleteExpired()).toBe(1);
+      await store.destroy('s1');
+      expect(await store.get('s1')).toBeUndefined();
+    });
+  });
+});
