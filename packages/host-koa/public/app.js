@@ -1,6 +1,5 @@
 // Avatar Data Generator: the little behaviour the pages need. No inline script anywhere (CSP).
 (() => {
-  'use strict';
 
   // Forms that destroy something ask first.
   document.addEventListener('submit', (event) => {

@@ -1,0 +1,311 @@
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { CSV_COLUMNS, createLogger, generationRequestSchema, listLanguages, settingsSchema, type TaskView } from '@avatargen/core';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SESSION_COOKIE } from '../src/app.js';
+import { apiRouter } from '../src/routes/api.js';
+import { Client } from './support/client.js';
+import { PASSWORD, type Site, startSite, waitForStatus } from './support/harness.js';
+import { collectEvents } from './support/sse.js';
+import { readZip } from './support/zip.js';
+
+let site: Site;
+let api: Client; // Bearer token of the admin
+let browser: Client; // session of the admin
+let token: string;
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  // The worker starts inside the SSE test, after the stream is open, so every event is seen.
+  const logger = createLogger(
+    { LOG_LEVEL: 'info' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        logLines.push(String(chunk));
+        done();
+      },
+    }),
+  );
+  site = await startSite({ worker: false, logger });
+  const admin = await site.gen.users.create({ email: 'ops@example.com', password: PASSWORD, isAdmin: true });
+  await site.gen.users.create({ email: 'viewer@example.com', password: PASSWORD });
+  token = (await site.gen.users.createToken(admin.id, 'tests')).token;
+  api = new Client(site.url, { authorization: `Bearer ${token}` });
+  browser = new Client(site.url);
+  expect((await browser.login('ops@example.com', PASSWORD)).status).toBe(303);
+  await browser.get('/dashboard');
+});
+afterAll(() => site?.close());
+
+const REQUEST = { description: 'Night-shift nurses in Manchester', language: 'en-GB', count: 20, imagesPerPersona: 8 };
+
+describe('server-sent events', () => {
+  it('streams progress while a task runs, then done', async () => {
+    const created = await api.request('POST', '/api/v1/tasks', { json: REQUEST });
+    expect(created.status).toBe(201);
+    const id = (created.json() as TaskView).id;
+    const res = await fetch(new URL(`/api/v1/tasks/${id}/events`, site.url), { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(res.headers.get('cache-control')).toContain('no-cache');
+    const collecting = collectEvents(res, (e) => e.event === 'done');
+    await site.gen.worker.start();
+    const events = await collecting;
+    const progress = events.filter((e) => e.event === 'progress').map((e) => JSON.parse(e.data));
+    expect(progress[0]).toMatchObject({ id, progress: { percent: 0 } });
+    expect(['pending', 'generating-data']).toContain(progress[0].status);
+    const percents = progress.map((p) => p.progress.percent as number);
+    expect(percents.some((p) => p > 0 && p < 100)).toBe(true);
+    for (let i = 1; i < percents.length; i++) expect(percents[i]).toBeGreaterThanOrEqual(percents[i - 1] as number);
+    expect(new Set(progress.map((p) => p.status))).toContain('generating-images');
+    const done = JSON.parse(events.at(-1)?.data as string);
+    expect(done).toMatchObject({ id, status: 'completed', progress: { percent: 100, personasStored: 20, imagesStored: 160 } });
+  });
+
+  it('a finished task sends its state and done at once; the page route streams too', async () => {
+    const [task] = (await site.gen.tasks.list({})).tasks;
+    const res = await fetch(new URL(`/datasets/${task?.id}/events`, site.url), {
+      headers: { cookie: [...browser.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
+    const events = await collectEvents(res, (e) => e.event === 'done', 10_000);
+    expect(events.map((e) => e.event)).toEqual(['progress', 'done']);
+  });
+});
+
+describe('tasks', () => {
+  it('validates a request with a message per field (422), and malformed JSON (400)', async () => {
+    const bad = await api.request('POST', '/api/v1/tasks', { json: { description: '', language: 'klingon', count: 'many', imagesPerPersona: 3 } });
+    expect(bad.status).toBe(422);
+    expect(bad.json()).toMatchObject({
+      error: expect.any(String),
+      fields: {
+        description: 'Describe the people to generate.',
+        language: 'Choose a bio language from the list.',
+        count: 'Enter a number of personas from 10 to 300.',
+        imagesPerPersona: 'Images per persona must be one of 4, 8, 12, 16, 20.',
+      },
+      requestId: bad.headers.get('x-request-id'),
+    });
+    const malformed = await fetch(new URL('/api/v1/tasks', site.url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"description": ',
+    });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ error: expect.stringContaining('malformed') });
+  });
+
+  it('creates, lists, cancels, retries and deletes', async () => {
+    await site.gen.settings.update({ max_concurrent_tasks: 1 });
+    // Two tasks: with one slot, the second stays pending while the first runs.
+    const first = (await api.request('POST', '/api/v1/tasks', { json: { ...REQUEST, count: 10, imagesPerPersona: 4 } })).json() as TaskView;
+    const created = await api.request('POST', '/api/v1/tasks', { json: { ...REQUEST, count: 10, imagesPerPersona: 4 } });
+    expect(created.status).toBe(201);
+    const task = created.json() as TaskView;
+    expect(created.location).toBe(`/api/v1/tasks/${task.id}`);
+    expect(task).toMatchObject({ count: 10, imagesPerPersona: 4, language: { code: 'en-GB', name: 'English (UK)' } });
+    const list = (await api.get('/api/v1/tasks?limit=2')).json() as { tasks: TaskView[]; total: number };
+    expect(list.total).toBe(3);
+    expect(list.tasks.map((t) => t.id)).toEqual([task.id, first.id]);
+    expect((await api.get('/api/v1/tasks?limit=0')).status).toBe(422);
+    expect((await api.get('/api/v1/tasks?status=nope')).json()).toMatchObject({ fields: { status: expect.any(String) } });
+    const cancelled = await api.request('POST', `/api/v1/tasks/${task.id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect((cancelled.json() as TaskView).status).toBe('cancelled');
+    const again = await api.request('POST', `/api/v1/tasks/${task.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.json()).toMatchObject({ error: 'A task cannot go from cancelled to cancelled' });
+    const retried = await api.request('POST', `/api/v1/tasks/${task.id}/retry`);
+    expect(retried.status).toBe(200);
+    expect((retried.json() as TaskView).status).toBe('pending');
+    await waitForStatus(site.gen, task.id, ['completed']);
+    expect((await api.request('DELETE', `/api/v1/tasks/${task.id}`)).status).toBe(204);
+    expect((await api.get(`/api/v1/tasks/${task.id}`)).status).toBe(404);
+    await waitForStatus(site.gen, first.id, ['completed']);
+    await site.gen.settings.update({ max_concurrent_tasks: 2 });
+  });
+
+  it('pages personas and reports demographics and stats', async () => {
+    const id = (await site.gen.tasks.list({ status: 'completed', limit: 50 })).tasks.find((t) => t.count === 20)?.id as string;
+    const page = (await api.get(`/api/v1/tasks/${id}/personas?page=2&perPage=15`)).json() as {
+      personas: Array<Record<string, unknown> & { images: Array<{ url: string; thumbnailUrl: string }> }>;
+      total: number;
+      pages: number;
+    };
+    expect(page).toMatchObject({ total: 20, pages: 2, page: 2, perPage: 15 });
+    expect(page.personas).toHaveLength(5);
+    const persona = page.personas[0] as (typeof page.personas)[0];
+    expect(Object.keys(persona)).toEqual(expect.arrayContaining(['firstName', 'lastName', 'gender', 'ethnicity', 'age', 'bios', 'jobTitle', 'about', 'images']));
+    expect(persona.images).toHaveLength(8);
+    expect(persona.images[0]?.url).toMatch(/^\/media\/tasks\//);
+    expect(persona.images[0]?.thumbnailUrl).toMatch(/^\/thumbs\/tasks\//);
+    expect(JSON.stringify(page)).not.toContain('"key"');
+    expect((await api.get(`/api/v1/tasks/${id}/personas?perPage=101`)).status).toBe(422);
+    const demo = (await api.get(`/api/v1/tasks/${id}/demographics`)).json() as { gender: { f: number; m: number } };
+    expect(demo.gender.f + demo.gender.m).toBe(20);
+    const detail = (await api.get(`/api/v1/datasets/${id}`)).json() as { task: TaskView; personas: { personas: unknown[] } };
+    expect(detail.task.id).toBe(id);
+    expect(detail.personas.personas).toHaveLength(20);
+    const stats = (await api.get('/api/v1/stats')).json() as { tasks: number; days: unknown[] };
+    expect(stats.tasks).toBe(2);
+    expect(stats.days).toHaveLength(7);
+  });
+});
+
+describe('exports', () => {
+  let id: string;
+  beforeAll(async () => {
+    id = (await site.gen.tasks.list({ status: 'completed', limit: 50 })).tasks.find((t) => t.count === 20)?.id as string;
+  });
+
+  it('JSON holds the task and every persona', async () => {
+    const reply = await api.request('POST', `/api/v1/tasks/${id}/exports/json`);
+    expect(reply.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const body = reply.json() as { task: TaskView; personas: Array<{ images: unknown[]; bios: Record<string, string> }> };
+    expect(body.task.id).toBe(id);
+    expect(body.personas).toHaveLength(20);
+    expect(body.personas[0]?.images).toHaveLength(8);
+    expect(Object.keys(body.personas[0]?.bios ?? {})).toEqual(['facebook', 'instagram', 'x', 'tiktok']);
+  });
+
+  it('CSV has the header and one row per persona', async () => {
+    const reply = await browser.request('POST', `/datasets/${id}/export`, { form: { format: 'csv' } });
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    const lines = reply.text.replace(/^\uFEFF/, '').trim().split(/\r?\n/);
+    expect(lines[0]).toBe(CSV_COLUMNS.join(','));
+    const personas = await site.gen.personas.list(id, { perPage: 100 });
+    for (const p of personas.personas) expect(reply.text).toContain(`${p.id},${p.firstName},${p.lastName}`);
+  });
+
+  it('ZIP holds details.json, details.csv and the images of every persona, and a manifest whose sums match', async () => {
+    const res = await fetch(new URL(`/api/v1/tasks/${id}/exports/zip`, site.url), { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    expect(res.headers.get('content-disposition')).toBe(`attachment; filename="avatargen-${id}.zip"`);
+    const entries = readZip(Buffer.from(await res.arrayBuffer()));
+    const manifest = JSON.parse(entries.get('manifest.json')?.toString() ?? '{}') as { files: Array<{ path: string; sha256: string; size: number }>; missing: string[] };
+    expect(manifest.missing).toEqual([]);
+    const folders = new Set([...entries.keys()].filter((k) => k.startsWith('profiles/')).map((k) => k.split('/')[1]));
+    expect(folders.size).toBe(20);
+    for (const folder of folders) {
+      expect(entries.has(`profiles/${folder}/details.json`)).toBe(true);
+      expect(entries.has(`profiles/${folder}/details.csv`)).toBe(true);
+      const images = [...entries.keys()].filter((k) => k.startsWith(`profiles/${folder}/images/`));
+      expect(images).toHaveLength(9); // base selfie + 8
+    }
+    expect(manifest.files).toHaveLength(entries.size - 1);
+    for (const file of manifest.files) {
+      const data = entries.get(file.path) as Buffer;
+      expect(data.length, file.path).toBe(file.size);
+      expect(createHash('sha256').update(data).digest('hex'), file.path).toBe(file.sha256);
+    }
+  });
+
+  it('refuses an unknown format', async () => {
+    expect((await api.request('POST', `/api/v1/tasks/${id}/exports/xml`)).status).toBe(404);
+  });
+});
+
+describe('settings over the API', () => {
+  it('reads, validates and saves (administrators only)', async () => {
+    expect((await api.get('/api/v1/settings')).json()).toMatchObject({ max_concurrent_tasks: 2 });
+    const bad = await api.request('PATCH', '/api/v1/settings', { json: { max_concurrent_tasks: 99, colour: 'red' } });
+    expect(bad.status).toBe(422);
+    expect(bad.json()).toMatchObject({ fields: { colour: 'Unknown setting.' } });
+    const invalid = await api.request('PATCH', '/api/v1/settings', { json: { max_concurrent_tasks: 99 } });
+    expect(invalid.json()).toMatchObject({ fields: { max_concurrent_tasks: 'At most 20 tasks can run at once.' } });
+    const ok = await api.request('PATCH', '/api/v1/settings', { json: { randomize_image_style: false } });
+    expect(ok.status).toBe(200);
+    expect((await site.gen.settings.get()).randomize_image_style).toBe(false);
+    const viewer = new Client(site.url);
+    await viewer.login('viewer@example.com', PASSWORD);
+    await viewer.get('/dashboard');
+    expect((await viewer.request('PATCH', '/api/v1/settings', { json: { randomize_image_style: true } })).status).toBe(403);
+  });
+});
+
+describe('authentication', () => {
+  it('session requests need the CSRF header; token requests need none', async () => {
+    const body = { json: { ...REQUEST, count: 10, imagesPerPersona: 4 } };
+    expect((await browser.request('POST', '/api/v1/tasks', { ...body, csrf: false })).status).toBe(403);
+    const withHeader = await browser.request('POST', '/api/v1/tasks', body);
+    expect(withHeader.status).toBe(201);
+    await site.gen.tasks.cancel((withHeader.json() as TaskView).id);
+    expect(api.csrf).toBe('');
+  });
+
+  it('refuses unknown, revoked and disabled tokens with 401', async () => {
+    expect((await new Client(site.url).get('/api/v1/tasks')).status).toBe(401);
+    const unknown = await new Client(site.url, { authorization: 'Bearer agt_not_a_real_token' }).get('/api/v1/tasks');
+    expect(unknown.status).toBe(401);
+    expect(unknown.headers.get('www-authenticate')).toBe('Bearer');
+    const viewer = await site.gen.users.findByEmail('viewer@example.com');
+    const { token: viewerToken, view } = await site.gen.users.createToken(viewer?.id as number, 'temp');
+    const client = new Client(site.url, { authorization: `Bearer ${viewerToken}` });
+    expect((await client.get('/api/v1/tasks')).status).toBe(200);
+    await site.gen.users.setActive('viewer@example.com', false);
+    expect((await client.get('/api/v1/tasks')).status).toBe(401);
+    await site.gen.users.setActive('viewer@example.com', true);
+    await site.gen.users.revokeToken(viewer?.id as number, view.id);
+    expect((await client.get('/api/v1/tasks')).status).toBe(401);
+  });
+
+  it('a token request never creates a session', async () => {
+    const reply = await api.get('/api/v1/stats');
+    expect(reply.setCookies.filter((c) => c.name.startsWith(SESSION_COOKIE))).toEqual([]);
+  });
+});
+
+describe('OpenAPI', () => {
+  it('documents every API route, with request bodies generated from the validation schemas', async () => {
+    const reply = await new Client(site.url).get('/api/v1/openapi.json');
+    expect(reply.status).toBe(200);
+    const doc = reply.json() as {
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, { properties: Record<string, Record<string, unknown>> }> };
+    };
+    expect(doc.openapi).toMatch(/^3\./);
+    const router = apiRouter(site.gen, site.host.sse);
+    const routes = router.stack
+      .filter((layer) => layer.methods.length > 0)
+      .flatMap((layer) =>
+        layer.methods
+          .filter((m) => m !== 'HEAD')
+          .map((m) => `${m.toLowerCase()} ${String(layer.path).replace('/api/v1', '').replace(/:(\w+)/g, '{$1}')}`),
+      )
+      .filter((r) => !r.endsWith('/openapi.json'));
+    for (const route of routes) {
+      const [method, path] = route.split(' ') as [string, string];
+      expect(doc.paths[path]?.[method], route).toBeDefined();
+    }
+    const request = doc.components.schemas.GenerationRequest;
+    const generated = z.toJSONSchema(generationRequestSchema, { io: 'input', unrepresentable: 'any', target: 'openapi-3.0' }) as {
+      properties: Record<string, unknown>;
+      required: string[];
+    };
+    expect(Object.keys(request?.properties ?? {})).toEqual(Object.keys(generated.properties));
+    expect(request).toMatchObject({ required: generated.required });
+    expect(request?.properties.language?.enum).toEqual(listLanguages().map((l) => l.code));
+    expect(request?.properties.imagesPerPersona?.enum).toEqual([4, 8, 12, 16, 20]);
+    expect(Object.keys(doc.components.schemas.SettingsUpdate?.properties ?? {})).toEqual(Object.keys(settingsSchema.shape));
+  });
+});
+
+describe('logs', () => {
+  it('carry a request id and never a password, a token or a session id', async () => {
+    const c = new Client(site.url);
+    await c.login('ops@example.com', 'a wrong password that must not be logged');
+    await c.login('ops@example.com', PASSWORD);
+    await api.get('/api/v1/stats');
+    const text = logLines.join('');
+    const requests = logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request');
+    expect(requests.length).toBeGreaterThan(5);
+    for (const line of requests) expect(line.reqId).toMatch(/^[\w-]{8,}$/);
+    expect(text).not.toContain('a wrong password that must not be logged');
+    expect(text).not.toContain(PASSWORD);
+    expect(text).not.toContain(token);
+    expect(text).not.toContain(c.cookies.get(SESSION_COOKIE) as string);
+  });
+});
