@@ -62,7 +62,7 @@ export const configSchema = z.object({
   OPENAI_TIMEOUT_SECONDS: int(1, 3600).default(600).describe('Timeout of one image call.'),
   BASE_PROMPT_APPEND: z.string().optional().describe('Text appended to every image prompt.'),
   IMAGE_CONCURRENCY: int(1, 50).default(4).describe('Image provider calls in flight per worker process.'),
-  IMAGE_JOBS_PER_WORKER: int(1, 100).default(6).describe('Personas whose images one worker process makes at once.'),
+  IMAGE_JOBS_PER_WORKER: int(1, 100).default(8).describe('Personas whose images one worker process makes at once.'),
   IMAGE_PROCESSOR_THREADS: int(0, 64).default(0).describe('Threads of the image processing pool (0: one per core).'),
   JOB_RETRY_LIMIT: int(0, 20).default(3).describe('Attempts of a failing provider call before a batch or image is given up.'),
   JOB_RETRY_DELAY_MS: int(0, 600_000).default(2000).describe('First backoff delay between attempts; doubles each time.'),

@@ -218,12 +218,12 @@ export class Pipeline {
       const ids: string[] = [];
       for (const row of pending) {
         const sizes = batchSizes(row.count);
-        for (const [batchNo, size] of sizes.entries()) {
           await em.execute(
-            `insert into persona_batches (task_id, batch_no, size, status) values (?, ?, ?, 'pending') on conflict do nothing`,
-            [row.id, batchNo, size],
-          );
-        }
+          `insert into persona_batches (task_id, batch_no, size, status)
+           select ?, n - 1, least(?, ? - (n - 1) * ?), 'pending' from generate_series(1, ?) as n
+           on conflict do nothing`,
+          [row.id, BATCH_SIZE, row.count, BATCH_SIZE, sizes.length],
+        );
         await em.execute(
           `update generation_tasks set status = 'generating-data', started_at = coalesce(started_at, now()), updated_at = now() where id = ?`,
           [row.id],
@@ -287,6 +287,16 @@ export class Pipeline {
    * every job and by the reconcile loop.
    */
   async advance(taskId: string): Promise<void> {
+    // Cheap check first: while work of the current stage is pending there is nothing to decide,
+    // and taking the task's row lock after every job would serialise the workers.
+    const [open] = await this.em.execute(
+      `select exists(select 1 from persona_batches b join generation_tasks t on t.id = b.task_id
+                     where b.task_id = ? and b.status = 'pending' and t.status = 'generating-data')
+           or exists(select 1 from personas p join generation_tasks t on t.id = p.task_id
+                     where p.task_id = ? and p.images_status = 'pending' and t.status = 'generating-images') as busy`,
+      [taskId, taskId],
+    );
+    if (open?.busy) return;
     const next = await this.em.transactional(async (em) => {
       const task = await this.loadTask(em, taskId, true);
       if (!task) return null;
