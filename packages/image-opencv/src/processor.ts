@@ -28,6 +28,11 @@ export interface ImageProcessorOptions {
   maxPixels?: number;
   /** Accepted input formats among png, jpeg (jpg), webp, gif. Default png, jpeg, webp. */
   formats?: string[];
+  /**
+   * Optimised Huffman tables for JPEG output: files 3-14% smaller, encoding about twice as slow.
+   * Default false (the chain is about 5 ms per grid faster).
+   */
+  jpegOptimizeCoding?: boolean;
 }
 
 /** Per-call options that this implementation accepts on top of the port's. */
@@ -160,7 +165,7 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     maxPixels: positiveInteger('maxPixels', options.maxPixels, DEFAULT_MAX_PIXELS),
     formats: parseFormats(options.formats),
   };
-  const workerSettings: WorkerSettings = { maxPixels: limits.maxPixels };
+  const workerSettings: WorkerSettings = { maxPixels: limits.maxPixels, jpegOptimizeCoding: options.jpegOptimizeCoding ?? false };
   const slots = new Slots(threads);
   let pool: Piscina | undefined;
   let closed = false;

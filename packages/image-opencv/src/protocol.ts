@@ -6,6 +6,8 @@ import type { WhiteBorderSettings } from './pixels.js';
 export interface WorkerSettings {
   /** Largest width * height that sharp will decode. */
   maxPixels: number;
+  /** Optimised Huffman tables in JPEG output (smaller files, slower encoding). */
+  jpegOptimizeCoding: boolean;
 }
 
 export type WorkerTask =

@@ -15,12 +15,25 @@ sharp.concurrency(1);
 // Every input is new bytes: the operation cache would only hold memory.
 sharp.cache(false);
 
-const settings: WorkerSettings = { maxPixels: 50_000_000, ...(workerData as Partial<WorkerSettings> | undefined) };
+const settings: WorkerSettings = {
+  maxPixels: 50_000_000,
+  jpegOptimizeCoding: false,
+  ...(workerData as Partial<WorkerSettings> | undefined),
+};
 
 /** Fixed encoder options, so the same pixels always give the same bytes. */
-const PNG_OPTIONS = { compressionLevel: 6, adaptiveFiltering: false, palette: false } as const;
+// Lossless cells: adaptive filtering makes photo-like PNGs about a quarter smaller for ~50% more
+// encoding time, and storage lasts longer than the few ms spent here.
+const PNG_OPTIONS = { compressionLevel: 6, adaptiveFiltering: true, palette: false } as const;
 const jpegOptions = (quality: number) =>
-  ({ quality, chromaSubsampling: '4:2:0', optimiseCoding: true, progressive: false, mozjpeg: false }) as const;
+  ({
+    quality,
+    chromaSubsampling: '4:2:0',
+    // optimised Huffman tables make files 3-14% smaller but double the encoding time
+    optimiseCoding: settings.jpegOptimizeCoding,
+    progressive: false,
+    mozjpeg: false,
+  }) as const;
 const WEBP_OPTIONS = { quality: 80, effort: 4, smartSubsample: false } as const;
 
 class BadImage extends Error {}
