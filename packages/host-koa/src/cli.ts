@@ -267,11 +267,13 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     await gen.worker.start();
     const task = await gen.tasks.submit({ description: values.description ?? '', count: values.count, imagesPerPersona: values.images, language: values.language });
     io.err(`Task ${task.id}: ${task.count} personas x ${task.imagesPerPersona} images`);
-    let lastDecile = -1;
+    let shown = '';
     const show = (t: TaskView) => {
-      if (io.isTTY) io.errRaw(`\r${progressLine(t)}`);
-      else if (Math.floor(t.progress.percent / 10) !== lastDecile) {
-        lastDecile = Math.floor(t.progress.percent / 10);
+      if (io.isTTY) return io.errRaw(`\r${progressLine(t)}`);
+      // Without a terminal: one line per 10% or status change.
+      const step = `${Math.floor(t.progress.percent / 10)}:${t.status}`;
+      if (step !== shown) {
+        shown = step;
         io.err(progressLine(t));
       }
     };

@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase, UsersService } from '@avatargen/core';
+import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Io, main } from '../src/cli.js';
+import { resolveSecretKey } from '../src/host.js';
+import { readZip } from './support/zip.js';
+
+let db: TestDatabase;
+let dir: string;
+
+function io(env: Record<string, string | undefined> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const value: Io = {
+    out: (line) => out.push(line),
+    err: (line) => err.push(line),
+    errRaw: (text) => err.push(text),
+    isTTY: false,
+    env: { DATABASE_URL: db.url, DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'silent', IMAGE_PROCESSOR_THREADS: '1', ...env },
+    cwd: dir,
+  };
+  return { io: value, out, err };
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('avatargen_cli');
+  dir = mkdtempSync(join(tmpdir(), 'avatargen-cli-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('avatargen command', () => {
+  it('prints help for the command and every subcommand', async () => {
+    const top = io();
+    expect(await main(['--help'], top.io)).toBe(0);
+    for (const command of ['start', 'web', 'worker', 'migrate', 'user create', 'user set-password', 'user disable', 'generate']) {
+      expect(top.out.join('\n')).toContain(command);
+    }
+    for (const command of ['start', 'web', 'worker', 'migrate', 'user', 'generate']) {
+      const run = io();
+      expect(await main([command, '--help'], run.io), command).toBe(0);
+      expect(run.out.join('\n'), command).toContain(`avatargen ${command}`);
+    }
+    const none = io();
+    expect(await main([], none.io)).toBe(2);
+    const unknown = io();
+    expect(await main(['frobnicate'], unknown.io)).toBe(2);
+    expect(unknown.err.join('\n')).toContain('unknown command "frobnicate"');
+  });
+
+  it('names a bad variable without printing any secret', async () => {
+    const run = io({ APP_PORT: 'eighty', SECRET_KEY: 'short-secret-value' });
+    expect(await main(['migrate'], run.io)).toBe(2);
+    const text = run.err.join('\n');
+    expect(text).toContain('APP_PORT must be a whole number from 1 to 65535');
+    expect(text).toContain('SECRET_KEY must be at least 32 characters');
+    expect(text).not.toContain('short-secret-value');
+  });
+
+  it('reads .env from the current folder', async () => {
+    writeFileSync(join(dir, '.env'), 'LOG_LEVEL=verbose\n');
+    const run = io({ LOG_LEVEL: undefined });
+    expect(await main(['migrate'], run.io)).toBe(2);
+    expect(run.err.join('\n')).toContain('LOG_LEVEL');
+    rmSync(join(dir, '.env'));
+  });
+
+  it('migrates, then manages users (72-byte limit, set-password, disable)', async () => {
+    const migrate = io();
+    expect(await main(['migrate'], migrate.io)).toBe(0);
+    const tooLong = io();
+    expect(await main(['user', 'create', '--email', 'cli@example.com', '--password', 'ü'.repeat(37)], tooLong.io)).toBe(2);
+    expect(tooLong.err.join('\n')).toContain('password: Use at most 72 bytes');
+    const created = io();
+    expect(await main(['user', 'create', '--email', 'cli@example.com', '--admin'], created.io)).toBe(0);
+    const password = /password: (\S+)/.exec(created.out.join('\n'))?.[1] as string;
+    expect(password.length).toBeGreaterThanOrEqual(16);
+    const orm = await openDatabase({ url: db.url });
+    try {
+      const users = new UsersService(orm);
+      expect(await users.authenticate('cli@example.com', password)).toMatchObject({ isAdmin: true });
+      expect(await main(['user', 'set-password', '--email', 'cli@example.com', '--password', 'a brand new passphrase'], io().io)).toBe(0);
+      expect(await users.authenticate('cli@example.com', 'a brand new passphrase')).not.toBeNull();
+      expect(await main(['user', 'disable', '--email', 'cli@example.com'], io().io)).toBe(0);
+      expect(await users.authenticate('cli@example.com', 'a brand new passphrase')).toBeNull();
+      const missing = io();
+      expect(await main(['user', 'disable', '--email', 'ghost@example.com'], missing.io)).toBe(1);
+      expect(missing.err.join('\n')).toContain('No account for ghost@example.com');
+    } finally {
+      await orm.close();
+    }
+  });
+
+  it('generate runs a task headless with a progress bar and writes the ZIP', async () => {
+    const run = io();
+    const out = join(dir, 'out', 'set.zip');
+    const code = await main(['generate', '-d', 'Beekeepers in Provence', '-n', '10', '-i', '4', '-l', 'fr', '-o', out], run.io);
+    expect(run.err.join('\n')).toMatch(/\[#{30}\] 100\.0%\s+10\/10 personas\s+40\/40 images\s+completed/);
+    expect(code).toBe(0);
+    expect(run.out).toEqual([out]);
+    const entries = readZip(await readFile(out));
+    expect([...entries.keys()].filter((k) => k.endsWith('/details.json'))).toHaveLength(10);
+    expect([...entries.keys()].filter((k) => k.includes('/images/'))).toHaveLength(50);
+    const bad = io();
+    expect(await main(['generate', '-d', 'x', '-n', '3'], bad.io)).toBe(2);
+    expect(bad.err.join('\n')).toContain('count: Generate at least 10 personas.');
+  });
+});
+
+describe('secret key', () => {
+  it('is made once in DATA_DIR with mode 0600, then reused; SECRET_KEY wins', async () => {
+    const dataDir = join(dir, 'keys');
+    const first = await resolveSecretKey({ DATA_DIR: dataDir, SECRET_KEY: undefined });
+    expect(first.length).toBeGreaterThanOrEqual(32);
+    expect(statSync(join(dataDir, 'secret-key')).mode & 0o777).toBe(0o600);
+    expect(await resolveSecretKey({ DATA_DIR: dataDir, SECRET_KEY: undefined })).toBe(first);
+    const configured = 'x'.repeat(40);
+    expect(await resolveSecretKey({ DATA_DIR: dataDir, SECRET_KEY: configured })).toBe(configured);
+  });
+});

@@ -1,0 +1,72 @@
+import { ConflictError, NotFoundError, StorageError, ValidationError } from '@avatargen/core';
+import { describe, expect, it } from 'vitest';
+import { HttpError, statusFor } from '../src/errors.js';
+import { contentSecurityPolicy, csrfMatches, LoginThrottle, safeNext } from '../src/security.js';
+import { thumbnailKey } from '../src/thumbs.js';
+
+describe('LoginThrottle', () => {
+  const limits = { perIp: 4, perAccountIp: 2, windowMs: 1000 };
+
+  it('blocks the account from the guessing address only, until the window ends', () => {
+    const throttle = new LoginThrottle(limits);
+    throttle.failed('1.1.1.1', 'Ann@Example.com', 0);
+    expect(throttle.retryAfterMs('1.1.1.1', 'ann@example.com', 10)).toBe(0);
+    throttle.failed('1.1.1.1', 'ann@example.com', 10);
+    expect(throttle.retryAfterMs('1.1.1.1', 'ann@example.com', 20)).toBe(980);
+    expect(throttle.retryAfterMs('2.2.2.2', 'ann@example.com', 20)).toBe(0);
+    expect(throttle.retryAfterMs('1.1.1.1', 'bob@example.com', 20)).toBe(0);
+    expect(throttle.retryAfterMs('1.1.1.1', 'ann@example.com', 1000)).toBe(0);
+  });
+
+  it('blocks an address after failures across accounts; a success clears only its pair', () => {
+    const throttle = new LoginThrottle(limits);
+    for (const who of ['a', 'b', 'c', 'd']) throttle.failed('3.3.3.3', who, 0);
+    expect(throttle.retryAfterMs('3.3.3.3', 'e', 5)).toBe(995);
+    const other = new LoginThrottle(limits);
+    other.failed('4.4.4.4', 'a', 0);
+    other.failed('4.4.4.4', 'a', 0);
+    other.succeeded('4.4.4.4', 'a');
+    expect(other.retryAfterMs('4.4.4.4', 'a', 1)).toBe(0);
+  });
+});
+
+describe('helpers', () => {
+  it('safeNext keeps local paths only', () => {
+    expect(safeNext('/datasets/abc?page=2')).toBe('/datasets/abc?page=2');
+    for (const bad of ['//evil.example', 'https://evil.example', '/\\evil', 'javascript:alert(1)', '/x"onload=', undefined, 42]) {
+      expect(safeNext(bad)).toBe('/dashboard');
+    }
+  });
+
+  it('csrfMatches compares in constant time and refuses empties', () => {
+    expect(csrfMatches('abc', 'abc')).toBe(true);
+    expect(csrfMatches('abc', 'abd')).toBe(false);
+    expect(csrfMatches('abc', 'ab')).toBe(false);
+    expect(csrfMatches('', '')).toBe(false);
+    expect(csrfMatches(undefined, 'abc')).toBe(false);
+    expect(csrfMatches('abc', ['abc'])).toBe(false);
+  });
+
+  it('thumbnail keys stay inside the task folder and are never made of thumbnails', () => {
+    expect(thumbnailKey('tasks/t1/3/01ABC.png', 240)).toBe('tasks/t1/thumbs/w240/3/01ABC.png.webp');
+    expect(thumbnailKey('tasks/t1/thumbs/w240/3/01ABC.png.webp', 240)).toBeNull();
+    expect(thumbnailKey('other/t1/x.png', 240)).toBeNull();
+  });
+
+  it('the CSP allows images from the storage origin and nothing inline', () => {
+    const csp = contentSecurityPolicy(['https://cdn.example.com']);
+    expect(csp).toContain("img-src 'self' data: https://cdn.example.com");
+    expect(csp).not.toMatch(/unsafe/);
+  });
+
+  it('maps typed errors to statuses', () => {
+    expect(statusFor(new ValidationError({ a: 'b' }))).toBe(422);
+    expect(statusFor(new NotFoundError('x'))).toBe(404);
+    expect(statusFor(new ConflictError('x'))).toBe(409);
+    expect(statusFor(new StorageError('get', 'k', 'gone', { notFound: true }))).toBe(404);
+    expect(statusFor(new StorageError('get', 'k', 'disk on fire'))).toBe(500);
+    expect(statusFor(new HttpError(429, 'slow down'))).toBe(429);
+    expect(statusFor(Object.assign(new Error('bad json'), { status: 400, expose: true }))).toBe(400);
+    expect(statusFor(new Error('boom'))).toBe(500);
+  });
+});
