@@ -6,7 +6,9 @@ import { findNginx, freePort, preparePrefix, removePrefix, SITE_CONF } from './s
 const nginx = findNginx();
 if (!nginx) console.warn(`nginx tests skipped: no nginx binary on this machine (${process.env.CI ? 'CI must install it' : 'apt-get install nginx'})`);
 const prefixes: string[] = [];
-afterAll(() => prefixes.forEach(removePrefix));
+afterAll(() => {
+  for (const p of prefixes) removePrefix(p);
+});
 
 /** The site file, with comments removed, for directive checks. */
 const site = readFileSync(SITE_CONF, 'utf8')

@@ -1,0 +1,127 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEPLOY, ROOT } from './support.js';
+
+const UNITS = ['avatargen-web@.service', 'avatargen-worker.service'] as const;
+type Unit = Record<string, Record<string, string[]>>;
+
+/** A unit file as section -> key -> values (a key may repeat), comments and blank lines dropped. */
+function parseUnit(text: string): Unit {
+  const unit: Unit = {};
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) {
+      section = header[1] as string;
+      unit[section] ??= {};
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new Error(`not a directive: ${line}`);
+    const key = line.slice(0, eq).trim();
+    const entries = unit[section] ?? {};
+    unit[section] = entries;
+    entries[key] = [...(entries[key] ?? []), line.slice(eq + 1).trim()];
+  }
+  return unit;
+}
+
+const read = (name: string) => readFileSync(join(DEPLOY, 'systemd', name), 'utf8');
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('systemd units', () => {
+  for (const name of UNITS) {
+    it(`${name} has the restart rules, dependencies, environment, logging and hardening`, () => {
+      const unit = parseUnit(read(name));
+      const one = (section: string, key: string) => {
+        const values = unit[section]?.[key];
+        expect(values, `${section}.${key}`).toHaveLength(1);
+        return values?.[0];
+      };
+      expect(one('Unit', 'After')).toContain('postgresql.service');
+      expect(one('Unit', 'Wants')).toContain('postgresql.service');
+      expect(one('Unit', 'StartLimitBurst')).toBe('5');
+      expect(one('Unit', 'StartLimitIntervalSec')).toBe('300');
+      expect(one('Service', 'Restart')).toBe('always');
+      expect(one('Service', 'RestartSec')).toBe('10');
+      expect(one('Service', 'EnvironmentFile')).toBe('/etc/avatargen/avatargen.env');
+      expect(one('Service', 'StandardOutput')).toBe('journal');
+      expect(one('Service', 'StandardError')).toBe('journal');
+      expect(one('Service', 'NoNewPrivileges')).toBe('yes');
+      expect(one('Service', 'ProtectSystem')).toBe('strict');
+      expect(one('Service', 'PrivateTmp')).toBe('yes');
+      expect(one('Service', 'User')).toBe('avatargen');
+      // ProtectSystem=strict makes everything read-only: DATA_DIR must be listed as writable.
+      const envExample = readFileSync(join(DEPLOY, 'env.example'), 'utf8');
+      const dataDir = /^DATA_DIR=(.+)$/m.exec(envExample)?.[1];
+      expect(dataDir).toBe('/var/lib/avatargen');
+      expect(one('Service', 'ReadWritePaths')?.split(/\s+/)).toContain(dataDir);
+      expect(one('Service', 'StateDirectory')).toBe('avatargen');
+      expect(one('Install', 'WantedBy')).toBe('multi-user.target');
+    });
+  }
+
+  it('runs `avatargen web` on the instance port and `avatargen worker` with the installed command', () => {
+    const web = parseUnit(read('avatargen-web@.service'));
+    const worker = parseUnit(read('avatargen-worker.service'));
+    const bin = JSON.parse(readFileSync(join(ROOT, 'packages/host-koa/package.json'), 'utf8')).bin as Record<string, string>;
+    expect(Object.keys(bin)).toContain('avatargen');
+    expect(web.Service?.ExecStart?.[0]).toBe('/usr/bin/env APP_PORT=%i /opt/avatargen/node_modules/.bin/avatargen web');
+    expect(worker.Service?.ExecStart?.[0]).toBe('/opt/avatargen/node_modules/.bin/avatargen worker');
+    // Values from EnvironmentFile= override Environment=: the port must not come from there.
+    expect(web.Service?.Environment?.join(' ') ?? '').not.toContain('APP_PORT');
+  });
+
+  it('passes systemd-analyze verify where it can run', (context) => {
+    const probe = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
+    if (probe.error || probe.status !== 0) {
+      const why = `systemd-analyze verify skipped: systemd-analyze is not installed (${probe.error?.message ?? `exit ${probe.status}`})`;
+      console.warn(why);
+      context.skip(why);
+      return;
+    }
+    // Copies with the install folder moved to a temp one holding an executable `avatargen`, since
+    // verify checks that ExecStart's program exists; everything else is the file as shipped.
+    const dir = mkdtempSync(join(tmpdir(), 'avatargen-units-'));
+    dirs.push(dir);
+    const bin = join(dir, 'opt/node_modules/.bin/avatargen');
+    mkdirSync(join(dir, 'opt/node_modules/.bin'), { recursive: true });
+    writeFileSync(bin, '#!/bin/sh\nexit 0\n');
+    chmodSync(bin, 0o755);
+    const files = UNITS.map((name) => {
+      const target = join(dir, name.replace('@.service', '@8085.service'));
+      writeFileSync(target, read(name).split('/opt/avatargen').join(join(dir, 'opt')));
+      return target;
+    });
+    const result = spawnSync('systemd-analyze', ['verify', ...files], { encoding: 'utf8' });
+    const complaints = `${result.stdout}\n${result.stderr}`
+      .split('\n')
+      .filter((line) => line.includes('avatargen'));
+    if (complaints.some((line) => /System has not been booted with systemd|Failed to (connect|initialize)/.test(line))) {
+      console.warn(`systemd-analyze verify cannot run here:\n${complaints.join('\n')}`);
+      context.skip('systemd-analyze verify cannot run in this environment');
+      return;
+    }
+    expect(complaints, 'systemd-analyze verify complained').toEqual([]);
+    expect(result.status).toBe(0);
+  });
+
+  it('the verify check catches a misspelt directive', (context) => {
+    const probe = spawnSync('systemd-analyze', ['--version']);
+    if (probe.error || probe.status !== 0) return context.skip('systemd-analyze is not installed');
+    const dir = mkdtempSync(join(tmpdir(), 'avatargen-units-'));
+    dirs.push(dir);
+    const target = join(dir, 'avatargen-broken.service');
+    writeFileSync(target, read('avatargen-worker.service').replace('PrivateTmp=yes', 'PrivateTemp=yes').split('/opt/avatargen/node_modules/.bin/avatargen').join('/bin/true'));
+    const result = spawnSync('systemd-analyze', ['verify', target], { encoding: 'utf8' });
+    expect(`${result.stdout}${result.stderr}`).toContain("Unknown key 'PrivateTemp'");
+  });
+});
