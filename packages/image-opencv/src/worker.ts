@@ -92,17 +92,11 @@ async function pngOf(image: RawImage, rect: Rect): Promise<Uint8Array> {
 const whole = (image: RawImage): Rect => ({ x: 0, y: 0, width: image.width, height: image.height });
 
 /**
- * Styled pixels are rendered here and encoded before the next cell starts: one buffer serves
- * them all. Rare huge images get their own buffer so that the worker does not keep it.
+ * The style kernel returns a view into its WebAssembly memory: it is encoded before the next
+ * cell is rendered, so no pixel buffer is allocated per cell.
  */
-let scratch = new Uint8Array(0);
-const SCRATCH_LIMIT = 16 * 1024 * 1024;
-
 async function styled(image: RawImage, rect: Rect, params: ReturnType<typeof chooseStyle>) {
-  const size = rect.width * rect.height * 3;
-  if (scratch.byteLength < size && size <= SCRATCH_LIMIT) scratch = new Uint8Array(size);
-  const pixels = renderStyle(image, rect, params, size <= SCRATCH_LIMIT ? scratch : undefined);
-  const data = await jpeg(pixels, rect.width, rect.height, params.jpegQuality);
+  const data = await jpeg(renderStyle(image, rect, params), rect.width, rect.height, params.jpegQuality);
   return { data, contentType: 'image/jpeg', params };
 }
 

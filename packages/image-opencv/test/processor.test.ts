@@ -168,6 +168,12 @@ describe('randomizeStyle and presets', () => {
     expect(highContrast.channels[0]!.stdev).toBeGreaterThan(lowContrast.channels[0]!.stdev);
   });
 
+  it('styles pictures too wide for the kernel on the JavaScript path', async () => {
+    const wide = await png(rawImage(16400, 2, (x) => [x % 256, 100, 200]));
+    const styled = await processor.randomizeStyle(wide, { seed: 'wide' });
+    expect(readImageInfo(styled.data)).toMatchObject({ format: 'jpeg', width: 16400, height: 2 });
+  });
+
   it('refuses parameters out of range', async () => {
     await expect(processor.applyStyle(photo, { seed: 'x', preset: 'sepia' as 'warm', ...neutral })).rejects.toBeInstanceOf(ValidationError);
     await expect(processor.applyStyle(photo, { seed: 'x', preset: 'warm', ...neutral, jpegQuality: 101 })).rejects.toBeInstanceOf(
