@@ -11,6 +11,7 @@
  * image.pool_scaling=<pool-of-2 throughput / one-worker throughput>
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createImageProcessor, type OpencvImageProcessor } from '@avatargen/image-opencv';
@@ -59,16 +60,19 @@ async function timeOne(fn: () => Promise<unknown>, count = runs): Promise<number
   return median(times);
 }
 
-/** Grids per second with `inFlight` calls kept going. */
-async function throughput(processor: OpencvImageProcessor, grids: number, inFlight: number): Promise<number> {
+/** Grids per second with `inFlight` calls kept going, and the cores the process got meanwhile. */
+async function throughput(processor: OpencvImageProcessor, grids: number, inFlight: number) {
   let next = 0;
+  const cpu = process.cpuUsage();
   const start = performance.now();
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
       while (next++ < grids) await processor.processGrid(grid1024, { cropWhiteBorders: true, styleSeed: `tp-${next}` });
     }),
   );
-  return (grids * 1000) / (performance.now() - start);
+  const wall = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  return { perSecond: (grids * 1000) / wall, cores: (used.user + used.system) / 1000 / wall };
 }
 
 const chain = (processor: OpencvImageProcessor, image: Uint8Array) => () =>
@@ -98,9 +102,15 @@ try {
   await throughput(two, 10, 4);
   const single: number[] = [];
   const pair: number[] = [];
+  const coresOne: number[] = [];
+  const coresTwo: number[] = [];
   for (let round = 0; round < 5; round++) {
-    single.push(await throughput(one, 20, 2));
-    pair.push(await throughput(two, 20, 4));
+    const a = await throughput(one, 20, 2);
+    const b = await throughput(two, 20, 4);
+    single.push(a.perSecond);
+    coresOne.push(a.cores);
+    pair.push(b.perSecond);
+    coresTwo.push(b.cores);
   }
   const perSecondOne = median(single);
   const perSecondTwo = median(pair);
@@ -117,8 +127,11 @@ try {
   }
   console.log('');
   console.log(`pool throughput, grid 1024, median of 5 rounds of 20 grids:`);
-  console.log(`  one worker   ${perSecondOne.toFixed(1)} grids/s  (${(perSecondOne * 4).toFixed(1)} images/s; old: 10.1 grids/s)`);
-  console.log(`  two workers  ${perSecondTwo.toFixed(1)} grids/s  (${(perSecondTwo * 4).toFixed(1)} images/s)`);
+  // a busy machine shows here: two workers that get ~1 core between them cannot scale
+  const cores = (values: number[]) => `process used ${median(values).toFixed(2)} cores`;
+  console.log(`  one worker   ${perSecondOne.toFixed(1)} grids/s  (${(perSecondOne * 4).toFixed(1)} images/s; old: 10.1 grids/s; ${cores(coresOne)})`);
+  console.log(`  two workers  ${perSecondTwo.toFixed(1)} grids/s  (${(perSecondTwo * 4).toFixed(1)} images/s; ${cores(coresTwo)})`);
+  console.log(`  load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
   console.log('');
   const speedup = OLD_CHAIN_MS / chainMs;
   const scaling = perSecondTwo / perSecondOne;
