@@ -13,6 +13,8 @@ export function imageOpencvPlugin(options: ImageProcessorOptions = {}): AvatarGe
       const processor = createImageProcessor({
         ...options,
         threads: options.threads ?? context.config.IMAGE_PROCESSOR_THREADS,
+        onPoolError:
+          options.onPoolError ?? ((error) => context.logger.warn({ err: error }, 'image processing pool error')),
       });
       context.provide('imageProcessor', processor);
       context.onClose(() => processor.close());

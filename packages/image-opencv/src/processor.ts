@@ -33,6 +33,12 @@ export interface ImageProcessorOptions {
    * Default false (the chain is about 5 ms per grid faster).
    */
   jpegOptimizeCoding?: boolean;
+  /**
+   * Pool errors that belong to no call (a worker that dies while idle, a close that times out).
+   * Calls get their own errors; these would otherwise crash the process as an unhandled 'error'
+   * event. Default: ignored (the plugin logs them).
+   */
+  onPoolError?: (error: unknown) => void;
 }
 
 /** Per-call options that this implementation accepts on top of the port's. */
@@ -183,6 +189,7 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
       execArgv: WORKER_EXEC_ARGV,
       workerData: workerSettings,
     });
+    pool.on('error', (error: unknown) => options.onPoolError?.(error));
     return pool;
   };
 
