@@ -85,8 +85,9 @@ describe.skipIf(!nginx && !process.env.CI)('nginx in front of two avatargen web 
       headers: { 'x-forwarded-for': '203.0.113.77' },
     });
     expect(wrong.status).toBe(401);
+    // Log lines arrive through the processes' stdout pipes, possibly after the response.
+    await expect.poll(() => hosts.flatMap((h) => h.logs()).filter((l) => l.msg === 'login failed').length).toBe(1);
     const failures = hosts.flatMap((h) => h.logs()).filter((l) => l.msg === 'login failed');
-    expect(failures).toHaveLength(1);
     expect(failures[0]?.ip).toBe('127.0.0.2');
     expect(hosts.flatMap((h) => h.lines).join('\n')).not.toContain('203.0.113.77');
 
@@ -105,8 +106,8 @@ describe.skipIf(!nginx && !process.env.CI)('nginx in front of two avatargen web 
       expect(dashboard.status).toBe(200);
     }
     for (const host of hosts) {
-      const served = host.logs().filter((l) => l.msg === 'request' && l.path === '/dashboard' && typeof l.userId === 'number');
-      expect(served.length, `port ${host.port} served no logged-in request`).toBeGreaterThan(0);
+      const served = () => host.logs().filter((l) => l.msg === 'request' && l.path === '/dashboard' && typeof l.userId === 'number').length;
+      await expect.poll(served, { message: `port ${host.port} served no logged-in request` }).toBeGreaterThan(0);
     }
   });
 
@@ -121,8 +122,8 @@ describe.skipIf(!nginx && !process.env.CI)('nginx in front of two avatargen web 
       expect(created.status, created.text).toBe(201);
       taskId = (JSON.parse(created.text) as { id: string }).id;
     }
-    const posted = hosts.map((h) => h.logs().filter((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/tasks' && l.status === 201).length);
-    expect(posted.reduce((a, b) => a + b, 0)).toBe(2);
+    const posted = () => hosts.flatMap((h) => h.logs()).filter((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/tasks' && l.status === 201).length;
+    await expect.poll(posted).toBe(2);
   });
 
   it('passes server-sent events through as they happen, on both event routes', async () => {
@@ -159,5 +160,9 @@ describe.skipIf(!nginx && !process.env.CI)('nginx in front of two avatargen web 
     expect(health.status).toBe(200);
     expect(health.headers['x-served-by']).toBeUndefined();
     expect(JSON.parse(health.text)).toMatchObject({ status: 'ok', database: true, storage: true });
+    // nginx's $request_id reaches the host, which logs the request under it (one id in both logs).
+    const requestId = String(health.headers['x-request-id']);
+    expect(requestId).toMatch(/^[0-9a-f]{32}$/);
+    await expect.poll(() => hosts.flatMap((h) => h.logs()).some((l) => l.reqId === requestId && l.path === '/healthz')).toBe(true);
   });
 });
