@@ -68,26 +68,44 @@ export async function startBackend(
     url = embedded.url;
   }
   const assembly = assemblePlugins(config);
-  let gen: AvatarGen;
-  try {
-    gen = await createAvatarGen({ config, logger, databaseUrl: url, plugins: options.plugins ?? assembly.plugins, pipeline: options.pipeline });
-  } catch (error) {
-    await embedded?.stop().catch(() => undefined);
-    throw error;
+  let gen: AvatarGen | undefined;
+  for (let attempt = 1; !gen; attempt++) {
+    try {
+      const plugins = options.plugins ?? (attempt === 1 ? assembly.plugins : assemblePlugins(config).plugins);
+      gen = await createAvatarGen({ config, logger, databaseUrl: url, plugins, pipeline: options.pipeline });
+    } catch (error) {
+      // Processes started together (web and workers under systemd) can deadlock while the queue
+      // creates its tables; that is transient: wait a moment and try again.
+      if (isDeadlock(error) && attempt < 5) {
+        logger.warn({ attempt }, 'database deadlock while starting; retrying');
+        await new Promise((r) => setTimeout(r, 200 * attempt + Math.random() * 300));
+        continue;
+      }
+      await embedded?.stop().catch(() => undefined);
+      throw error;
+    }
   }
+  const started = gen;
   let closing: Promise<void> | undefined;
   return {
-    gen,
+    gen: started,
     assembly,
     embedded,
     close() {
       closing ??= (async () => {
-        await gen.close();
+        await started.close();
         await embedded?.stop();
       })();
       return closing;
     },
   };
+}
+
+function isDeadlock(error: unknown): boolean {
+  for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === '40P01' || (typeof e.message === 'string' && e.message.includes('deadlock detected'))) return true;
+  }
+  return false;
 }
 
 export interface RunningServer {
@@ -102,6 +120,13 @@ export async function listen(host: HostApp, options: { port: number; hostname: s
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0; // exports and event streams may last long
+  // Requests in flight, so shutdown waits for them (an export being downloaded) and for nothing
+  // else: idle keep-alive sockets and sockets a client opened without sending anything yet.
+  let inFlight = 0;
+  server.on('request', (_req, res) => {
+    inFlight++;
+    res.once('close', () => inFlight--);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.hostname, () => {
@@ -116,17 +141,23 @@ export async function listen(host: HostApp, options: { port: number; hostname: s
     url: `http://${shown === '0.0.0.0' ? '127.0.0.1' : shown}:${address.port}`,
     close(timeoutMs = 10_000) {
       return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.closeAllConnections();
-          resolve();
-        }, timeoutMs);
-        timer.unref();
+        const deadline = Date.now() + timeoutMs;
+        let closed = false;
         server.close(() => {
-          clearTimeout(timer);
+          closed = true;
           resolve();
         });
         host.sse.closeAll();
         server.closeIdleConnections();
+        const check = () => {
+          if (closed) return;
+          if (inFlight === 0 || Date.now() > deadline) {
+            server.closeAllConnections();
+            return;
+          }
+          setTimeout(check, 50).unref();
+        };
+        check();
       });
     },
   };

@@ -19,7 +19,7 @@ export function progressSummary(task: TaskView) {
  * any worker. Changes are coalesced: at most one read of the task in flight per stream.
  */
 export class SseHub {
-  private readonly streams = new Set<PassThrough>();
+  private readonly streams = new Map<PassThrough, () => void>();
   constructor(
     private readonly gen: AvatarGen,
     private readonly heartbeatSeconds: number,
@@ -32,7 +32,6 @@ export class SseHub {
   async open(ctx: HostContext, taskId: string, scope: Scope): Promise<void> {
     const first = await this.gen.tasks.get(taskId, scope); // 404 for a missing task or another user's
     const stream = new PassThrough();
-    this.streams.add(stream);
     ctx.req.socket.setTimeout(0);
     ctx.req.socket.setNoDelay(true);
     ctx.status = 200;
@@ -48,14 +47,21 @@ export class SseHub {
     const send = (event: string, data: unknown) => {
       if (!closed) stream.write(`event: ${event}\nid: ${++eventId}\ndata: ${JSON.stringify(data)}\n\n`);
     };
-    const close = () => {
+    const close = (clientGone = false) => {
       if (closed) return;
       closed = true;
       this.gen.pipeline.events.off('task', onTask);
       clearInterval(heartbeat);
       this.streams.delete(stream);
       stream.end();
+      // A client that went away leaves a half-open socket that would hold the server open at shutdown.
+      if (clientGone) ctx.req.socket.destroy();
     };
+    this.streams.set(stream, () => {
+      if (!closed) stream.write('event: shutdown\ndata: {}\n\n');
+      close();
+      setImmediate(() => ctx.req.socket.destroy());
+    });
     const publish = (task: TaskView) => {
       send('progress', progressSummary(task));
       if (isFinal(task.status)) {
@@ -93,8 +99,8 @@ export class SseHub {
     }, this.heartbeatSeconds * 1000);
     heartbeat.unref();
     this.gen.pipeline.events.on('task', onTask);
-    ctx.req.on('close', close);
-    stream.on('error', close);
+    ctx.req.on('close', () => close(true));
+    stream.on('error', () => close(true));
     stream.write('retry: 3000\n\n');
     publish(first);
     // A change between the first read and the subscription would otherwise be missed.
@@ -103,10 +109,7 @@ export class SseHub {
 
   /** Ends every open stream (on shutdown), so the HTTP server can close. */
   closeAll(): void {
-    for (const stream of this.streams) {
-      stream.write('event: shutdown\ndata: {}\n\n');
-      stream.end();
-    }
+    for (const shutdown of [...this.streams.values()]) shutdown();
     this.streams.clear();
   }
 }

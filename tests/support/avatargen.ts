@@ -1,0 +1,95 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The `avatargen` command run from sources, as `npm start` does. */
+export const BIN = fileURLToPath(new URL('../../packages/host-koa/src/bin.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+export interface AvatargenProcess {
+  child: ChildProcess;
+  /** Everything printed so far (stdout and stderr, in order). */
+  output(): string;
+  /** Resolves with the match once a line of stdout/stderr matches. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** SIGTERM, then the exit code (SIGKILL after `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `avatargen <args>` as a child process in `cwd` with exactly `env` (plus PATH and HOME):
+ * nothing from the test runner's environment leaks in.
+ */
+export function runAvatargen(args: string[], options: { cwd: string; env?: Record<string, string> }): AvatargenProcess {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, BIN, ...args], {
+    cwd: options.cwd,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    text += chunk.toString();
+    for (const check of waiters) check();
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    output: () => text,
+    waitFor(pattern, timeoutMs = 90_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${pattern}; output:\n${text.slice(-3000)}`));
+        }, timeoutMs);
+        const check = () => {
+          const match = pattern.exec(text);
+          if (match) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(match);
+          }
+        };
+        waiters.add(check);
+        exited.then(() => {
+          if (waiters.has(check)) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            reject(new Error(`avatargen exited before ${pattern}; output:\n${text.slice(-3000)}`));
+          }
+        });
+        check();
+      });
+    },
+    async stop(timeoutMs = 30_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
