@@ -48,16 +48,24 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
 
-/** Median wall time of one call, calls made one after the other. */
-async function timeOne(fn: () => Promise<unknown>, count = runs): Promise<number> {
+/**
+ * Median wall time of one call, calls made one after the other, and the median CPU time the
+ * process spent on it (worker and main thread): on a busy machine the wall time also counts the
+ * time the worker waited for a core, the CPU time does not.
+ */
+async function timeOne(fn: () => Promise<unknown>, count = runs): Promise<{ ms: number; cpu: number }> {
   for (let i = 0; i < WARM_UP; i++) await fn();
   const times: number[] = [];
+  const cpus: number[] = [];
   for (let i = 0; i < count; i++) {
+    const cpu = process.cpuUsage();
     const start = performance.now();
     await fn();
     times.push(performance.now() - start);
+    const used = process.cpuUsage(cpu);
+    cpus.push((used.user + used.system) / 1000);
   }
-  return median(times);
+  return { ms: median(times), cpu: median(cpus) };
 }
 
 /** Grids per second with `inFlight` calls kept going, and the cores the process got meanwhile. */
@@ -81,22 +89,18 @@ const chain = (processor: OpencvImageProcessor, image: Uint8Array) => () =>
 const one = createImageProcessor({ threads: 1 });
 const two = createImageProcessor({ threads: 2 });
 try {
-  const rows: Array<{ step: string; input: string; old: number; ms: number }> = [];
-  const chainMs = await timeOne(chain(one, grid1024));
-  rows.push({ step: 'whole chain per grid', input: 'grid 1024x1024', old: BASELINE.chain1024, ms: chainMs });
-  rows.push({
-    step: 'whole chain per grid',
-    input: 'grid 1536x1536',
-    old: BASELINE.chain1536,
-    ms: await timeOne(chain(one, grid1536)),
-  });
+  const rows: Array<{ step: string; input: string; old: number; ms: number; cpu: number }> = [];
+  const chain1024 = await timeOne(chain(one, grid1024));
+  const chainMs = chain1024.ms;
+  rows.push({ step: 'whole chain per grid', input: 'grid 1024x1024', old: BASELINE.chain1024, ...chain1024 });
+  rows.push({ step: 'whole chain per grid', input: 'grid 1536x1536', old: BASELINE.chain1536, ...(await timeOne(chain(one, grid1536))) });
   const splitTrim = (image: Uint8Array) => () => one.processGrid(image, { cropWhiteBorders: false, styleSeed: null });
-  rows.push({ step: 'split 2x2 + trim (PNG out)', input: 'grid 1024x1024', old: BASELINE.splitTrim1024, ms: await timeOne(splitTrim(grid1024)) });
-  rows.push({ step: 'split 2x2 + trim (PNG out)', input: 'grid 1536x1536', old: BASELINE.splitTrim1536, ms: await timeOne(splitTrim(grid1536)) });
-  rows.push({ step: 'crop white borders (PNG out)', input: 'single 512x512', old: BASELINE.crop512, ms: await timeOne(() => one.cropWhiteBorders(single512)) });
-  rows.push({ step: 'crop white borders (PNG out)', input: 'single 1024x1024', old: BASELINE.crop1024, ms: await timeOne(() => one.cropWhiteBorders(single1024)) });
-  rows.push({ step: 'randomize style', input: 'single 512x512', old: BASELINE.style512, ms: await timeOne(() => one.randomizeStyle(single512, { seed: 'bench' })) });
-  rows.push({ step: 'randomize style', input: 'single 1024x1024', old: BASELINE.style1024, ms: await timeOne(() => one.randomizeStyle(single1024, { seed: 'bench' })) });
+  rows.push({ step: 'split 2x2 + trim (PNG out)', input: 'grid 1024x1024', old: BASELINE.splitTrim1024, ...(await timeOne(splitTrim(grid1024))) });
+  rows.push({ step: 'split 2x2 + trim (PNG out)', input: 'grid 1536x1536', old: BASELINE.splitTrim1536, ...(await timeOne(splitTrim(grid1536))) });
+  rows.push({ step: 'crop white borders (PNG out)', input: 'single 512x512', old: BASELINE.crop512, ...(await timeOne(() => one.cropWhiteBorders(single512))) });
+  rows.push({ step: 'crop white borders (PNG out)', input: 'single 1024x1024', old: BASELINE.crop1024, ...(await timeOne(() => one.cropWhiteBorders(single1024))) });
+  rows.push({ step: 'randomize style', input: 'single 512x512', old: BASELINE.style512, ...(await timeOne(() => one.randomizeStyle(single512, { seed: 'bench' }))) });
+  rows.push({ step: 'randomize style', input: 'single 1024x1024', old: BASELINE.style1024, ...(await timeOne(() => one.randomizeStyle(single1024, { seed: 'bench' }))) });
 
   // pool scaling: alternate one worker and two workers so that machine noise hits both alike
   await throughput(two, 10, 4);
@@ -116,11 +120,12 @@ try {
   const perSecondTwo = median(pair);
 
   const table = [
-    ['step', 'input', 'old ms', 'new ms', 'speedup'],
-    ...rows.map((r) => [r.step, r.input, r.old.toFixed(1), r.ms.toFixed(2), `${(r.old / r.ms).toFixed(1)}x`]),
+    ['step', 'input', 'old ms', 'new ms', 'speedup', 'cpu ms'],
+    ...rows.map((r) => [r.step, r.input, r.old.toFixed(1), r.ms.toFixed(2), `${(r.old / r.ms).toFixed(1)}x`, r.cpu.toFixed(2)]),
   ];
   const widths = table[0]!.map((_, col) => Math.max(...table.map((row) => row[col]!.length)));
   console.log(`image chain benchmark: one worker unless stated, median of ${runs} runs after ${WARM_UP} warm-up`);
+  console.log('(cpu ms: median CPU time of the process per call; the wall time also counts waiting for a core)');
   for (const [i, row] of table.entries()) {
     console.log(row.map((cell, col) => (col < 2 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  '));
     if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));

@@ -21,7 +21,7 @@ const settings: WorkerSettings = {
   ...(workerData as Partial<WorkerSettings> | undefined),
 };
 
-/** Fixed encoder options, so the same pixels always give the same bytes. */
+// Encoder options are fixed, so the same pixels always give the same bytes.
 // Lossless cells: adaptive filtering makes photo-like PNGs about a quarter smaller for ~50% more
 // encoding time, and storage lasts longer than the few ms spent here.
 const PNG_OPTIONS = { compressionLevel: 6, adaptiveFiltering: true, palette: false } as const;
