@@ -73,7 +73,10 @@ describe('database services', () => {
       expect(error).toBeInstanceOf(ValidationError);
       expect(error.fields.password).toMatch(/at most 72 bytes/);
       await expect(users.create({ email: 'short@example.com', password: 'short' })).rejects.toThrow(/at least 10 characters/);
-      await expect(users.create({ email: 'not-an-email', password: 'long enough pw' })).rejects.toThrow(/valid email/);
+      for (const email of ['not-an-email', 'a@b', 'a b@example.com', 'x@-bad.com', '@example.com']) {
+        await expect(users.create({ email, password: 'long enough pw' })).rejects.toThrow(/valid email/);
+      }
+      expect((await users.create({ email: 'admin@localhost', password: 'long enough pw' })).email).toBe('admin@localhost');
     });
 
     it('disables accounts and changes passwords', async () => {

@@ -27,7 +27,13 @@ export interface ApiTokenView {
   revokedAt: Date | null;
 }
 
-const emailSchema = z.email({ error: 'Enter a valid email address.' });
+// An address with a dotless host such as admin@localhost is allowed: it is the zero-setup admin.
+const emailSchema = z
+  .string()
+  .max(254, { error: 'Enter a valid email address.' })
+  .regex(/^[^\s@"<>()[\]\\,;:]+@(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)$/i, {
+    error: 'Enter a valid email address.',
+  });
 
 export function validatePassword(password: unknown): string | null {
   if (typeof password !== 'string' || password.length < PASSWORD_MIN) {
