@@ -13,6 +13,7 @@ import { type HostProcess, runCommand, startWeb } from './hosts.js';
 import { findNginx, freePort, plainGet, preparePrefix, PUBLIC_DIR, removePrefix, startNginx, stopChild, TlsClient } from './support.js';
 
 const nginx = findNginx();
+if (!nginx && !process.env.CI) console.warn('nginx end-to-end test skipped: no nginx on this machine (apt-get install nginx)');
 const ADMIN = { email: 'ops@example.com', password: 'correct horse battery' };
 
 let db: TestDatabase | undefined;
