@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +30,20 @@ let context: BrowserContext;
 let page: Page;
 const problems: string[] = [];
 let step = 0;
+
+/** The few browser globals the page functions use (this project compiles without the DOM library). */
+interface ImageLike {
+  complete: boolean;
+  naturalWidth: number;
+}
+interface InPage {
+  progressSeen: number[];
+  document: {
+    querySelectorAll(selector: string): { length: number };
+    querySelector(selector: string): ImageLike | null;
+    getElementById(id: string): ImageLike | null;
+  };
+}
 
 async function shot(name: string): Promise<void> {
   step++;
@@ -65,16 +78,16 @@ beforeAll(async () => {
   });
   page.on('pageerror', (error) => problems.push(error.message));
   // Records every value the progress bar takes (the attribute reflects the property set by app.js).
-  await context.addInitScript(() => {
-    const seen: number[] = [];
-    (window as unknown as { progressSeen: number[] }).progressSeen = seen;
+  // (Browser code is passed as text: this project compiles without the DOM library.)
+  await context.addInitScript(`
+    window.progressSeen = [];
     document.addEventListener('DOMContentLoaded', () => {
-      const bar = document.getElementById('task-progress') as HTMLProgressElement | null;
+      const bar = document.getElementById('task-progress');
       if (!bar) return;
-      seen.push(bar.value);
-      new MutationObserver(() => seen.push(bar.value)).observe(bar, { attributes: true, attributeFilter: ['value'] });
+      window.progressSeen.push(bar.value);
+      new MutationObserver(() => window.progressSeen.push(bar.value)).observe(bar, { attributes: true, attributeFilter: ['value'] });
     });
-  });
+  `);
 });
 
 afterAll(async () => {
@@ -123,12 +136,12 @@ describe('the website in Chromium', () => {
   });
 
   it('watches the progress bar reach 100% live, then shows the personas', async () => {
-    await page.waitForFunction(() => (window as unknown as { progressSeen: number[] }).progressSeen.includes(100), null, { timeout: 60_000 });
-    const seen = await page.evaluate(() => (window as unknown as { progressSeen: number[] }).progressSeen);
+    await page.waitForFunction(() => (globalThis as unknown as InPage).progressSeen.includes(100), null, { timeout: 60_000 });
+    const seen = (await page.evaluate(() => (globalThis as unknown as InPage).progressSeen)) as number[];
     expect(seen.some((v) => v > 0 && v < 100) || seen[0] === 0).toBe(true);
     await shot('progress-100');
     // app.js reloads the page when the task is done: the server renders the gallery.
-    await page.waitForFunction(() => document.querySelectorAll('ul.gallery img').length === 50, null, { timeout: 30_000 });
+    await page.waitForFunction(() => (globalThis as unknown as InPage).document.querySelectorAll('ul.gallery img').length === 50, null, { timeout: 30_000 });
     await expect(page.locator('article.persona').count()).resolves.toBe(10);
     await expect(page.locator('#task-status').textContent()).resolves.toBe('completed');
     await shot('dataset');
@@ -139,7 +152,7 @@ describe('the website in Chromium', () => {
     await expect(thumbs.count()).resolves.toBe(50);
     await thumbs.first().scrollIntoViewIfNeeded();
     await page.waitForFunction(() => {
-      const img = document.querySelector('ul.gallery img') as HTMLImageElement | null;
+      const img = (globalThis as unknown as InPage).document.querySelector('ul.gallery img');
       return !!img && img.complete && img.naturalWidth > 0;
     });
     await page.locator('a.thumb').nth(1).focus();
@@ -147,8 +160,8 @@ describe('the website in Chromium', () => {
     const viewer = page.locator('dialog#viewer');
     await expect(viewer.isVisible()).resolves.toBe(true);
     await page.waitForFunction(() => {
-      const img = document.getElementById('viewer-img') as HTMLImageElement;
-      return img.complete && img.naturalWidth > 0;
+      const img = (globalThis as unknown as InPage).document.getElementById('viewer-img');
+      return !!img && img.complete && img.naturalWidth > 0;
     });
     await shot('gallery-full-size');
     await page.keyboard.press('Escape');
