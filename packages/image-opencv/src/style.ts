@@ -130,7 +130,11 @@ export function coefficients(params: StyleParams, width: number, height: number)
   const cx = (width - 1) / 2 || 1;
   const cy = (height - 1) / 2 || 1;
   const vx = new Float32Array(width);
-  for (let x = 0; x < width; x++) vx[x] = (strength * ((x - cx) / cx) ** 2) / 2;
+  // plain products, not **: they are exact IEEE operations on every engine version
+  for (let x = 0; x < width; x++) {
+    const t = (x - cx) / cx;
+    vx[x] = (strength * t * t) / 2;
+  }
   const grain = params.grainSigma ?? 0;
   return {
     colour,
@@ -140,7 +144,10 @@ export function coefficients(params: StyleParams, width: number, height: number)
     filtered: side > 0,
     grainScale: f(grain / IRWIN_HALL_SD),
     vx,
-    vy: (y) => f(1 - (strength * ((y - cy) / cy) ** 2) / 2),
+    vy: (y) => {
+      const t = (y - cy) / cy;
+      return f(1 - (strength * t * t) / 2);
+    },
     grain: grainTable(),
     // grain: a seed-chosen stretch of the shared table, row after row
     grainStart: seedWords(`grain:${params.seed}`)[0] & GRAIN_MASK,
