@@ -3,6 +3,8 @@ import type { AvatarGen } from '@avatargen/core';
 import { bodyParser } from '@koa/bodyparser';
 import Koa, { type Next } from 'koa';
 import session from 'koa-session';
+import { AuthCache } from './auth-cache.js';
+import { DatasetCache } from './dataset-cache.js';
 import { errorHandler, HttpError } from './errors.js';
 import { createViews } from './render.js';
 import { apiRouter } from './routes/api.js';
@@ -28,12 +30,19 @@ export interface HostOptions {
   sessionMaxAgeMs?: number;
   /** Width of gallery thumbnails. Default 240. */
   thumbnailWidth?: number;
+  /**
+   * How long this process may reuse a session or an account it read (a logout or a disabled
+   * account in another process takes effect here within this time). Default 1000 ms; 0 disables.
+   */
+  authCacheMs?: number;
   /** Seconds between SSE keep-alive comments. Default 15. */
   sseHeartbeatSeconds?: number;
 }
 
 export interface HostApp {
   app: Koa<HostState>;
+  /** Finished datasets' detail, kept in memory and dropped on every change of the task. */
+  datasets: DatasetCache;
   /** Open server-sent event streams; closed on shutdown so the server can stop. */
   sse: SseHub;
   throttle: LoginThrottle;
@@ -51,6 +60,8 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...options.throttle });
   const sse = new SseHub(gen, options.sseHeartbeatSeconds ?? 15);
   const thumbs = new ThumbnailCache(gen, options.thumbnailWidth ?? 240);
+  const datasets = new DatasetCache(gen);
+  const auth = new AuthCache(gen, options.authCacheMs ?? 1000);
 
   // Request id and an access log line; the id is in every log line of the request and in error pages.
   app.use(async (ctx, next: Next) => {
@@ -109,11 +120,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
         // (X-Forwarded-Proto counts only when the proxy is trusted).
         rolling: false,
         renew: true,
-        store: {
-          get: (key: string) => gen.sessions.get(key),
-          set: (key: string, data: Record<string, unknown>, maxAge: number) => gen.sessions.set(key, data, maxAge),
-          destroy: (key: string) => gen.sessions.destroy(key),
-        },
+        store: auth.store,
       },
       app as unknown as Parameters<typeof session>[1],
     ) as unknown as Koa.Middleware<HostState>,
@@ -142,7 +149,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     } else if (ctx.cookies.get(SESSION_COOKIE)) {
       const data = sessionOf(ctx);
       if (data && typeof data.userId === 'number') {
-        const user = await gen.users.findById(data.userId);
+        const user = await auth.user(data.userId);
         if (user?.active) {
           c.state.user = user;
           c.state.auth = 'session';
@@ -166,12 +173,12 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     return next();
   });
 
-  const api = apiRouter(gen, sse);
+  const api = apiRouter(gen, sse, datasets);
   const media = mediaRouter(gen, thumbs, options.serveMedia ?? true);
-  const pages = pagesRouter(gen, eta, throttle, sse);
+  const pages = pagesRouter(gen, eta, throttle, sse, datasets);
   for (const router of [api, media, pages]) {
     app.use(router.routes() as unknown as Koa.Middleware<HostState>);
     app.use(router.allowedMethods() as unknown as Koa.Middleware<HostState>);
   }
-  return { app, sse, throttle };
+  return { app, sse, throttle, datasets };
 }

@@ -267,7 +267,7 @@ describe('OpenAPI', () => {
       components: { schemas: Record<string, { properties: Record<string, Record<string, unknown>> }> };
     };
     expect(doc.openapi).toMatch(/^3\./);
-    const router = apiRouter(site.gen, site.host.sse);
+    const router = apiRouter(site.gen, site.host.sse, site.host.datasets);
     const routes = router.stack
       .filter((layer) => layer.methods.length > 0)
       .flatMap((layer) =>

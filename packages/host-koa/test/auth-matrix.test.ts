@@ -126,6 +126,20 @@ describe('the owner', () => {
     }
   });
 
+  it('a dataset kept in memory is still another user’s 404, and a change drops it', async () => {
+    expect(site.host.datasets.size).toBeGreaterThan(0);
+    for (const c of [intruder, intruderToken]) {
+      expect((await c.get(`/api/v1/datasets/${task.id}`)).status).toBe(404);
+      expect((await c.get(`/datasets/${task.id}`)).status).toBe(404);
+    }
+    const before = (await owner.get(`/api/v1/datasets/${task.id}`)).json() as { task: { errorLog: unknown[] } };
+    // A change from anywhere (here: the service, as another process would) reaches the cache as a task event.
+    await site.gen.pipeline.notifyTask(task.id);
+    for (let i = 0; i < 200 && site.host.datasets.size > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(site.host.datasets.size).toBe(0);
+    expect((await owner.get(`/api/v1/datasets/${task.id}`)).json()).toEqual(before);
+  });
+
   it('exports in every format', async () => {
     for (const route of WRITES.slice(0, 6)) {
       const reply = await call(owner, route);

@@ -1,6 +1,7 @@
 import { type AvatarGen, listLanguages, type PersonaView, TASK_STATUSES, type TaskStatus, ValidationError } from '@avatargen/core';
 import { Router } from '@koa/router';
 import type { Next } from 'koa';
+import type { DatasetCache, DatasetDetail } from '../dataset-cache.js';
 import { HttpError } from '../errors.js';
 import { openApiDocument } from '../openapi.js';
 import type { SseHub } from '../sse.js';
@@ -36,7 +37,7 @@ function requireAdmin(ctx: HostContext) {
 }
 
 /** The JSON API under /api/v1; mirrors the website. */
-export function apiRouter(gen: AvatarGen, sse: SseHub): Router {
+export function apiRouter(gen: AvatarGen, sse: SseHub, datasets: DatasetCache): Router {
   const router = new Router({ prefix: '/api/v1' });
   const openapi = JSON.stringify(openApiDocument());
   const c = (ctx: unknown) => ctx as HostContext;
@@ -101,15 +102,13 @@ export function apiRouter(gen: AvatarGen, sse: SseHub): Router {
     ctx.body = await gen.personas.demographics(ctx.params.id as string, scopeOf(c(ctx)));
   });
   router.get('/datasets/:id', async (ctx) => {
-    const scope = scopeOf(c(ctx));
-    const id = ctx.params.id as string;
     const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
-    const task = await gen.tasks.get(id, scope);
-    const [demographics, page] = await Promise.all([
-      gen.personas.demographics(id, scope),
-      gen.personas.list(id, { ...scope, page: pageNo, perPage: 20 }),
-    ]);
-    ctx.body = { task, demographics, personas: { ...page, personas: page.personas.map(apiPersona) } };
+    ctx.type = 'application/json; charset=utf-8';
+    ctx.body = await datasets.json(ctx.params.id as string, pageNo, scopeOf(c(ctx)), (d: DatasetDetail) => ({
+      task: d.task,
+      demographics: d.demographics,
+      personas: { ...d.personas, personas: d.personas.personas.map(apiPersona) },
+    }));
   });
   router.get('/tasks/:id/events', async (ctx) => {
     await sse.open(c(ctx), ctx.params.id as string, scopeOf(c(ctx)));

@@ -14,6 +14,7 @@ import {
 import { Router } from '@koa/router';
 import type { Eta } from 'eta';
 import type { Next } from 'koa';
+import type { DatasetCache } from '../dataset-cache.js';
 import { HttpError } from '../errors.js';
 import { render } from '../render.js';
 import { type LoginThrottle, newCsrfToken, safeNext } from '../security.js';
@@ -27,7 +28,7 @@ const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_whit
 const PAGE_SIZE = 25;
 
 /** The server-rendered website. */
-export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, sse: SseHub): Router {
+export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, sse: SseHub, datasets: DatasetCache): Router {
   const router = new Router();
   const c = (ctx: unknown) => ctx as HostContext;
   const languages = listLanguages();
@@ -145,12 +146,8 @@ export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, s
   router.get('/datasets/:id', async (ctx) => {
     const scope = scopeOf(c(ctx));
     const id = ctx.params.id as string;
-    const task = await gen.tasks.get(id, scope);
     const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
-    const [demographics, personas] = await Promise.all([
-      gen.personas.demographics(id, scope),
-      gen.personas.list(id, { ...scope, page: pageNo, perPage: 20 }),
-    ]);
+    const { task, demographics, personas } = await datasets.detail(id, pageNo, scope);
     const ethnicityTotal = demographics.ethnicity.reduce((sum, e) => sum + e.count, 0);
     render(c(ctx), eta, 'dataset', { task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl });
   });

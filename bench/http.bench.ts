@@ -1,0 +1,160 @@
+/**
+ * `npm run bench:http`: autocannon (50 connections) on the dataset detail API of a 300-persona
+ * task (GET /api/v1/datasets/:id: the task, its demographics and a page of 20 personas with
+ * image URLs), authenticated by a session cookie like the website; and on a bare Koa
+ * hello-world in the same run. The host runs in a child process so the load generator does
+ * not share its event loop. Needs the test PostgreSQL (TEST_DATABASE_URL or 127.0.0.1:5432).
+ *
+ * Last line: BENCH http.p95_ms=<ms> http.rps=<req/s> http.vs_bare=<rps / bare rps>
+ * Goal: p95 < 50 ms.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAvatarGen, filesystemStoragePlugin } from '@avatargen/core';
+import { createTestDatabase } from '@avatargen/core/testing';
+import { createApp, listen } from '@avatargen/host-koa';
+import { imageOpencvPlugin } from '@avatargen/image-opencv';
+import { localPlugin } from '@avatargen/provider-local';
+import Koa from 'koa';
+
+const PASSWORD = 'bench passphrase 300';
+const SECRET = 'http-bench-secret-key-0123456789abcdef';
+const CONNECTIONS = 50;
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+
+interface Result {
+  requests: { average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+type Autocannon = ((options: Record<string, unknown>) => { on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void } & PromiseLike<Result>) & {
+  track?: unknown;
+};
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+function config(dbUrl: string, dataDir: string) {
+  return { DATABASE_URL: dbUrl, DATA_DIR: dataDir, LOG_LEVEL: 'silent', IMAGE_PROCESSOR_THREADS: 1 };
+}
+const plugins = (dataDir: string) => [
+  localPlugin({ imageSize: 32 }),
+  imageOpencvPlugin({ threads: 1 }),
+  filesystemStoragePlugin({ root: join(dataDir, 'storage') }),
+];
+
+/** Child process: the host (and a bare Koa app) on random ports; prints their URLs as JSON. */
+async function serve(dbUrl: string, dataDir: string): Promise<void> {
+  const gen = await createAvatarGen({ config: config(dbUrl, dataDir), plugins: plugins(dataDir), migrate: false });
+  const host = await listen(createApp(gen, { secretKey: SECRET }), { port: 0, hostname: '127.0.0.1' });
+  const bare = new Koa();
+  bare.use((ctx) => {
+    ctx.body = 'Hello, world';
+  });
+  const bareServer = bare.listen(0, '127.0.0.1');
+  await new Promise((r) => bareServer.once('listening', r));
+  const address = bareServer.address() as { port: number };
+  process.stdout.write(`${JSON.stringify({ host: host.url, bare: `http://127.0.0.1:${address.port}` })}\n`);
+  process.on('SIGTERM', async () => {
+    bareServer.close();
+    await host.close(1000);
+    await gen.close();
+    process.exit(0);
+  });
+}
+
+async function run(url: string, headers: Record<string, string> = {}, duration = DURATION_S) {
+  const times: number[] = [];
+  const instance = autocannon({ url, connections: CONNECTIONS, duration, headers });
+  instance.on('response', (_client, _status, _bytes, ms) => times.push(ms));
+  const result = await instance;
+  times.sort((a, b) => a - b);
+  const p = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? Number.NaN;
+  return { rps: result.requests.average, p50: p(0.5), p95: p(0.95), p99: p(0.99), bad: result.non2xx + result.errors + result.timeouts, count: times.length };
+}
+
+async function main(): Promise<void> {
+  const db = await createTestDatabase('avatargen_bench_http');
+  const dataDir = mkdtempSync(join(tmpdir(), 'avatargen-bench-http-'));
+  let child: ChildProcess | undefined;
+  try {
+    // A finished 300-persona task, made by the real pipeline (small images: only the API is measured).
+    const gen = await createAvatarGen({
+      config: config(db.url, dataDir),
+      plugins: plugins(dataDir),
+      pipeline: { reconcileIntervalMs: 300, pollingIntervalSeconds: 0.5 },
+    });
+    let taskId: string;
+    try {
+      await gen.worker.start();
+      const user = await gen.users.create({ email: 'bench@example.com', password: PASSWORD });
+      const started = Date.now();
+      const task = await gen.tasks.submit({ description: 'Bench people', language: 'en', count: 300, imagesPerPersona: 4 }, { userId: user.id });
+      for (;;) {
+        const current = await gen.tasks.get(task.id);
+        if (current.status === 'completed') break;
+        if (current.status === 'failed' || current.status === 'cancelled') throw new Error(`task ${current.status}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      taskId = task.id;
+      console.log(`dataset: 300 personas x 4 images generated in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    } finally {
+      await gen.close();
+    }
+
+    child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const urls = await new Promise<{ host: string; bare: string }>((resolve, reject) => {
+      let text = '';
+      child?.stdout?.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        const line = text.split('\n').find((l) => l.startsWith('{'));
+        if (line) resolve(JSON.parse(line));
+      });
+      child?.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    });
+
+    // Log in like a browser: the login page's CSRF token, then the session cookie.
+    const loginPage = await fetch(`${urls.host}/login`);
+    const jar = loginPage.headers.getSetCookie().map((c) => c.split(';')[0]);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await loginPage.text())?.[1] ?? '';
+    const login = await fetch(`${urls.host}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.join('; '), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, email: 'bench@example.com', password: PASSWORD }).toString(),
+    });
+    if (login.status !== 303) throw new Error(`login failed: ${login.status}`);
+    const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const detailUrl = `${urls.host}/api/v1/datasets/${taskId}?page=3`;
+    const check = await fetch(detailUrl, { headers: { cookie } });
+    const body = (await check.json()) as { personas: { total: number; personas: unknown[] } };
+    if (check.status !== 200 || body.personas.total !== 300 || body.personas.personas.length !== 20) throw new Error('detail API answer is wrong');
+    console.log(`detail answer: ${JSON.stringify(body).length} bytes, 20 personas of 300`);
+
+    const skipBare = process.env.BENCH_PROFILE !== undefined; // profile the host alone
+    if (!skipBare) await run(urls.bare, {}, 2); // warm-up
+    await run(detailUrl, { cookie }, 2);
+    const bare = skipBare ? { rps: Number.NaN, p50: 0, p95: 0, p99: 0, bad: 0, count: 0 } : await run(urls.bare);
+    const detail = await run(detailUrl, { cookie });
+    for (const [name, r] of [['bare koa', bare], ['dataset detail', detail]] as const) {
+      console.log(
+        `${name.padEnd(15)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(1)} ms  p95 ${r.p95.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  (${r.count} requests, ${r.bad} not 2xx/errors)`,
+      );
+    }
+    console.log(`${CONNECTIONS} connections, ${DURATION_S} s each; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
+    if (detail.bad > 0) throw new Error(`${detail.bad} requests failed`);
+    console.log(`BENCH http.p95_ms=${detail.p95.toFixed(1)} http.rps=${detail.rps.toFixed(0)} http.vs_bare=${(detail.rps / bare.rps).toFixed(3)}`);
+  } finally {
+    child?.kill('SIGTERM');
+    if (child) await new Promise((r) => child?.once('exit', r));
+    await db.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--serve') await serve(process.argv[3] as string, process.argv[4] as string);
+else await main();
