@@ -67,11 +67,11 @@ export async function startBackend(
     embedded = await startEmbeddedPostgres({ dataDir: join(config.DATA_DIR, 'pg'), logger: logger.child({ component: 'postgres' }) });
     url = embedded.url;
   }
-  const assembly = assemblePlugins(config);
+  const assembly = await assemblePlugins(config);
   let gen: AvatarGen | undefined;
   for (let attempt = 1; !gen; attempt++) {
     try {
-      const plugins = options.plugins ?? (attempt === 1 ? assembly.plugins : assemblePlugins(config).plugins);
+      const plugins = options.plugins ?? (attempt === 1 ? assembly.plugins : (await assemblePlugins(config)).plugins);
       gen = await createAvatarGen({ config, logger, databaseUrl: url, plugins, pipeline: options.pipeline });
     } catch (error) {
       // Processes started together (web and workers under systemd) can deadlock while the queue

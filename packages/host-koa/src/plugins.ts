@@ -1,10 +1,5 @@
 import { join } from 'node:path';
 import { type AvatarGenConfig, type AvatarGenPlugin, filesystemStoragePlugin } from '@avatargen/core';
-import { imageOpencvPlugin } from '@avatargen/image-opencv';
-import { flowisePlugin } from '@avatargen/provider-flowise';
-import { localPlugin } from '@avatargen/provider-local';
-import { openaiPlugin } from '@avatargen/provider-openai';
-import { s3Plugin } from '@avatargen/storage-s3';
 
 export interface Assembly {
   plugins: AvatarGenPlugin[];
@@ -17,16 +12,27 @@ export interface Assembly {
 /**
  * Chooses the plugins from the configuration: Flowise, OpenAI and S3 when configured, otherwise
  * the offline provider-local and filesystem storage under DATA_DIR; the image processor always.
+ * Packages are loaded only when chosen (the AWS and OpenAI SDKs, faker's locales are large).
  */
-export function assemblePlugins(config: AvatarGenConfig): Assembly {
+export async function assemblePlugins(config: AvatarGenConfig): Promise<Assembly> {
   const plugins: AvatarGenPlugin[] = [];
-  const needsLocal = !config.FLOWISE_URL || !config.OPENAI_API_KEY;
-  if (needsLocal) plugins.push(localPlugin());
-  if (config.FLOWISE_URL) plugins.push(flowisePlugin());
-  if (config.OPENAI_API_KEY) plugins.push(openaiPlugin());
+  if (!config.FLOWISE_URL || !config.OPENAI_API_KEY) {
+    const { localPlugin } = await import('@avatargen/provider-local');
+    plugins.push(localPlugin());
+  }
+  if (config.FLOWISE_URL) {
+    const { flowisePlugin } = await import('@avatargen/provider-flowise');
+    plugins.push(flowisePlugin());
+  }
+  if (config.OPENAI_API_KEY) {
+    const { openaiPlugin } = await import('@avatargen/provider-openai');
+    plugins.push(openaiPlugin());
+  }
+  const { imageOpencvPlugin } = await import('@avatargen/image-opencv');
   plugins.push(imageOpencvPlugin());
   let storageRoot: string | null = null;
   if (config.S3_ENDPOINT) {
+    const { s3Plugin } = await import('@avatargen/storage-s3');
     plugins.push(s3Plugin());
   } else {
     storageRoot = join(config.DATA_DIR, 'storage');
