@@ -6,6 +6,9 @@
  * that returns ~100 KB noise PNGs (the image processor passes them through: only the export is
  * measured). Needs the test PostgreSQL (TEST_DATABASE_URL or 127.0.0.1:5432).
  *
+ * BENCH_PERSONAS=<n> makes a smaller dataset; BENCH_MEM=1 prints the host's memory every second;
+ * BENCH_PROFILE=<dir> writes a CPU profile of the host.
+ *
  * Last line: BENCH export.peak_rss_mb=<MB> export.vs_raw=<export MB/s / raw MB/s>
  * Goals: RSS < 150 MB whatever the dataset size; export >= 0.8x raw.
  */
@@ -68,6 +71,13 @@ async function serve(dbUrl: string, dataDir: string): Promise<void> {
   const gen = await createAvatarGen({ config: config(dbUrl, dataDir), plugins: plugins(dataDir), migrate: false });
   const host = await listen(createApp(gen, { secretKey: SECRET }), { port: 0, hostname: '127.0.0.1' });
   process.stdout.write(`${JSON.stringify({ url: host.url })}\n`);
+  if (process.env.BENCH_MEM) {
+    setInterval(() => {
+      const m = process.memoryUsage();
+      const mb = (n: number) => (n / 1e6).toFixed(0);
+      process.stderr.write(`mem rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}\n`);
+    }, 1000).unref();
+  }
   process.on('SIGTERM', async () => {
     await host.close(1000);
     await gen.close();
