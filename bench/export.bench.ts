@@ -52,7 +52,7 @@ function benchImagesPlugin(): AvatarGenPlugin {
       params: { seed, preset: 'natural', contrast: 1, blurSigma: null, sharpenAmount: null, grainSigma: null, vignetteStrength: null, jpegQuality: 90 },
     }),
     thumbnail: async (bytes) => bytes,
-    processGrid: async (bytes) => [0, 1, 2, 3].map((i) => ({ ...image(), width: SIDE, height: SIDE, style: null, data: images[(n + i) % images.length] as Buffer })),
+    processGrid: async () => [0, 1, 2, 3].map((i) => ({ ...image(), width: SIDE, height: SIDE, style: null, data: images[(n + i) % images.length] as Buffer })),
   };
   return definePlugin({
     name: 'bench-images',
