@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
 import yazl from 'yazl';
@@ -121,6 +121,11 @@ export function folderName(name: string, taken: Set<string>): string {
   return candidate;
 }
 
+/** Objects read ahead of the ZIP writer. */
+const PREFETCH = 8;
+/** Bytes of finished ZIP waiting for a slow reader before we stop adding entries. */
+const BUFFERED_MAX = 2 * 1024 * 1024;
+
 export interface ManifestEntry {
   path: string;
   size: number;
@@ -166,67 +171,74 @@ export class ExportsService {
     const zip = new yazl.ZipFile();
     const output = zip.outputStream as Readable;
     let aborted = false;
-    output.on('close', () => {
+    output.once('close', () => {
       aborted = true;
     });
-    const write = async () => {
-      const manifest: ManifestEntry[] = [];
-      const missing: string[] = [];
-      const addBuffer = (path: string, data: Buffer) => {
-        zip.addBuffer(data, path, { compress: true, mtime: task.createdAt });
-        manifest.push({ path, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
-      };
-      const addObject = async (path: string, key: string) => {
-        let source: Readable;
-        try {
-          source = await this.storage.get(key);
-        } catch {
-          missing.push(path);
-          return;
+    const manifest: ManifestEntry[] = [];
+    const missing: string[] = [];
+    const add = (path: string, data: Buffer, compress: boolean) => {
+      manifest.push({ path, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+      if (compress) {
+        zip.addBuffer(data, path, { compress, mtime: task.createdAt });
+        return;
+      }
+      // yazl keeps every entry to the end; an entry made by addBuffer would keep its bytes too.
+      // A lazy stream lets go of them once written, so memory stays flat for any dataset size.
+      let pending: Buffer | null = data;
+      zip.addReadStreamLazy(path, { compress: false, size: data.length, mtime: task.createdAt }, (callback) => {
+        const stream = Readable.from([pending as Buffer], { objectMode: false });
+        pending = null;
+        callback(null, stream);
+      });
+    };
+    // Images are read a few ahead of the writer (they are small), so storage latency overlaps
+    // with writing; the window bounds memory whatever the dataset size.
+    const window: Array<{ path: string; data: Promise<Buffer | null> }> = [];
+    const flush = async (keep: number) => {
+      while (window.length > keep) {
+        const next = window.shift() as { path: string; data: Promise<Buffer | null> };
+        const data = await next.data;
+        if (data) add(next.path, data, false);
+        else missing.push(next.path);
+        // Wait while the reader is behind: yazl buffers whatever it is given.
+        while (!aborted && output.readableLength > BUFFERED_MAX) {
+          await new Promise((resolve) => setTimeout(resolve, 2));
         }
-        const hash = createHash('sha256');
-        let size = 0;
-        const tap = new PassThrough();
-        tap.on('data', (chunk: Buffer) => {
-          hash.update(chunk);
-          size += chunk.length;
-        });
-        const finished = new Promise<void>((resolve, reject) => {
-          // The client may go away mid-download: stop waiting then, and drop the listener after.
-          const onClose = () => {
-            source.destroy();
-            resolve();
-          };
-          output.once('close', onClose);
-          const settle = (error?: Error) => {
-            output.off('close', onClose);
-            if (error) reject(error);
-            else resolve();
-          };
-          tap.once('end', () => settle());
-          tap.once('error', settle);
-          source.once('error', settle);
-        });
-        source.pipe(tap);
-        zip.addReadStream(tap, path, { compress: false, mtime: task.createdAt });
-        await finished;
-        manifest.push({ path, size, sha256: hash.digest('hex') });
-      };
+      }
+    };
+    const fetch = (key: string) =>
+      this.storage.get(key).then(
+        async (stream) => {
+          const chunks: Buffer[] = [];
+          for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+          return Buffer.concat(chunks);
+        },
+        () => null,
+      );
+    const write = async () => {
       const taken = new Set<string>();
       for await (const persona of this.personas.all(taskId, scope)) {
         if (aborted) return;
         const folder = `profiles/${folderName(`${persona.firstName} ${persona.lastName}`, taken)}`;
-        addBuffer(`${folder}/details.json`, Buffer.from(JSON.stringify(personaRecord(persona), null, 2)));
-        addBuffer(`${folder}/details.csv`, Buffer.from(stringifySync([csvRow(persona)], csvOptions)));
+        await flush(0); // keep the archive's order: this persona's files after the previous one's
+        add(`${folder}/details.json`, Buffer.from(JSON.stringify(personaRecord(persona), null, 2)), true);
+        add(`${folder}/details.csv`, Buffer.from(stringifySync([csvRow(persona)], csvOptions)), true);
+        const objects: Array<{ path: string; key: string }> = [];
         if (persona.baseImage) {
           const ext = persona.baseImage.key.split('.').pop() ?? 'bin';
-          await addObject(`${folder}/images/00.${ext}`, persona.baseImage.key);
+          objects.push({ path: `${folder}/images/00.${ext}`, key: persona.baseImage.key });
         }
         for (const image of persona.images) {
           const nn = String(image.index + 1).padStart(2, '0');
-          await addObject(`${folder}/images/${nn}.${extensionFor(image.contentType)}`, image.key);
+          objects.push({ path: `${folder}/images/${nn}.${extensionFor(image.contentType)}`, key: image.key });
+        }
+        for (const object of objects) {
+          if (aborted) return;
+          window.push({ path: object.path, data: fetch(object.key) });
+          await flush(PREFETCH - 1);
         }
       }
+      await flush(0);
       const body = { task: { id: task.id, description: task.description, count: task.count, status: task.status }, files: manifest, missing };
       zip.addBuffer(Buffer.from(JSON.stringify(body, null, 2)), 'manifest.json', { compress: true, mtime: task.createdAt });
       zip.end();
