@@ -39,6 +39,7 @@ export const QUEUE_IMAGES = 'avatargen-persona-images';
 const CHANNEL_CANCEL = 'avatargen_cancel';
 const CHANNEL_TASK = 'avatargen_task';
 const SCHEDULER_LOCK = 727274002;
+const QUEUE_SETUP_LOCK = 727274003;
 
 export interface PipelinePorts {
   personaProvider: PersonaProvider;
@@ -121,11 +122,20 @@ export class Pipeline {
   /** Connects the queue and the notification listener. Every process that submits or watches tasks calls this. */
   async start(): Promise<void> {
     if (this.started) return;
-    await this.boss.start();
-    const expireInSeconds = this.options.config.JOB_EXPIRE_SECONDS;
-    // pg-boss's own retries are for jobs whose worker died (expiry); provider errors are retried inside the job.
-    for (const name of [QUEUE_BATCHES, QUEUE_IMAGES]) {
-      await this.boss.createQueue(name, { name, retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds });
+    // Processes starting together would deadlock while pg-boss creates its schema and queues:
+    // one at a time, under a session lock on a connection of its own.
+    const lock = new pg.Client({ connectionString: this.options.databaseUrl });
+    await lock.connect();
+    try {
+      await lock.query('select pg_advisory_lock($1)', [QUEUE_SETUP_LOCK]);
+      await this.boss.start();
+      const expireInSeconds = this.options.config.JOB_EXPIRE_SECONDS;
+      // pg-boss's own retries are for jobs whose worker died (expiry); provider errors are retried inside the job.
+      for (const name of [QUEUE_BATCHES, QUEUE_IMAGES]) {
+        await this.boss.createQueue(name, { name, retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds });
+      }
+    } finally {
+      await lock.end();
     }
     this.listener = new pg.Client({ connectionString: this.options.databaseUrl });
     this.listener.on('error', (error) => this.log.warn({ err: error }, 'notification listener error'));
