@@ -55,7 +55,7 @@ describe('avatargen start with zero setup', () => {
     base = url as string;
     expect(base).toBe(`http://127.0.0.1:${port}`);
     const out = app.output();
-    expect(out).toContain('email:    admin@avatargen.local');
+    expect(out).toContain('email:    admin@localhost');
     password = (/password: (\S+)/.exec(out)?.[1] ?? '') as string;
     expect(password.length).toBeGreaterThanOrEqual(16);
     expect(out).toContain('database: embedded PostgreSQL');
@@ -70,7 +70,7 @@ describe('avatargen start with zero setup', () => {
 
   it('completes a 10 x 4 task submitted through the website, and exports it', async () => {
     const c = new Client(base);
-    expect((await c.login('admin@avatargen.local', password)).status).toBe(303);
+    expect((await c.login('admin@localhost', password)).status).toBe(303);
     await c.get('/generate');
     const submitted = await c.post('/generate', { description: 'Harbour pilots in Hamburg', language: 'de', count: '10', imagesPerPersona: '4' });
     expect(submitted.status).toBe(303);
@@ -116,7 +116,7 @@ describe('avatargen start with zero setup', () => {
     await app.waitFor(/listening on http/, 90_000);
     expect(app.output()).not.toContain('First admin account created');
     const c = new Client(base);
-    expect((await c.login('admin@avatargen.local', password)).status).toBe(303);
+    expect((await c.login('admin@localhost', password)).status).toBe(303);
     const tasks = (await c.get('/api/v1/tasks')).json() as { total: number; tasks: Array<{ status: string }> };
     expect(tasks.total).toBe(1);
     expect(tasks.tasks[0]?.status).toBe('completed');

@@ -55,6 +55,8 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   if (!options.secretKey || options.secretKey.length < 32) throw new Error('createApp: secretKey must be at least 32 characters');
   const app = new Koa<HostState>({ proxy: options.trustProxy ?? gen.config.TRUST_PROXY, keys: [options.secretKey] });
   app.silent = true;
+  // Behind our nginx, which overwrites X-Forwarded-For, only the last address is the client's.
+  if (app.proxy) app.maxIpsCount = 1;
   app.on('error', (error: unknown) => gen.logger.warn({ err: error }, 'response error'));
   const eta = createViews();
   const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...options.throttle });
@@ -77,7 +79,14 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
       await next();
     } finally {
       ctx.state.log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), userId: (ctx.state as HostState).user?.id ?? undefined },
+        {
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          ms: Math.round(performance.now() - started),
+          ip: ctx.ip,
+          userId: (ctx.state as HostState).user?.id ?? undefined,
+        },
         'request',
       );
     }

@@ -64,7 +64,7 @@ Configuration comes from the environment and a .env file in the current folder; 
 Web server and worker in one process. With nothing configured: embedded PostgreSQL and
 filesystem storage under DATA_DIR (default ./.avatargen), offline provider-local, a generated
 SECRET_KEY kept in DATA_DIR/secret-key. On an empty database the first admin account is made
-from ADMIN_EMAIL/ADMIN_PASSWORD, or admin@avatargen.local with a random password printed once.
+from ADMIN_EMAIL/ADMIN_PASSWORD, or admin@localhost with a random password printed once.
 Listens on APP_HOST:APP_PORT (127.0.0.1:8085). SIGTERM/SIGINT: stops taking requests, lets
 running jobs finish (or go back to the queue) and exits.`,
   web: `avatargen web
@@ -101,7 +101,7 @@ Runs one generation task in this process (with a worker) and writes the dataset 
 class UsageError extends Error {}
 
 /** The first admin when ADMIN_EMAIL is unset (core's address check wants a domain with a dot, so not admin@localhost). */
-export const DEFAULT_ADMIN_EMAIL = 'admin@avatargen.local';
+export const DEFAULT_ADMIN_EMAIL = 'admin@localhost';
 
 function readConfig(io: Io): AvatarGenConfig {
   for (const warning of loadEnvFile(join(io.cwd, '.env'), io.env)) io.err(`.env: ${warning}`);
