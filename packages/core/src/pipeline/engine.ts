@@ -441,6 +441,9 @@ export class Pipeline {
 
   async notifyTask(taskId: string): Promise<void> {
     await this.em.execute('select pg_notify(?, ?)', [CHANNEL_TASK, taskId]);
+    // This process hears it at once too (the NOTIFY echo comes a moment later, a harmless repeat),
+    // so a cache here never serves a task this process has just changed.
+    this.events.emit('task', taskId);
   }
 
   private async appendLog(taskId: string, entry: Omit<ErrorLogEntry, 'at'>): Promise<void> {
