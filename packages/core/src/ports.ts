@@ -125,6 +125,7 @@ export interface ProcessGridOptions {
   cropWhiteBorders: boolean | CropWhiteBordersOptions;
   /** Seed for randomizeStyle per cell (cell index is appended); null leaves the style alone. */
   styleSeed: string | null;
+  signal?: AbortSignal;
 }
 
 export interface ProcessedImage extends EncodedImage {
@@ -140,7 +141,7 @@ export interface ImageProcessor {
   trimWhitespace(image: Bytes, options?: TrimOptions): Promise<Bytes>;
   cropWhiteBorders(image: Bytes, options?: CropWhiteBordersOptions): Promise<Bytes>;
   /** A random but seed-deterministic look, encoded as JPEG. */
-  randomizeStyle(image: Bytes, options: { seed: string }): Promise<StyledImage>;
+  randomizeStyle(image: Bytes, options: { seed: string; signal?: AbortSignal }): Promise<StyledImage>;
   /** WebP of the given width for the web gallery. */
   thumbnail(image: Bytes, width: number): Promise<Bytes>;
   /** The whole chain for one grid in one call: split -> trim -> crop borders -> style. */

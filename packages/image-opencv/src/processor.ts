@@ -71,7 +71,16 @@ const MAX_THUMBNAIL_WIDTH = 8192;
 // cannot load by itself: tsx is preloaded there. Built, both are JavaScript side by side in dist/.
 const fromSource = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
-const WORKER_EXEC_ARGV = fromSource ? ['--import', 'tsx'] : [];
+// tsx is resolved from this package, not from the process's working folder, which may be anywhere.
+const WORKER_EXEC_ARGV = fromSource ? ['--import', resolveTsx()] : [];
+
+function resolveTsx(): string {
+  try {
+    return import.meta.resolve('tsx');
+  } catch {
+    return 'tsx';
+  }
+}
 
 function positiveInteger(name: string, value: number | undefined, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;

@@ -680,6 +680,7 @@ export class Pipeline {
               return await ports.imageProcessor.processGrid(grid.data, {
                 cropWhiteBorders: settings.crop_white_borders,
                 styleSeed: settings.randomize_image_style ? `${seed}:${gridNo}` : null,
+                signal,
               });
             } catch (error) {
               // The service's image could not be processed: ask for another one.
