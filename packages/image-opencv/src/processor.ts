@@ -189,7 +189,8 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
   let drained: (() => void) | undefined;
 
   const getPool = () => {
-    pool ??= new Piscina({
+    if (pool) return pool;
+    pool = new Piscina({
       filename: WORKER_URL.href,
       minThreads: threads,
       maxThreads: threads,
@@ -198,6 +199,7 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
       execArgv: WORKER_EXEC_ARGV,
       workerData: workerSettings,
     });
+    // Once per pool (not per call): errors that belong to no call.
     pool.on('error', (error: unknown) => options.onPoolError?.(error));
     return pool;
   };
