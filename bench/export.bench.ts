@@ -12,7 +12,7 @@
  * Last line: BENCH export.peak_rss_mb=<MB> export.vs_raw=<export MB/s / raw MB/s>
  * Goals: RSS < 150 MB whatever the dataset size; export >= 0.8x raw.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -91,7 +91,31 @@ function peakRssMb(pid: number): number {
   return kb / 1024;
 }
 
+const repoRoot = join(import.meta.dirname, '..');
+
+/** The host from the built packages (dist/), serving only: the same plugins as `avatargen web` on defaults. */
+const BUILT_HOST = `
+const [dbUrl, dataDir] = process.argv.slice(1);
+const { createAvatarGen, filesystemStoragePlugin } = await import('@avatargen/core');
+const { createApp, listen } = await import('@avatargen/host-koa');
+const { localPlugin } = await import('@avatargen/provider-local');
+const { imageOpencvPlugin } = await import('@avatargen/image-opencv');
+const gen = await createAvatarGen({
+  config: { DATABASE_URL: dbUrl, DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+  plugins: [localPlugin(), imageOpencvPlugin(), filesystemStoragePlugin({ root: dataDir + '/storage' })],
+  migrate: false,
+});
+const host = await listen(createApp(gen, { secretKey: '${SECRET}' }), { port: 0, hostname: '127.0.0.1' });
+process.stdout.write(JSON.stringify({ url: host.url }) + '\\n');
+process.on('SIGTERM', async () => { await host.close(1000); await gen.close(); process.exit(0); });
+`;
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_FROM !== 'source' && !process.env.BENCH_NO_BUILD) {
+    console.log('building the packages (npm run build) so the host runs as in production...');
+    const build = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: 'ignore' });
+    if (build.status !== 0) throw new Error('npm run build failed');
+  }
   const db = await createTestDatabase('avatargen_bench_export');
   const dataDir = mkdtempSync(join(tmpdir(), 'avatargen-bench-export-'));
   let child: ChildProcess | undefined;
@@ -141,9 +165,13 @@ async function main(): Promise<void> {
     const sample = readImageInfo(readFileSync(join(dataDir, 'storage', keys[0] as string)));
     console.log(`image: ${sample.contentType} ${sample.width}x${sample.height}`);
 
-    child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    // The host runs as in production: built JavaScript on plain node (BENCH_FROM=source: tsx on sources).
+    const fromSource = process.env.BENCH_FROM === 'source';
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+    const args = fromSource
+      ? [...profile, '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir]
+      : [...profile, '--input-type=module', '-e', BUILT_HOST, db.url, dataDir];
+    child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
     const { url } = await new Promise<{ url: string }>((resolve, reject) => {
       let text = '';
       child?.stdout?.on('data', (chunk: Buffer) => {
@@ -180,7 +208,7 @@ async function main(): Promise<void> {
     console.log(`raw reads      ${(raw.bytes / 1e6).toFixed(1)} MB in ${raw.seconds.toFixed(2)} s = ${rawRate.toFixed(1)} MB/s`);
     console.log(`ZIP writer alone (core's exports.zip in-process, no HTTP): ${inProcess.toFixed(1)} MB/s`);
     console.log(
-      `host RSS: ${rssBefore.toFixed(1)} MB peak at rest (tsx from sources, provider-local's faker locales), ${peak.toFixed(1)} MB peak after the export (+${(peak - rssBefore).toFixed(1)} MB)`,
+      `host RSS: ${rssBefore.toFixed(1)} MB peak at rest (${process.env.BENCH_FROM === 'source' ? 'tsx on sources' : 'built packages'}), ${peak.toFixed(1)} MB peak after the export (+${(peak - rssBefore).toFixed(1)} MB)`,
     );
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
     if (zipBytes < raw.bytes) throw new Error('the ZIP is smaller than the images it should hold');
