@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchSizes } from '../src/index.js';
+import { batchSizes, ProviderError } from '../src/index.js';
 import { errors } from './support/fakes.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 
@@ -75,6 +75,23 @@ describe('pipeline: failures', () => {
     expect(messages).toContain('Batch 1: 8 of 10 personas (1 rejected: firstName is empty)');
     expect(messages).toContain('Batch 2 failed: ');
     expect(messages).toContain('upstream 503');
+  });
+
+  it('keeps secrets out of the error log, even when a plugin puts one in a message', async () => {
+    const secret = 'sk-test-secret-0123456789';
+    const leaky = await startHarness({
+      config: { OPENAI_API_KEY: secret },
+      fakes: { failPersona: () => ProviderError.auth('test', `rejected key ${secret}`) },
+    });
+    try {
+      const task = await leaky.gen.tasks.submit(REQUEST);
+      const done = await waitForStatus(leaky.gen, task.id, ['failed']);
+      const text = JSON.stringify(done.errorLog);
+      expect(text).toContain('rejected key [redacted]');
+      expect(text).not.toContain(secret);
+    } finally {
+      await leaky.close();
+    }
   });
 
   it('fails the task when every batch fails', async () => {

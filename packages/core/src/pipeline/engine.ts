@@ -6,7 +6,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import { ulid } from 'ulid';
-import type { AvatarGenConfig } from '../config.js';
+import { type AvatarGenConfig, createRedactor } from '../config.js';
 import { type ErrorLogEntry, GenerationTask, Persona, PersonaImage, type TaskEntity } from '../db/entities.js';
 import type { Orm } from '../db/orm.js';
 import { normalizePersona, type PersonaData } from '../domain/persona.js';
@@ -101,9 +101,12 @@ export class Pipeline {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private started = false;
   private working = false;
+  /** Error log entries are shown on pages: no secret may reach them, whatever a plugin put in a message. */
+  private readonly redact: (text: string) => string;
 
   constructor(private readonly options: PipelineOptions) {
     this.log = options.logger.child({ component: 'pipeline' });
+    this.redact = createRedactor(options.config);
     this.boss = new PgBoss({
       connectionString: options.databaseUrl,
       max: 4,
@@ -506,10 +509,10 @@ export class Pipeline {
               reasons.length ? ` (${reasons.length} rejected: ${[...new Set(reasons)].slice(0, 3).join('; ')})` : ''
             }`
           : null;
-      await this.finishBatch(job.taskId, job.batchNo, stored, reasons.length, message);
+      await this.finishBatch(job.taskId, job.batchNo, stored, reasons.length, message && this.redact(message));
     } catch (error) {
       if (error instanceof CancelledError || controller.signal.aborted) return;
-      const message = `Batch ${job.batchNo + 1} failed: ${describeError(error)}`;
+      const message = this.redact(`Batch ${job.batchNo + 1} failed: ${describeError(error)}`);
       this.log.warn({ taskId: job.taskId, batch: job.batchNo, error: describeError(error) }, 'persona batch failed');
       await this.finishBatch(job.taskId, job.batchNo, [], 0, message, true);
     } finally {
@@ -733,12 +736,12 @@ export class Pipeline {
   private async finishPersonaImages(taskId: string, personaId: number, problem: string | null): Promise<void> {
     const rows = await this.em.execute(
       `update personas set images_status = ?, images_error = ? where id = ? and images_status = 'pending' returning first_name, last_name`,
-      [problem ? 'failed' : 'done', problem, personaId],
+      [problem ? 'failed' : 'done', problem && this.redact(problem), personaId],
     );
     if (problem && rows[0]) {
       await this.appendLog(taskId, {
         stage: 'images',
-        message: `${rows[0].first_name} ${rows[0].last_name} (#${personaId}): ${problem}`,
+        message: this.redact(`${rows[0].first_name} ${rows[0].last_name} (#${personaId}): ${problem}`),
       });
     }
     await this.notifyTask(taskId);
