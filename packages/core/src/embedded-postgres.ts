@@ -187,6 +187,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     }
   }
 
+  await stopOrphan(dataDir, logger);
+
   // The remembered port when it is still free, otherwise a new one; retried on a lost race.
   let server: InstanceType<typeof EmbeddedPostgresClass> | undefined;
   let port = 0;
@@ -239,6 +241,39 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     removeHooks = stopEmbeddedPostgresOnExit(handle, () => (running as unknown as { process?: { kill(signal: string): void } }).process);
   }
   return handle;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A server left running by a host that died (killed, crashed) holds the data folder, and a new
+ * start would wait for it forever. Such an orphan (its parent is gone: adopted by PID 1) is shut
+ * down fast; a server whose parent still runs belongs to another live process: that is an error.
+ */
+async function stopOrphan(dataDir: string, logger: Pick<Logger, 'warn'> | undefined): Promise<void> {
+  const lock = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  const pid = Number(lock?.split('\n')[0]);
+  if (!lock || !Number.isInteger(pid) || pid <= 0 || !alive(pid)) return; // none, or stale: PostgreSQL copes
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  // Field 4 of /proc/<pid>/stat is the parent pid (after the command in parentheses).
+  const parent = stat ? Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) : Number.NaN;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!cmdline.includes('postgres') || parent !== 1) {
+    throw failure(`${dataDir} is in use by a running PostgreSQL (pid ${pid}) of another process; stop that process first`);
+  }
+  logger?.warn({ pid, dataDir }, 'stopping an embedded PostgreSQL left running by a host that died');
+  process.kill(pid, 'SIGINT'); // fast shutdown: ends its sessions, writes a checkpoint
+  for (let waited = 0; alive(pid); waited += 100) {
+    if (waited >= 30_000) throw failure(`the PostgreSQL left running in ${dataDir} (pid ${pid}) did not stop`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
