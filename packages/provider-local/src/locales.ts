@@ -1,4 +1,6 @@
-import { allLocales, base, en, Faker, type LocaleDefinition } from '@faker-js/faker';
+// Types only: importing faker's main entry loads all of its ~70 locales (about 46 MB); each
+// locale is loaded on first use instead.
+import type { allLocales, Faker } from '@faker-js/faker';
 
 /** Core's bio language codes (BCP 47) -> faker locale. Languages without a faker locale use English. */
 const FAKER_LOCALES: Record<string, keyof typeof allLocales> = {
@@ -87,40 +89,56 @@ export function fakerLocaleFor(code: string): FakerLocaleName {
   return FAKER_LOCALES[primary] ?? 'en_US';
 }
 
-const fakers = new Map<FakerLocaleName, Faker>();
+const fakers = new Map<FakerLocaleName, Promise<Faker>>();
 
-/** One faker per locale, falling back to English then base data for what the locale lacks. */
-export function fakerFor(locale: FakerLocaleName): Faker {
+/**
+ * The faker of a locale, loaded on first use: the locale's data, then its parent's (de_AT -> de),
+ * then English, then base, as faker chains them. Persona generation reseeds it for every persona.
+ */
+export function fakerFor(locale: FakerLocaleName): Promise<Faker> {
   let faker = fakers.get(locale);
   if (!faker) {
-    const chain: LocaleDefinition[] = [allLocales[locale], en, base];
-    faker = new Faker({ locale: locale === 'en' ? [en, base] : chain });
+    faker = import(`@faker-js/faker/locale/${locale}`).then((module: { faker: Faker }) => module.faker);
     fakers.set(locale, faker);
   }
   return faker;
 }
 
+export type SexedNames = { f: readonly string[]; m: readonly string[] };
+
 /**
  * The sexed name lists (first_name or last_name) faker uses for a locale, following its fallback
- * to English like faker does; undefined when the locale has no sexed list.
+ * chain like faker does; undefined when the list it falls to is not sexed.
  */
-export function sexedNames(
-  locale: FakerLocaleName,
-  entry: 'first_name' | 'last_name',
-): { f: readonly string[]; m: readonly string[] } | undefined {
-  for (const definition of [allLocales[locale], en]) {
-    const names = definition?.person?.[entry];
-    if (!names) continue;
-    if (Array.isArray(names)) return undefined;
-    const sexed = names as { female?: string[]; male?: string[] };
-    return sexed.female && sexed.male ? { f: sexed.female, m: sexed.male } : undefined;
-  }
-  return undefined;
+export async function sexedNames(locale: FakerLocaleName, entry: 'first_name' | 'last_name'): Promise<SexedNames | undefined> {
+  const names = (await fakerFor(locale)).rawDefinitions.person?.[entry];
+  if (!names || Array.isArray(names)) return undefined;
+  const sexed = names as { female?: string[]; male?: string[] };
+  return sexed.female && sexed.male ? { f: sexed.female, m: sexed.male } : undefined;
 }
 
 /** The sexed first-name lists of a locale, when faker has them (used to check gender consistency). */
-export function sexedFirstNames(locale: FakerLocaleName): { f: readonly string[]; m: readonly string[] } | undefined {
+export function sexedFirstNames(locale: FakerLocaleName): Promise<SexedNames | undefined> {
   return sexedNames(locale, 'first_name');
+}
+
+/**
+ * What a locale brings of its own rather than by falling back to English: its states/regions (an
+ * English locale without them shares the US ones; others get none rather than US states) and
+ * whether faker has company names for it. Merged definitions share English's arrays by
+ * reference, which tells the two apart.
+ */
+export async function localeData(locale: FakerLocaleName): Promise<{ states: string[]; hasCompanies: boolean }> {
+  const [own, english] = await Promise.all([fakerFor(locale), fakerFor('en')]);
+  const enStates = english.rawDefinitions.location?.state;
+  const states = own.rawDefinitions.location?.state;
+  const usable = states && (states !== enStates || locale.startsWith('en')) ? states : undefined;
+  const enPattern = english.rawDefinitions.company?.name_pattern;
+  const pattern = own.rawDefinitions.company?.name_pattern;
+  return {
+    states: Array.isArray(usable) ? (usable as string[]) : [],
+    hasCompanies: Boolean(pattern) && (locale === 'en' || pattern !== enPattern),
+  };
 }
 
 type Weighted = ReadonlyArray<readonly [string, number]>;

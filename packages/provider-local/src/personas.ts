@@ -12,9 +12,9 @@ import {
   type RejectedPersona,
   throwIfAborted,
 } from '@avatargen/core';
-import { allLocales, type Faker } from '@faker-js/faker';
+import type { Faker } from '@faker-js/faker';
 import { type DescriptionCues, MAX_AGE, MIN_AGE, readCues } from './cues.js';
-import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, pickWeighted, sexedNames } from './locales.js';
+import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, localeData, pickWeighted, type SexedNames, sexedNames } from './locales.js';
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
 import { fill, HOBBY_EMOJI, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
 import { createRandom, type Random, seedWords } from './seed.js';
@@ -40,22 +40,29 @@ interface LocaleContext {
   /** Faker has company names for the locale (otherwise the phrasebook's patterns are used). */
   hasCompanies: boolean;
   languageCode: string;
+  firstNames: SexedNames | undefined;
+  lastNames: SexedNames | undefined;
 }
 
-function localeContext(languageCode: string, description: string): LocaleContext {
+async function localeContext(languageCode: string, description: string): Promise<LocaleContext> {
   const locale = fakerLocaleFor(languageCode);
-  // English locales without their own states share the US ones; others get none rather than US states.
-  const states = allLocales[locale]?.location?.state ?? (locale.startsWith('en') ? allLocales.en.location?.state : undefined);
-  const stateList = Array.isArray(states) ? (states as string[]) : [];
+  const [faker, data, firstNames, lastNames] = await Promise.all([
+    fakerFor(locale),
+    localeData(locale),
+    sexedNames(locale, 'first_name'),
+    sexedNames(locale, 'last_name'),
+  ]);
   const book = phrasebookFor(languageCode);
   return {
     locale,
-    faker: fakerFor(locale),
+    faker,
     book,
-    cues: readCues(description, stateList),
-    hasStates: stateList.length > 0,
-    hasCompanies: Boolean(allLocales[locale]?.company?.name_pattern) || book.companies === undefined,
+    cues: readCues(description, data.states),
+    hasStates: data.states.length > 0,
+    hasCompanies: data.hasCompanies || book.companies === undefined,
     languageCode,
+    firstNames,
+    lastNames,
   };
 }
 
@@ -102,8 +109,7 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
   const info = OCCUPATION_INFO[occupation];
 
   // faker's firstName(sex) sometimes draws from the unisex list; draw from the sexed one ourselves.
-  const firstNames = sexedNames(ctx.locale, 'first_name');
-  const lastNames = sexedNames(ctx.locale, 'last_name');
+  const { firstNames, lastNames } = ctx;
   const firstName = tidy(firstNames ? faker.helpers.arrayElement(firstNames[gender]) : faker.person.firstName(sex));
   const lastName = tidy(lastNames ? faker.helpers.arrayElement(lastNames[gender]) : faker.person.lastName(sex));
   const ethnicity = pickWeighted(ethnicityWeights(ctx.locale), r.next());
@@ -221,7 +227,7 @@ export function createLocalPersonaProvider(): PersonaProvider {
       if (!Number.isInteger(count) || count < 1 || count > MAX_PERSONAS_PER_CALL) {
         throw ProviderError.badRequest(SOURCE, `count must be a whole number from 1 to ${MAX_PERSONAS_PER_CALL}, got ${count}`);
       }
-      const ctx = localeContext(request.language?.code || 'en', request.description ?? '');
+      const ctx = await localeContext(request.language?.code || 'en', request.description ?? '');
       const seed = String(request.seed ?? '');
       const personas: PersonaData[] = [];
       const rejected: RejectedPersona[] = [];

@@ -75,10 +75,10 @@ describe('500 personas over en, de, ja, pt-BR and ar', () => {
     }
   });
 
-  it('uses first names of the persona’s gender where faker knows sexed names', () => {
+  it('uses first names of the persona’s gender where faker knows sexed names', async () => {
     let checked = 0;
     for (const code of LOCALES) {
-      const names = sexedFirstNames(fakerLocaleFor(code));
+      const names = await sexedFirstNames(fakerLocaleFor(code));
       expect(names, `${code} has sexed first names in faker`).toBeDefined();
       if (!names) continue;
       for (const p of batches.get(code) ?? []) {
@@ -183,10 +183,21 @@ describe('cues in the description', () => {
   });
 });
 
+describe('locales', () => {
+  it('loads the faker locale of every bio language on demand', async () => {
+    const { LANGUAGES } = await import('@avatargen/core');
+    const { fakerFor } = await import('../src/locales.js');
+    for (const code of Object.keys(LANGUAGES)) {
+      const faker = await fakerFor(fakerLocaleFor(code));
+      expect(typeof faker.person.firstName(), code).toBe('string');
+    }
+  });
+});
+
 describe('requests', () => {
   it('falls back to English words for languages without a phrasebook, with the locale’s names', async () => {
     const { personas } = await provider.generate(request('fr', { count: 20 }));
-    const names = sexedFirstNames(fakerLocaleFor('fr'));
+    const names = await sexedFirstNames(fakerLocaleFor('fr'));
     expect(fakerLocaleFor('fr')).toBe('fr');
     for (const p of personas) expect(names?.[p.gender]).toContain(p.firstName);
     expect(personas.map((p) => p.about).join(' ')).toMatch(/\b(Works|Studies|years)\b/);
