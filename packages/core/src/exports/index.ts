@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
-import yazl from 'yazl';
+import ZipStream from 'zip-stream';
 import { extensionFor } from '../image-info.js';
 import type { ObjectStorage } from '../ports.js';
 import type { PersonasService } from '../services/personas.js';
@@ -168,42 +168,37 @@ export class ExportsService {
    */
   async zip(taskId: string, scope: Scope = {}): Promise<Readable> {
     const task = await this.tasks.get(taskId, scope);
-    const zip = new yazl.ZipFile();
-    const output = zip.outputStream as Readable;
+    const archive = new ZipStream({ zlib: { level: 6 } });
+    // A plain Node stream for callers (zip-stream is built on readable-stream).
+    const output = new PassThrough({ highWaterMark: 256 * 1024 });
+    archive.on('error', (error: Error) => output.destroy(error));
+    archive.pipe(output);
     let aborted = false;
     output.once('close', () => {
       aborted = true;
+      archive.destroy();
     });
     const manifest: ManifestEntry[] = [];
     const missing: string[] = [];
-    const add = (path: string, data: Buffer, compress: boolean) => {
+    const add = async (path: string, data: Buffer, compress: boolean) => {
       manifest.push({ path, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
-      if (compress) {
-        zip.addBuffer(data, path, { compress, mtime: task.createdAt });
-        return;
+      await new Promise<void>((resolve, reject) =>
+        archive.entry(data, { name: path, store: !compress, date: task.createdAt }, (error) => (error ? reject(error) : resolve())),
+      );
+      // Wait while the reader is behind: the archive takes whatever it is given.
+      while (!aborted && archive.readableLength + archive.writableLength > BUFFERED_MAX) {
+        await new Promise((r) => setTimeout(r, 2));
       }
-      // yazl keeps every entry to the end; an entry made by addBuffer would keep its bytes too.
-      // A lazy stream lets go of them once written, so memory stays flat for any dataset size.
-      let pending: Buffer | null = data;
-      zip.addReadStreamLazy(path, { compress: false, size: data.length, mtime: task.createdAt }, (callback) => {
-        const stream = Readable.from([pending as Buffer], { objectMode: false });
-        pending = null;
-        callback(null, stream);
-      });
     };
     // Images are read a few ahead of the writer (they are small), so storage latency overlaps
     // with writing; the window bounds memory whatever the dataset size.
     const window: Array<{ path: string; data: Promise<Buffer | null> }> = [];
     const flush = async (keep: number) => {
-      while (window.length > keep) {
+      while (window.length > keep && !aborted) {
         const next = window.shift() as { path: string; data: Promise<Buffer | null> };
         const data = await next.data;
-        if (data) add(next.path, data, false);
+        if (data) await add(next.path, data, false);
         else missing.push(next.path);
-        // Wait while the reader is behind: yazl buffers whatever it is given.
-        while (!aborted && output.readableLength > BUFFERED_MAX) {
-          await new Promise((resolve) => setTimeout(resolve, 2));
-        }
       }
     };
     const fetch = (key: string) =>
@@ -211,7 +206,7 @@ export class ExportsService {
         async (stream) => {
           const chunks: Buffer[] = [];
           for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
-          return Buffer.concat(chunks);
+          return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         },
         () => null,
       );
@@ -221,8 +216,8 @@ export class ExportsService {
         if (aborted) return;
         const folder = `profiles/${folderName(`${persona.firstName} ${persona.lastName}`, taken)}`;
         await flush(0); // keep the archive's order: this persona's files after the previous one's
-        add(`${folder}/details.json`, Buffer.from(JSON.stringify(personaRecord(persona), null, 2)), true);
-        add(`${folder}/details.csv`, Buffer.from(stringifySync([csvRow(persona)], csvOptions)), true);
+        await add(`${folder}/details.json`, Buffer.from(JSON.stringify(personaRecord(persona), null, 2)), true);
+        await add(`${folder}/details.csv`, Buffer.from(stringifySync([csvRow(persona)], csvOptions)), true);
         const objects: Array<{ path: string; key: string }> = [];
         if (persona.baseImage) {
           const ext = persona.baseImage.key.split('.').pop() ?? 'bin';
@@ -239,9 +234,14 @@ export class ExportsService {
         }
       }
       await flush(0);
+      if (aborted) return;
       const body = { task: { id: task.id, description: task.description, count: task.count, status: task.status }, files: manifest, missing };
-      zip.addBuffer(Buffer.from(JSON.stringify(body, null, 2)), 'manifest.json', { compress: true, mtime: task.createdAt });
-      zip.end();
+      await new Promise<void>((resolve, reject) =>
+        archive.entry(Buffer.from(JSON.stringify(body, null, 2)), { name: 'manifest.json', date: task.createdAt }, (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      );
+      archive.finalize();
     };
     write().catch((error) => output.destroy(error as Error));
     return output;
