@@ -12,7 +12,11 @@ import {
 } from '@avatargen/core';
 import { avataaars } from '@dicebear/collection';
 import { createAvatar } from '@dicebear/core';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+
+let sharpModule: Promise<typeof Sharp> | undefined;
+/** sharp (libvips, ~30 MB) loads with the first picture: a web-only process never draws one. */
+const loadSharp = () => (sharpModule ??= import('sharp').then((module) => module.default));
 import { SETTINGS } from './prompts.js';
 import { createRandom, type Random } from './seed.js';
 
@@ -291,6 +295,7 @@ async function renderCell(face: Face, prompt: string, size: number, r: Random, s
     top: setting?.key === 'snow' && face.top !== 'hijab' ? ['winterHat1', 'winterHat02', 'winterHat03', 'winterHat04'] : [face.top],
     flip: r.chance(0.5),
   };
+  const sharp = await loadSharp();
   const avatar = await sharp(Buffer.from(avatarSvg(face, avatarSize, shot, seed))).png().toBuffer();
   const horizon = Math.round(size * (0.55 + r.next() * 0.25));
   return sharp(Buffer.from(sceneSvg(size, sky, ground, horizon)))
@@ -337,6 +342,7 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
       return step(request.signal, async () => {
         const face = faceOf(request.persona);
         const svg = avatarSvg(face, baseSize, { accessories: GLASSES, accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(request.persona));
+        const sharp = await loadSharp();
         const avatar = await sharp(Buffer.from(svg)).png().toBuffer();
         const data = await sharp({ create: { width: baseSize, height: baseSize, channels: 3, background: `#${face.studio}` } })
           .composite([{ input: avatar, left: 0, top: 0 }])
@@ -361,6 +367,7 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
         cells.push(await step(request.signal, () => renderCell(face, prompt, layout.cell, r, `${request.seed}:${index}`)));
       }
       const { cell, gutter, margin, size } = layout;
+      const sharp = await loadSharp();
       const data = await step(request.signal, () =>
         sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' } })
           .composite(
