@@ -1,11 +1,4 @@
-import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.shared.js';
 
-export default defineConfig({
-  // the worker is its own entry: the pool loads dist/worker.js in each thread
-  entry: ['src/index.ts', 'src/worker.ts'],
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-});
+// The worker is its own entry: the pool loads dist/worker.js in each thread.
+export default packageBuild(['src/index.ts', 'src/worker.ts']);
