@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inflateRawSync } from 'node:zlib';
 import { readImageInfo } from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readZip } from '../../tests/support/web-client.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
@@ -36,27 +36,6 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
   return new Promise((done) => child.on('exit', (code) => done({ code, stdout, stderr })));
 }
 
-/** Entries of a ZIP from its central directory (stored or deflated). */
-function readZip(zip: Buffer): Map<string, Buffer> {
-  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  if (eocd < 0) throw new Error('not a ZIP');
-  const entries = new Map<string, Buffer>();
-  let offset = zip.readUInt32LE(eocd + 16);
-  for (let n = zip.readUInt16LE(eocd + 10); n > 0; n--) {
-    const method = zip.readUInt16LE(offset + 10);
-    const size = zip.readUInt32LE(offset + 20);
-    const nameLength = zip.readUInt16LE(offset + 28);
-    const skip = nameLength + zip.readUInt16LE(offset + 30) + zip.readUInt16LE(offset + 32);
-    const local = zip.readUInt32LE(offset + 42);
-    const name = zip.subarray(offset + 46, offset + 46 + nameLength).toString('utf8');
-    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
-    const data = zip.subarray(start, start + size);
-    entries.set(name, method === 0 ? Buffer.from(data) : inflateRawSync(data));
-    offset += 46 + skip;
-  }
-  return entries;
-}
-
 describe('examples/library-only', () => {
   it('generates a dataset on PostgreSQL with a worker in the same process and writes its ZIP', async () => {
     const out = join(dir, 'nested/dataset.zip');
@@ -70,7 +49,7 @@ describe('examples/library-only', () => {
     const summary = JSON.parse(result.stdout.trim()) as { taskId: string; zip: string; personas: number; images: number };
     expect(summary).toMatchObject({ zip: out, personas: 10, images: 40 });
 
-    const entries = readZip(readFileSync(out));
+    const entries = await readZip(readFileSync(out));
     const profiles = [...entries.keys()].filter((name) => name.endsWith('/details.json'));
     expect(profiles).toHaveLength(10);
     const images = [...entries.keys()].filter((name) => /^profiles\/[^/]+\/images\//.test(name));

@@ -176,7 +176,7 @@ describe('the website in Chromium', () => {
     expect(download.suggestedFilename()).toMatch(/^avatargen-\w+\.zip$/);
     const saved = join(ARTIFACTS, download.suggestedFilename());
     await download.saveAs(saved);
-    const entries = readZip(readFileSync(saved));
+    const entries = await readZip(readFileSync(saved));
     expect([...entries.keys()].filter((k) => k.endsWith('/details.json'))).toHaveLength(10);
     expect([...entries.keys()].filter((k) => k.includes('/images/'))).toHaveLength(50);
     await shot('after-download');

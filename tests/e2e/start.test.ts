@@ -97,7 +97,7 @@ describe('avatargen start with zero setup', () => {
       body: new URLSearchParams({ _csrf: c.csrf, format: 'zip' }).toString(),
     });
     expect(zip.status).toBe(200);
-    const entries = readZip(Buffer.from(await zip.arrayBuffer()));
+    const entries = await readZip(Buffer.from(await zip.arrayBuffer()));
     expect([...entries.keys()].filter((k) => k.endsWith('/details.json'))).toHaveLength(10);
     expect([...entries.keys()].filter((k) => /\/images\/\d\d\.\w+$/.test(k))).toHaveLength(50);
     expect(entries.has('manifest.json')).toBe(true);

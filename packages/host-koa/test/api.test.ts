@@ -183,7 +183,7 @@ describe('exports', () => {
     const res = await fetch(new URL(`/api/v1/tasks/${id}/exports/zip`, site.url), { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     expect(res.headers.get('content-type')).toBe('application/zip');
     expect(res.headers.get('content-disposition')).toBe(`attachment; filename="avatargen-${id}.zip"`);
-    const entries = readZip(Buffer.from(await res.arrayBuffer()));
+    const entries = await readZip(Buffer.from(await res.arrayBuffer()));
     const manifest = JSON.parse(entries.get('manifest.json')?.toString() ?? '{}') as { files: Array<{ path: string; sha256: string; size: number }>; missing: string[] };
     expect(manifest.missing).toEqual([]);
     const folders = new Set([...entries.keys()].filter((k) => k.startsWith('profiles/')).map((k) => k.split('/')[1]));

@@ -104,7 +104,7 @@ describe('avatargen command', () => {
     expect(run.err.join('\n')).toMatch(/\[#{30}\] 100\.0%\s+10\/10 personas\s+40\/40 images\s+completed/);
     expect(code).toBe(0);
     expect(run.out).toEqual([out]);
-    const entries = readZip(await readFile(out));
+    const entries = await readZip(await readFile(out));
     expect([...entries.keys()].filter((k) => k.endsWith('/details.json'))).toHaveLength(10);
     expect([...entries.keys()].filter((k) => k.includes('/images/'))).toHaveLength(50);
     const bad = io();
