@@ -3,7 +3,7 @@ import { CancelledError, readImageInfo, StorageError } from '@avatargen/core';
 import { describeFaceSourceContract, encodePng } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3FaceSource, type S3FaceSource, type S3FaceSourceOptions } from '../src/index.js';
-import { S3RVER_KEY, startS3rver, type TestS3 } from './support.js';
+import { S3RVER_KEY, startS3rver, type TestS3, countCommands } from './support.js';
 
 const SECRET = 'faces-test-secret-8c1e55';
 const FACES = 'avatar-faces';
@@ -37,19 +37,6 @@ function face(key: string): Buffer {
 
 async function upload(bucket: string, key: string, body: Buffer, contentType = 'image/png'): Promise<void> {
   await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
-}
-
-function countCommands(target: S3Client): Map<string, number> {
-  const counts = new Map<string, number>();
-  target.middlewareStack.add(
-    (next, context) => async (args) => {
-      const name = context.commandName ?? 'unknown';
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return next(args);
-    },
-    { step: 'initialize', name: `count-${Math.random()}` },
-  );
-  return counts;
 }
 
 beforeAll(async () => {

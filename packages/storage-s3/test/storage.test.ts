@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { StorageError } from '@avatargen/core';
 import { describeObjectStorageContract } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Storage, InvalidKeyError, publicReadPolicy, type S3Storage, type S3StorageOptions } from '../src/index.js';
-import { forEachLimited, readAll, S3RVER_KEY, startS3rver, type TestS3 } from './support.js';
+import { forEachLimited, readAll, S3RVER_KEY, startS3rver, type TestS3, countCommands } from './support.js';
 
 // s3rver checks the access key but not the secret; a distinctive secret lets tests look for leaks.
 const SECRET = 'storage-s3-test-secret-0f9a7c';
@@ -25,20 +25,6 @@ function storageFor(overrides: Partial<S3StorageOptions> = {}): S3Storage {
   });
   opened.push(storage);
   return storage;
-}
-
-/** Counts the commands a client sends, by name, through the SDK's middleware stack. */
-function countCommands(client: S3Client): Map<string, number> {
-  const counts = new Map<string, number>();
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const name = context.commandName ?? 'unknown';
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return next(args);
-    },
-    { step: 'initialize', name: `count-${Math.random()}` },
-  );
-  return counts;
 }
 
 async function head(storage: S3Storage, key: string) {

@@ -7,7 +7,7 @@ import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import { ulid } from 'ulid';
 import { type AvatarGenConfig, createRedactor } from '../config.js';
-import { type ErrorLogEntry, GenerationTask, Persona, PersonaImage, type TaskEntity } from '../db/entities.js';
+import { type ErrorLogEntry, GenerationTask, Persona, type PersonaEntity, PersonaImage, type TaskEntity } from '../db/entities.js';
 import type { Orm } from '../db/orm.js';
 import { normalizePersona, type PersonaData } from '../domain/persona.js';
 import { bioInstructions, type Settings } from '../domain/settings.js';
@@ -576,7 +576,7 @@ export class Pipeline {
     }
     const controller = this.track(job.taskId);
     try {
-      const problem = await this.makeImages(task, persona.id, controller.signal);
+      const problem = await this.makeImages(task, persona, controller.signal);
       await this.finishPersonaImages(task.id, persona.id, problem);
     } catch (error) {
       if (error instanceof CancelledError || controller.signal.aborted) return;
@@ -602,11 +602,11 @@ export class Pipeline {
    * stored as they come), then one grid per prompt in parallel, each split, cleaned and stored.
    * Returns null when every grid was stored, else what went wrong. Finished parts are never redone.
    */
-  private async makeImages(task: TaskEntity, personaId: number, signal: AbortSignal): Promise<string | null> {
+  private async makeImages(task: TaskEntity, row: PersonaEntity, signal: AbortSignal): Promise<string | null> {
     const { ports } = this.options;
     const settings: Settings = task.settings;
     const em = this.em;
-    const row = await em.findOneOrFail(Persona, { id: personaId });
+    const personaId = row.id;
     const persona = personaData(row);
     const seed = `${task.id}:${personaId}`;
     const what = { taskId: task.id, personaId };
