@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
-import { CSV_COLUMNS, folderName, neutralizeCell, NotFoundError } from '../src/index.js';
+import { CSV_COLUMNS, ExportsService, folderName, neutralizeCell, NotFoundError, type ObjectStorage, StorageError } from '../src/index.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -131,6 +133,28 @@ describe('exports', () => {
     ]);
     const details = JSON.parse((files.get('profiles/Maria_Garcia/details.json') as Buffer).toString('utf8'));
     expect(details.firstName).toBe('Maria');
+  });
+
+  it('lists a missing object in the manifest, and fails the download when storage fails', async () => {
+    const page = await h.gen.personas.list(taskId, { perPage: 1 });
+    const [gone, broken] = page.personas[0]?.images ?? [];
+    rmSync(join(h.storageRoot, gone?.key as string));
+    const files = await unzip(await readAll(await h.gen.exports.zip(taskId)));
+    const manifest = JSON.parse((files.get('manifest.json') as Buffer).toString('utf8'));
+    expect(manifest.missing).toHaveLength(1);
+    expect(manifest.missing[0]).toMatch(/^profiles\/.+\/images\/0[1-4]\.png$/);
+    expect(files.has(manifest.missing[0])).toBe(false);
+    // A storage that fails to read an object (an outage, not a missing key) fails the download.
+    const storage = h.gen.port('objectStorage');
+    const failing: ObjectStorage = {
+      ...storage,
+      list: (prefix) => storage.list(prefix),
+      publicUrl: (key) => storage.publicUrl(key),
+      get: (key) =>
+        key === broken?.key ? Promise.reject(new StorageError('get', key, 'connection reset')) : storage.get(key),
+    };
+    const exports = new ExportsService(h.gen.tasks, h.gen.personas, failing);
+    await expect(readAll(await exports.zip(taskId))).rejects.toThrow(/connection reset/);
   });
 
   it('checks access before exporting', async () => {

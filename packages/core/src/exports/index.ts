@@ -3,6 +3,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
 import ZipStream from 'zip-stream';
+import { StorageError } from '../errors.js';
 import { extensionFor } from '../image-info.js';
 import type { ObjectStorage } from '../ports.js';
 import type { PersonasService } from '../services/personas.js';
@@ -77,27 +78,9 @@ const csvOptions = {
 
 /** A persona as written to details.json and the JSON export: its data and image references. */
 function personaRecord(p: PersonaView) {
-  return {
-    id: p.id,
-    firstName: p.firstName,
-    lastName: p.lastName,
-    gender: p.gender,
-    ethnicity: p.ethnicity,
-    age: p.age,
-    bios: p.bios,
-    jobTitle: p.jobTitle,
-    workplace: p.workplace,
-    eduEstablishment: p.eduEstablishment,
-    eduStudy: p.eduStudy,
-    currentCity: p.currentCity,
-    currentState: p.currentState,
-    prevCity: p.prevCity,
-    prevState: p.prevState,
-    about: p.about,
-    prompts: p.prompts,
-    baseImage: p.baseImage,
-    images: p.images.map((i) => ({ index: i.index, url: i.url, width: i.width, height: i.height, style: i.style })),
-  };
+  // The persona as people read it: no pipeline bookkeeping, image references without storage keys.
+  const { taskId, batchNo, batchIndex, imagesStatus, imagesError, images, ...persona } = p;
+  return { ...persona, images: images.map(({ index, url, width, height, style }) => ({ index, url, width, height, style })) };
 }
 
 /**
@@ -201,15 +184,23 @@ export class ExportsService {
         else missing.push(next.path);
       }
     };
-    const fetch = (key: string) =>
-      this.storage.get(key).then(
+    // A missing object is listed in the manifest; any other storage failure fails the download
+    // rather than handing out an archive that looks complete.
+    const fetch = (key: string) => {
+      const data = this.storage.get(key).then(
         async (stream) => {
           const chunks: Buffer[] = [];
           for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
           return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         },
-        () => null,
+        (error: unknown) => {
+          if (error instanceof StorageError && error.notFound) return null;
+          throw error;
+        },
       );
+      data.catch(() => undefined); // awaited in order by flush; no unhandled rejection if the client left first
+      return data;
+    };
     const write = async () => {
       const taken = new Set<string>();
       for await (const persona of this.personas.all(taskId, scope)) {
