@@ -24,8 +24,8 @@ export function parseFormats(formats: readonly string[] | undefined): ImageForma
 
 /**
  * Refuses empty, oversized, unknown, disallowed and decompression-bomb inputs from their header,
- * before decoding, and returns a private copy of the bytes that can be moved to a worker (the
- * caller's buffer is never detached).
+ * before decoding. The caller's bytes are left alone (the pool copies them into a buffer of its
+ * own before moving it to a worker).
  */
 export function admit(image: unknown, limits: InputLimits): Uint8Array {
   if (!(image instanceof Uint8Array)) throw new InvalidImageError('Not an image: expected bytes (a Uint8Array or Buffer)');
@@ -43,5 +43,5 @@ export function admit(image: unknown, limits: InputLimits): Uint8Array {
       `Image too large: ${info.width}x${info.height} is ${pixels} pixels, the limit is ${limits.maxPixels} (decompression bomb?)`,
     );
   }
-  return new Uint8Array(image);
+  return image;
 }

@@ -12,6 +12,7 @@ import {
   ValidationError,
 } from '@avatargen/core';
 import { Piscina } from 'piscina';
+import { TransferBuffers } from './buffers.js';
 import { ImageTimeoutError, rebuildError } from './errors.js';
 import { admit, type InputLimits, parseFormats } from './limits.js';
 import { DEFAULT_WHITE_BORDERS, type WhiteBorderSettings } from './pixels.js';
@@ -65,6 +66,8 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024;
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 const MAX_GRID = 16;
+/** Inputs up to this size travel in buffers that are used again (see TransferBuffers). */
+const MAX_REUSED_BUFFER = 16 * 1024 * 1024;
 const MAX_THUMBNAIL_WIDTH = 8192;
 
 // Under vitest or tsx this module is TypeScript and so is the worker, which the worker thread
@@ -182,6 +185,8 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
   };
   const workerSettings: WorkerSettings = { maxPixels: limits.maxPixels, jpegOptimizeCoding: options.jpegOptimizeCoding ?? false };
   const slots = new Slots(threads);
+  // one buffer per worker is out at a time; 8 MiB idle per worker keeps two of a usual input's
+  const buffers = new TransferBuffers(threads * 8 * 1024 * 1024, MAX_REUSED_BUFFER);
   let pool: Piscina | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
@@ -220,11 +225,14 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
       const timer = new AbortController();
       const clock = setTimeout(() => timer.abort(), limit);
       const signal = call.signal ? AbortSignal.any([call.signal, timer.signal]) : timer.signal;
+      // the worker gets its own copy (the caller's buffer is never detached) and sends it back
+      const input = buffers.copy(bytes);
       try {
         const reply: WorkerReply<WorkerResults[K]> = await getPool().run(
-          { ...task, op, image: bytes },
-          { transferList: [bytes.buffer as ArrayBuffer], signal },
+          { ...task, op, image: input },
+          { transferList: [input.buffer as ArrayBuffer], signal },
         );
+        buffers.give(reply.input);
         if (!reply.ok) throw rebuildError(reply.kind, reply.message, reply.field);
         return reply.value;
       } catch (error) {

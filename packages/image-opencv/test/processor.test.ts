@@ -281,6 +281,30 @@ describe('bad input', () => {
     expect(() => createImageProcessor({ formats: ['tiff'] })).toThrow(/Unknown image format/);
   });
 
+  it('leaves the caller\'s bytes alone while the transfer buffers go round', async () => {
+    // one worker, so that every call after the first travels in a buffer an earlier call used
+    const single = createImageProcessor({ threads: 1 });
+    try {
+      const images = [bordered(90, 60, { top: 4, right: 0, bottom: 0, left: 9 }), bordered(60, 90, { top: 0, right: 5, bottom: 8, left: 0 })];
+      const inputs = await Promise.all(images.map(png));
+      const copies = inputs.map((bytes) => Buffer.from(bytes));
+      const expected = [
+        [81, 56],
+        [55, 82],
+      ];
+      for (let round = 0; round < 6; round++) {
+        const i = round % 2;
+        const out = readImageInfo(await single.cropWhiteBorders(inputs[i]!));
+        expect([out.width, out.height]).toEqual(expected[i]);
+        // a failed call sends its buffer back too
+        await expect(single.cropWhiteBorders(inputs[i]!.subarray(0, 40))).rejects.toBeInstanceOf(InvalidImageError);
+      }
+      for (const [i, bytes] of inputs.entries()) expect(bytes.equals(copies[i]!)).toBe(true);
+    } finally {
+      await single.close();
+    }
+  });
+
   it('never puts the input bytes in the message', async () => {
     const error = await processor.trimWhitespace(Buffer.from('Authorization: Bearer sk-live-12345 secret')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidImageError);
