@@ -155,6 +155,27 @@ describe('filesystem storage', () => {
     expect(await listKeys(storage, '')).toEqual(['real.txt']);
   });
 
+  it('serves objects under a root reached through a link, empty and multi-chunk ones too, and refuses links inside it', async () => {
+    const real = join(base, 'linked-root', 'real');
+    await mkdir(real, { recursive: true });
+    await symlink(real, join(base, 'linked-root', 'alias'));
+    const storage = createFilesystemStorage({ root: join(base, 'linked-root', 'alias') });
+    const big = Buffer.alloc(2.5 * 1024 * 1024, 7);
+    await storage.put('a/empty.bin', Buffer.alloc(0), { contentType: 'application/octet-stream' });
+    await storage.put('a/big.bin', big, { contentType: 'application/octet-stream' });
+    const read = async (key: string) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of await storage.get(key)) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    };
+    expect((await read('a/empty.bin')).length).toBe(0);
+    expect((await read('a/big.bin')).equals(big)).toBe(true);
+    // a link to a folder inside the root is still a link: not followed
+    await symlink(join(real, 'a'), join(real, 'inner'));
+    await expect(storage.get('inner/big.bin')).rejects.toThrow(/symbolic link/);
+    await expect(storage.get('a/none.bin')).rejects.toMatchObject({ notFound: true });
+  });
+
   it('is the objectStorage of filesystemStoragePlugin, under DATA_DIR/storage by default', async () => {
     const config = loadConfig({ DATA_DIR: join(base, 'data'), LOG_LEVEL: 'silent' });
     const built = await buildContainer([filesystemStoragePlugin()], { config, logger: createLogger(config) }, [

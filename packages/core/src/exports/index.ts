@@ -106,6 +106,8 @@ export function folderName(name: string, taken: Set<string>): string {
 
 /** Objects read ahead of the ZIP writer. */
 const PREFETCH = 8;
+/** The same bytes as a Buffer, without copying them (a storage may hand out plain Uint8Arrays). */
+const asBuffer = (chunk: Uint8Array): Buffer => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
 /** Bytes of finished ZIP waiting for a slow reader before we stop adding entries. */
 const BUFFERED_MAX = 2 * 1024 * 1024;
 
@@ -173,14 +175,16 @@ export class ExportsService {
         await new Promise((r) => setTimeout(r, 2));
       }
     };
-    // Images are read a few ahead of the writer (they are small), so storage latency overlaps
-    // with writing; the window bounds memory whatever the dataset size.
-    const window: Array<{ path: string; data: Promise<Buffer | null> }> = [];
+    // Files go through a window in archive order: images are read a few ahead of the writer
+    // (they are small), across persona boundaries, so storage latency overlaps with writing; the
+    // window bounds memory whatever the dataset size.
+    type Pending = { path: string; data: Promise<Buffer | null>; compress: boolean };
+    const window: Pending[] = [];
     const flush = async (keep: number) => {
       while (window.length > keep && !aborted) {
-        const next = window.shift() as { path: string; data: Promise<Buffer | null> };
+        const next = window.shift() as Pending;
         const data = await next.data;
-        if (data) await add(next.path, data, false);
+        if (data) await add(next.path, data, next.compress);
         else missing.push(next.path);
       }
     };
@@ -190,7 +194,7 @@ export class ExportsService {
       const data = this.storage.get(key).then(
         async (stream) => {
           const chunks: Buffer[] = [];
-          for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+          for await (const chunk of stream) chunks.push(asBuffer(chunk as Uint8Array));
           return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         },
         (error: unknown) => {
@@ -206,9 +210,9 @@ export class ExportsService {
       for await (const persona of this.personas.all(taskId, scope)) {
         if (aborted) return;
         const folder = `profiles/${folderName(`${persona.firstName} ${persona.lastName}`, taken)}`;
-        await flush(0); // keep the archive's order: this persona's files after the previous one's
-        await add(`${folder}/details.json`, Buffer.from(JSON.stringify(personaRecord(persona), null, 2)), true);
-        await add(`${folder}/details.csv`, Buffer.from(stringifySync([csvRow(persona)], csvOptions)), true);
+        const details = (path: string, text: string) => ({ path, data: Promise.resolve(Buffer.from(text)), compress: true });
+        window.push(details(`${folder}/details.json`, JSON.stringify(personaRecord(persona), null, 2)));
+        window.push(details(`${folder}/details.csv`, stringifySync([csvRow(persona)], csvOptions)));
         const objects: Array<{ path: string; key: string }> = [];
         if (persona.baseImage) {
           const ext = persona.baseImage.key.split('.').pop() ?? 'bin';
@@ -220,7 +224,7 @@ export class ExportsService {
         }
         for (const object of objects) {
           if (aborted) return;
-          window.push({ path: object.path, data: fetch(object.key) });
+          window.push({ path: object.path, data: fetch(object.key), compress: false });
           await flush(PREFETCH - 1);
         }
       }
