@@ -7,14 +7,16 @@
  * measured). Needs the test PostgreSQL (TEST_DATABASE_URL or 127.0.0.1:5432).
  *
  * BENCH_PERSONAS=<n> makes a smaller dataset; BENCH_MEM=1 prints the host's memory every second;
- * BENCH_PROFILE=<dir> writes a CPU profile of the host.
+ * BENCH_PROFILE=<dir> writes a CPU profile of the host; BENCH_HOST_FLAGS="--max-semi-space-size=4"
+ * runs the host with other node flags than the bin's.
  *
  * Last line: BENCH export.peak_rss_mb=<MB> export.vs_raw=<export MB/s / raw MB/s>
  * Goals: RSS < 150 MB whatever the dataset size; export >= 0.8x raw.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +24,7 @@ import { type AvatarGenPlugin, createAvatarGen, definePlugin, filesystemStorageP
 import { createTestDatabase, encodePng } from '@avatargen/core/testing';
 import { createApp, listen } from '@avatargen/host-koa';
 import { localPlugin } from '@avatargen/provider-local';
+import { hostNodeFlags } from './host-flags.js';
 
 const COUNT = Number(process.env.BENCH_PERSONAS ?? 300);
 const IMAGES = 20;
@@ -93,22 +96,16 @@ function peakRssMb(pid: number): number {
 
 const repoRoot = join(import.meta.dirname, '..');
 
-/** The host from the built packages (dist/), serving only: the same plugins as `avatargen web` on defaults. */
-const BUILT_HOST = `
-const [dbUrl, dataDir] = process.argv.slice(1);
-const { createAvatarGen, filesystemStoragePlugin } = await import('@avatargen/core');
-const { createApp, listen } = await import('@avatargen/host-koa');
-const { localPlugin } = await import('@avatargen/provider-local');
-const { imageOpencvPlugin } = await import('@avatargen/image-opencv');
-const gen = await createAvatarGen({
-  config: { DATABASE_URL: dbUrl, DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
-  plugins: [localPlugin(), imageOpencvPlugin(), filesystemStoragePlugin({ root: dataDir + '/storage' })],
-  migrate: false,
-});
-const host = await listen(createApp(gen, { secretKey: '${SECRET}' }), { port: 0, hostname: '127.0.0.1' });
-process.stdout.write(JSON.stringify({ url: host.url }) + '\\n');
-process.on('SIGTERM', async () => { await host.close(1000); await gen.close(); process.exit(0); });
-`;
+/** A port nobody listens on (the bin takes APP_PORT, not 0). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
 
 async function main(): Promise<void> {
   if (process.env.BENCH_FROM !== 'source' && !process.env.BENCH_NO_BUILD) {
@@ -165,19 +162,27 @@ async function main(): Promise<void> {
     const sample = readImageInfo(readFileSync(join(dataDir, 'storage', keys[0] as string)));
     console.log(`image: ${sample.contentType} ${sample.width}x${sample.height}`);
 
-    // The host runs as in production: built JavaScript on plain node (BENCH_FROM=source: tsx on sources).
+    // The host runs as in production: the built `avatargen web`, started by its own shebang (so
+    // with the bin's node flags) on the default plugins. BENCH_FROM=source: tsx on the sources,
+    // with the same flags.
     const fromSource = process.env.BENCH_FROM === 'source';
     const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-    const args = fromSource
-      ? [...profile, '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir]
-      : [...profile, '--input-type=module', '-e', BUILT_HOST, db.url, dataDir];
-    child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    const port = await freePort();
+    const env = { ...process.env, DATABASE_URL: db.url, DATA_DIR: dataDir, SECRET_KEY: SECRET, LOG_LEVEL: 'silent', APP_PORT: String(port), APP_HOST: '127.0.0.1' };
+    const bin = join(repoRoot, 'packages/host-koa/dist/bin.js');
+    child = fromSource
+      ? spawn(process.execPath, [...hostNodeFlags(), ...profile, '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] })
+      : profile.length > 0 || process.env.BENCH_HOST_FLAGS !== undefined // --cpu-prof cannot go through the shebang or NODE_OPTIONS
+        ? spawn(process.execPath, [...hostNodeFlags(), ...profile, bin, 'web'], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'inherit'] })
+        : spawn(bin, ['web'], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'inherit'] });
     const { url } = await new Promise<{ url: string }>((resolve, reject) => {
       let text = '';
       child?.stdout?.on('data', (chunk: Buffer) => {
         text += chunk.toString();
-        const line = text.split('\n').find((l) => l.startsWith('{'));
-        if (line) resolve(JSON.parse(line));
+        const json = text.split('\n').find((l) => l.startsWith('{'));
+        if (json) resolve(JSON.parse(json));
+        const listening = /listening on (http:\S+)/.exec(text);
+        if (listening) resolve({ url: listening[1] as string });
       });
       child?.once('exit', (code) => reject(new Error(`host exited with ${code}`)));
     });
@@ -208,7 +213,7 @@ async function main(): Promise<void> {
     console.log(`raw reads      ${(raw.bytes / 1e6).toFixed(1)} MB in ${raw.seconds.toFixed(2)} s = ${rawRate.toFixed(1)} MB/s`);
     console.log(`ZIP writer alone (core's exports.zip in-process, no HTTP): ${inProcess.toFixed(1)} MB/s`);
     console.log(
-      `host RSS: ${rssBefore.toFixed(1)} MB peak at rest (${process.env.BENCH_FROM === 'source' ? 'tsx on sources' : 'built packages'}), ${peak.toFixed(1)} MB peak after the export (+${(peak - rssBefore).toFixed(1)} MB)`,
+      `host RSS: ${rssBefore.toFixed(1)} MB peak at rest (${fromSource ? 'tsx on sources' : 'built `avatargen web`'}, node ${hostNodeFlags().join(' ')}), ${peak.toFixed(1)} MB peak after the export (+${(peak - rssBefore).toFixed(1)} MB)`,
     );
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
     if (zipBytes < raw.bytes) throw new Error('the ZIP is smaller than the images it should hold');

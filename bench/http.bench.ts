@@ -18,6 +18,7 @@ import { createTestDatabase } from '@avatargen/core/testing';
 import { createApp, listen } from '@avatargen/host-koa';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
+import { hostNodeFlags } from './host-flags.js';
 import Koa from 'koa';
 
 const PASSWORD = 'bench passphrase 300';
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
       await gen.close();
     }
 
-    child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir], {
+    child = spawn(process.execPath, [...hostNodeFlags(), ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const urls = await new Promise<{ host: string; bare: string }>((resolve, reject) => {

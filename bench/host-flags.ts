@@ -1,0 +1,15 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The node flags of the `avatargen` bin, read from its shebang, so that a bench that runs the
+ * host in a child process runs it with the same V8 settings as the deployed command.
+ */
+export function hostNodeFlags(): string[] {
+  // BENCH_HOST_FLAGS tries other V8 settings (printed with the result).
+  if (process.env.BENCH_HOST_FLAGS !== undefined) return process.env.BENCH_HOST_FLAGS.split(/\s+/).filter(Boolean);
+  const first = readFileSync(join(import.meta.dirname, '../packages/host-koa/src/bin.ts'), 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
+  if (!match) throw new Error(`unexpected shebang in host-koa/src/bin.ts: ${first}`);
+  return (match[1] ?? '').trim().split(/\s+/).filter(Boolean);
+}
