@@ -25,10 +25,14 @@ sharp.cache(false);
  * reuses the same memory. A scavenge of this small heap takes well under a millisecond.
  * The flag is switched on only to fetch `gc` and off again, as Jest does.
  */
+type Gc = (options: { type: 'minor' | 'major' }) => void;
 const collectGarbage = ((): (() => void) => {
+  // a process started with --expose-gc already has it, and its flag is left as it was
+  const exposed = (globalThis as { gc?: Gc }).gc;
+  if (typeof exposed === 'function') return () => exposed({ type: 'minor' });
   try {
     setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
+    const gc = runInNewContext('gc') as Gc;
     return () => gc({ type: 'minor' });
   } catch {
     return () => {};
