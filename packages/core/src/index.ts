@@ -20,3 +20,4 @@ export * from './services/views.js';
 export * from './util.js';
 export * from './embedded-postgres.js';
 export * from './storage/filesystem.js';
+export * from './storage/read.js';

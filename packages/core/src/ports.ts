@@ -163,6 +163,12 @@ export interface ObjectStorage {
   put(key: string, body: Bytes | Readable, options: PutOptions): Promise<void>;
   /** A stream of the object's bytes; StorageError with notFound when it does not exist. */
   get(key: string): Promise<Readable>;
+  /**
+   * Optional: the whole object in memory, for objects of a few MB (images). Cheaper than a
+   * stream when a caller needs all the bytes anyway (exports, thumbnails); same errors as get.
+   * Callers use readObject(), which falls back to get().
+   */
+  read?(key: string): Promise<Uint8Array>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   deleteMany(keys: readonly string[]): Promise<void>;

@@ -152,9 +152,17 @@ describe('exports', () => {
       publicUrl: (key) => storage.publicUrl(key),
       get: (key) =>
         key === broken?.key ? Promise.reject(new StorageError('get', key, 'connection reset')) : storage.get(key),
+      read: undefined,
     };
     const exports = new ExportsService(h.gen.tasks, h.gen.personas, failing);
     await expect(readAll(await exports.zip(taskId))).rejects.toThrow(/connection reset/);
+    // the same through read(), which the export prefers when the storage has it
+    const failingRead: ObjectStorage = {
+      ...failing,
+      read: (key) =>
+        key === broken?.key ? Promise.reject(new StorageError('read', key, 'timed out')) : (storage.read as (key: string) => Promise<Uint8Array>)(key),
+    };
+    await expect(readAll(await new ExportsService(h.gen.tasks, h.gen.personas, failingRead).zip(taskId))).rejects.toThrow(/timed out/);
   });
 
   it('checks access before exporting', async () => {

@@ -7,7 +7,9 @@ import { loadConfig } from '../src/config.js';
 import { StorageError } from '../src/errors.js';
 import { buildContainer } from '../src/plugin.js';
 import { createLogger } from '../src/logger.js';
+import type { ObjectStorage } from '../src/ports.js';
 import { createFilesystemStorage, filesystemStoragePlugin } from '../src/storage/filesystem.js';
+import { readObject } from '../src/storage/read.js';
 import { describeObjectStorageContract } from '../src/testing/contracts.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -139,6 +141,8 @@ describe('filesystem storage', () => {
       () => storage.put('door/deeper/new.txt', Buffer.from('x'), { contentType: 'text/plain' }),
       () => storage.delete('door/secret.txt'),
       () => storage.get('file-link.txt'),
+      () => (storage.read as (key: string) => Promise<Uint8Array>)('door/secret.txt'),
+      () => (storage.read as (key: string) => Promise<Uint8Array>)('file-link.txt'),
       () => storage.put('file-link.txt', Buffer.from('overwritten'), { contentType: 'text/plain' }),
     ]) {
       const error = await attempt().then(
@@ -174,6 +178,19 @@ describe('filesystem storage', () => {
     await symlink(join(real, 'a'), join(real, 'inner'));
     await expect(storage.get('inner/big.bin')).rejects.toThrow(/symbolic link/);
     await expect(storage.get('a/none.bin')).rejects.toMatchObject({ notFound: true });
+  });
+
+  it('readObject reads whole objects by read() or by the stream, and refuses ones over the limit', async () => {
+    const storage = createFilesystemStorage({ root: join(base, 'read-object') });
+    const bytes = Buffer.alloc(2.2 * 1024 * 1024, 9);
+    await storage.put('x/big.bin', bytes, { contentType: 'application/octet-stream' });
+    // the same storage without its read(): the stream path
+    const streamOnly: ObjectStorage = { ...storage, read: undefined };
+    for (const subject of [storage, streamOnly]) {
+      expect((await readObject(subject, 'x/big.bin')).equals(bytes)).toBe(true);
+      await expect(readObject(subject, 'x/big.bin', 1024 * 1024)).rejects.toThrow(/larger than 1048576 bytes/);
+      await expect(readObject(subject, 'x/none.bin')).rejects.toMatchObject({ notFound: true });
+    }
   });
 
   it('is the objectStorage of filesystemStoragePlugin, under DATA_DIR/storage by default', async () => {

@@ -1,17 +1,8 @@
 import type { Readable } from 'node:stream';
-import type { AvatarGen } from '@avatargen/core';
+import { type AvatarGen, readObject } from '@avatargen/core';
 
-async function readAll(stream: Readable, limit = 64 * 1024 * 1024): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    size += buffer.length;
-    if (size > limit) throw new Error('object too large for a thumbnail');
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
-}
+/** Larger originals are refused rather than read into memory for a thumbnail. */
+const MAX_ORIGINAL_BYTES = 64 * 1024 * 1024;
 
 /** The storage key of an image's thumbnail: inside the task's folder, so deleting the task removes it. */
 export function thumbnailKey(key: string, width: number): string | null {
@@ -45,7 +36,7 @@ export class ThumbnailCache {
     let pending = this.inFlight.get(thumbKey);
     if (!pending) {
       pending = (async () => {
-        const original = await readAll(await storage.get(key));
+        const original = await readObject(storage, key, MAX_ORIGINAL_BYTES);
         const thumb = Buffer.from(await this.gen.port('imageProcessor').thumbnail(original, this.width));
         await storage.put(thumbKey, thumb, { contentType: 'image/webp', cacheControl: 'public, max-age=31536000, immutable' }).catch((error) => {
           this.gen.logger.warn({ err: error, key: thumbKey }, 'thumbnail not cached');

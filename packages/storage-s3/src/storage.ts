@@ -135,6 +135,17 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
       return out;
     },
 
+    async read(key) {
+      assertValidKey('read', key);
+      try {
+        const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        if (!answer.Body) throw new StorageError('read', key, 'the answer had no body');
+        return await answer.Body.transformToByteArray();
+      } catch (error) {
+        throw fail('read', key, error);
+      }
+    },
+
     async delete(key) {
       assertValidKey('delete', key);
       try {

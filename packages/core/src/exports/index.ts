@@ -6,6 +6,7 @@ import ZipStream from 'zip-stream';
 import { StorageError } from '../errors.js';
 import { extensionFor } from '../image-info.js';
 import type { ObjectStorage } from '../ports.js';
+import { readObject } from '../storage/read.js';
 import type { PersonasService } from '../services/personas.js';
 import type { Scope, TasksService } from '../services/tasks.js';
 import type { PersonaView, TaskView } from '../services/views.js';
@@ -106,8 +107,6 @@ export function folderName(name: string, taken: Set<string>): string {
 
 /** Objects read ahead of the ZIP writer. */
 const PREFETCH = 8;
-/** The same bytes as a Buffer, without copying them (a storage may hand out plain Uint8Arrays). */
-const asBuffer = (chunk: Uint8Array): Buffer => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
 /** Bytes of finished ZIP waiting for a slow reader before we stop adding entries. */
 const BUFFERED_MAX = 2 * 1024 * 1024;
 
@@ -191,17 +190,10 @@ export class ExportsService {
     // A missing object is listed in the manifest; any other storage failure fails the download
     // rather than handing out an archive that looks complete.
     const fetch = (key: string) => {
-      const data = this.storage.get(key).then(
-        async (stream) => {
-          const chunks: Buffer[] = [];
-          for await (const chunk of stream) chunks.push(asBuffer(chunk as Uint8Array));
-          return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-        },
-        (error: unknown) => {
-          if (error instanceof StorageError && error.notFound) return null;
-          throw error;
-        },
-      );
+      const data = readObject(this.storage, key).catch((error: unknown) => {
+        if (error instanceof StorageError && error.notFound) return null;
+        throw error;
+      });
       data.catch(() => undefined); // awaited in order by flush; no unhandled rejection if the client left first
       return data;
     };

@@ -30,6 +30,7 @@ import type {
   PersonaProvider,
 } from '../ports.js';
 import { personaColumns, personaData } from '../services/views.js';
+import { readObject } from '../storage/read.js';
 import { stableUuid, withRetry } from '../util.js';
 import { baseImageWithFaces } from './faces.js';
 
@@ -759,8 +760,3 @@ function checkedImage(image: EncodedImage, what: string): EncodedImage {
   }
 }
 
-export async function readObject(storage: ObjectStorage, key: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of await storage.get(key)) chunks.push(Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks);
-}

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
@@ -171,6 +171,35 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
     await removeEmptyParents(segments);
   }
 
+  /** An object's file, opened for reading after checking that no link leads to it. */
+  async function openObject(operation: string, key: string): Promise<{ handle: FileHandle; size: number }> {
+    const segments = storageKeySegments(operation, key);
+    const target = pathOf(segments);
+    try {
+      // One realpath instead of an lstat per folder: each file system call is a trip through
+      // libuv's thread pool, and an export makes thousands of them.
+      if ((await realpath(target)) !== join(await realRoot(), ...segments)) {
+        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { retryable: false });
+      }
+      const handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const stats = await handle.stat().catch(async (error: unknown) => {
+        await handle.close();
+        throw error;
+      });
+      if (!stats.isFile()) {
+        await handle.close();
+        throw new StorageError(operation, key, 'no such object', { notFound: true });
+      }
+      return { handle, size: stats.size };
+    } catch (error) {
+      if (error instanceof StorageError) throw error;
+      if (isNotFound(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') {
+        throw new StorageError(operation, key, 'no such object', { notFound: true, cause: error });
+      }
+      throw new StorageError(operation, key, systemMessage(error), { cause: error });
+    }
+  }
+
   return {
     async put(key: string, body: Bytes | Readable, _options: PutOptions): Promise<void> {
       const segments = storageKeySegments('put', key);
@@ -194,32 +223,30 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
     },
 
     async get(key: string): Promise<Readable> {
-      const segments = storageKeySegments('get', key);
-      const target = pathOf(segments);
+      const { handle, size } = await openObject('get', key);
+      if (size === 0) {
+        await handle.close();
+        return Readable.from([]);
+      }
+      // Up to 1 MiB in one read and no read for the end of the file: a typical image is one chunk.
+      return handle.createReadStream({ autoClose: true, start: 0, end: size - 1, highWaterMark: Math.min(size, READ_CHUNK) });
+    },
+
+    async read(key: string): Promise<Uint8Array> {
+      const { handle, size } = await openObject('read', key);
       try {
-        // One realpath instead of an lstat per folder: each file system call is a trip through
-        // libuv's thread pool, and an export makes thousands of them.
-        if ((await realpath(target)) !== join(await realRoot(), ...segments)) {
-          throw new StorageError('get', key, 'invalid key: the path goes through a symbolic link', { retryable: false });
+        const buffer = Buffer.allocUnsafe(size);
+        let filled = 0;
+        while (filled < size) {
+          const { bytesRead } = await handle.read(buffer, filled, size - filled, filled);
+          if (bytesRead === 0) break; // truncated meanwhile: what is there
+          filled += bytesRead;
         }
-        const handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW);
-        const stats = await handle.stat();
-        if (!stats.isFile()) {
-          await handle.close();
-          throw new StorageError('get', key, 'no such object', { notFound: true });
-        }
-        if (stats.size === 0) {
-          await handle.close();
-          return Readable.from([]);
-        }
-        // Up to 1 MiB in one read and no read for the end of the file: a typical image is one chunk.
-        return handle.createReadStream({ autoClose: true, start: 0, end: stats.size - 1, highWaterMark: Math.min(stats.size, READ_CHUNK) });
+        return filled === size ? buffer : buffer.subarray(0, filled);
       } catch (error) {
-        if (error instanceof StorageError) throw error;
-        if (isNotFound(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') {
-          throw new StorageError('get', key, 'no such object', { notFound: true, cause: error });
-        }
-        throw new StorageError('get', key, systemMessage(error), { cause: error });
+        throw new StorageError('read', key, systemMessage(error), { cause: error });
+      } finally {
+        await handle.close();
       }
     },
 

@@ -253,6 +253,19 @@ export function describeObjectStorageContract(name: string, subject: ContractSub
       expect((await readAll(await storage().get(`${prefix}/b.bin`))).equals(big)).toBe(true);
     });
 
+    it('reads whole objects with read(), when it has one, with the same errors as get', async (context) => {
+      const read = storage().read?.bind(storage());
+      if (!read) return context.skip();
+      const big = Buffer.alloc(1_500_000, 3);
+      await storage().put(`${prefix}/r/big.bin`, big, { contentType: 'application/octet-stream' });
+      await storage().put(`${prefix}/r/empty.bin`, Buffer.alloc(0), { contentType: 'application/octet-stream' });
+      expect(Buffer.from(await read(`${prefix}/r/big.bin`)).equals(big)).toBe(true);
+      expect((await read(`${prefix}/r/empty.bin`)).byteLength).toBe(0);
+      const error = await read(`${prefix}/r/missing.bin`).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).notFound).toBe(true);
+    });
+
     it('lists every object under a prefix and only those', async () => {
       await storage().put(`${prefix}/list/one.txt`, Buffer.from('1'), { contentType: 'text/plain' });
       await storage().put(`${prefix}/list/sub/two.txt`, Buffer.from('22'), { contentType: 'text/plain' });
