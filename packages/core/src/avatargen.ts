@@ -7,6 +7,7 @@ import { Pipeline, type PipelinePorts } from './pipeline/engine.js';
 import { type AvatarGenPlugin, buildContainer, runClosers } from './plugin.js';
 import type { PortName, PortTypes } from './ports.js';
 import { PersonasService } from './services/personas.js';
+import { LoginAttempts } from './services/login-attempts.js';
 import { SessionStore } from './services/sessions.js';
 import { SettingsService } from './services/settings.js';
 import { TasksService } from './services/tasks.js';
@@ -34,6 +35,8 @@ export interface AvatarGen {
   settings: SettingsService;
   users: UsersService;
   sessions: SessionStore;
+  /** Failed-login counters shared by every process of the site. */
+  loginAttempts: LoginAttempts;
   exports: ExportsService;
   /** Start taking generation work in this process (`start()`), or stop it (`stop()`). */
   worker: { start(): Promise<void>; stop(timeoutMs?: number): Promise<void> };
@@ -89,6 +92,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       settings,
       users: new UsersService(orm),
       sessions: new SessionStore(orm),
+      loginAttempts: new LoginAttempts(orm),
       exports: new ExportsService(tasks, personas, ports.objectStorage),
       pipeline,
       worker: {

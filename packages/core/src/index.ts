@@ -12,6 +12,7 @@ export * from './pipeline/faces.js';
 export * from './plugin.js';
 export * from './ports.js';
 export * from './services/personas.js';
+export * from './services/login-attempts.js';
 export * from './services/sessions.js';
 export * from './services/settings.js';
 export * from './services/tasks.js';

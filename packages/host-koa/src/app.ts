@@ -59,7 +59,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   if (app.proxy) app.maxIpsCount = 1;
   app.on('error', (error: unknown) => gen.logger.warn({ err: error }, 'response error'));
   const eta = createViews();
-  const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, ...options.throttle });
+  const throttle = new LoginThrottle(gen.loginAttempts, { ...DEFAULT_THROTTLE, ...options.throttle });
   const sse = new SseHub(gen, options.sseHeartbeatSeconds ?? 15);
   const thumbs = new ThumbnailCache(gen, options.thumbnailWidth ?? 240);
   const datasets = new DatasetCache(gen);

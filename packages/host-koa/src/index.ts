@@ -8,6 +8,6 @@ export { HttpError, statusFor } from './errors.js';
 export { createHostApp, listen, resolveSecretKey, type Backend, type RunningServer, startBackend } from './host.js';
 export { openApiDocument } from './openapi.js';
 export { type Assembly, assemblePlugins } from './plugins.js';
-export { contentSecurityPolicy, DEFAULT_THROTTLE, LoginThrottle, safeNext, type ThrottleLimits } from './security.js';
+export { type AttemptStore, contentSecurityPolicy, DEFAULT_THROTTLE, LoginThrottle, safeNext, type ThrottleLimits } from './security.js';
 export { progressSummary, SseHub } from './sse.js';
 export { thumbnailKey, ThumbnailCache } from './thumbs.js';

@@ -59,57 +59,54 @@ export interface ThrottleLimits {
 
 export const DEFAULT_THROTTLE: ThrottleLimits = { perIp: 30, perAccountIp: 5, windowMs: 15 * 60_000 };
 
-interface Bucket {
-  failures: number;
-  resetAt: number;
+/** Where the counters live: core's LoginAttempts (PostgreSQL, shared by every web process). */
+export interface AttemptStore {
+  current(keys: readonly string[], now: number): Promise<Map<string, { failures: number; resetAt: number }>>;
+  fail(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, { failures: number; resetAt: number }>>;
+  clear(key: string): Promise<void>;
+  deleteExpired(now: number): Promise<number>;
 }
 
 /**
- * Login throttling, in memory per process. Failures are counted per IP and per (account, IP)
- * pair, never per account alone: someone guessing a password from elsewhere fills their own
- * buckets and cannot lock the account's owner out from the owner's address.
+ * Login throttling. Failures are counted per IP and per (account, IP) pair, never per account
+ * alone: someone guessing a password from elsewhere fills their own buckets and cannot lock the
+ * account's owner out from the owner's address. The counters are in the database, so the limits
+ * hold for the whole site however many web processes serve it.
  */
 export class LoginThrottle {
-  private readonly buckets = new Map<string, Bucket>();
-  constructor(private readonly limits: ThrottleLimits = DEFAULT_THROTTLE) {}
-
-  private bucket(key: string, now: number): Bucket {
-    let bucket = this.buckets.get(key);
-    if (!bucket || bucket.resetAt <= now) {
-      bucket = { failures: 0, resetAt: now + this.limits.windowMs };
-      this.buckets.set(key, bucket);
-    }
-    return bucket;
-  }
+  private failuresSinceSweep = 0;
+  constructor(
+    private readonly store: AttemptStore,
+    private readonly limits: ThrottleLimits = DEFAULT_THROTTLE,
+  ) {}
 
   private keys(ip: string, account: string): [string, string] {
     return [`ip:${ip}`, `pair:${account.trim().toLowerCase()}|${ip}`];
   }
 
   /** Milliseconds to wait before another attempt, or 0 when one is allowed. */
-  retryAfterMs(ip: string, account: string, now = Date.now()): number {
+  async retryAfterMs(ip: string, account: string, now = Date.now()): Promise<number> {
     const [ipKey, pairKey] = this.keys(ip, account);
-    const byIp = this.bucket(ipKey, now);
-    const byPair = this.bucket(pairKey, now);
+    const counters = await this.store.current([ipKey, pairKey], now);
+    const byIp = counters.get(ipKey);
+    const byPair = counters.get(pairKey);
     let wait = 0;
-    if (byIp.failures >= this.limits.perIp) wait = Math.max(wait, byIp.resetAt - now);
-    if (byPair.failures >= this.limits.perAccountIp) wait = Math.max(wait, byPair.resetAt - now);
+    if (byIp && byIp.failures >= this.limits.perIp) wait = Math.max(wait, byIp.resetAt - now);
+    if (byPair && byPair.failures >= this.limits.perAccountIp) wait = Math.max(wait, byPair.resetAt - now);
     return wait;
   }
 
-  failed(ip: string, account: string, now = Date.now()): void {
-    const [ipKey, pairKey] = this.keys(ip, account);
-    this.bucket(ipKey, now).failures++;
-    this.bucket(pairKey, now).failures++;
-    if (this.buckets.size > 100_000) this.sweep(now);
+  async failed(ip: string, account: string, now = Date.now()): Promise<void> {
+    await this.store.fail(this.keys(ip, account), now, this.limits.windowMs);
+    // ended windows are dropped now and then, not on every failure
+    if (++this.failuresSinceSweep >= 1000) {
+      this.failuresSinceSweep = 0;
+      await this.store.deleteExpired(now);
+    }
   }
 
-  succeeded(ip: string, account: string): void {
-    this.buckets.delete(this.keys(ip, account)[1]);
-  }
-
-  private sweep(now: number): void {
-    for (const [key, bucket] of this.buckets) if (bucket.resetAt <= now) this.buckets.delete(key);
+  async succeeded(ip: string, account: string): Promise<void> {
+    await this.store.clear(this.keys(ip, account)[1]);
   }
 }
 

@@ -1,32 +1,60 @@
-import { ConflictError, NotFoundError, StorageError, ValidationError } from '@avatargen/core';
-import { describe, expect, it } from 'vitest';
+import { ConflictError, LoginAttempts, NotFoundError, openDatabase, type Orm, runMigrations, StorageError, ValidationError } from '@avatargen/core';
+import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpError, statusFor } from '../src/errors.js';
 import { contentSecurityPolicy, csrfMatches, LoginThrottle, safeNext } from '../src/security.js';
 import { thumbnailKey } from '../src/thumbs.js';
 
 describe('LoginThrottle', () => {
   const limits = { perIp: 4, perAccountIp: 2, windowMs: 1000 };
+  let db: TestDatabase;
+  let orm: Orm;
+  beforeAll(async () => {
+    db = await createTestDatabase('avatargen_throttle');
+    orm = await openDatabase({ url: db.url, poolSize: 4 });
+    await runMigrations(orm, db.url);
+  });
+  afterAll(async () => {
+    await orm?.close();
+    await db?.drop();
+  });
+  const throttle = () => new LoginThrottle(new LoginAttempts(orm), limits);
 
-  it('blocks the account from the guessing address only, until the window ends', () => {
-    const throttle = new LoginThrottle(limits);
-    throttle.failed('1.1.1.1', 'Ann@Example.com', 0);
-    expect(throttle.retryAfterMs('1.1.1.1', 'ann@example.com', 10)).toBe(0);
-    throttle.failed('1.1.1.1', 'ann@example.com', 10);
-    expect(throttle.retryAfterMs('1.1.1.1', 'ann@example.com', 20)).toBe(980);
-    expect(throttle.retryAfterMs('2.2.2.2', 'ann@example.com', 20)).toBe(0);
-    expect(throttle.retryAfterMs('1.1.1.1', 'bob@example.com', 20)).toBe(0);
-    expect(throttle.retryAfterMs('1.1.1.1', 'ann@example.com', 1000)).toBe(0);
+  it('blocks the account from the guessing address only, until the window ends', async () => {
+    const t = throttle();
+    await t.failed('1.1.1.1', 'Ann@Example.com', 0);
+    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 10)).toBe(0);
+    await t.failed('1.1.1.1', 'ann@example.com', 10);
+    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 20)).toBe(980);
+    expect(await t.retryAfterMs('2.2.2.2', 'ann@example.com', 20)).toBe(0);
+    expect(await t.retryAfterMs('1.1.1.1', 'bob@example.com', 20)).toBe(0);
+    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 1000)).toBe(0);
+    // a failure after the window starts a new one
+    await t.failed('1.1.1.1', 'ann@example.com', 1000);
+    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 1001)).toBe(0);
   });
 
-  it('blocks an address after failures across accounts; a success clears only its pair', () => {
-    const throttle = new LoginThrottle(limits);
-    for (const who of ['a', 'b', 'c', 'd']) throttle.failed('3.3.3.3', who, 0);
-    expect(throttle.retryAfterMs('3.3.3.3', 'e', 5)).toBe(995);
-    const other = new LoginThrottle(limits);
-    other.failed('4.4.4.4', 'a', 0);
-    other.failed('4.4.4.4', 'a', 0);
-    other.succeeded('4.4.4.4', 'a');
-    expect(other.retryAfterMs('4.4.4.4', 'a', 1)).toBe(0);
+  it('blocks an address after failures across accounts; a success clears only its pair', async () => {
+    const t = throttle();
+    for (const who of ['a', 'b', 'c', 'd']) await t.failed('3.3.3.3', who, 0);
+    expect(await t.retryAfterMs('3.3.3.3', 'e', 5)).toBe(995);
+    await t.failed('4.4.4.4', 'a', 0);
+    await t.failed('4.4.4.4', 'a', 0);
+    await t.succeeded('4.4.4.4', 'a');
+    expect(await t.retryAfterMs('4.4.4.4', 'a', 1)).toBe(0);
+  });
+
+  it('counts failures made through other processes: the counters are in the database', async () => {
+    // two web processes are two throttles over one database
+    const [web1, web2] = [throttle(), throttle()];
+    await web1.failed('5.5.5.5', 'carol', 0);
+    await web2.failed('5.5.5.5', 'carol', 1);
+    expect(await web1.retryAfterMs('5.5.5.5', 'carol', 2)).toBe(998);
+    // failures at the same moment are all counted
+    await Promise.all(['w', 'x', 'y', 'z'].map((who, i) => (i % 2 ? web1 : web2).failed('6.6.6.6', who, 0)));
+    expect(await web2.retryAfterMs('6.6.6.6', 'anyone', 3)).toBe(997);
+    expect(await new LoginAttempts(orm).deleteExpired(10_000)).toBeGreaterThan(0);
+    expect(await web1.retryAfterMs('6.6.6.6', 'anyone', 3)).toBe(0);
   });
 });
 

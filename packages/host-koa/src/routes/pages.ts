@@ -63,7 +63,7 @@ export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, s
     const email = typeof body.email === 'string' ? body.email.trim() : '';
     const password = typeof body.password === 'string' ? body.password : '';
     const next = typeof body.next === 'string' ? body.next : '';
-    const wait = throttle.retryAfterMs(ctx.ip, email);
+    const wait = await throttle.retryAfterMs(ctx.ip, email);
     if (wait > 0) {
       const minutes = Math.ceil(wait / 60_000);
       ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
@@ -76,11 +76,11 @@ export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, s
     }
     const user = await gen.users.authenticate(email, password);
     if (!user) {
-      throttle.failed(ctx.ip, email);
+      await throttle.failed(ctx.ip, email);
       hc.state.log.info({ ip: ctx.ip }, 'login failed');
       return loginPage(hc, { error: 'The email or the password is wrong.', email, next }, 401);
     }
-    throttle.succeeded(ctx.ip, email);
+    await throttle.succeeded(ctx.ip, email);
     // New session id at login (no fixation): the old server-side session is destroyed.
     const session = sessionOf(ctx);
     if (!session) throw new Error('no session');

@@ -1,4 +1,8 @@
 import { Migration20261130000000_initial } from './Migration20261130000000_initial.js';
+import { Migration20261201000000_login_attempts } from './Migration20261201000000_login_attempts.js';
 
 /** Every migration in order. Listed explicitly so bundled builds need no file globbing. */
-export const MIGRATIONS = [{ name: 'Migration20261130000000_initial', class: Migration20261130000000_initial }];
+export const MIGRATIONS = [
+  { name: 'Migration20261130000000_initial', class: Migration20261130000000_initial },
+  { name: 'Migration20261201000000_login_attempts', class: Migration20261201000000_login_attempts },
+];
