@@ -2,12 +2,13 @@ import { StorageError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
 
 /** The same bytes as a Buffer, without copying them (a storage may hand out plain Uint8Arrays). */
-export const asBuffer = (bytes: Uint8Array): Buffer =>
+const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 /**
  * A whole object in memory: the storage's read() when it has one, otherwise its stream, gathered.
- * An object larger than `maxBytes` is a StorageError (the stream stops reading there).
+ * An object larger than `maxBytes` is a StorageError: the stream stops reading there, read()
+ * (meant for objects of a few MB) is checked once it has returned.
  */
 export async function readObject(storage: ObjectStorage, key: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
   const tooLarge = () => new StorageError('read', key, `object larger than ${maxBytes} bytes`, { retryable: false });
