@@ -46,6 +46,8 @@ export interface HostApp {
   /** Open server-sent event streams; closed on shutdown so the server can stop. */
   sse: SseHub;
   throttle: LoginThrottle;
+  /** Deletes ended sessions and login counters; `listen` runs it now and then. Returns how many. */
+  sweepExpired(): Promise<{ sessions: number; loginAttempts: number }>;
 }
 
 export const SESSION_COOKIE = 'avatargen.sid';
@@ -189,5 +191,9 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     app.use(router.routes() as unknown as Koa.Middleware<HostState>);
     app.use(router.allowedMethods() as unknown as Koa.Middleware<HostState>);
   }
-  return { app, sse, throttle, datasets };
+  const sweepExpired = async () => ({
+    sessions: await gen.sessions.deleteExpired(),
+    loginAttempts: await gen.loginAttempts.deleteExpired(Date.now()),
+  });
+  return { app, sse, throttle, datasets, sweepExpired };
 }

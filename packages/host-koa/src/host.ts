@@ -108,6 +108,9 @@ function isDeadlock(error: unknown): boolean {
   return false;
 }
 
+/** How often a web process deletes ended sessions and login counters. */
+export const SWEEP_INTERVAL_MS = 30 * 60_000;
+
 export interface RunningServer {
   server: Server;
   url: string;
@@ -134,12 +137,23 @@ export async function listen(host: HostApp, options: { port: number; hostname: s
       resolve();
     });
   });
+  // Ended sessions and login counters would otherwise stay in the database forever. Every web
+  // process sweeps (the deletes are idempotent), soon after start and then every half hour.
+  const sweep = () =>
+    host.sweepExpired().then(
+      (deleted) => host.app.emit('swept', deleted),
+      (error: unknown) => host.app.emit('error', error),
+    );
+  const firstSweep = setTimeout(sweep, 5_000).unref();
+  const sweeper = setInterval(sweep, SWEEP_INTERVAL_MS).unref();
   const address = server.address() as AddressInfo;
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     server,
     url: `http://${shown === '0.0.0.0' ? '127.0.0.1' : shown}:${address.port}`,
     close(timeoutMs = 10_000) {
+      clearTimeout(firstSweep);
+      clearInterval(sweeper);
       return new Promise<void>((resolve) => {
         const deadline = Date.now() + timeoutMs;
         let closed = false;

@@ -243,6 +243,21 @@ describe('login throttling', () => {
     expect((await client().login(ADMIN, PASSWORD)).status).toBe(303);
   });
 
+  it('sweeps ended sessions and login counters out of the database, and keeps live ones', async () => {
+    const live = client();
+    await live.login(MEMBER, PASSWORD);
+    await site.gen.sessions.set('ended-session', { userId: null }, -1000);
+    await site.gen.loginAttempts.fail(['ip:192.0.2.1'], Date.now() - 3_600_000, 60_000);
+    await site.gen.loginAttempts.fail(['ip:192.0.2.2'], Date.now(), 60_000);
+    const deleted = await site.host.sweepExpired();
+    expect(deleted.sessions).toBeGreaterThanOrEqual(1);
+    expect(deleted.loginAttempts).toBeGreaterThanOrEqual(1);
+    const em = site.gen.orm.em.fork();
+    expect(await em.execute(`select count(*)::int as n from sessions where id = 'ended-session'`)).toEqual([{ n: 0 }]);
+    expect(await em.execute(`select key from login_attempts where key like 'ip:192.0.2.%'`)).toEqual([{ key: 'ip:192.0.2.2' }]);
+    expect((await live.get('/dashboard')).status).toBe(200);
+  });
+
   it('forgets the failures of an account and address after a success', async () => {
     const c = client();
     await c.get('/login');
