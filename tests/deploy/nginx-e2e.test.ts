@@ -152,6 +152,15 @@ describe.skipIf(!nginx && !process.env.CI)('nginx in front of two avatargen web 
     expect(css.headers['x-served-by']).toBe('nginx');
     expect(css.headers['content-type']).toContain('text/css');
     expect(css.headers['cache-control']).toBe('public, max-age=3600, must-revalidate');
+    // the versioned URL the pages link to is cached for good
+    // any page of the site (the client may be logged in or not at this point)
+    const dashboard = await client.request('GET', '/dashboard');
+    const html = dashboard.status === 200 ? dashboard.text : (await client.request('GET', '/login')).text;
+    const versioned = /href="(\/static\/app\.css\?v=[\w-]+)"/.exec(html)?.[1];
+    expect(versioned).toBeDefined();
+    const cached = await client.request('GET', versioned as string);
+    expect(cached.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(cached.text).toBe(css.text);
     expect(css.headers['x-content-type-options']).toBe('nosniff');
     expect(css.text).toBe(readFileSync(join(PUBLIC_DIR, 'app.css'), 'utf8'));
     const revalidated = await client.request('GET', '/static/app.css', { headers: { 'if-none-match': String(css.headers.etag) } });

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
+import { assetUrl } from './routes/static.js';
 import { newCsrfToken } from './security.js';
 import { type HostContext, sessionOf } from './state.js';
 
@@ -22,6 +23,10 @@ export function csrfToken(ctx: HostContext): string {
 const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
 
 export const helpers = {
+  /** /static/<name>?v=<content hash> */
+  asset(name: string): string {
+    return assetUrl(name);
+  },
   date(value: Date | string | null | undefined): string {
     if (!value) return '—';
     return `${dateFormat.format(new Date(value))} UTC`;

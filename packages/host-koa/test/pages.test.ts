@@ -76,6 +76,13 @@ describe('anonymous visitors', () => {
     expect(css.headers.get('content-type')).toContain('text/css');
     const js = await c.get('/static/app.js');
     expect(js.headers.get('content-type')).toContain('text/javascript');
+    expect(css.headers.get('cache-control')).toBe('public, max-age=3600');
+    // pages link to versioned URLs, which may be cached for good; a stale version is revalidated
+    const page = (await c.get('/login')).text;
+    const links = [...page.matchAll(/(?:href|src)="(\/static\/[\w.-]+\?v=[\w-]+)"/g)].map((m) => m[1] as string);
+    expect(links).toHaveLength(3);
+    for (const link of links) expect((await c.get(link)).headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect((await c.get('/static/app.css?v=old')).headers.get('cache-control')).toBe('public, max-age=3600');
     expect((await c.get('/static/%2e%2e/package.json')).status).toBe(404);
     expect((await c.get('/static/../package.json')).status).toBe(404);
   });

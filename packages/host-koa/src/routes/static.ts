@@ -17,26 +17,48 @@ interface Asset {
   body: Buffer;
   type: string;
   etag: string;
+  /** Content hash: pages link to /static/<name>?v=<version>, which may be cached for good. */
+  version: string;
 }
 
-/**
- * Serves the files of public/ at /static/<name>. They are read once at start (a few kilobytes),
- * so no request ever maps to a path on disk.
- */
-export function staticFiles(dir = PUBLIC_DIR) {
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+const REVALIDATE = 'public, max-age=3600';
+
+function loadAssets(dir: string): Map<string, Asset> {
   const assets = new Map<string, Asset>();
   for (const name of readdirSync(dir)) {
     const type = TYPES[extname(name)];
     if (!type) continue;
     const body = readFileSync(join(dir, name));
-    assets.set(`/static/${name}`, { body, type, etag: `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"` });
+    const hash = createHash('sha256').update(body).digest('base64url');
+    assets.set(`/static/${name}`, { body, type, etag: `"${hash.slice(0, 16)}"`, version: hash.slice(0, 10) });
   }
+  return assets;
+}
+
+let publicAssets: Map<string, Asset> | undefined;
+
+/** The URL pages use for a file of public/: versioned by its content, so a new release is fetched at once. */
+export function assetUrl(name: string): string {
+  publicAssets ??= loadAssets(PUBLIC_DIR);
+  const asset = publicAssets.get(`/static/${name}`);
+  if (!asset) throw new Error(`no static asset ${name}`);
+  return `/static/${name}?v=${asset.version}`;
+}
+
+/**
+ * Serves the files of public/ at /static/<name>. They are read once at start (a few kilobytes),
+ * so no request ever maps to a path on disk. A request with the current ?v= may be cached for a
+ * year; any other is revalidated after an hour.
+ */
+export function staticFiles(dir = PUBLIC_DIR) {
+  const assets = dir === PUBLIC_DIR ? (publicAssets ??= loadAssets(dir)) : loadAssets(dir);
   return async (ctx: Context, next: Next) => {
     if (!ctx.path.startsWith('/static/') || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     const asset = assets.get(ctx.path);
     if (!asset) return next();
     ctx.set('ETag', asset.etag);
-    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.set('Cache-Control', ctx.query.v === asset.version ? IMMUTABLE : REVALIDATE);
     if (ctx.get('if-none-match') === asset.etag) {
       ctx.status = 304;
       return;
