@@ -37,11 +37,16 @@ function loadAssets(dir: string): Map<string, Asset> {
 }
 
 let publicAssets: Map<string, Asset> | undefined;
+/** public/ is read once per process, for the links and for serving alike. */
+function assetsOf(dir: string): Map<string, Asset> {
+  if (dir !== PUBLIC_DIR) return loadAssets(dir);
+  publicAssets ??= loadAssets(dir);
+  return publicAssets;
+}
 
 /** The URL pages use for a file of public/: versioned by its content, so a new release is fetched at once. */
 export function assetUrl(name: string): string {
-  publicAssets ??= loadAssets(PUBLIC_DIR);
-  const asset = publicAssets.get(`/static/${name}`);
+  const asset = assetsOf(PUBLIC_DIR).get(`/static/${name}`);
   if (!asset) throw new Error(`no static asset ${name}`);
   return `/static/${name}?v=${asset.version}`;
 }
@@ -52,7 +57,7 @@ export function assetUrl(name: string): string {
  * year; any other is revalidated after an hour.
  */
 export function staticFiles(dir = PUBLIC_DIR) {
-  const assets = dir === PUBLIC_DIR ? (publicAssets ??= loadAssets(dir)) : loadAssets(dir);
+  const assets = assetsOf(dir);
   return async (ctx: Context, next: Next) => {
     if (!ctx.path.startsWith('/static/') || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     const asset = assets.get(ctx.path);
