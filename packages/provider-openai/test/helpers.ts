@@ -1,9 +1,26 @@
 import { encodePng, type Rgb } from '@avatargen/core/testing';
 import type { FaceSource, Gender, ReferenceFace } from '@avatargen/core';
 import { type OpenAIServer, startOpenAIServer } from '../../../tests/support/openai-server.js';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { createOpenAIImageProvider, type OpenAIImageProviderOptions } from '../src/index.js';
 
 export { startOpenAIServer, type OpenAIServer };
+
+/** A test server for the whole file, started before its tests, reset before each, closed after. */
+export function useOpenAIServer(): () => OpenAIServer {
+  let server: OpenAIServer | undefined;
+  beforeAll(async () => {
+    server = await startOpenAIServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  beforeEach(() => server?.reset());
+  return () => {
+    if (!server) throw new Error('the OpenAI test server is not started yet');
+    return server;
+  };
+}
 
 /** A provider pointed at the test server, with a short timeout so hang tests stay fast. */
 export function providerFor(server: OpenAIServer, options: Partial<OpenAIImageProviderOptions> = {}) {

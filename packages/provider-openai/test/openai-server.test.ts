@@ -1,22 +1,15 @@
 import { readImageInfo } from '@avatargen/core';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { facePng, type OpenAIServer, startOpenAIServer } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { facePng, startOpenAIServer, useOpenAIServer } from './helpers.js';
 
 // The test server's own checks, driven with plain fetch: a check that never refuses anything
 // would make every provider test above pass for the wrong reason.
-let server: OpenAIServer;
-beforeAll(async () => {
-  server = await startOpenAIServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useOpenAIServer();
 
-const auth = () => ({ authorization: `Bearer ${server.apiKey}` });
+const auth = () => ({ authorization: `Bearer ${server().apiKey}` });
 
 function generate(body: unknown, headers: Record<string, string> = auth()) {
-  return fetch(`${server.baseURL}/images/generations`, {
+  return fetch(`${server().baseURL}/images/generations`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
@@ -24,7 +17,7 @@ function generate(body: unknown, headers: Record<string, string> = auth()) {
 }
 
 function edit(form: FormData) {
-  return fetch(`${server.baseURL}/images/edits`, { method: 'POST', headers: auth(), body: form });
+  return fetch(`${server().baseURL}/images/edits`, { method: 'POST', headers: auth(), body: form });
 }
 
 function editForm(file: Blob, fields: Record<string, string> = {}): FormData {
@@ -46,7 +39,7 @@ describe('OpenAI test server', () => {
     expect(typeof body.created).toBe('number');
     expect(body.usage).toBeDefined();
     expect(readImageInfo(Buffer.from(body.data[0]?.b64_json ?? '', 'base64')).format).toBe('png');
-    expect(server.requests[0]).toMatchObject({ endpoint: 'generations', answer: 'default', problems: [] });
+    expect(server().requests[0]).toMatchObject({ endpoint: 'generations', answer: 'default', problems: [] });
   });
 
   it('refuses a missing or wrong key with 401 and OpenAI\'s error body', async () => {
@@ -72,7 +65,7 @@ describe('OpenAI test server', () => {
       expect(res.status, param).toBe(400);
       expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
     }
-    expect(server.requests.every((r) => r.problems.length === 1 && r.answer === 'rejected')).toBe(true);
+    expect(server().requests.every((r) => r.problems.length === 1 && r.answer === 'rejected')).toBe(true);
   });
 
   it('checks edit files: a part type it does not take, bytes that do not match the type, no image', async () => {
@@ -85,23 +78,23 @@ describe('OpenAI test server', () => {
     noImage.set('model', 'gpt-image-1.5');
     noImage.set('prompt', 'x');
     expect((await edit(noImage)).status).toBe(400);
-    expect(server.requests.map((r) => r.problems.length)).toEqual([0, 1, 1, 1, 1]);
-    expect(server.requests[2]?.problems[0]).toMatch(/sent as image\/jpeg but the bytes are image\/png/);
+    expect(server().requests.map((r) => r.problems.length)).toEqual([0, 1, 1, 1, 1]);
+    expect(server().requests[2]?.problems[0]).toMatch(/sent as image\/jpeg but the bytes are image\/png/);
   });
 
   it('serves scripted answers per endpoint in order, then the default', async () => {
-    server.enqueue({ kind: 'server-error', endpoint: 'edits' }, { kind: 'rate-limit', retryAfter: '3' });
+    server().enqueue({ kind: 'server-error', endpoint: 'edits' }, { kind: 'rate-limit', retryAfter: '3' });
     const first = await generate(ok);
     expect(first.status).toBe(429);
     expect(first.headers.get('retry-after')).toBe('3');
-    expect(server.pending()).toBe(1);
+    expect(server().pending()).toBe(1);
     expect((await edit(editForm(new Blob([facePng([1, 1, 1])], { type: 'image/png' })))).status).toBe(500);
     expect((await generate(ok)).status).toBe(200);
-    expect(server.requests.map((r) => r.answer)).toEqual(['rate-limit', 'server-error', 'default']);
+    expect(server().requests.map((r) => r.answer)).toEqual(['rate-limit', 'server-error', 'default']);
   });
 
   it('answers 404 on other paths, and close() ends a hanging request', async () => {
-    expect((await fetch(`${server.baseURL}/images/variations`, { method: 'POST', headers: auth() })).status).toBe(404);
+    expect((await fetch(`${server().baseURL}/images/variations`, { method: 'POST', headers: auth() })).status).toBe(404);
     const other = await startOpenAIServer();
     other.enqueue({ kind: 'hang' });
     const hanging = fetch(`${other.baseURL}/images/generations`, {

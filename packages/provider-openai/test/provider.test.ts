@@ -10,21 +10,14 @@ import {
   ValidationError,
 } from '@avatargen/core';
 import { makeBorderedPng, makeGridPng, samplePersona } from '@avatargen/core/testing';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildBasePrompt, buildGridPrompt, createOpenAIImageProvider } from '../src/index.js';
-import { facePng, type OpenAIServer, providerFor, startOpenAIServer } from './helpers.js';
+import { facePng, providerFor, startOpenAIServer, useOpenAIServer } from './helpers.js';
 
 const persona = samplePersona();
 const seed = 'seed-1';
 
-let server: OpenAIServer;
-beforeAll(async () => {
-  server = await startOpenAIServer();
-});
-afterAll(async () => {
-  await server.close();
-});
-beforeEach(() => server.reset());
+const server = useOpenAIServer();
 
 /** Multipart text fields travel with CRLF line breaks (the form-data rules); compare with LF. */
 const lf = (text: unknown) => String(text).replace(/\r\n/g, '\n');
@@ -43,15 +36,15 @@ async function failure(promise: Promise<unknown>): Promise<AvatarGenError> {
 describe('text-to-image (POST /v1/images/generations)', () => {
   it('sends model, prompt, size auto, n 1 and moderation with the Bearer key, and decodes b64_json', async () => {
     const generated = makeBorderedPng({ width: 30, height: 20, border: 2 });
-    server.enqueue({ kind: 'image', image: generated });
-    const provider = providerFor(server, { promptAppend: 'Slightly blurry.' });
+    server().enqueue({ kind: 'image', image: generated });
+    const provider = providerFor(server(), { promptAppend: 'Slightly blurry.' });
     const image = await provider.baseImage({ persona, seed });
 
-    expect(server.requests).toHaveLength(1);
-    const request = server.requests[0];
+    expect(server().requests).toHaveLength(1);
+    const request = server().requests[0];
     expect(request?.endpoint).toBe('generations');
     expect(request?.problems).toEqual([]);
-    expect(request?.authorization).toBe(`Bearer ${server.apiKey}`);
+    expect(request?.authorization).toBe(`Bearer ${server().apiKey}`);
     expect(request?.contentType).toMatch(/^application\/json/);
     expect(request?.fields).toEqual({
       model: 'gpt-image-1.5',
@@ -83,13 +76,13 @@ describe('text-to-image (POST /v1/images/generations)', () => {
 describe('image-to-image from a reference face (POST /v1/images/edits)', () => {
   it('sends the face as image[] with its content type and a facial-anatomy-only prompt', async () => {
     const face = { key: 'female/face-1.png', contentType: 'image/png', data: facePng([180, 40, 40]) };
-    const provider = providerFor(server, { moderation: 'low' });
+    const provider = providerFor(server(), { moderation: 'low' });
     const image = await provider.baseImage({ persona, referenceFace: face, seed });
 
-    const request = server.requests[0];
+    const request = server().requests[0];
     expect(request?.endpoint).toBe('edits');
     expect(request?.problems).toEqual([]);
-    expect(request?.authorization).toBe(`Bearer ${server.apiKey}`);
+    expect(request?.authorization).toBe(`Bearer ${server().apiKey}`);
     expect(request?.contentType).toMatch(/^multipart\/form-data; boundary=/);
     expect({ ...request?.fields, prompt: lf(request?.fields.prompt) }).toEqual({
       model: 'gpt-image-1.5',
@@ -109,22 +102,22 @@ describe('image-to-image from a reference face (POST /v1/images/edits)', () => {
 
   it('labels the face by its bytes, not by a wrong content type', async () => {
     const face = { key: 'f/mislabelled.jpg', contentType: 'image/jpeg', data: facePng([1, 2, 3]) };
-    await providerFor(server).baseImage({ persona, referenceFace: face, seed });
-    expect(server.requests[0]?.files[0]?.type).toBe('image/png');
+    await providerFor(server()).baseImage({ persona, referenceFace: face, seed });
+    expect(server().requests[0]?.files[0]?.type).toBe('image/png');
   });
 
   it('refuses a face that is not an image before calling the service', async () => {
     const face = { key: 'f/broken.png', contentType: 'image/png', data: Buffer.from('not a png at all, sorry') };
-    const error = await failure(providerFor(server).baseImage({ persona, referenceFace: face, seed }));
+    const error = await failure(providerFor(server()).baseImage({ persona, referenceFace: face, seed }));
     expect(error).toBeInstanceOf(InvalidImageError);
     expect(error.message).toContain('f/broken.png');
-    expect(server.requests).toHaveLength(0);
+    expect(server().requests).toHaveLength(0);
   });
 
   it('throws ModerationError on a moderation_blocked answer, with the violations in the message', async () => {
-    server.enqueue({ kind: 'moderation-block', violations: ['sexual', 'minors'] });
+    server().enqueue({ kind: 'moderation-block', violations: ['sexual', 'minors'] });
     const face = { key: 'f/1.png', contentType: 'image/png', data: facePng([9, 9, 9]) };
-    const error = await failure(providerFor(server).baseImage({ persona, referenceFace: face, seed }));
+    const error = await failure(providerFor(server()).baseImage({ persona, referenceFace: face, seed }));
     expect(error).toBeInstanceOf(ModerationError);
     expect(error.retryable).toBe(false);
     expect(error.status).toBe(400);
@@ -132,18 +125,18 @@ describe('image-to-image from a reference face (POST /v1/images/edits)', () => {
   });
 
   it('throws ModerationError on the older safety-system message without a code', async () => {
-    server.enqueue({ kind: 'safety-message' });
-    const error = await failure(providerFor(server).baseImage({ persona, seed }));
+    server().enqueue({ kind: 'safety-message' });
+    const error = await failure(providerFor(server()).baseImage({ persona, seed }));
     expect(error).toBeInstanceOf(ModerationError);
   });
 
   it('keeps other 400 answers as bad requests, not moderation', async () => {
-    server.enqueue({
+    server().enqueue({
       kind: 'raw',
       status: 400,
       body: { error: { message: "Invalid 'size'.", type: 'invalid_request_error', param: 'size', code: 'invalid_value' } },
     });
-    const error = await failure(providerFor(server).baseImage({ persona, seed }));
+    const error = await failure(providerFor(server()).baseImage({ persona, seed }));
     expect(error).not.toBeInstanceOf(ModerationError);
     expect(error.kind).toBe('bad-request');
     expect(error.message).toContain("Invalid 'size'.");
@@ -154,11 +147,11 @@ describe('grid from the base image (POST /v1/images/edits)', () => {
   it('sends the base as image[] with a 2x2-grid prompt from the idea and returns the grid', async () => {
     const base = { data: makeBorderedPng({ width: 40, height: 32, border: 2 }), contentType: 'image/png' };
     const grid = makeGridPng({ cell: 20, gutter: 4, margin: 4 });
-    server.enqueue({ kind: 'image', image: grid, endpoint: 'edits' });
-    const provider = providerFor(server, { promptAppend: 'Shot on an old phone.' });
+    server().enqueue({ kind: 'image', image: grid, endpoint: 'edits' });
+    const provider = providerFor(server(), { promptAppend: 'Shot on an old phone.' });
     const image = await provider.gridFromBase({ persona, base, prompt: 'hiking at sunrise, laughing', seed });
 
-    const request = server.requests[0];
+    const request = server().requests[0];
     expect(request?.endpoint).toBe('edits');
     expect(request?.problems).toEqual([]);
     expect(lf(request?.fields.prompt)).toBe(buildGridPrompt(persona, 'hiking at sunrise, laughing', { append: 'Shot on an old phone.' }));
@@ -171,19 +164,19 @@ describe('grid from the base image (POST /v1/images/edits)', () => {
 
   it('refuses an empty idea and a base that is not an image without calling the service', async () => {
     const base = { data: makeBorderedPng(), contentType: 'image/png' };
-    await expect(providerFor(server).gridFromBase({ persona, base, prompt: '  ', seed })).rejects.toBeInstanceOf(ValidationError);
+    await expect(providerFor(server()).gridFromBase({ persona, base, prompt: '  ', seed })).rejects.toBeInstanceOf(ValidationError);
     const garbage = { data: Buffer.from('GIF? no. just text bytes'), contentType: 'image/png' };
-    await expect(providerFor(server).gridFromBase({ persona, base: garbage, prompt: 'x', seed })).rejects.toBeInstanceOf(
+    await expect(providerFor(server()).gridFromBase({ persona, base: garbage, prompt: 'x', seed })).rejects.toBeInstanceOf(
       InvalidImageError,
     );
-    expect(server.requests).toHaveLength(0);
+    expect(server().requests).toHaveLength(0);
   });
 });
 
 describe('errors as core typed errors', () => {
   it('429 with retry-after in seconds: rate-limit, retryable, retryAfterMs', async () => {
-    server.enqueue({ kind: 'rate-limit', retryAfter: '7' });
-    const error = await failure(providerFor(server).baseImage({ persona, seed }));
+    server().enqueue({ kind: 'rate-limit', retryAfter: '7' });
+    const error = await failure(providerFor(server()).baseImage({ persona, seed }));
     expect(error).toBeInstanceOf(ProviderError);
     expect(error.kind).toBe('rate-limit');
     expect(error.retryable).toBe(true);
@@ -192,21 +185,21 @@ describe('errors as core typed errors', () => {
   });
 
   it('429 with retry-after as an HTTP date, and retry-after-ms taking precedence', async () => {
-    server.enqueue({ kind: 'rate-limit', retryAfter: new Date(Date.now() + 120_000).toUTCString() });
-    const byDate = await failure(providerFor(server).baseImage({ persona, seed }));
+    server().enqueue({ kind: 'rate-limit', retryAfter: new Date(Date.now() + 120_000).toUTCString() });
+    const byDate = await failure(providerFor(server()).baseImage({ persona, seed }));
     // The date has whole seconds: somewhere within the two minutes, and well past one.
     expect(byDate.retryAfterMs).toBeGreaterThan(60_000);
     expect(byDate.retryAfterMs).toBeLessThanOrEqual(120_000);
-    server.enqueue({ kind: 'rate-limit', retryAfter: '30', retryAfterMs: '1500' });
-    expect((await failure(providerFor(server).baseImage({ persona, seed }))).retryAfterMs).toBe(1500);
-    server.enqueue({ kind: 'rate-limit' });
-    expect((await failure(providerFor(server).baseImage({ persona, seed }))).retryAfterMs).toBeUndefined();
+    server().enqueue({ kind: 'rate-limit', retryAfter: '30', retryAfterMs: '1500' });
+    expect((await failure(providerFor(server()).baseImage({ persona, seed }))).retryAfterMs).toBe(1500);
+    server().enqueue({ kind: 'rate-limit' });
+    expect((await failure(providerFor(server()).baseImage({ persona, seed }))).retryAfterMs).toBeUndefined();
   });
 
   it('500 and 503: server errors, retryable', async () => {
-    server.enqueue({ kind: 'server-error' }, { kind: 'server-error', status: 503 });
+    server().enqueue({ kind: 'server-error' }, { kind: 'server-error', status: 503 });
     for (const status of [500, 503]) {
-      const error = await failure(providerFor(server).baseImage({ persona, seed }));
+      const error = await failure(providerFor(server()).baseImage({ persona, seed }));
       expect(error.kind).toBe('server');
       expect(error.retryable).toBe(true);
       expect(error.status).toBe(status);
@@ -214,35 +207,35 @@ describe('errors as core typed errors', () => {
   });
 
   it('a server that never answers: timeout, retryable', async () => {
-    server.enqueue({ kind: 'hang' });
-    const error = await failure(providerFor(server, { timeoutMs: 300 }).baseImage({ persona, seed }));
+    server().enqueue({ kind: 'hang' });
+    const error = await failure(providerFor(server(), { timeoutMs: 300 }).baseImage({ persona, seed }));
     expect(error.kind).toBe('timeout');
     expect(error.retryable).toBe(true);
     expect(error.message).toMatch(/timed out/);
-    expect(server.requests).toHaveLength(1);
+    expect(server().requests).toHaveLength(1);
   });
 
   it('a server that stalls in the middle of the body: timeout too (the SDK only times the headers)', async () => {
-    server.enqueue({ kind: 'stall-body' });
-    const error = await failure(providerFor(server, { timeoutMs: 300 }).baseImage({ persona, seed }));
+    server().enqueue({ kind: 'stall-body' });
+    const error = await failure(providerFor(server(), { timeoutMs: 300 }).baseImage({ persona, seed }));
     expect(error.kind).toBe('timeout');
     expect(error.retryable).toBe(true);
   });
 
   it('a caller AbortSignal cancels a call in flight with CancelledError', async () => {
-    server.enqueue({ kind: 'hang' });
+    server().enqueue({ kind: 'hang' });
     const controller = new AbortController();
-    const call = providerFor(server).baseImage({ persona, seed, signal: controller.signal });
-    await server.waitForRequests(1);
+    const call = providerFor(server()).baseImage({ persona, seed, signal: controller.signal });
+    await server().waitForRequests(1);
     controller.abort();
     await expect(call).rejects.toBeInstanceOf(CancelledError);
   });
 
   it('an answer without b64_json, with empty data, with b64_json that is not an image, or broken JSON: invalid response', async () => {
-    server.enqueue({ kind: 'no-b64' }, { kind: 'empty-data' }, { kind: 'garbage-b64' }, { kind: 'broken-json' });
+    server().enqueue({ kind: 'no-b64' }, { kind: 'empty-data' }, { kind: 'garbage-b64' }, { kind: 'broken-json' });
     const messages: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const error = await failure(providerFor(server).baseImage({ persona, seed }));
+      const error = await failure(providerFor(server()).baseImage({ persona, seed }));
       expect(error).toBeInstanceOf(InvalidResponseError);
       expect(error.retryable).toBe(true);
       messages.push(error.message);
@@ -260,14 +253,14 @@ describe('errors as core typed errors', () => {
       debug: (obj: object, msg: string) => lines.push(JSON.stringify({ obj, msg })),
       warn: (obj: object, msg: string) => lines.push(JSON.stringify({ obj, msg })),
     };
-    const provider = providerFor(server, { apiKey: secret, logger });
+    const provider = providerFor(server(), { apiKey: secret, logger });
     const error = await failure(provider.baseImage({ persona, seed }));
     expect(error).toBeInstanceOf(ProviderError);
     expect(error.kind).toBe('auth');
     expect(error.retryable).toBe(false);
     expect(error.status).toBe(401);
     // The test server echoes the whole key in its answer, so this check can fail.
-    expect(server.requests[0]?.problems.join(' ')).toContain(secret);
+    expect(server().requests[0]?.problems.join(' ')).toContain(secret);
     const everything = [error.message, String(error), error.stack ?? '', JSON.stringify(error), String(error.cause ?? ''), ...lines].join('\n');
     expect(everything).not.toContain(secret);
     expect(everything).not.toContain('SECRET0123456789');
@@ -300,17 +293,17 @@ describe('options and concurrency', () => {
   });
 
   it('keeps at most `concurrency` calls in flight; the rest wait and can be cancelled while waiting', async () => {
-    server.enqueue({ kind: 'hang' }, { kind: 'hang' });
-    const provider = providerFor(server, { concurrency: 2 });
+    server().enqueue({ kind: 'hang' }, { kind: 'hang' });
+    const provider = providerFor(server(), { concurrency: 2 });
     const controller = new AbortController();
     const calls = [1, 2, 3].map(() => provider.baseImage({ persona, seed, signal: controller.signal }));
-    await server.waitForRequests(2);
+    await server().waitForRequests(2);
     expect(provider.inFlight).toBe(2);
     expect(provider.queued).toBe(1);
     controller.abort();
     for (const call of calls) await expect(call).rejects.toBeInstanceOf(CancelledError);
-    // The third call never reached the server, and every slot came back.
-    expect(server.requests).toHaveLength(2);
+    // The third call never reached the server(), and every slot came back.
+    expect(server().requests).toHaveLength(2);
     expect(provider.inFlight).toBe(0);
     await expect(provider.baseImage({ persona, seed })).resolves.toMatchObject({ contentType: 'image/png' });
   });
