@@ -191,9 +191,13 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     app.use(router.routes() as unknown as Koa.Middleware<HostState>);
     app.use(router.allowedMethods() as unknown as Koa.Middleware<HostState>);
   }
-  const sweepExpired = async () => ({
-    sessions: await gen.sessions.deleteExpired(),
-    loginAttempts: await gen.loginAttempts.deleteExpired(Date.now()),
-  });
+  const sweepExpired = async () => {
+    try {
+      return { sessions: await gen.sessions.deleteExpired(), loginAttempts: await gen.loginAttempts.deleteExpired(Date.now()) };
+    } catch (error) {
+      gen.logger.warn({ err: error }, 'sweeping ended sessions and login counters failed');
+      throw error;
+    }
+  };
   return { app, sse, throttle, datasets, sweepExpired };
 }

@@ -64,7 +64,6 @@ export interface AttemptStore {
   current(keys: readonly string[], now: number): Promise<Map<string, { failures: number; resetAt: number }>>;
   fail(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, { failures: number; resetAt: number }>>;
   clear(key: string): Promise<void>;
-  deleteExpired(now: number): Promise<number>;
 }
 
 /**
@@ -74,7 +73,6 @@ export interface AttemptStore {
  * hold for the whole site however many web processes serve it.
  */
 export class LoginThrottle {
-  private failuresSinceSweep = 0;
   constructor(
     private readonly store: AttemptStore,
     private readonly limits: ThrottleLimits = DEFAULT_THROTTLE,
@@ -96,13 +94,9 @@ export class LoginThrottle {
     return wait;
   }
 
+  /** Ended windows are deleted by the web process's periodic sweep (HostApp.sweepExpired). */
   async failed(ip: string, account: string, now = Date.now()): Promise<void> {
     await this.store.fail(this.keys(ip, account), now, this.limits.windowMs);
-    // ended windows are dropped now and then, not on every failure
-    if (++this.failuresSinceSweep >= 1000) {
-      this.failuresSinceSweep = 0;
-      await this.store.deleteExpired(now);
-    }
   }
 
   async succeeded(ip: string, account: string): Promise<void> {
