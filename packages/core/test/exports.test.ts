@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Every entry's bytes, after checking them against the entry's CRC-32 (yauzl itself does not). */
 function unzip(buffer: Buffer): Promise<Map<string, Buffer>> {
   return new Promise((resolve, reject) => {
     yauzl.fromBuffer(buffer, { lazyEntries: true }, (error, zip) => {
@@ -23,6 +25,7 @@ function unzip(buffer: Buffer): Promise<Map<string, Buffer>> {
         zip.openReadStream(entry, (err, stream) => {
           if (err || !stream) return reject(err);
           readAll(stream).then((data) => {
+            if (crc32(data) !== entry.crc32) return reject(new Error(`${entry.fileName}: CRC-32 ${entry.crc32} does not match its bytes`));
             files.set(entry.fileName, data);
             zip.readEntry();
           }, reject);

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
-import ZipStream from 'zip-stream';
 import { StorageError } from '../errors.js';
 import { extensionFor } from '../image-info.js';
 import type { ObjectStorage } from '../ports.js';
@@ -10,6 +9,7 @@ import { readObject } from '../storage/read.js';
 import type { PersonasService } from '../services/personas.js';
 import type { Scope, TasksService } from '../services/tasks.js';
 import type { PersonaView, TaskView } from '../services/views.js';
+import { DatasetZip } from './zip.js';
 
 /** Columns of the CSV export, in order. */
 export const CSV_COLUMNS = [
@@ -152,7 +152,7 @@ export class ExportsService {
    */
   async zip(taskId: string, scope: Scope = {}): Promise<Readable> {
     const task = await this.tasks.get(taskId, scope);
-    const archive = new ZipStream({ zlib: { level: 6 } });
+    const archive = new DatasetZip({ zlib: { level: 6 } });
     // A plain Node stream for callers (zip-stream is built on readable-stream).
     const output = new PassThrough({ highWaterMark: 256 * 1024 });
     archive.on('error', (error: Error) => output.destroy(error));
