@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
+import { JoinedChunks } from '../src/exports/zip.js';
 import { CSV_COLUMNS, ExportsService, folderName, neutralizeCell, NotFoundError, type ObjectStorage, StorageError } from '../src/index.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 
@@ -171,5 +172,24 @@ describe('exports', () => {
   it('checks access before exporting', async () => {
     await expect(h.gen.exports.zip(taskId, { userId: 999 })).rejects.toBeInstanceOf(NotFoundError);
     await expect(h.gen.exports.csv(taskId, { userId: 999 })).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('JoinedChunks', () => {
+  it('joins small chunks, passes large ones on uncopied, and keeps the order', async () => {
+    const joined = new JoinedChunks(1024 * 1024);
+    const small = (n: number, fill: number) => Buffer.alloc(n, fill);
+    const large = Buffer.alloc(40 * 1024, 9);
+    const input = [small(30, 1), small(4, 2), small(12, 3), large, small(5, 4), ...Array.from({ length: 5 }, (_, i) => small(4000, 10 + i)), small(7, 5)];
+    const out: Buffer[] = [];
+    joined.on('data', (chunk: Buffer) => out.push(chunk));
+    const ended = new Promise((resolve) => joined.on('end', resolve));
+    for (const chunk of input) joined.write(chunk);
+    joined.end();
+    await ended;
+    expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
+    // the three small ones joined, the large one as it came, 16 KiB gathered (5 + 5 x 4000), the rest at the end
+    expect(out.map((c) => c.length)).toEqual([46, 40 * 1024, 20_005, 7]);
+    expect(out[1]).toBe(large);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
 import { StorageError } from '../errors.js';
@@ -9,7 +9,7 @@ import { readObject } from '../storage/read.js';
 import type { PersonasService } from '../services/personas.js';
 import type { Scope, TasksService } from '../services/tasks.js';
 import type { PersonaView, TaskView } from '../services/views.js';
-import { DatasetZip } from './zip.js';
+import { DatasetZip, JoinedChunks } from './zip.js';
 
 /** Columns of the CSV export, in order. */
 export const CSV_COLUMNS = [
@@ -154,7 +154,7 @@ export class ExportsService {
     const task = await this.tasks.get(taskId, scope);
     const archive = new DatasetZip({ zlib: { level: 6 } });
     // A plain Node stream for callers (zip-stream is built on readable-stream).
-    const output = new PassThrough({ highWaterMark: 256 * 1024 });
+    const output = new JoinedChunks(256 * 1024);
     archive.on('error', (error: Error) => output.destroy(error));
     archive.pipe(output);
     let aborted = false;
