@@ -38,7 +38,7 @@ beforeAll(async () => {
 });
 afterAll(() => site?.close());
 
-const REQUEST = { description: 'Night-shift nurses in Manchester', language: 'en-GB', count: 20, imagesPerPersona: 8 };
+const REQUEST = { description: 'Night-shift nurses in Manchester — A&E, Zürich exchange', language: 'en-GB', count: 20, imagesPerPersona: 8 };
 
 describe('server-sent events', () => {
   it('streams progress while a task runs, then done', async () => {
@@ -144,9 +144,18 @@ describe('tasks', () => {
     expect((await api.get(`/api/v1/tasks/${id}/personas?perPage=101`)).status).toBe(422);
     const demo = (await api.get(`/api/v1/tasks/${id}/demographics`)).json() as { gender: { f: number; m: number } };
     expect(demo.gender.f + demo.gender.m).toBe(20);
-    const detail = (await api.get(`/api/v1/datasets/${id}`)).json() as { task: TaskView; personas: { personas: unknown[] } };
+    const answer = await api.get(`/api/v1/datasets/${id}`);
+    const detail = answer.json() as { task: TaskView; personas: { personas: unknown[] } };
     expect(detail.task.id).toBe(id);
+    expect(detail.task.description).toBe(REQUEST.description);
     expect(detail.personas.personas).toHaveLength(20);
+    // the cached answer is UTF-8 bytes: typed as JSON and measured in bytes, not characters
+    const again = await api.get(`/api/v1/datasets/${id}`);
+    for (const reply of [answer, again]) {
+      expect(reply.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      expect(Number(reply.headers.get('content-length'))).toBe(Buffer.byteLength(reply.text));
+    }
+    expect(again.text).toBe(answer.text);
     const stats = (await api.get('/api/v1/stats')).json() as { tasks: number; days: unknown[] };
     expect(stats.tasks).toBe(2);
     expect(stats.days).toHaveLength(7);

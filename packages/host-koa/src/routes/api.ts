@@ -103,7 +103,7 @@ export function apiRouter(gen: AvatarGen, sse: SseHub, datasets: DatasetCache): 
   });
   router.get('/datasets/:id', async (ctx) => {
     const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
-    ctx.type = 'application/json; charset=utf-8';
+    ctx.type = 'application/json; charset=utf-8'; // set first: a Buffer body would make it octet-stream
     ctx.body = await datasets.json(ctx.params.id as string, pageNo, scopeOf(c(ctx)), (d: DatasetDetail) => ({
       task: d.task,
       demographics: d.demographics,
