@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inflateSync } from 'node:zlib';
 import { createImageProcessor, type OpencvImageProcessor } from '@avatargen/image-opencv';
 import sharp from 'sharp';
 
@@ -83,6 +84,29 @@ async function throughput(processor: OpencvImageProcessor, grids: number, inFlig
   return { perSecond: (grids * 1000) / wall, cores: (used.user + used.system) / 1000 / wall };
 }
 
+/** The PNG's compressed pixel stream (its IDAT chunks joined). */
+function pixelStream(png: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 8; at + 8 <= png.length; ) {
+    const length = png.readUInt32BE(at);
+    if (png.toString('latin1', at + 4, at + 8) === 'IDAT') parts.push(png.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * This machine's speed at work every grid needs, done by libraries and not by us: zlib inflating
+ * grid_1024's pixels and sharp decoding the whole file (one thread, in this process). The old
+ * system's figures come from another machine; these say how this one compares from run to run.
+ */
+async function machineReference(): Promise<string> {
+  const stream = pixelStream(grid1024);
+  const inflate = await timeOne(async () => inflateSync(stream));
+  const decode = await timeOne(() => sharp(grid1024).raw().toBuffer());
+  return `machine reference: zlib inflates grid_1024's pixels in ${inflate.ms.toFixed(2)} ms, sharp decodes the file in ${decode.ms.toFixed(2)} ms (one thread)`;
+}
+
 const chain = (processor: OpencvImageProcessor, image: Uint8Array) => () =>
   processor.processGrid(image, { cropWhiteBorders: true, styleSeed: 'bench' });
 
@@ -101,6 +125,9 @@ try {
   rows.push({ step: 'crop white borders (PNG out)', input: 'single 1024x1024', old: BASELINE.crop1024, ...(await timeOne(() => one.cropWhiteBorders(single1024))) });
   rows.push({ step: 'randomize style', input: 'single 512x512', old: BASELINE.style512, ...(await timeOne(() => one.randomizeStyle(single512, { seed: 'bench' }))) });
   rows.push({ step: 'randomize style', input: 'single 1024x1024', old: BASELINE.style1024, ...(await timeOne(() => one.randomizeStyle(single1024, { seed: 'bench' }))) });
+
+  sharp.concurrency(1); // the reference runs in this thread; the workers set their own
+  const reference = await machineReference();
 
   // pool scaling: alternate one worker and two workers so that machine noise hits both alike
   await throughput(two, 10, 4);
@@ -137,6 +164,7 @@ try {
   console.log(`  one worker   ${perSecondOne.toFixed(1)} grids/s  (${(perSecondOne * 4).toFixed(1)} images/s; old: 10.1 grids/s; ${cores(coresOne)})`);
   console.log(`  two workers  ${perSecondTwo.toFixed(1)} grids/s  (${(perSecondTwo * 4).toFixed(1)} images/s; ${cores(coresTwo)})`);
   console.log(`  load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
+  console.log(reference);
   console.log('');
   const speedup = OLD_CHAIN_MS / chainMs;
   const scaling = perSecondTwo / perSecondOne;
