@@ -61,16 +61,20 @@ export const DEFAULT_THROTTLE: ThrottleLimits = { perIp: 30, perAccountIp: 5, wi
 
 /** Where the counters live: core's LoginAttempts (PostgreSQL, shared by every web process). */
 export interface AttemptStore {
-  current(keys: readonly string[], now: number): Promise<Map<string, { failures: number; resetAt: number }>>;
   fail(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, { failures: number; resetAt: number }>>;
+  release(key: string): Promise<void>;
   clear(key: string): Promise<void>;
 }
 
 /**
- * Login throttling. Failures are counted per IP and per (account, IP) pair, never per account
+ * Login throttling. Attempts are counted per IP and per (account, IP) pair, never per account
  * alone: someone guessing a password from elsewhere fills their own buckets and cannot lock the
  * account's owner out from the owner's address. The counters are in the database, so the limits
  * hold for the whole site however many web processes serve it.
+ *
+ * An attempt is counted before its password is checked (one atomic increment), so attempts sent
+ * at the same moment cannot all slip under the limit while bcrypt runs; a login that succeeds
+ * takes its count back.
  */
 export class LoginThrottle {
   constructor(
@@ -82,25 +86,27 @@ export class LoginThrottle {
     return [`ip:${ip}`, `pair:${account.trim().toLowerCase()}|${ip}`];
   }
 
-  /** Milliseconds to wait before another attempt, or 0 when one is allowed. */
-  async retryAfterMs(ip: string, account: string, now = Date.now()): Promise<number> {
+  /**
+   * Counts one attempt; answers 0 when it may go on to the password check, else the milliseconds
+   * until the window that refused it ends. Ended windows are deleted by the web process's
+   * periodic sweep (HostApp.sweepExpired).
+   */
+  async attempt(ip: string, account: string, now = Date.now()): Promise<number> {
     const [ipKey, pairKey] = this.keys(ip, account);
-    const counters = await this.store.current([ipKey, pairKey], now);
+    const counters = await this.store.fail([ipKey, pairKey], now, this.limits.windowMs);
     const byIp = counters.get(ipKey);
     const byPair = counters.get(pairKey);
     let wait = 0;
-    if (byIp && byIp.failures >= this.limits.perIp) wait = Math.max(wait, byIp.resetAt - now);
-    if (byPair && byPair.failures >= this.limits.perAccountIp) wait = Math.max(wait, byPair.resetAt - now);
-    return wait;
+    if (byIp && byIp.failures > this.limits.perIp) wait = Math.max(wait, byIp.resetAt - now);
+    if (byPair && byPair.failures > this.limits.perAccountIp) wait = Math.max(wait, byPair.resetAt - now);
+    return Math.max(wait, 0);
   }
 
-  /** Ended windows are deleted by the web process's periodic sweep (HostApp.sweepExpired). */
-  async failed(ip: string, account: string, now = Date.now()): Promise<void> {
-    await this.store.fail(this.keys(ip, account), now, this.limits.windowMs);
-  }
-
+  /** The pair's failures are forgiven; the address keeps its other failures, not this success. */
   async succeeded(ip: string, account: string): Promise<void> {
-    await this.store.clear(this.keys(ip, account)[1]);
+    const [ipKey, pairKey] = this.keys(ip, account);
+    await this.store.clear(pairKey);
+    await this.store.release(ipKey);
   }
 }
 

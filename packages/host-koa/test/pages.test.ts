@@ -240,6 +240,29 @@ describe('login throttling', () => {
     expect(other.status).toBe(303);
   });
 
+  it('lets no more guesses through than the limit when they arrive all at once', async () => {
+    const account = 'burst@example.com';
+    await site.gen.users.create({ email: account, password: PASSWORD });
+    const attacker = client();
+    await attacker.get('/login');
+    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => attacker.post('/login', { email: account, password: `burst guess ${i}` })));
+    const statuses = replies.map((r) => r.status).sort();
+    // perAccountIp is 3: three passwords are checked, every other attempt is refused unchecked
+    expect(statuses).toEqual([...Array(3).fill(401), ...Array(9).fill(429)]);
+    expect((await attacker.post('/login', { email: account, password: PASSWORD })).status).toBe(429);
+    expect((await client().login(account, PASSWORD)).status).toBe(303);
+  });
+
+  it('refuses an email with control characters or of absurd length before counting or checking it', async () => {
+    const visitor = client();
+    await visitor.get('/login');
+    for (const email of ['member@example.com\u0000', 'a\nb@example.com', `${'x'.repeat(300)}@example.com`]) {
+      const reply = await visitor.post('/login', { email, password: PASSWORD });
+      expect(reply.status).toBe(422);
+      expect(reply.text).toContain('That is not an email address.');
+    }
+  });
+
   it('blocks an address that guesses across many accounts', async () => {
     const sprayer = client();
     await sprayer.get('/login');

@@ -22,39 +22,45 @@ describe('LoginThrottle', () => {
 
   it('blocks the account from the guessing address only, until the window ends', async () => {
     const t = throttle();
-    await t.failed('1.1.1.1', 'Ann@Example.com', 0);
-    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 10)).toBe(0);
-    await t.failed('1.1.1.1', 'ann@example.com', 10);
-    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 20)).toBe(980);
-    expect(await t.retryAfterMs('2.2.2.2', 'ann@example.com', 20)).toBe(0);
-    expect(await t.retryAfterMs('1.1.1.1', 'bob@example.com', 20)).toBe(0);
-    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 1000)).toBe(0);
-    // a failure after the window starts a new one
-    await t.failed('1.1.1.1', 'ann@example.com', 1000);
-    expect(await t.retryAfterMs('1.1.1.1', 'ann@example.com', 1001)).toBe(0);
+    expect(await t.attempt('1.1.1.1', 'Ann@Example.com', 0)).toBe(0);
+    expect(await t.attempt('1.1.1.1', 'ann@example.com', 10)).toBe(0);
+    expect(await t.attempt('1.1.1.1', 'ann@example.com', 20)).toBe(980);
+    expect(await t.attempt('2.2.2.2', 'ann@example.com', 20)).toBe(0);
+    expect(await t.attempt('1.1.1.1', 'bob@example.com', 20)).toBe(0);
+    // refused attempts do not stretch the window; an attempt after it starts a new one
+    expect(await t.attempt('1.1.1.1', 'ann@example.com', 999)).toBe(1);
+    expect(await t.attempt('1.1.1.1', 'ann@example.com', 1000)).toBe(0);
   });
 
-  it('blocks an address after failures across accounts; a success clears only its pair', async () => {
+  it('blocks an address after failures across accounts; a success clears its pair and is not counted', async () => {
     const t = throttle();
-    for (const who of ['a', 'b', 'c', 'd']) await t.failed('3.3.3.3', who, 0);
-    expect(await t.retryAfterMs('3.3.3.3', 'e', 5)).toBe(995);
-    await t.failed('4.4.4.4', 'a', 0);
-    await t.failed('4.4.4.4', 'a', 0);
+    for (const who of ['a', 'b', 'c', 'd']) expect(await t.attempt('3.3.3.3', who, 0)).toBe(0);
+    expect(await t.attempt('3.3.3.3', 'e', 5)).toBe(995);
+    expect(await t.attempt('4.4.4.4', 'a', 0)).toBe(0);
     await t.succeeded('4.4.4.4', 'a');
-    expect(await t.retryAfterMs('4.4.4.4', 'a', 1)).toBe(0);
+    expect(await t.attempt('4.4.4.4', 'a', 0)).toBe(0);
+    expect(await t.attempt('4.4.4.4', 'a', 0)).toBe(0);
+    await t.succeeded('4.4.4.4', 'a');
+    // an office behind one address: many people log in, none of it adds up against the address
+    for (let i = 0; i < 10; i++) {
+      expect(await t.attempt('7.7.7.7', `colleague${i % 3}`, 1)).toBe(0);
+      await t.succeeded('7.7.7.7', `colleague${i % 3}`);
+    }
   });
 
-  it('counts failures made through other processes: the counters are in the database', async () => {
+  it('counts attempts made at the same moment and through other processes: the counters are in the database', async () => {
     // two web processes are two throttles over one database
     const [web1, web2] = [throttle(), throttle()];
-    await web1.failed('5.5.5.5', 'carol', 0);
-    await web2.failed('5.5.5.5', 'carol', 1);
-    expect(await web1.retryAfterMs('5.5.5.5', 'carol', 2)).toBe(998);
-    // failures at the same moment are all counted
-    await Promise.all(['w', 'x', 'y', 'z'].map((who, i) => (i % 2 ? web1 : web2).failed('6.6.6.6', who, 0)));
-    expect(await web2.retryAfterMs('6.6.6.6', 'anyone', 3)).toBe(997);
+    expect(await web1.attempt('5.5.5.5', 'carol', 0)).toBe(0);
+    expect(await web2.attempt('5.5.5.5', 'carol', 1)).toBe(0);
+    expect(await web1.attempt('5.5.5.5', 'carol', 2)).toBe(998);
+    // a burst for one account: only as many as the limit go on to the password check
+    const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? web1 : web2).attempt('6.6.6.6', 'dave', 0)));
+    expect(burst.filter((wait) => wait === 0)).toHaveLength(limits.perAccountIp);
+    const spray = await Promise.all(['w', 'x', 'y', 'z', 'v'].map((who, i) => (i % 2 ? web1 : web2).attempt('8.8.8.8', who, 0)));
+    expect(spray.filter((wait) => wait === 0)).toHaveLength(limits.perIp);
     expect(await new LoginAttempts(orm).deleteExpired(10_000)).toBeGreaterThan(0);
-    expect(await web1.retryAfterMs('6.6.6.6', 'anyone', 3)).toBe(0);
+    expect(await web1.attempt('6.6.6.6', 'dave', 10_001)).toBe(0);
   });
 });
 

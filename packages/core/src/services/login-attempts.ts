@@ -6,7 +6,7 @@ export interface AttemptCounter {
 }
 
 /**
- * Failed-login counters in PostgreSQL, so that throttling holds across every web process of a
+ * Login-attempt counters in PostgreSQL, so that throttling holds across every web process of a
  * site (in memory, an attacker spreading guesses over N processes would get N times the
  * attempts). A counter is a key, a number of failures and the end of its window; times come from
  * the caller's clock (milliseconds) so that every process counts the same way.
@@ -14,19 +14,7 @@ export interface AttemptCounter {
 export class LoginAttempts {
   constructor(private readonly orm: Orm) {}
 
-  /** The counters of these keys whose window is still open at `now`. */
-  async current(keys: readonly string[], now: number): Promise<Map<string, AttemptCounter>> {
-    if (keys.length === 0) return new Map();
-    const rows: Array<{ key: string; failures: number; reset_at: Date }> = await this.orm.em
-      .fork()
-      .execute(`select "key", "failures", "reset_at" from "login_attempts" where "key" in (${keys.map(() => '?').join(', ')}) and "reset_at" > ?`, [
-        ...keys,
-        new Date(now),
-      ]);
-    return new Map(rows.map((row) => [row.key, { failures: row.failures, resetAt: new Date(row.reset_at).getTime() }]));
-  }
-
-  /** Counts one failure on each key (a window that has ended starts again) and returns the counters. */
+  /** Counts one attempt on each key (a window that has ended starts again) and returns the counters. */
   async fail(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, AttemptCounter>> {
     if (keys.length === 0) return new Map();
     const at = new Date(now);
@@ -40,6 +28,11 @@ export class LoginAttempts {
       [...keys.flatMap((key) => [key, until]), at, at],
     );
     return new Map(rows.map((row) => [row.key, { failures: row.failures, resetAt: new Date(row.reset_at).getTime() }]));
+  }
+
+  /** Takes one counted attempt back (it was counted before the password check and succeeded). */
+  async release(key: string): Promise<void> {
+    await this.orm.em.fork().execute('update "login_attempts" set "failures" = "failures" - 1 where "key" = ? and "failures" > 0', [key]);
   }
 
   async clear(key: string): Promise<void> {

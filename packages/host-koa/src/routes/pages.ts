@@ -63,20 +63,23 @@ export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, s
     const email = typeof body.email === 'string' ? body.email.trim() : '';
     const password = typeof body.password === 'string' ? body.password : '';
     const next = typeof body.next === 'string' ? body.next : '';
-    const wait = await throttle.retryAfterMs(ctx.ip, email);
+    if (!email || !password) return loginPage(hc, { error: 'Enter your email and password.', email, next }, 422);
+    if (email.length > 254 || /[\u0000-\u001f\u007f]/.test(email)) {
+      return loginPage(hc, { error: 'That is not an email address.', email: '', next }, 422);
+    }
+    if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
+      return loginPage(hc, { error: `Passwords are at most ${PASSWORD_MAX_BYTES} bytes long.`, email, next }, 422);
+    }
+    // counted before bcrypt runs, so a burst of attempts cannot all pass the limit at once
+    const wait = await throttle.attempt(ctx.ip, email);
     if (wait > 0) {
       const minutes = Math.ceil(wait / 60_000);
       ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
       hc.state.log.warn({ ip: ctx.ip }, 'login throttled');
       return loginPage(hc, { error: `Too many failed attempts. Try again in ${minutes} minute${minutes > 1 ? 's' : ''}.`, email, next }, 429);
     }
-    if (!email || !password) return loginPage(hc, { error: 'Enter your email and password.', email, next }, 422);
-    if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
-      return loginPage(hc, { error: `Passwords are at most ${PASSWORD_MAX_BYTES} bytes long.`, email, next }, 422);
-    }
     const user = await gen.users.authenticate(email, password);
     if (!user) {
-      await throttle.failed(ctx.ip, email);
       hc.state.log.info({ ip: ctx.ip }, 'login failed');
       return loginPage(hc, { error: 'The email or the password is wrong.', email, next }, 401);
     }
