@@ -147,11 +147,16 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     }) as unknown as Koa.Middleware<HostState>,
   );
 
-  // Who is asking: an API token (Authorization: Bearer) or the session's user.
+  // Who is asking: an API token (Authorization: Bearer) or the session's user. A token counts
+  // only for the JSON API and the image URLs its answers carry, never for the website's pages:
+  // a leaked token must not be able to mint new tokens or change settings there.
+  const tokenAccepted = (ctx: Koa.Context) =>
+    ctx.path === '/api/v1' ||
+    ctx.path.startsWith('/api/v1/') ||
+    ((ctx.method === 'GET' || ctx.method === 'HEAD') && (ctx.path.startsWith('/media/') || ctx.path.startsWith('/thumbs/')));
   app.use(async (ctx, next) => {
     const c = ctx as HostContext;
-    const header = ctx.get('authorization');
-    const bearer = /^Bearer\s+(\S+)$/i.exec(header);
+    const bearer = tokenAccepted(ctx) ? /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization')) : null;
     if (bearer) {
       const user = await gen.users.authenticateToken(bearer[1] as string);
       if (!user) throw new HttpError(401, 'The API token is unknown, revoked or its account is disabled.', { 'WWW-Authenticate': 'Bearer' });

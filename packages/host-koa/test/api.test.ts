@@ -260,6 +260,23 @@ describe('authentication', () => {
     expect((await client.get('/api/v1/tasks')).status).toBe(401);
   });
 
+  it('a token counts for the API and image URLs only: on the website it cannot mint tokens or change settings', async () => {
+    const admin = await site.gen.users.findByEmail('ops@example.com');
+    const tokensBefore = (await site.gen.users.listTokens(admin?.id as number)).length;
+    const minted = await api.request('POST', '/settings/tokens', { form: { name: 'minted by a token' } });
+    expect(minted.status).toBe(403);
+    expect(minted.text).not.toMatch(/agt_[A-Za-z0-9_-]{20,}/);
+    expect((await site.gen.users.listTokens(admin?.id as number)).length).toBe(tokensBefore);
+    expect((await api.request('POST', '/settings', { form: { max_concurrent_tasks: '9' } })).status).toBe(403);
+    expect((await api.get('/settings')).location).toMatch(/^\/login\?next=/);
+    // the image URLs that API answers carry do work with the token
+    const tasks = (await api.get('/api/v1/tasks?status=completed')).json() as { tasks: TaskView[] };
+    const personas = (await api.get(`/api/v1/tasks/${tasks.tasks[0]?.id}/personas`)).json() as { personas: Array<{ images: Array<{ url: string; thumbnailUrl: string }> }> };
+    const image = personas.personas[0]?.images[0];
+    expect((await api.get(image?.url as string)).status).toBe(200);
+    expect((await api.get(image?.thumbnailUrl as string)).status).toBe(200);
+  });
+
   it('a token request never creates a session', async () => {
     const reply = await api.get('/api/v1/stats');
     expect(reply.setCookies.filter((c) => c.name.startsWith(SESSION_COOKIE))).toEqual([]);
