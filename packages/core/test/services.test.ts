@@ -3,6 +3,7 @@ import { MIGRATIONS } from '../src/db/migrations/index.js';
 import {
   ConflictError,
   defaultSettings,
+  NotFoundError,
   openDatabase,
   type Orm,
   runMigrations,
@@ -80,14 +81,26 @@ describe('database services', () => {
       expect((await users.create({ email: 'admin@localhost', password: 'long enough pw' })).email).toBe('admin@localhost');
     });
 
-    it('disables accounts and changes passwords', async () => {
+    it('disables accounts and changes passwords, ending the account’s sessions', async () => {
       const users = new UsersService(orm);
-      await users.create({ email: 'bob@example.com', password: 'bob password 1' });
+      const sessions = new SessionStore(orm);
+      const bob = await users.create({ email: 'bob@example.com', password: 'bob password 1' });
+      const carol = await users.create({ email: 'carol@example.com', password: 'carol password 1' });
+      await sessions.set('bob-laptop', { userId: bob.id }, 60_000);
+      await sessions.set('bob-phone', { userId: bob.id }, 60_000);
+      await sessions.set('carol-laptop', { userId: carol.id }, 60_000);
       await users.setPassword('bob@example.com', 'bob password 2');
       expect(await users.authenticate('bob@example.com', 'bob password 1')).toBeNull();
       expect(await users.authenticate('bob@example.com', 'bob password 2')).not.toBeNull();
+      expect(await sessions.get('bob-laptop')).toBeUndefined();
+      expect(await sessions.get('bob-phone')).toBeUndefined();
+      expect(await sessions.get('carol-laptop')).toEqual({ userId: carol.id });
+      await sessions.set('bob-again', { userId: bob.id }, 60_000);
       await users.setActive('bob@example.com', false);
       expect(await users.authenticate('bob@example.com', 'bob password 2')).toBeNull();
+      expect(await sessions.get('bob-again')).toBeUndefined();
+      await expect(users.setPassword('nobody@example.com', 'long enough pw')).rejects.toBeInstanceOf(NotFoundError);
+      expect(await sessions.get('carol-laptop')).toEqual({ userId: carol.id });
     });
 
     it('issues API tokens shown once, stored hashed, revocable', async () => {

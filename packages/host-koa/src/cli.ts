@@ -83,7 +83,9 @@ Applies pending database migrations and exits. Safe to run from several processe
   user create --email <email> [--password <pw> | --password-stdin] [--admin]
       A random password is generated and printed once when none is given.
   user set-password --email <email> [--password <pw> | --password-stdin]
+      Signs the account out everywhere (its sessions end); its API tokens stay.
   user disable --email <email>
+      The account cannot log in; its sessions end and its API tokens stop working.
   user enable --email <email>
 
 Passwords: at least 10 characters and at most 72 bytes (bcrypt's limit).`,
@@ -228,7 +230,7 @@ async function userCommand(args: string[], io: Io): Promise<number> {
       const password = await readPassword(values);
       if (password === undefined) throw new UsageError('--password or --password-stdin is required');
       await users.setPassword(email, password);
-      io.out(`Password of ${email} changed.`);
+      io.out(`Password of ${email} changed; its sessions have ended.`);
       return 0;
     }
     if (action === 'disable' || action === 'enable') {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import type { Orm } from '../db/orm.js';
-import { ApiToken, type ApiTokenEntity, User, type UserEntity } from '../db/entities.js';
+import { ApiToken, type ApiTokenEntity, Session, User, type UserEntity } from '../db/entities.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 
 export const BCRYPT_COST = 12;
@@ -117,23 +117,33 @@ export class UsersService {
     return view(user);
   }
 
+  /**
+   * A new password, and the account's sessions end with the old one (a session stolen before the
+   * change stops working). API tokens stay: they are revoked one by one in settings.
+   */
   async setPassword(email: string, password: string): Promise<void> {
     const problem = validatePassword(password);
     if (problem) throw new ValidationError({ password: problem });
-    const em = this.orm.em.fork();
-    const user = await em.findOne(User, { email: normalizeEmail(email) });
-    if (!user) throw new NotFoundError(`No account for ${email}`);
-    user.passwordHash = await bcrypt.hash(password, BCRYPT_COST);
-    await em.flush();
+    const hash = await bcrypt.hash(password, BCRYPT_COST);
+    await this.orm.em.fork().transactional(async (em) => {
+      const user = await em.findOne(User, { email: normalizeEmail(email) });
+      if (!user) throw new NotFoundError(`No account for ${email}`);
+      user.passwordHash = hash;
+      await em.nativeDelete(Session, { userId: user.id });
+    });
   }
 
-  /** Disables (or enables) an account; a disabled account cannot log in and its tokens stop working. */
+  /**
+   * Disables (or enables) an account; a disabled account cannot log in, its tokens stop working
+   * and its sessions are deleted.
+   */
   async setActive(email: string, active: boolean): Promise<void> {
-    const em = this.orm.em.fork();
-    const user = await em.findOne(User, { email: normalizeEmail(email) });
-    if (!user) throw new NotFoundError(`No account for ${email}`);
-    user.active = active;
-    await em.flush();
+    await this.orm.em.fork().transactional(async (em) => {
+      const user = await em.findOne(User, { email: normalizeEmail(email) });
+      if (!user) throw new NotFoundError(`No account for ${email}`);
+      user.active = active;
+      if (!active) await em.nativeDelete(Session, { userId: user.id });
+    });
   }
 
   /** Creates a personal API token; the token itself is returned once and only its hash is stored. */
