@@ -55,7 +55,13 @@ describe('exports', () => {
         shapeBatch: (_seed, personas) =>
           personas.map((p, i) => {
             const [firstName, lastName] = names[i] ?? [p.firstName, p.lastName];
-            return { ...p, firstName, lastName, about: i === 1 ? '+1 555 0100, -dash, @handle, \ttab' : p.about };
+            return {
+              ...p,
+              firstName,
+              lastName,
+              about: i === 1 ? '+1 555 0100, -dash, @handle, \ttab' : p.about,
+              currentCity: i === 3 ? 'Berlin;=1+1' : p.currentCity,
+            };
           }),
       },
     });
@@ -105,6 +111,15 @@ describe('exports', () => {
       for (const cell of Object.values(row)) expect(cell).not.toMatch(/^[=+\-@\t\r]/);
     }
     expect(rows[0]?.image_urls?.split(' ')).toHaveLength(4);
+    expect(rows[3]?.current_city).toBe('Berlin;=1+1');
+    // A spreadsheet that splits on ';' finds a new cell only at a ';' outside quotes: there is none.
+    let quoted = false;
+    const outside: string[] = [];
+    for (const char of text) {
+      if (char === '"') quoted = !quoted;
+      else if (!quoted && char === ';') outside.push(char);
+    }
+    expect(outside).toEqual([]);
   });
 
   it('streams a ZIP of profiles with a sha256 manifest', async () => {

@@ -74,6 +74,9 @@ const csvOptions = {
   header: true,
   columns: [...CSV_COLUMNS],
   bom: true,
+  // Every field quoted: a spreadsheet that splits lines on ';' (the default list separator in
+  // many locales) must not find a new cell, starting with '=', inside an unquoted field.
+  quoted: true,
   cast: { string: (value: string) => neutralizeCell(value) },
 };
 
