@@ -106,19 +106,25 @@ export class StorageError extends AvatarGenError {
   readonly operation: string;
   readonly key?: string;
   readonly notFound: boolean;
+  /**
+   * The key itself is refused (an empty or `..` segment, a control character, a symbolic link on
+   * the way...): no object can be behind it, and asking again cannot help. A web host answers 404.
+   */
+  readonly keyRefused: boolean;
   constructor(
     operation: string,
     key: string | undefined,
     message: string,
-    options: AvatarGenErrorOptions & { notFound?: boolean } = {},
+    options: AvatarGenErrorOptions & { notFound?: boolean; keyRefused?: boolean } = {},
   ) {
     super(options.notFound ? 'not-found' : 'storage', `${operation}${key ? ` ${key}` : ''}: ${message}`, {
-      retryable: options.retryable ?? !options.notFound,
+      retryable: options.retryable ?? !(options.notFound || options.keyRefused),
       ...options,
     });
     this.operation = operation;
     this.key = key;
     this.notFound = options.notFound ?? false;
+    this.keyRefused = options.keyRefused ?? false;
   }
 }
 

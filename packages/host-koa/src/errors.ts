@@ -21,7 +21,7 @@ export function statusFor(error: unknown): number {
   if (error instanceof ValidationError) return 422;
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
-  if (error instanceof StorageError && error.notFound) return 404;
+  if (error instanceof StorageError && (error.notFound || error.keyRefused)) return 404;
   const status = (error as { status?: unknown; expose?: unknown })?.status;
   // koa / co-body errors (bad JSON, body too large...) carry their own status
   if (typeof status === 'number' && status >= 400 && status < 500 && !(error instanceof AvatarGenError)) return status;
@@ -30,6 +30,8 @@ export function statusFor(error: unknown): number {
 
 function publicMessage(error: unknown, status: number): string {
   if (status >= 500) return 'Something went wrong on our side.';
+  // its message names storage keys and operations: nothing a visitor needs
+  if (error instanceof StorageError) return 'Not found.';
   if (error instanceof AvatarGenError || error instanceof HttpError) return error.message;
   if ((error as { expose?: boolean }).expose && error instanceof Error) return error.message;
   return status === 404 ? 'Not found.' : 'The request could not be processed.';

@@ -429,6 +429,18 @@ describe('pages', () => {
     expect(cached).toContain(`tasks/${task.id}/thumbs/w240/${image.key.split('/').slice(2).join('/')}.webp`);
     expect((await c.get(`/thumbs/${cached[0]}`)).status).toBe(404); // no thumbnails of thumbnails
     expect((await c.get('/media/tasks/../secret-key')).status).toBe(404);
+    // keys no object can have, under the user's own task: refused by the storage, a plain 404
+    const folder = image.key.split('/').slice(0, 2).join('/');
+    for (const bad of [`${folder}/./x.png`, `${folder}//x.png`, `${folder}/1/%00.png`, `${folder}/1/%01.png`]) {
+      for (const route of ['/media/', '/thumbs/']) {
+        const reply = await c.get(`${route}${bad}`);
+        expect(reply.status, `${route}${bad}`).toBe(404);
+        expect(reply.text).not.toContain('invalid key');
+      }
+    }
+    const missing = await c.get(`/media/${folder}/no-such-image.png`);
+    expect(missing.status).toBe(404);
+    expect(missing.text).not.toContain('no such object'); // the storage's wording and key stay in the log
   });
 
   it('an internal error shows a short page with the request id and no stack trace', async () => {

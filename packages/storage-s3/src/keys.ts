@@ -9,7 +9,7 @@ export class InvalidKeyError extends StorageError {
   readonly invalidKey: string;
   readonly reason: string;
   constructor(operation: string, key: string, reason: string) {
-    super(operation, undefined, `invalid key ${printable(key.slice(0, 200))}: ${reason}`, { retryable: false });
+    super(operation, undefined, `invalid key ${printable(key.slice(0, 200))}: ${reason}`, { keyRefused: true });
     this.invalidKey = key;
     this.reason = reason;
   }

@@ -29,7 +29,7 @@ const MAX_KEY_LENGTH = 1024;
  */
 export function storageKeySegments(operation: string, key: string): string[] {
   const fail = (reason: string): never => {
-    throw new StorageError(operation, JSON.stringify(key).slice(0, 200), `invalid key: ${reason}`, { retryable: false });
+    throw new StorageError(operation, JSON.stringify(key).slice(0, 200), `invalid key: ${reason}`, { keyRefused: true });
   };
   if (typeof key !== 'string' || key.length === 0) fail('empty');
   if (key.length > MAX_KEY_LENGTH) fail(`longer than ${MAX_KEY_LENGTH} characters`);
@@ -82,7 +82,7 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
         throw new StorageError(operation, key, systemMessage(error), { cause: error });
       }
       if (stats.isSymbolicLink()) {
-        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { retryable: false });
+        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { keyRefused: true });
       }
     }
   }
@@ -100,7 +100,7 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
   function pathOf(segments: string[]): string {
     const full = resolve(root, ...segments);
     // Belt and braces: the segment rules already make this impossible.
-    if (!full.startsWith(rootWithSep)) throw new StorageError('resolve', segments.join('/'), 'invalid key: outside the root');
+    if (!full.startsWith(rootWithSep)) throw new StorageError('resolve', segments.join('/'), 'invalid key: outside the root', { keyRefused: true });
     return full;
   }
 
@@ -179,7 +179,7 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
       // One realpath instead of an lstat per folder: each file system call is a trip through
       // libuv's thread pool, and an export makes thousands of them.
       if ((await realpath(target)) !== join(await realRoot(), ...segments)) {
-        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { retryable: false });
+        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { keyRefused: true });
       }
       const handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW);
       const stats = await handle.stat().catch(async (error: unknown) => {

@@ -296,6 +296,22 @@ export function describeObjectStorageContract(name: string, subject: ContractSub
       expect(left).toEqual([]);
     });
 
+    it('refuses keys no object can have (.., empty segments, control characters) with keyRefused, not a server error', async () => {
+      for (const key of [`${prefix}/../escape.bin`, `${prefix}//double.bin`, `${prefix}/nul\u0000.bin`, `${prefix}/./dot.bin`]) {
+        const error = await storage()
+          .get(key)
+          .then(readAll)
+          .catch((e: unknown) => e);
+        expect(error, key).toBeInstanceOf(StorageError);
+        expect((error as StorageError).keyRefused, key).toBe(true);
+        expect((error as StorageError).retryable, key).toBe(false);
+        const put = await storage()
+          .put(key, Buffer.from('x'), { contentType: 'text/plain' })
+          .catch((e: unknown) => e);
+        expect((put as StorageError).keyRefused, key).toBe(true);
+      }
+    });
+
     it('encodes every key segment in public URLs', () => {
       const url = storage().publicUrl('tasks/a b/Ärger ü.jpg');
       expect(url).toContain('tasks/a%20b/%C3%84rger%20%C3%BC.jpg');
