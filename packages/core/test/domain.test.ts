@@ -11,6 +11,7 @@ import {
   normalizePersona,
   parseGenerationRequest,
   readImageInfo,
+  settingsSchema,
   TASK_STATUSES,
   validateGenerationRequest,
   ValidationError,
@@ -82,6 +83,11 @@ describe('generation request validation', () => {
       description: 'Keep the description under 4000 characters.',
       count: 'Generate at most 300 personas.',
     });
+    const nul = validateGenerationRequest({ description: 'nurses\u0000 in Leeds', language: 'en', count: 10, imagesPerPersona: 4 });
+    expect(nul.ok ? {} : nul.errors).toEqual({ description: 'Remove control characters (such as NUL) from the description.' });
+    expect(validateGenerationRequest({ description: 'nurses\n\tin Leeds', language: 'en', count: 10, imagesPerPersona: 4 }).ok).toBe(true);
+    const prompt = settingsSchema.shape.bio_prompt_x.safeParse('short\u0007bio');
+    expect(prompt.success ? '' : prompt.error.issues[0]?.message).toBe('Remove control characters (such as NUL) from the instructions.');
     const fraction = validateGenerationRequest({ description: 'x', language: 'en', count: 10.5, imagesPerPersona: 4 });
     expect(fraction.ok ? {} : fraction.errors).toEqual({ count: 'The number of personas must be a whole number.' });
     expect(() => parseGenerationRequest({})).toThrow(ValidationError);
@@ -111,6 +117,10 @@ describe('persona normalisation', () => {
     expect(result.persona.gender).toBe('f');
     expect(result.persona.age).toBe(42);
     expect(result.persona.bios).toEqual({ facebook: 'hi', instagram: '', x: 'x', tiktok: 't' });
+    // a provider's stray control characters are dropped (PostgreSQL cannot store NUL); line breaks stay
+    const noisy = normalizePersona({ ...samplePersona(), lastName: 'Ber\u0000nal\u0007', about: 'line one\nline two' });
+    expect(noisy.ok && noisy.persona.lastName).toBe('Bernal');
+    expect(noisy.ok && noisy.persona.about).toBe('line one\nline two');
   });
 
   it('turns an unusable age into null and refuses bad names, genders and over-long text', () => {

@@ -43,13 +43,25 @@ const GENDER_WORDS: Record<string, Gender> = {
   man: 'm',
 };
 
-/** Trims text; a missing value becomes ''. Anything that is not a string or number is rejected. */
+/** C0 controls other than tab and line breaks, and DEL: PostgreSQL cannot store NUL at all. */
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
+
+/** Whether text holds a control character that is neither a tab nor a line break. */
+export function hasControlCharacters(text: string): boolean {
+  CONTROL_CHARACTERS.lastIndex = 0;
+  return CONTROL_CHARACTERS.test(text);
+}
+
+/**
+ * Trims text; a missing value becomes ''. Anything that is not a string or number is rejected.
+ * A provider's stray control characters are dropped (a NUL would fail the whole batch's insert).
+ */
 const text = (max: number) =>
   z.preprocess(
     (v) => (v === null || v === undefined ? '' : typeof v === 'number' ? String(v) : v),
     z
       .string({ error: 'must be text' })
-      .transform((s) => s.normalize('NFC').trim())
+      .transform((s) => s.replace(CONTROL_CHARACTERS, '').normalize('NFC').trim())
       .pipe(z.string().max(max, { error: `is longer than ${max} characters` })),
   );
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { findLanguage, type Language } from './languages.js';
+import { hasControlCharacters } from './persona.js';
 
 export const COUNT_MIN = 10;
 export const COUNT_MAX = 300;
@@ -26,7 +27,8 @@ const requestSchema = z.object({
       z
         .string()
         .min(1, { error: 'Describe the people to generate.' })
-        .max(DESCRIPTION_MAX, { error: `Keep the description under ${DESCRIPTION_MAX} characters.` }),
+        .max(DESCRIPTION_MAX, { error: `Keep the description under ${DESCRIPTION_MAX} characters.` })
+        .refine((s) => !hasControlCharacters(s), { error: 'Remove control characters (such as NUL) from the description.' }),
     ),
   language: z
     .string({ error: 'Choose a bio language.' })

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Platform } from './persona.js';
+import { hasControlCharacters, type Platform } from './persona.js';
 
 /** Default bio instructions per platform, sent to the persona provider. */
 export const DEFAULT_BIO_PROMPTS: Record<Platform, string> = {
@@ -15,7 +15,8 @@ const bioPrompt = z
   .string()
   .trim()
   .min(1, { error: 'Enter instructions for this platform.' })
-  .max(4000, { error: 'Keep the instructions under 4000 characters.' });
+  .max(4000, { error: 'Keep the instructions under 4000 characters.' })
+  .refine((s) => !hasControlCharacters(s), { error: 'Remove control characters (such as NUL) from the instructions.' });
 
 const flag = z.preprocess((v) => {
   if (v === 'true' || v === 'on' || v === '1' || v === 1) return true;
