@@ -62,6 +62,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   app.on('error', (error: unknown) => gen.logger.warn({ err: error }, 'response error'));
   const eta = createViews();
   const throttle = new LoginThrottle(gen.loginAttempts, { ...DEFAULT_THROTTLE, ...options.throttle });
+  const sessionMaxAgeMs = options.sessionMaxAgeMs ?? 7 * 86_400_000;
   const sse = new SseHub(gen, options.sseHeartbeatSeconds ?? 15);
   const thumbs = new ThumbnailCache(gen, options.thumbnailWidth ?? 240);
   const datasets = new DatasetCache(gen);
@@ -123,7 +124,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     session(
       {
         key: SESSION_COOKIE,
-        maxAge: options.sessionMaxAgeMs ?? 7 * 86_400_000,
+        maxAge: sessionMaxAgeMs,
         httpOnly: true,
         signed: true,
         sameSite: 'lax',
@@ -191,7 +192,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
 
   const api = apiRouter(gen, sse, datasets);
   const media = mediaRouter(gen, thumbs, options.serveMedia ?? true);
-  const pages = pagesRouter(gen, eta, throttle, sse, datasets);
+  const pages = pagesRouter(gen, eta, throttle, sse, datasets, sessionMaxAgeMs);
   for (const router of [api, media, pages]) {
     app.use(router.routes() as unknown as Koa.Middleware<HostState>);
     app.use(router.allowedMethods() as unknown as Koa.Middleware<HostState>);

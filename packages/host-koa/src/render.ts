@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
 import { assetUrl } from './routes/static.js';
-import { newCsrfToken } from './security.js';
+import { ANONYMOUS_SESSION_MS, newCsrfToken } from './security.js';
 import { type HostContext, sessionOf } from './state.js';
 
 /** Templates and static files sit next to src/ and dist/, so both resolve them the same way. */
@@ -12,11 +12,19 @@ export function createViews(options: { cache?: boolean } = {}): Eta {
   return new Eta({ views: VIEWS_DIR, cache: options.cache ?? true, autoEscape: true, autoTrim: false });
 }
 
-/** The session's CSRF token, created on first use (only pages that hold a form need one). */
+/**
+ * The session's CSRF token, created on first use (only pages that hold a form need one). A
+ * visitor who has not logged in gets a session of an hour, not of a week: every view of the
+ * login page by someone new stores a session, and a flood of them should be swept within the
+ * hour. Logging in starts a new session with the full lifetime.
+ */
 export function csrfToken(ctx: HostContext): string {
   const session = sessionOf(ctx);
   if (!session) return '';
-  session.csrf ??= newCsrfToken();
+  if (!session.csrf) {
+    session.csrf = newCsrfToken();
+    if (typeof session.userId !== 'number') (ctx.session as unknown as { maxAge: number }).maxAge = ANONYMOUS_SESSION_MS;
+  }
   return session.csrf;
 }
 

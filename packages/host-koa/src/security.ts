@@ -37,6 +37,9 @@ export function securityHeaders(imageOrigins: readonly string[] = []) {
 export const CSRF_FIELD = '_csrf';
 export const CSRF_HEADER = 'x-csrf-token';
 
+/** Lifetime of a session that has not logged in (it holds only a CSRF token). */
+export const ANONYMOUS_SESSION_MS = 60 * 60_000;
+
 export function newCsrfToken(): string {
   return randomBytes(32).toString('base64url');
 }

@@ -155,6 +155,17 @@ describe('login and logout', () => {
     expect(await site.gen.sessions.get(before)).toBeUndefined();
     expect(await site.gen.sessions.get(after)).toMatchObject({ userId: expect.any(Number) });
     expect((await c.get('/dashboard')).status).toBe(200);
+    // the visitor's session lived an hour; the logged-in one lives the configured week
+    const hoursLeft = async (id: string) => {
+      const [row] = await site.gen.orm.em.fork().execute('select extract(epoch from expires_at - now()) / 3600 as hours from sessions where id = ?', [id]);
+      return Number(row?.hours);
+    };
+    expect(await hoursLeft(after)).toBeGreaterThan(7 * 24 - 1);
+    const visitor = client();
+    await visitor.get('/login');
+    const visitorHours = await hoursLeft(visitor.cookies.get(SESSION_COOKIE) as string);
+    expect(visitorHours).toBeGreaterThan(0.9);
+    expect(visitorHours).toBeLessThan(1.1);
     // The pre-login cookie (what a fixation attacker would hold) is worth nothing.
     const attacker = client();
     attacker.cookies.set(SESSION_COOKIE, before);

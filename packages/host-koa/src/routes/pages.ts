@@ -28,7 +28,15 @@ const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_whit
 const PAGE_SIZE = 25;
 
 /** The server-rendered website. */
-export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, sse: SseHub, datasets: DatasetCache): Router {
+export function pagesRouter(
+  gen: AvatarGen,
+  eta: Eta,
+  throttle: LoginThrottle,
+  sse: SseHub,
+  datasets: DatasetCache,
+  /** Lifetime of a logged-in session (the anonymous one before it is shorter). */
+  sessionMaxAgeMs: number,
+): Router {
   const router = new Router();
   const c = (ctx: unknown) => ctx as HostContext;
   const languages = listLanguages();
@@ -91,6 +99,7 @@ export function pagesRouter(gen: AvatarGen, eta: Eta, throttle: LoginThrottle, s
     for (const key of Object.keys(data)) delete (session as Record<string, unknown>)[key];
     session.userId = user.id;
     session.csrf = newCsrfToken();
+    (ctx.session as unknown as { maxAge: number }).maxAge = sessionMaxAgeMs;
     await (ctx.session as unknown as { regenerate(): Promise<void> }).regenerate();
     hc.state.log.info({ userId: user.id }, 'logged in');
     seeOther(hc, safeNext(next));
