@@ -142,7 +142,8 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
       enableTypes: ['json', 'form'],
       jsonLimit: '1mb',
       formLimit: '1mb',
-      onError: () => {
+      onError: (error: Error & { status?: number }) => {
+        if (error.status === 413) throw new HttpError(413, 'The request body is larger than 1 MB.');
         throw new HttpError(400, 'The request body could not be read (malformed JSON or form data).');
       },
     }) as unknown as Koa.Middleware<HostState>,
@@ -182,6 +183,10 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   app.use(async (ctx, next) => {
     const c = ctx as HostContext;
     if (['GET', 'HEAD', 'OPTIONS'].includes(ctx.method) || c.state.auth === 'token') return next();
+    // the API answers "who are you?" before "where is your token?" (docs/api.md: 401 everywhere)
+    if (!c.state.user && (ctx.path === '/api/v1' || ctx.path.startsWith('/api/v1/'))) {
+      throw new HttpError(401, 'Log in or send an API token (Authorization: Bearer).', { 'WWW-Authenticate': 'Bearer' });
+    }
     const sent = bodyOf(ctx)[CSRF_FIELD] ?? ctx.get(CSRF_HEADER);
     const expected = ctx.cookies.get(SESSION_COOKIE) ? sessionOf(ctx)?.csrf : undefined;
     if (!csrfMatches(expected, sent)) {

@@ -95,6 +95,19 @@ describe('tasks', () => {
     });
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toMatchObject({ error: expect.stringContaining('malformed') });
+    const huge = await fetch(new URL('/api/v1/tasks', site.url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...REQUEST, description: 'x'.repeat(1_100_000) }),
+    });
+    expect(huge.status).toBe(413);
+    expect(await huge.json()).toMatchObject({ error: 'The request body is larger than 1 MB.' });
+    // no credentials at all: 401 on every API route, state changes included (not the CSRF 403)
+    for (const [method, path] of [['POST', '/api/v1/tasks'], ['PATCH', '/api/v1/settings'], ['DELETE', '/api/v1/tasks/x']]) {
+      const anonymous = await fetch(new URL(path as string, site.url), { method, headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(anonymous.status, `${method} ${path}`).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toBe('Bearer');
+    }
   });
 
   it('creates, lists, cancels, retries and deletes', async () => {
