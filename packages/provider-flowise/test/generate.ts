@@ -63,12 +63,19 @@ const HOSTILE = [
 ];
 const WORDS = ['Maria', 'nurse', 'loves', 'hiking', 'in', 'Austin', 'coffee', 'and', 'jazz', 'O\'Brien', 'São Paulo'];
 
-/** A string with hostile pieces, already in the form normalizePersona keeps (NFC, trimmed, within limits). */
+/**
+ * A string with hostile pieces, already in the form normalizePersona keeps: control characters
+ * other than tab and line breaks dropped (the NUL among them), NFC, trimmed, within limits.
+ */
 export function hostileString(random: Random, maxParts = 8, nonEmpty = false): string {
   const parts: string[] = [];
   const n = int(random, nonEmpty ? 1 : 0, maxParts);
   for (let i = 0; i < n; i++) parts.push(random() < 0.55 ? oneOf(random, HOSTILE) : oneOf(random, WORDS));
-  let text = parts.join(random() < 0.5 ? ' ' : '').normalize('NFC').trim();
+  let text = parts
+    .join(random() < 0.5 ? ' ' : '')
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '')
+    .normalize('NFC')
+    .trim();
   if (nonEmpty && text === '') text = oneOf(random, WORDS);
   return text;
 }
