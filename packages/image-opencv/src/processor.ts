@@ -63,6 +63,8 @@ export interface OpencvImageProcessor extends ImageProcessor {
 }
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
+/** The longest delay a timer can hold (a larger one fires at once). */
+const MAX_TIMEOUT_MS = 2_147_483_647;
 export const DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024;
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 const MAX_GRID = 16;
@@ -100,8 +102,17 @@ function numberIn(name: string, value: unknown, min: number, max: number): numbe
   return value;
 }
 
-function borderSettings(options: CropWhiteBordersOptions | undefined): WhiteBorderSettings {
-  const s = { ...DEFAULT_WHITE_BORDERS, ...options };
+/** An options argument: absent or null is none; anything but an object is a mistake. */
+function optionsObject<T extends object>(name: string, value: T | null | undefined): Partial<T> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object') throw new ValidationError({ [name]: `must be an object, got ${typeof value}` });
+  return value;
+}
+
+function borderSettings(options: CropWhiteBordersOptions | null | undefined): WhiteBorderSettings {
+  // a field left undefined takes its default, as when it is missing
+  const given = Object.fromEntries(Object.entries(optionsObject('options', options)).filter(([, v]) => v !== undefined));
+  const s = { ...DEFAULT_WHITE_BORDERS, ...given };
   numberIn('threshold', s.threshold, 0, 255);
   numberIn('whiteRatio', s.whiteRatio, 0, 1);
   if (!Number.isInteger(s.scanDepth) || s.scanDepth < 0) throw new ValidationError({ scanDepth: 'must be a whole number >= 0' });
@@ -177,7 +188,7 @@ class Slots {
  */
 export function createImageProcessor(options: ImageProcessorOptions = {}): OpencvImageProcessor {
   const threads = options.threads ? positiveInteger('threads', options.threads, 1, 256) : availableParallelism();
-  const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS);
+  const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS);
   const limits: InputLimits = {
     maxInputBytes: positiveInteger('maxInputBytes', options.maxInputBytes, DEFAULT_MAX_INPUT_BYTES),
     maxPixels: positiveInteger('maxPixels', options.maxPixels, DEFAULT_MAX_PIXELS),
@@ -213,18 +224,19 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     op: K,
     image: Bytes,
     task: Omit<Extract<WorkerTask, { op: K }>, 'op' | 'image'>,
-    call: CallOptions = {},
+    call: CallOptions | null = {},
   ): Promise<WorkerResults[K]> {
     if (closed) throw new CancelledError('The image processor is closed');
-    if (call.signal?.aborted) throw new CancelledError();
-    const limit = positiveInteger('timeoutMs', call.timeoutMs, timeoutMs);
+    const limit = positiveInteger('timeoutMs', call?.timeoutMs, timeoutMs, MAX_TIMEOUT_MS);
+    if (call?.signal !== undefined && !(call.signal instanceof AbortSignal)) throw new ValidationError({ signal: 'must be an AbortSignal' });
+    if (call?.signal?.aborted) throw new CancelledError();
     const bytes = admit(image, limits);
     inFlight++;
     try {
-      await slots.acquire(call.signal);
+      await slots.acquire(call?.signal);
       const timer = new AbortController();
       const clock = setTimeout(() => timer.abort(), limit);
-      const signal = call.signal ? AbortSignal.any([call.signal, timer.signal]) : timer.signal;
+      const signal = call?.signal ? AbortSignal.any([call.signal, timer.signal]) : timer.signal;
       // the worker gets its own copy (the caller's buffer is never detached) and sends it back
       const input = buffers.copy(bytes);
       try {
@@ -237,7 +249,7 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
         return reply.value;
       } catch (error) {
         if (timer.signal.aborted) throw new ImageTimeoutError(op, limit);
-        if (call.signal?.aborted) throw new CancelledError();
+        if (call?.signal?.aborted) throw new CancelledError();
         throw error;
       } finally {
         clearTimeout(clock);
@@ -257,8 +269,8 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     async splitGrid(image, rows, cols) {
       return run('splitGrid', image, { rows: gridSize('rows', rows), cols: gridSize('cols', cols) });
     },
-    async trimWhitespace(image, options = {}) {
-      return run('trimWhitespace', image, { tolerance: numberIn('tolerance', options.tolerance ?? 0, 0, 255) });
+    async trimWhitespace(image, options) {
+      return run('trimWhitespace', image, { tolerance: numberIn('tolerance', optionsObject('options', options).tolerance ?? 0, 0, 255) });
     },
     async cropWhiteBorders(image, options) {
       return run('cropWhiteBorders', image, { settings: borderSettings(options) });
@@ -274,7 +286,11 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
       return run('thumbnail', image, { width: positiveInteger('width', width, 0, MAX_THUMBNAIL_WIDTH) });
     },
     async processGrid(image, options) {
+      if (options === null || typeof options !== 'object') throw new ValidationError({ options: 'must be an object with styleSeed (a string or null)' });
       const borders = options.cropWhiteBorders;
+      if (borders !== undefined && typeof borders !== 'boolean' && (borders === null || typeof borders !== 'object')) {
+        throw new ValidationError({ cropWhiteBorders: 'must be true, false or border settings' });
+      }
       return run(
         'processGrid',
         image,

@@ -89,9 +89,18 @@ async function decode(image: Uint8Array): Promise<RawImage> {
     if (info.channels !== 3) throw new Error(`unexpected ${info.channels} channels after decoding`);
     return { data, width: info.width, height: info.height };
   } catch (error) {
-    const reason = error instanceof Error ? error.message.trim() : String(error);
-    throw new BadImage(`Cannot decode the image: ${reason}`);
+    throw new BadImage(`Cannot decode the image: ${reasonOf(error)}`);
   }
+}
+
+/**
+ * sharp's message, first line only: libvips keeps one error buffer for the whole process, so
+ * with two workers a message can gain lines from another call's failure.
+ */
+function reasonOf(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? '';
+  return line.trim().replace(/:$/, '') || 'unreadable data';
 }
 
 /** A buffer the worker owns outright (sharp's output memory cannot be transferred, only copied). */
@@ -107,7 +116,13 @@ async function png(pixels: Uint8Array, width: number, height: number): Promise<U
   return owned(await sharp(pixels, rawInput(width, height)).png(PNG_OPTIONS).toBuffer());
 }
 
+/** JPEG holds at most this many pixels per side. */
+const JPEG_MAX_SIDE = 65_535;
+
 async function jpeg(pixels: Uint8Array, width: number, height: number, quality: number): Promise<Uint8Array> {
+  if (width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE) {
+    throw new BadImage(`The result would be ${width}x${height} pixels: a JPEG holds at most ${JPEG_MAX_SIDE} per side`);
+  }
   return owned(await sharp(pixels, rawInput(width, height)).jpeg(jpegOptions(quality)).toBuffer());
 }
 
@@ -153,13 +168,14 @@ async function perform(task: WorkerTask): Promise<unknown> {
     }
     case 'thumbnail': {
       try {
+        // never wider than the original: a thumbnail is for looking, not for inventing pixels
         const data = await sharp(task.image, { limitInputPixels: settings.maxPixels, failOn: 'warning', autoOrient: true })
-          .resize({ width: task.width })
+          .resize({ width: task.width, withoutEnlargement: true })
           .webp(WEBP_OPTIONS)
           .toBuffer();
         return owned(data);
       } catch (error) {
-        throw new BadImage(`Cannot decode the image: ${error instanceof Error ? error.message.trim() : String(error)}`);
+        throw new BadImage(`Cannot make a thumbnail of the image: ${reasonOf(error)}`);
       }
     }
     case 'processGrid': {

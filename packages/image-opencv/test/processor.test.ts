@@ -3,6 +3,7 @@ import { makeGridPng } from '@avatargen/core/testing';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImageProcessor, ImageTimeoutError, type OpencvImageProcessor } from '../src/index.js';
+import { jpegScans, MAX_JPEG_SCANS } from '../src/limits.js';
 import { bordered, crop, decode, hasInputs, input, meanSaturation, png, rawImage } from './helpers.js';
 
 let processor: OpencvImageProcessor;
@@ -55,9 +56,11 @@ describe('geometry through the pool', () => {
     }
   });
 
-  it('makes WebP thumbnails that keep the aspect ratio', async () => {
+  it('makes WebP thumbnails that keep the aspect ratio, and never enlarges', async () => {
     const thumb = readImageInfo(await processor.thumbnail(await png(bordered(200, 100, { top: 0, right: 0, bottom: 0, left: 0 })), 50));
     expect([thumb.format, thumb.width, thumb.height]).toEqual(['webp', 50, 25]);
+    const tiny = readImageInfo(await processor.thumbnail(await png(rawImage(2, 3, () => [9, 9, 9])), 4000));
+    expect([tiny.width, tiny.height]).toEqual([2, 3]);
   });
 
   it('flattens transparency onto white and accepts greyscale', async () => {
@@ -336,7 +339,40 @@ describe('bad input', () => {
     expect(kinds.filter(Boolean)).toHaveLength(20);
   });
 
+  it('refuses a JPEG of hundreds of scans (a CPU bomb in few bytes) from its markers, before decoding', async () => {
+    const progressive = await sharp(await png(rawImage(64, 64, (x, y) => [x * 4, y * 4, 90]))).jpeg({ progressive: true }).toBuffer();
+    const scans = jpegScans(progressive, 1000);
+    expect(scans).toBeGreaterThan(1);
+    expect(scans).toBeLessThan(20);
+    expect(readImageInfo(await processor.thumbnail(progressive, 32)).width).toBe(32);
+    // the last scan repeated until there are 101: each decodes (and costs) like a real one
+    const lastScan = progressive.lastIndexOf(Buffer.from([0xff, 0xda]));
+    const scan = progressive.subarray(lastScan, progressive.length - 2);
+    const bomb = Buffer.concat([progressive.subarray(0, progressive.length - 2), ...Array(MAX_JPEG_SCANS + 1 - scans).fill(scan), Buffer.from([0xff, 0xd9])]);
+    expect(jpegScans(bomb, 1000)).toBe(MAX_JPEG_SCANS + 1);
+    const error = await processor.thumbnail(bomb, 32).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidImageError);
+    expect((error as Error).message).toMatch(/more than 100 scans/);
+  });
+
+  it('refuses a result too wide for JPEG with InvalidImageError, not a server error', async () => {
+    const wide = await sharp({ create: { width: 70_000, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
+    const error = await processor.randomizeStyle(wide, { seed: 'wide' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidImageError);
+    expect((error as Error).message).toMatch(/70000x8 pixels: a JPEG holds at most 65535 per side/);
+  });
+
   it('refuses bad arguments with ValidationError', async () => {
+    await expect(processor.processGrid(good, null as never)).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.processGrid(good, { styleSeed: null, cropWhiteBorders: 'yes' as never })).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.randomizeStyle(good, { seed: 's', signal: {} as never })).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.randomizeStyle(good, { seed: 's', timeoutMs: 2 ** 31 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.cropWhiteBorders(good, 'x' as never)).rejects.toBeInstanceOf(ValidationError);
+    // no options, or a field left undefined, is the defaults
+    expect(readImageInfo(await processor.trimWhitespace(good, null as never)).width).toBe(48);
+    expect(readImageInfo(await processor.cropWhiteBorders(good, { threshold: undefined })).width).toBe(48);
+    expect(() => createImageProcessor({ timeoutMs: 2 ** 31 })).toThrow(ValidationError);
+    expect(() => createImageProcessor({ formats: [] })).toThrow(/formats is empty/);
     await expect(processor.splitGrid(good, 0, 2)).rejects.toBeInstanceOf(ValidationError);
     await expect(processor.thumbnail(good, 0)).rejects.toBeInstanceOf(ValidationError);
     await expect(processor.cropWhiteBorders(good, { whiteRatio: 2 })).rejects.toBeInstanceOf(ValidationError);
