@@ -152,10 +152,9 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   // Who is asking: an API token (Authorization: Bearer) or the session's user. A token counts
   // only for the JSON API and the image URLs its answers carry, never for the website's pages:
   // a leaked token must not be able to mint new tokens or change settings there.
+  const isApi = (path: string) => path === '/api/v1' || path.startsWith('/api/v1/');
   const tokenAccepted = (ctx: Koa.Context) =>
-    ctx.path === '/api/v1' ||
-    ctx.path.startsWith('/api/v1/') ||
-    ((ctx.method === 'GET' || ctx.method === 'HEAD') && (ctx.path.startsWith('/media/') || ctx.path.startsWith('/thumbs/')));
+    isApi(ctx.path) || ((ctx.method === 'GET' || ctx.method === 'HEAD') && (ctx.path.startsWith('/media/') || ctx.path.startsWith('/thumbs/')));
   app.use(async (ctx, next) => {
     const c = ctx as HostContext;
     const bearer = tokenAccepted(ctx) ? /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization')) : null;
@@ -184,7 +183,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     const c = ctx as HostContext;
     if (['GET', 'HEAD', 'OPTIONS'].includes(ctx.method) || c.state.auth === 'token') return next();
     // the API answers "who are you?" before "where is your token?" (docs/api.md: 401 everywhere)
-    if (!c.state.user && (ctx.path === '/api/v1' || ctx.path.startsWith('/api/v1/'))) {
+    if (!c.state.user && isApi(ctx.path)) {
       throw new HttpError(401, 'Log in or send an API token (Authorization: Bearer).', { 'WWW-Authenticate': 'Bearer' });
     }
     const sent = bodyOf(ctx)[CSRF_FIELD] ?? ctx.get(CSRF_HEADER);
