@@ -64,7 +64,7 @@ export const DEFAULT_THROTTLE: ThrottleLimits = { perIp: 30, perAccountIp: 5, wi
 
 /** Where the counters live: core's LoginAttempts (PostgreSQL, shared by every web process). */
 export interface AttemptStore {
-  fail(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, { failures: number; resetAt: number }>>;
+  count(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, { attempts: number; resetAt: number }>>;
   release(key: string): Promise<void>;
   clear(key: string): Promise<void>;
 }
@@ -96,20 +96,19 @@ export class LoginThrottle {
    */
   async attempt(ip: string, account: string, now = Date.now()): Promise<number> {
     const [ipKey, pairKey] = this.keys(ip, account);
-    const counters = await this.store.fail([ipKey, pairKey], now, this.limits.windowMs);
+    const counters = await this.store.count([ipKey, pairKey], now, this.limits.windowMs);
     const byIp = counters.get(ipKey);
     const byPair = counters.get(pairKey);
     let wait = 0;
-    if (byIp && byIp.failures > this.limits.perIp) wait = Math.max(wait, byIp.resetAt - now);
-    if (byPair && byPair.failures > this.limits.perAccountIp) wait = Math.max(wait, byPair.resetAt - now);
+    if (byIp && byIp.attempts > this.limits.perIp) wait = Math.max(wait, byIp.resetAt - now);
+    if (byPair && byPair.attempts > this.limits.perAccountIp) wait = Math.max(wait, byPair.resetAt - now);
     return Math.max(wait, 0);
   }
 
-  /** The pair's failures are forgiven; the address keeps its other failures, not this success. */
+  /** The pair's failures are forgiven; the address keeps its other attempts, not this success. */
   async succeeded(ip: string, account: string): Promise<void> {
     const [ipKey, pairKey] = this.keys(ip, account);
-    await this.store.clear(pairKey);
-    await this.store.release(ipKey);
+    await Promise.all([this.store.clear(pairKey), this.store.release(ipKey)]);
   }
 }
 

@@ -1,21 +1,22 @@
 import type { Orm } from '../db/orm.js';
 
 export interface AttemptCounter {
-  failures: number;
+  /** Attempts counted in the window (the column keeps its first name, "failures"). */
+  attempts: number;
   resetAt: number;
 }
 
 /**
  * Login-attempt counters in PostgreSQL, so that throttling holds across every web process of a
  * site (in memory, an attacker spreading guesses over N processes would get N times the
- * attempts). A counter is a key, a number of failures and the end of its window; times come from
+ * attempts). A counter is a key, a number of attempts and the end of its window; times come from
  * the caller's clock (milliseconds) so that every process counts the same way.
  */
 export class LoginAttempts {
   constructor(private readonly orm: Orm) {}
 
   /** Counts one attempt on each key (a window that has ended starts again) and returns the counters. */
-  async fail(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, AttemptCounter>> {
+  async count(keys: readonly string[], now: number, windowMs: number): Promise<Map<string, AttemptCounter>> {
     if (keys.length === 0) return new Map();
     const at = new Date(now);
     const until = new Date(now + windowMs);
@@ -27,7 +28,7 @@ export class LoginAttempts {
        returning "key", "failures", "reset_at"`,
       [...keys.flatMap((key) => [key, until]), at, at],
     );
-    return new Map(rows.map((row) => [row.key, { failures: row.failures, resetAt: new Date(row.reset_at).getTime() }]));
+    return new Map(rows.map((row) => [row.key, { attempts: row.failures, resetAt: new Date(row.reset_at).getTime() }]));
   }
 
   /** Takes one counted attempt back (it was counted before the password check and succeeded). */

@@ -23,11 +23,6 @@ export class SessionStore {
     await this.orm.em.fork().nativeDelete(Session, { id });
   }
 
-  /** Ends every session of a user (after a password change or when disabling an account). */
-  async destroyForUser(userId: number): Promise<void> {
-    await this.orm.em.fork().nativeDelete(Session, { userId });
-  }
-
   async deleteExpired(): Promise<number> {
     return this.orm.em.fork().nativeDelete(Session, { expiresAt: { $lte: new Date() } });
   }
