@@ -172,6 +172,7 @@ describe('exports', () => {
       get: (key) =>
         key === broken?.key ? Promise.reject(new StorageError('get', key, 'connection reset')) : storage.get(key),
       read: undefined,
+      workerReader: undefined, // on the main thread; the worker's path is tested below
     };
     const exports = new ExportsService(h.gen.tasks, h.gen.personas, failing);
     await expect(readAll(await exports.zip(taskId))).rejects.toThrow(/connection reset/);

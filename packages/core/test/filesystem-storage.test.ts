@@ -9,6 +9,7 @@ import { buildContainer } from '../src/plugin.js';
 import { createLogger } from '../src/logger.js';
 import type { ObjectStorage } from '../src/ports.js';
 import { createFilesystemStorage, filesystemStoragePlugin } from '../src/storage/filesystem.js';
+import { openFilesystemReader } from '../src/storage/filesystem-reader.js';
 import { readObject } from '../src/storage/read.js';
 import { describeObjectStorageContract } from '../src/testing/contracts.js';
 
@@ -108,6 +109,7 @@ describe('filesystem storage', () => {
       () => storage.delete(key),
       () => storage.deleteMany(['fine.txt', key]),
       () => storage.publicUrl(key),
+      () => openFilesystemReader({ root }).read(key, Buffer.alloc(16)),
     ];
     for (const attempt of attempts) {
       const error = await Promise.resolve()
@@ -144,6 +146,8 @@ describe('filesystem storage', () => {
       () => (storage.read as (key: string) => Promise<Uint8Array>)('door/secret.txt'),
       () => (storage.read as (key: string) => Promise<Uint8Array>)('file-link.txt'),
       () => storage.put('file-link.txt', Buffer.from('overwritten'), { contentType: 'text/plain' }),
+      async () => openFilesystemReader({ root }).read('door/secret.txt', Buffer.alloc(64)),
+      async () => openFilesystemReader({ root }).read('file-link.txt', Buffer.alloc(64)),
     ]) {
       const error = await attempt().then(
         () => null,
@@ -178,6 +182,33 @@ describe('filesystem storage', () => {
     await symlink(join(real, 'a'), join(real, 'inner'));
     await expect(storage.get('inner/big.bin')).rejects.toThrow(/symbolic link/);
     await expect(storage.get('a/none.bin')).rejects.toMatchObject({ notFound: true });
+    // the worker thread's reader (see the worker-reader test below) follows the same rules
+    const reader = openFilesystemReader({ root: join(base, 'linked-root', 'alias') });
+    expect(Buffer.from(await reader.read('a/big.bin', Buffer.alloc(1024))).equals(big)).toBe(true);
+    expect((await reader.read('a/empty.bin', Buffer.alloc(1024))).length).toBe(0);
+    expect(() => reader.read('inner/big.bin', Buffer.alloc(1024))).toThrow(/symbolic link/);
+    for (const key of ['a/none.bin', 'a', 'none/deeper.bin']) {
+      expect(() => reader.read(key, Buffer.alloc(1024)), key).toThrow(expect.objectContaining({ notFound: true }));
+    }
+  });
+
+  it("offers a worker reader that reads into the caller's scratch buffer when the object fits", async () => {
+    const root = join(base, 'worker-reader');
+    const storage = createFilesystemStorage({ root });
+    await storage.put('x/small.bin', Buffer.from('small object'), { contentType: 'application/octet-stream' });
+    const spec = storage.workerReader?.();
+    expect(spec?.factory).toBe('openFilesystemReader');
+    expect(structuredClone(spec?.options)).toEqual({ root });
+    const reader = openFilesystemReader(spec?.options as { root: string });
+    const scratch = Buffer.alloc(64);
+    const small = await reader.read('x/small.bin', scratch);
+    expect(Buffer.from(small).toString()).toBe('small object');
+    expect(small.buffer).toBe(scratch.buffer); // no new memory
+    const tiny = Buffer.alloc(4);
+    const whole = await reader.read('x/small.bin', tiny);
+    expect(Buffer.from(whole).toString()).toBe('small object');
+    expect(whole.buffer).not.toBe(tiny.buffer);
+    expect(() => openFilesystemReader({ root: '' })).toThrow(StorageError);
   });
 
   it('readObject reads whole objects by read() or by the stream, and refuses ones over the limit', async () => {

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import type { ZipArchiveEntry } from 'compress-commons';
 import ZipStream from 'zip-stream';
+import type { WorkerReaderSpec } from '../ports.js';
 
 type Done = (error: Error | null, entry?: ZipArchiveEntry) => void;
 
@@ -73,3 +75,88 @@ export class JoinedChunks extends Transform {
     this.pendingBytes = 0;
   }
 }
+
+export interface ManifestEntry {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** The task as manifest.json describes it. */
+export interface ManifestTask {
+  id: string;
+  description: string;
+  count: number;
+  status: string;
+}
+
+/**
+ * Writes a dataset's files into a DatasetZip and keeps its manifest: a sha256 per file, and the
+ * objects the storage no longer had. Used on the main thread and in the ZIP worker alike.
+ */
+export class DatasetZipWriter {
+  readonly archive = new DatasetZip({ zlib: { level: 6 } });
+  private readonly files: ManifestEntry[] = [];
+  private readonly missing: string[] = [];
+
+  constructor(private readonly date: Date) {}
+
+  /** Adds a file: deflated when `compress`, else stored (images are compressed already). */
+  add(path: string, data: Buffer, compress: boolean): Promise<void> {
+    this.files.push({ path, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+    return this.entry(path, data, compress);
+  }
+
+  /** An object the storage no longer has: listed in the manifest instead of the archive. */
+  addMissing(path: string): void {
+    this.missing.push(path);
+  }
+
+  /** manifest.json, last, then the end of the archive. */
+  async finish(task: ManifestTask): Promise<void> {
+    const { id, description, count, status } = task;
+    const manifest = { task: { id, description, count, status }, files: this.files, missing: this.missing };
+    await this.entry('manifest.json', Buffer.from(JSON.stringify(manifest, null, 2)), true);
+    this.archive.finalize();
+  }
+
+  private entry(name: string, data: Buffer, compress: boolean): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.archive.entry(data, { name, store: !compress, date: this.date }, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+}
+
+/**
+ * A file of the dataset, in archive order: text made on the main thread (deflated), or a stored
+ * object (stored as it is). Text crosses to the worker as a string: a small Buffer would carry its
+ * whole 8 KiB pool with it.
+ */
+export type DatasetFile = { path: string; text: string } | { path: string; key: string };
+
+/** What the ZIP worker starts with. */
+export interface ZipWorkerData {
+  reader: WorkerReaderSpec;
+  /** Every entry's date (the task's creation), in ms since the epoch. */
+  date: number;
+  /** Size of the pieces of archive sent back. */
+  batchBytes: number;
+}
+
+/** Main thread to ZIP worker. */
+export type ZipWorkerInput =
+  | { type: 'files'; files: DatasetFile[] }
+  | { type: 'finish'; task: ManifestTask }
+  /** The last piece was taken: send more. */
+  | { type: 'ack' }
+  /** A piece's memory, written out and handed back to be filled again. */
+  | { type: 'reuse'; buffer: ArrayBuffer };
+
+/** ZIP worker to main thread. */
+export type ZipWorkerOutput =
+  | { type: 'piece'; buffer: ArrayBuffer; length: number }
+  /** One `files` message is written; the next may come. */
+  | { type: 'taken' }
+  | { type: 'end' }
+  /** `message` is a StorageError's reason when `storage` is set. */
+  | { type: 'failed'; error: { message: string; storage?: { operation: string; key?: string; retryable: boolean; keyRefused: boolean } } };

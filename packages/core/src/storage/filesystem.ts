@@ -4,8 +4,12 @@ import { type FileHandle, lstat, mkdir, open, readdir, realpath, rename, rm, rmd
 import { join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
+import type { FilesystemReaderOptions } from './filesystem-reader.js';
 import { definePlugin, type AvatarGenPlugin } from '../plugin.js';
-import type { Bytes, ObjectStorage, PutOptions, StoredObject } from '../ports.js';
+import type { Bytes, ObjectStorage, PutOptions, StoredObject, WorkerReaderSpec } from '../ports.js';
+import { isNotFound, linkRefused, readFailure, storageKeySegments, systemMessage, TEMP_PREFIX } from './filesystem-paths.js';
+
+export { storageKeySegments } from './filesystem-paths.js';
 
 export interface FilesystemStorageOptions {
   /** Folder that holds the objects; created on the first write. */
@@ -14,48 +18,12 @@ export interface FilesystemStorageOptions {
   publicBaseUrl?: string;
 }
 
-/** Temporary files of unfinished writes start with this; they are never listed and no key may use it. */
-const TEMP_PREFIX = '.avatargen-tmp-';
 /** Largest single read of get(): objects up to this size come out as one chunk. */
 const READ_CHUNK = 1024 * 1024;
-/** Most filesystems refuse longer names (bytes, not characters). */
-const MAX_SEGMENT_BYTES = 255;
-const MAX_KEY_LENGTH = 1024;
 
-/**
- * Splits a key into path segments, refusing anything that could leave the root folder or that a
- * filesystem cannot hold: absolute paths, `..` and `.` segments, empty segments, backslashes,
- * NUL and other control characters, drive letters.
- */
-export function storageKeySegments(operation: string, key: string): string[] {
-  const fail = (reason: string): never => {
-    throw new StorageError(operation, JSON.stringify(key).slice(0, 200), `invalid key: ${reason}`, { keyRefused: true });
-  };
-  if (typeof key !== 'string' || key.length === 0) fail('empty');
-  if (key.length > MAX_KEY_LENGTH) fail(`longer than ${MAX_KEY_LENGTH} characters`);
-  if (/[\u0000-\u001f\u007f]/.test(key)) fail('contains a control character');
-  if (key.includes('\\')) fail('contains a backslash');
-  if (key.startsWith('/')) fail('is an absolute path');
-  if (/^[a-zA-Z]:/.test(key)) fail('starts with a drive letter');
-  const segments = key.split('/');
-  for (const segment of segments) {
-    if (segment === '') fail('has an empty segment');
-    if (segment === '.' || segment === '..') fail(`has a "${segment}" segment`);
-    if (segment.startsWith(TEMP_PREFIX)) fail(`a segment starts with the reserved "${TEMP_PREFIX}"`);
-    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) fail(`a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
-  }
-  return segments;
-}
-
-function isNotFound(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-function systemMessage(error: unknown): string {
-  const e = error as NodeJS.ErrnoException;
-  return e?.code ? `${e.code} ${e.syscall ?? ''}`.trim() : String(error);
-}
+// The worker-thread reader is its own small module (built as dist/filesystem-reader.js): a worker
+// loads it without the rest of core. Under vitest or tsx this file is TypeScript, and so is it.
+const READER_URL = new URL(import.meta.url.endsWith('.ts') ? './filesystem-reader.ts' : './filesystem-reader.js', import.meta.url).href;
 
 /**
  * ObjectStorage on a local folder, the zero-setup default. Writes are atomic (a temporary file in
@@ -82,7 +50,7 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
         throw new StorageError(operation, key, systemMessage(error), { cause: error });
       }
       if (stats.isSymbolicLink()) {
-        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { keyRefused: true });
+        throw linkRefused(operation, key);
       }
     }
   }
@@ -179,7 +147,7 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
       // One realpath instead of an lstat per folder: each file system call is a trip through
       // libuv's thread pool, and an export makes thousands of them.
       if ((await realpath(target)) !== join(await realRoot(), ...segments)) {
-        throw new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { keyRefused: true });
+        throw linkRefused(operation, key);
       }
       const handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW);
       const stats = await handle.stat().catch(async (error: unknown) => {
@@ -192,11 +160,7 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
       }
       return { handle, size: stats.size };
     } catch (error) {
-      if (error instanceof StorageError) throw error;
-      if (isNotFound(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') {
-        throw new StorageError(operation, key, 'no such object', { notFound: true, cause: error });
-      }
-      throw new StorageError(operation, key, systemMessage(error), { cause: error });
+      throw readFailure(operation, key, error);
     }
   }
 
@@ -248,6 +212,10 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
       } finally {
         await handle.close();
       }
+    },
+
+    workerReader(): WorkerReaderSpec {
+      return { module: READER_URL, factory: 'openFilesystemReader', options: { root } satisfies FilesystemReaderOptions };
     },
 
     delete: remove,
