@@ -313,7 +313,10 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     }
     const out = resolve(io.cwd, values.out ?? `avatargen-${final.id}.zip`);
     await mkdir(dirname(out), { recursive: true });
-    await pipe(await gen.exports.zip(final.id), createWriteStream(out));
+    const zip = await gen.exports.zip(final.id);
+    const file = createWriteStream(out);
+    zip.reuseAfter(file); // piped straight into the file
+    await pipe(zip, file);
     io.out(out);
     return 0;
   } finally {

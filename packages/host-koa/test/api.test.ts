@@ -1,7 +1,10 @@
-import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { type Readable, Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
-import { CSV_COLUMNS, createLogger, generationRequestSchema, listLanguages, settingsSchema, type TaskView } from '@avatargen/core';
+import { CSV_COLUMNS, createLogger, ExportsService, generationRequestSchema, listLanguages, settingsSchema, type TaskView } from '@avatargen/core';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../src/app.js';
@@ -38,6 +41,12 @@ beforeAll(async () => {
   await browser.get('/dashboard');
 });
 afterAll(() => site?.close());
+
+async function readStream(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 const REQUEST = { description: 'Night-shift nurses in Manchester — A&E, Zürich exchange', language: 'en-GB', count: 20, imagesPerPersona: 8 };
 
@@ -223,6 +232,38 @@ describe('exports', () => {
       expect(data.length, file.path).toBe(file.size);
       expect(createHash('sha256').update(data).digest('hex'), file.path).toBe(file.sha256);
     }
+  });
+
+  it('sends a ZIP of many MB whole to a slow client (piece memory reused only once written out)', async () => {
+    const created = await api.request('POST', '/api/v1/tasks', { json: { ...REQUEST, count: 10, imagesPerPersona: 4 } });
+    const bigId = (created.json() as TaskView).id;
+    await waitForStatus(site.gen, bigId, ['completed']);
+    const storage = site.gen.port('objectStorage');
+    for await (const persona of site.gen.personas.all(bigId)) {
+      for (const image of [persona.baseImage, ...persona.images]) {
+        if (image) writeFileSync(join(site.dataDir, 'storage', image.key), randomBytes(200_000 + Math.floor(Math.random() * 200_000)));
+      }
+    }
+    const expected = await readStream(await new ExportsService(site.gen.tasks, site.gen.personas, { ...storage, workerReader: undefined }).zip(bigId));
+    expect(expected.length).toBeGreaterThan(10_000_000);
+    // A client that stops for a moment after every chunk: the server's socket buffer fills up.
+    const received = await new Promise<Buffer>((resolve, reject) => {
+      const req = request(new URL(`/api/v1/tasks/${bigId}/exports/zip`, site.url), { method: 'POST', headers: { authorization: `Bearer ${token}` } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          res.pause();
+          setTimeout(() => res.resume(), 1);
+        });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(received.length).toBe(expected.length);
+    expect(received.equals(expected)).toBe(true);
+    await site.gen.tasks.delete(bigId); // its noise images are no pictures: out of the later tests' way
   });
 
   it('refuses an unknown format', async () => {
