@@ -21,4 +21,5 @@ export * from './services/views.js';
 export * from './util.js';
 export * from './embedded-postgres.js';
 export * from './storage/filesystem.js';
+export * from './storage/filesystem-reader.js';
 export * from './storage/read.js';
