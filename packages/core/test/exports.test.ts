@@ -1,43 +1,12 @@
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
-import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import yauzl from 'yauzl';
 import { JoinedChunks } from '../src/exports/zip.js';
 import { CSV_COLUMNS, ExportsService, folderName, neutralizeCell, NotFoundError, type ObjectStorage, StorageError } from '../src/index.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
-
-/** Every entry's bytes, after checking them against the entry's CRC-32 (yauzl itself does not). */
-function unzip(buffer: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buffer, { lazyEntries: true }, (error, zip) => {
-      if (error || !zip) return reject(error);
-      const files = new Map<string, Buffer>();
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (err, stream) => {
-          if (err || !stream) return reject(err);
-          readAll(stream).then((data) => {
-            if (crc32(data) !== entry.crc32) return reject(new Error(`${entry.fileName}: CRC-32 ${entry.crc32} does not match its bytes`));
-            files.set(entry.fileName, data);
-            zip.readEntry();
-          }, reject);
-        });
-      });
-      zip.on('end', () => resolve(files));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
+import { readAll, unzip } from './support/zip.js';
 
 describe('exports', () => {
   let h: Harness;
