@@ -10,13 +10,20 @@ import {
   readImageInfo,
   throwIfAborted,
 } from '@avatargen/core';
-import { avataaars } from '@dicebear/collection';
-import { createAvatar } from '@dicebear/core';
+import type * as avataaars from '@dicebear/avataaars';
+import type { createAvatar } from '@dicebear/core';
 import type Sharp from 'sharp';
 
 let sharpModule: Promise<typeof Sharp> | undefined;
 /** sharp (libvips, ~30 MB) loads with the first picture: a web-only process never draws one. */
 const loadSharp = () => (sharpModule ??= import('sharp').then((module) => module.default));
+let dicebearModules: Promise<{ createAvatar: typeof createAvatar; avataaars: typeof avataaars }> | undefined;
+/** DiceBear (its sources alone are ~1 MB of heap) loads with the first picture too. */
+const loadDicebear = () =>
+  (dicebearModules ??= Promise.all([import('@dicebear/core'), import('@dicebear/avataaars')]).then(([core, style]) => ({
+    createAvatar: core.createAvatar,
+    avataaars: style,
+  })));
 import { SETTINGS } from './prompts.js';
 import { createRandom, type Random } from './seed.js';
 
@@ -211,7 +218,8 @@ function faceOf(persona: PersonaData): Face {
   };
 }
 
-function avatarSvg(face: Face, size: number, shot: Partial<AvataaarsOptions>, seed: string): string {
+async function avatarSvg(face: Face, size: number, shot: Partial<AvataaarsOptions>, seed: string): Promise<string> {
+  const dicebear = await loadDicebear();
   const options: AvataaarsOptions = {
     seed,
     size,
@@ -232,7 +240,7 @@ function avatarSvg(face: Face, size: number, shot: Partial<AvataaarsOptions>, se
     mouth: ['smile'],
     ...shot,
   };
-  return createAvatar(avataaars, options).toString();
+  return dicebear.createAvatar(dicebear.avataaars, options).toString();
 }
 
 function hex(color: string): [number, number, number] {
@@ -296,7 +304,7 @@ async function renderCell(face: Face, prompt: string, size: number, r: Random, s
     flip: r.chance(0.5),
   };
   const sharp = await loadSharp();
-  const avatar = await sharp(Buffer.from(avatarSvg(face, avatarSize, shot, seed))).png().toBuffer();
+  const avatar = await sharp(Buffer.from(await avatarSvg(face, avatarSize, shot, seed))).png().toBuffer();
   const horizon = Math.round(size * (0.55 + r.next() * 0.25));
   return sharp(Buffer.from(sceneSvg(size, sky, ground, horizon)))
     .composite([{ input: avatar, left: Math.max(0, Math.min(size - avatarSize, left)), top: size - avatarSize }])
@@ -341,7 +349,7 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
     async baseImage(request: BaseImageRequest): Promise<EncodedImage> {
       return step(request.signal, async () => {
         const face = faceOf(request.persona);
-        const svg = avatarSvg(face, baseSize, { accessories: GLASSES, accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(request.persona));
+        const svg = await avatarSvg(face, baseSize, { accessories: GLASSES, accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(request.persona));
         const sharp = await loadSharp();
         const avatar = await sharp(Buffer.from(svg)).png().toBuffer();
         const data = await sharp({ create: { width: baseSize, height: baseSize, channels: 3, background: `#${face.studio}` } })
