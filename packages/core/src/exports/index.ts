@@ -110,6 +110,11 @@ export function folderName(name: string, taken: Set<string>): string {
   return candidate;
 }
 
+/**
+ * Personas loaded at a time for a ZIP. A page stays in memory while its images are written (long
+ * enough to reach the old generation): small pages keep the export's memory small.
+ */
+const EXPORT_PAGE = 20;
 /** Objects read ahead of the ZIP writer on the main thread. */
 const PREFETCH = 8;
 /** Bytes of finished ZIP waiting for a slow reader before we stop adding entries. */
@@ -208,7 +213,7 @@ export class ExportsService {
   /** The dataset's files in archive order, one persona's at a time. */
   private async *files(taskId: string, scope: Scope): AsyncGenerator<DatasetFile[]> {
     const taken = new Set<string>();
-    for await (const persona of this.personas.all(taskId, scope)) {
+    for await (const persona of this.personas.all(taskId, scope, EXPORT_PAGE)) {
       const folder = `profiles/${folderName(`${persona.firstName} ${persona.lastName}`, taken)}`;
       const files: DatasetFile[] = [
         { path: `${folder}/details.json`, text: JSON.stringify(personaRecord(persona), null, 2) },
