@@ -67,7 +67,10 @@ try {
   if (task.status === 'completed') {
     const out = resolve(values.out);
     await mkdir(dirname(out), { recursive: true });
-    await pipeline(await gen.exports.zip(task.id), createWriteStream(out));
+    const zip = await gen.exports.zip(task.id);
+    const file = createWriteStream(out);
+    zip.reuseAfter(file); // piped straight into the file: the export reuses its buffers
+    await pipeline(zip, file);
     // One JSON line on stdout for scripts: where the dataset is and what it holds.
     process.stdout.write(`${JSON.stringify({ taskId: task.id, zip: out, personas: task.progress.personasStored, images: task.progress.imagesStored })}\n`);
     exitCode = 0;
