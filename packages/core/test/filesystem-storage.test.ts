@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,6 +191,18 @@ describe('filesystem storage', () => {
     for (const key of ['a/none.bin', 'a', 'none/deeper.bin']) {
       expect(() => reader.read(key, Buffer.alloc(1024)), key).toThrow(expect.objectContaining({ notFound: true }));
     }
+  });
+
+  it('refuses a FIFO planted in the folder as not found, without waiting for a writer', async () => {
+    const root = join(base, 'fifo');
+    const storage = createFilesystemStorage({ root });
+    await storage.put('x/real.bin', Buffer.from('real'), { contentType: 'application/octet-stream' });
+    execFileSync('mkfifo', [join(root, 'x', 'pipe.bin')]);
+    // Opened without O_NONBLOCK, each of these would wait for a writer forever.
+    await expect(storage.get('x/pipe.bin')).rejects.toMatchObject({ notFound: true });
+    await expect((storage.read as (key: string) => Promise<Uint8Array>)('x/pipe.bin')).rejects.toMatchObject({ notFound: true });
+    expect(() => openFilesystemReader({ root }).read('x/pipe.bin', Buffer.alloc(16))).toThrow(expect.objectContaining({ notFound: true }));
+    expect(await listKeys(storage, 'x/')).toEqual(['x/real.bin']);
   });
 
   it("offers a worker reader that reads into the caller's scratch buffer when the object fits", async () => {

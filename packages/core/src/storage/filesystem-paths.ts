@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { StorageError } from '../errors.js';
 
 // Key rules and error mapping shared by the filesystem storage and its worker-thread reader.
@@ -54,6 +55,13 @@ export function readFailure(operation: string, key: string, error: unknown): Sto
   }
   return new StorageError(operation, key, systemMessage(error), { cause: error });
 }
+
+/**
+ * How an object's file is opened for reading: never through a link, and without blocking on a
+ * FIFO or device planted in the folder (the open would wait forever, and no thread could stop
+ * it); such files are then refused as not found, since they are not regular files.
+ */
+export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 export const linkRefused = (operation: string, key: string) =>
   new StorageError(operation, key, 'invalid key: the path goes through a symbolic link', { keyRefused: true });

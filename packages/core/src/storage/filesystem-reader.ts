@@ -2,7 +2,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } fro
 import { join, resolve } from 'node:path';
 import { StorageError } from '../errors.js';
 import type { WorkerObjectReader } from '../ports.js';
-import { linkRefused, readFailure, storageKeySegments } from './filesystem-paths.js';
+import { linkRefused, OPEN_FLAGS, readFailure, storageKeySegments } from './filesystem-paths.js';
 
 export interface FilesystemReaderOptions {
   /** The filesystem storage's root folder. */
@@ -29,7 +29,7 @@ export function openFilesystemReader(options: FilesystemReaderOptions): WorkerOb
       try {
         realRoot ??= realpathSync(root);
         if (realpathSync(target) !== join(realRoot, ...segments)) throw linkRefused('read', key);
-        fd = openSync(target, constants.O_RDONLY | constants.O_NOFOLLOW);
+        fd = openSync(target, OPEN_FLAGS);
         const stats = fstatSync(fd);
         if (!stats.isFile()) throw new StorageError('read', key, 'no such object', { notFound: true });
         const buffer = stats.size <= scratch.length ? scratch.subarray(0, stats.size) : Buffer.allocUnsafe(stats.size);

@@ -7,7 +7,7 @@ import { StorageError } from '../errors.js';
 import type { FilesystemReaderOptions } from './filesystem-reader.js';
 import { definePlugin, type AvatarGenPlugin } from '../plugin.js';
 import type { Bytes, ObjectStorage, PutOptions, StoredObject, WorkerReaderSpec } from '../ports.js';
-import { isNotFound, linkRefused, readFailure, storageKeySegments, systemMessage, TEMP_PREFIX } from './filesystem-paths.js';
+import { isNotFound, linkRefused, OPEN_FLAGS, readFailure, storageKeySegments, systemMessage, TEMP_PREFIX } from './filesystem-paths.js';
 
 export { storageKeySegments } from './filesystem-paths.js';
 
@@ -149,7 +149,7 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): Obje
       if ((await realpath(target)) !== join(await realRoot(), ...segments)) {
         throw linkRefused(operation, key);
       }
-      const handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const handle = await open(target, OPEN_FLAGS);
       const stats = await handle.stat().catch(async (error: unknown) => {
         await handle.close();
         throw error;
