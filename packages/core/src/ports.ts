@@ -172,7 +172,8 @@ export interface ObjectStorage {
   /**
    * Optional: how a worker thread opens this same storage for reading. ZIP exports are then built
    * in a worker (reading, checksums and ZIP framing off the main thread); without it they are
-   * built on the main thread, through read() or get().
+   * built on the main thread, through read() or get(). A storage that wraps another (to count,
+   * cache or check reads) must leave this out or wrap it too: a worker reads past the wrapper.
    */
   workerReader?(): WorkerReaderSpec;
   /** Deleting a missing key is not an error. */

@@ -121,6 +121,43 @@ describe('ZIP export in a worker', () => {
     expect((error as StorageError).retryable).toBe(true);
   });
 
+  it('fails the download when the worker thread dies, and the next export gets a worker again', async () => {
+    const spec = storage.workerReader?.() as NonNullable<ReturnType<NonNullable<ObjectStorage['workerReader']>>>;
+    const crashing: ObjectStorage = {
+      ...storage,
+      workerReader: () => ({
+        module: new URL('./support/failing-reader.ts', import.meta.url).href,
+        factory: 'openFailingReader',
+        options: { root: (spec.options as { root: string }).root, fail: {}, missing: [], crashOn: keys[9] },
+      }),
+    };
+    for (let i = 0; i < 3; i++) {
+      await expect(readAll(await new ExportsService(h.gen.tasks, h.gen.personas, crashing).zip(taskId))).rejects.toThrow(/the worker stopped/);
+    }
+    mainThreadReads = 0;
+    await readAll(await new ExportsService(h.gen.tasks, h.gen.personas, counted()).zip(taskId));
+    expect(mainThreadReads).toBe(0);
+  });
+
+  it('closes the persona listing (and its database reads) when the client goes away mid-export', async () => {
+    let listings = 0;
+    let closed = 0;
+    const personas = Object.create(h.gen.personas) as typeof h.gen.personas;
+    personas.all = async function* (id, scope, pageSize) {
+      listings++;
+      try {
+        yield* h.gen.personas.all(id, scope, pageSize);
+      } finally {
+        closed++;
+      }
+    };
+    const zip = await new ExportsService(h.gen.tasks, personas, storage).zip(taskId);
+    await new Promise<void>((resolve) => zip.once('data', () => resolve()));
+    zip.destroy();
+    for (let waited = 0; closed === 0 && waited < 2000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect([listings, closed]).toEqual([1, 1]);
+  });
+
   it('fails the download with the reason when the worker cannot open the reader', async () => {
     const broken: ObjectStorage = { ...storage, workerReader: () => ({ module: new URL('./support/failing-reader.ts', import.meta.url).href, factory: 'noSuchFactory', options: {} }) };
     await expect(readAll(await new ExportsService(h.gen.tasks, h.gen.personas, broken).zip(taskId))).rejects.toThrow(

@@ -2,8 +2,9 @@
  * The ZIP worker: builds one dataset ZIP off the main thread. The main thread sends the files in
  * archive order (text it made, or storage keys); this thread reads the objects through the
  * storage's WorkerObjectReader, hashes them for the manifest, frames the archive, and sends it
- * back in pieces of `batchBytes`. No more than PIECES_IN_FLIGHT pieces wait on the main thread,
- * so memory stays flat however large the dataset and however slow the client.
+ * back in pieces of `batchBytes`. Between two files, no more than PIECES_IN_FLIGHT pieces wait on
+ * the main thread: memory stays flat however large the dataset and however slow the client, at a
+ * few pieces plus the largest object (one object's pieces all go out as it is written).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { StorageError } from '../errors.js';
