@@ -27,8 +27,10 @@ export function openFilesystemReader(options: FilesystemReaderOptions): WorkerOb
       const target = join(root, ...segments);
       let fd: number | undefined;
       try {
-        realRoot ??= realpathSync(root);
-        if (realpathSync(target) !== join(realRoot, ...segments)) throw linkRefused('read', key);
+        // realpath(3) in one call, as the storage's async realpath does; the JavaScript
+        // realpathSync makes an lstat per folder.
+        realRoot ??= realpathSync.native(root);
+        if (realpathSync.native(target) !== join(realRoot, ...segments)) throw linkRefused('read', key);
         fd = openSync(target, OPEN_FLAGS);
         const stats = fstatSync(fd);
         if (!stats.isFile()) throw new StorageError('read', key, 'no such object', { notFound: true });
