@@ -175,3 +175,26 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
 }
+
+/** SQLSTATEs of a server that is going away or not there yet: class 08 (connection) and 57P01-57P03. */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123])$/;
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection error and is not queryable|Timeout acquiring a connection|database system is (shutting down|starting up|in recovery mode)|the database is unavailable/i;
+
+/**
+ * True when the error says PostgreSQL cannot be reached right now (refused, restarting, shutting
+ * down, connection lost) rather than that a query was wrong. Looks through wrapped causes, since
+ * MikroORM, knex and pg-boss each wrap the driver's error. A web host answers 503 for these.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 6; depth++) {
+    if (typeof current !== 'object') return false;
+    const e = current as { code?: unknown; message?: unknown; cause?: unknown; previous?: unknown; errors?: unknown };
+    if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true;
+    if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
+    // AggregateError (a connect to every address of "localhost" failed).
+    if (Array.isArray(e.errors) && e.errors.some((inner) => isDatabaseUnavailable(inner))) return true;
+    current = e.cause ?? e.previous;
+  }
+  return false;
+}

@@ -6,6 +6,7 @@ export const TASK_STATUSES = [
   'data-generated',
   'generating-images',
   'completed',
+  'partial',
   'failed',
   'cancelled',
 ] as const;
@@ -13,15 +14,22 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** Statuses in which a task holds one of the `max_concurrent_tasks` slots. */
 export const ACTIVE_STATUSES: readonly TaskStatus[] = ['generating-data', 'data-generated', 'generating-images'];
-export const FINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled'];
+/**
+ * Ended statuses. `completed` means every persona has every image; `partial` means the task ended
+ * with something missing (its counts say what), and a retry makes only what is missing.
+ */
+export const FINAL_STATUSES: readonly TaskStatus[] = ['completed', 'partial', 'failed', 'cancelled'];
 
 const TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
   pending: ['generating-data', 'cancelled'],
   'generating-data': ['data-generated', 'failed', 'cancelled'],
   'data-generated': ['generating-images', 'failed', 'cancelled'],
-  'generating-images': ['completed', 'failed', 'cancelled'],
-  completed: [],
-  // A failed or cancelled task can be retried: it goes back to the queue and keeps its finished work.
+  'generating-images': ['completed', 'partial', 'failed', 'cancelled'],
+  // Every ended task can be retried: it goes back to the queue, keeps its finished work and makes
+  // only what is missing. A completed task is retried only when something went missing after it
+  // ended (an image object lost from storage, found by `avatargen doctor`): the service checks that.
+  completed: ['pending'],
+  partial: ['pending'],
   failed: ['pending'],
   cancelled: ['pending'],
 };
