@@ -6,6 +6,7 @@ import { createLogger } from './logger.js';
 import { Pipeline, type PipelinePorts } from './pipeline/engine.js';
 import { type AvatarGenPlugin, buildContainer, runClosers } from './plugin.js';
 import type { PortName, PortTypes } from './ports.js';
+import { Doctor } from './services/doctor.js';
 import { PersonasService } from './services/personas.js';
 import { LoginAttempts } from './services/login-attempts.js';
 import { SessionStore } from './services/sessions.js';
@@ -38,6 +39,8 @@ export interface AvatarGen {
   /** Failed-login counters shared by every process of the site. */
   loginAttempts: LoginAttempts;
   exports: ExportsService;
+  /** Checks the object storage against the database (lost objects, orphans) and repairs it. */
+  doctor: Doctor;
   /** Start taking generation work in this process (`start()`), or stop it (`stop()`). */
   worker: { start(): Promise<void>; stop(timeoutMs?: number): Promise<void> };
   pipeline: Pipeline;
@@ -94,6 +97,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       sessions: new SessionStore(orm),
       loginAttempts: new LoginAttempts(orm),
       exports: new ExportsService(tasks, personas, ports.objectStorage),
+      doctor: new Doctor(orm, ports.objectStorage, tasks),
       pipeline,
       worker: {
         start: () => openPipeline.startWorker(),
