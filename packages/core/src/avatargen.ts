@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { type AvatarGenConfig, type ConfigInput, databaseUrl, loadConfig } from './config.js';
-import { openDatabase, type Orm, runMigrations } from './db/orm.js';
+import { openDatabase, type Orm, runMigrations, waitForDatabase } from './db/orm.js';
 import { ExportsService } from './exports/index.js';
 import { createLogger } from './logger.js';
 import { Pipeline, type PipelinePorts } from './pipeline/engine.js';
@@ -68,6 +68,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
   let orm: Orm | undefined;
   let pipeline: Pipeline | undefined;
   try {
+    await waitForDatabase(url, { logger, timeoutMs: config.DATABASE_WAIT_SECONDS * 1000 });
     orm = await openDatabase({ url, logger });
     if (options.migrate !== false) await runMigrations(orm, url);
     const ports: PipelinePorts = {

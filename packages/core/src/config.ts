@@ -64,8 +64,12 @@ export const configSchema = z.object({
   IMAGE_CONCURRENCY: int(1, 50).default(4).describe('Image provider calls in flight per worker process.'),
   IMAGE_JOBS_PER_WORKER: int(1, 100).default(8).describe('Personas whose images one worker process makes at once.'),
   IMAGE_PROCESSOR_THREADS: int(0, 64).default(0).describe('Threads of the image processing pool (0: one per core).'),
-  JOB_RETRY_LIMIT: int(0, 20).default(3).describe('Attempts of a failing provider call before a batch or image is given up.'),
-  JOB_RETRY_DELAY_MS: int(0, 600_000).default(2000).describe('First backoff delay between attempts; doubles each time.'),
+  JOB_RETRY_LIMIT: int(0, 20).default(3).describe('Attempts of a provider call whose answer was unusable (malformed, not an image) before a batch or image is given up. Outages are retried for the retry windows below instead.'),
+  JOB_RETRY_DELAY_MS: int(0, 600_000).default(2000).describe('First backoff delay between attempts; doubles each time, with jitter.'),
+  JOB_RETRY_MAX_DELAY_MS: int(0, 600_000).default(30_000).describe('Longest backoff delay between two attempts.'),
+  PROVIDER_RETRY_WINDOW_SECONDS: int(0, 86_400).default(600).describe('How long a provider outage (connection refused or reset, timeout, 5xx, 429) is retried before a batch or persona is given up.'),
+  STORAGE_RETRY_WINDOW_SECONDS: int(0, 86_400).default(600).describe('How long a storage outage (read-only, full, permission or I/O errors, S3 5xx or unreachable) is retried before a persona is given up.'),
+  DATABASE_WAIT_SECONDS: int(0, 86_400).default(0).describe('How long a starting process waits for PostgreSQL to be reachable (0: for ever, logging once).'),
   JOB_EXPIRE_SECONDS: int(2, 86_000).default(3600).describe('A job running longer (its worker died) goes back to the queue.'),
 });
 

@@ -1,7 +1,7 @@
 export * from './avatargen.js';
 export * from './config.js';
 export type { ErrorLogEntry } from './db/entities.js';
-export { openDatabase, runMigrations, type Orm } from './db/orm.js';
+export { openDatabase, runMigrations, waitForDatabase, type Orm } from './db/orm.js';
 export * from './domain/index.js';
 export * from './errors.js';
 export * from './exports/index.js';
@@ -24,3 +24,4 @@ export * from './embedded-postgres.js';
 export * from './storage/filesystem.js';
 export * from './storage/filesystem-reader.js';
 export * from './storage/read.js';
+export * from './storage/prefix.js';

@@ -36,17 +36,26 @@ describe('pipeline: cancel, retry, delete', () => {
     await expect(h.gen.tasks.cancel(task.id)).rejects.toThrow(/cannot go from cancelled to cancelled/);
   });
 
-  it('completes with an error log when some images fail; a completed task cannot be retried', async () => {
+  it('ends partial when some images fail; a retry makes only what is missing; a complete task cannot be retried', async () => {
     h.fakes.calls.grid = 0;
     const task = await h.gen.tasks.submit({ ...REQUEST, count: 10, imagesPerPersona: 8 });
-    const done = await waitForStatus(h.gen, task.id, ['completed', 'failed']);
-    expect(done.status).toBe('completed');
+    const done = await waitForStatus(h.gen, task.id, ['completed', 'partial', 'failed']);
+    expect(done.status).toBe('partial');
     expect(done.progress.imagesStored).toBe(10 * 8 - 10 * 4); // grid 2 of every persona failed (auth: not retried)
     expect(done.errorLog.filter((e) => e.stage === 'images')).toHaveLength(10);
+    expect(done.errorLog.at(-1)?.message).toContain('10 of 10 personas, 40 of 80 images');
     expect(h.fakes.calls.grid).toBe(20);
 
-    // A completed task cannot be retried; a failed or cancelled one can.
-    await expect(h.gen.tasks.retry(task.id)).rejects.toThrow(/completed to pending/);
+    failGrids = false;
+    const baseCalls = h.fakes.calls.base;
+    await h.gen.tasks.retry(task.id);
+    const retried = await waitForStatus(h.gen, task.id, ['completed', 'partial', 'failed']);
+    expect(retried.status).toBe('completed');
+    expect(retried.progress.imagesStored).toBe(80);
+    expect(h.fakes.calls.grid).toBe(30); // only the ten missing grids
+    expect(h.fakes.calls.base).toBe(baseCalls);
+
+    await expect(h.gen.tasks.retry(task.id)).rejects.toThrow(/nothing is missing/);
   });
 
   it('retries a cancelled task without redoing finished personas', async () => {

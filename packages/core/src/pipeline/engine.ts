@@ -5,18 +5,19 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
-import { ulid } from 'ulid';
 import { type AvatarGenConfig, createRedactor } from '../config.js';
 import { type ErrorLogEntry, GenerationTask, Persona, type PersonaEntity, PersonaImage, type TaskEntity } from '../db/entities.js';
 import type { Orm } from '../db/orm.js';
 import { normalizePersona, type PersonaData } from '../domain/persona.js';
 import { bioInstructions, type Settings } from '../domain/settings.js';
-import { assertTransition, type TaskStatus } from '../domain/status.js';
+import { assertTransition, isActive, isFinal, type TaskStatus } from '../domain/status.js';
 import {
   CancelledError,
   describeError,
   InvalidImageError,
   InvalidResponseError,
+  isDatabaseUnavailable,
+  StorageError,
   throwIfAborted,
 } from '../errors.js';
 import { extensionFor, readImageInfo } from '../image-info.js';
@@ -31,7 +32,7 @@ import type {
 } from '../ports.js';
 import { personaColumns, personaData } from '../services/views.js';
 import { readObject } from '../storage/read.js';
-import { stableUuid, withRetry } from '../util.js';
+import { withRetry } from '../util.js';
 import { baseImageWithFaces } from './faces.js';
 
 export const BATCH_SIZE = 10;
@@ -85,10 +86,26 @@ export function batchSizes(count: number, size = BATCH_SIZE): number[] {
 
 const now = () => new Date().toISOString();
 
+/** A job this process ran whose end it could not record (the database was away): recorded later. */
+interface Unsettled {
+  queue: string;
+  id: string;
+  /** complete: the work is recorded in the rows, or the rows say what is left and reconcile resends it. */
+  outcome: 'complete' | 'fail';
+  error?: string;
+}
+
+/** After this many jobs of one unit of work failed for good (their workers kept dying), the unit is given up. */
+const ABANDON_AFTER_FAILED_JOBS = 2;
+
 /**
  * The generation pipeline on pg-boss. The database is the truth: every job looks at the rows
  * before it works and writes its result under unique keys (task+batch, persona+image index), so
  * a job that runs twice (a worker died, a reconcile re-sent it) never duplicates anything.
+ *
+ * It outlives PostgreSQL restarts and outages: a job interrupted by one is left to the reconcile
+ * (which sends a new job for every unit of work that has none), the notification listener
+ * reconnects and subscribes again, and job ends that could not be recorded are recorded later.
  */
 export class Pipeline {
   readonly events = new EventEmitter();
@@ -97,11 +114,21 @@ export class Pipeline {
   private readonly personaLimit: LimitFunction;
   private readonly imageLimit: LimitFunction;
   private readonly controllers = new Map<string, Set<AbortController>>();
-  private readonly workerIds: { batches: string[]; images: string[] } = { batches: [], images: [] };
+  /** Sleeping work loops per queue: new work wakes them at once instead of after the polling interval. */
+  private readonly sleepers = new Map<string, Set<() => void>>();
+  private readonly loops: Promise<void>[] = [];
+  private readonly unsettled: Unsettled[] = [];
+  /** Jobs this process is running now, by id: failed back to the queue when a stop times out. */
+  private readonly held = new Map<string, string>();
+  /** A small pool of our own for the enqueue transactions (pg-boss's pool is its own). */
+  private pool: pg.Pool | undefined;
   private listener: pg.Client | undefined;
+  private listenerRetry: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private started = false;
   private working = false;
+  /** True from the first "database unavailable" error until the database answers again (one log line each way). */
+  private databaseAway = false;
   /** Error log entries are shown on pages: no secret may reach them, whatever a plugin put in a message. */
   private readonly redact: (text: string) => string;
 
@@ -113,7 +140,7 @@ export class Pipeline {
       max: 4,
       maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60,
     });
-    this.boss.on('error', (error: Error) => this.log.error({ err: error }, 'queue error'));
+    this.boss.on('error', (error: Error) => this.databaseTrouble(error, 'queue error'));
     this.personaLimit = pLimit(options.config.MULTITHREAD_FLOWISE);
     this.imageLimit = pLimit(options.config.IMAGE_CONCURRENCY);
     this.events.setMaxListeners(0);
@@ -123,12 +150,30 @@ export class Pipeline {
     return this.options.orm.em.fork() as EntityManager;
   }
 
+  /** Logs a database outage once (then quietly), and anything else as the error it is. */
+  private databaseTrouble(error: unknown, what: string): void {
+    if (isDatabaseUnavailable(error)) {
+      if (!this.databaseAway) this.log.warn({ error: describeError(error) }, `${what}: the database is unavailable; waiting for it`);
+      else this.log.debug({ error: describeError(error) }, what);
+      this.databaseAway = true;
+      return;
+    }
+    this.log.error({ err: error }, what);
+  }
+
+  private databaseBack(): void {
+    if (!this.databaseAway) return;
+    this.databaseAway = false;
+    this.log.warn('the database is reachable again');
+  }
+
   /** Connects the queue and the notification listener. Every process that submits or watches tasks calls this. */
   async start(): Promise<void> {
     if (this.started) return;
     // Processes starting together would deadlock while pg-boss creates its schema and queues:
     // one at a time, under a session lock on a connection of its own.
     const lock = new pg.Client({ connectionString: this.options.databaseUrl });
+    lock.on('error', (error) => this.databaseTrouble(error, 'queue setup connection error'));
     await lock.connect();
     try {
       await lock.query('select pg_advisory_lock($1)', [QUEUE_SETUP_LOCK]);
@@ -139,19 +184,82 @@ export class Pipeline {
         await this.boss.createQueue(name, { name, retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds });
       }
     } finally {
-      await lock.end();
+      await lock.end().catch(() => undefined);
     }
-    this.listener = new pg.Client({ connectionString: this.options.databaseUrl });
-    this.listener.on('error', (error) => this.log.warn({ err: error }, 'notification listener error'));
-    this.listener.on('notification', (message) => {
+    this.pool = new pg.Pool({ connectionString: this.options.databaseUrl, max: 2, idleTimeoutMillis: 10_000 });
+    this.pool.on('error', (error) => this.databaseTrouble(error, 'pipeline connection error'));
+    this.started = true;
+    await this.connectListener();
+  }
+
+  /**
+   * LISTENs for cancels and task changes on a connection of its own. When that connection is lost
+   * (a database restart), it reconnects with backoff and subscribes again; notifications sent
+   * meanwhile are lost, so it then emits 'resync' (caches drop everything) and re-checks the
+   * tasks this process is working on for a cancel it missed.
+   */
+  private async connectListener(attempt = 0): Promise<void> {
+    const client = new pg.Client({ connectionString: this.options.databaseUrl });
+    let lost = false;
+    const onLost = (error?: Error) => {
+      if (lost) return;
+      lost = true;
+      if (this.listener === client) this.listener = undefined;
+      client.end().catch(() => undefined);
+      if (!this.started) return;
+      if (error) this.databaseTrouble(error, 'notification listener lost');
+      const wait = Math.min(250 * 2 ** Math.min(attempt, 6), 10_000);
+      this.listenerRetry = setTimeout(() => void this.connectListener(attempt + 1), wait);
+    };
+    client.on('error', onLost);
+    client.on('end', () => onLost(new Error('Connection terminated')));
+    client.on('notification', (message) => {
       if (!message.payload) return;
       if (message.channel === CHANNEL_CANCEL) this.abortTask(message.payload);
       if (message.channel === CHANNEL_TASK) this.events.emit('task', message.payload);
     });
-    await this.listener.connect();
-    await this.listener.query(`LISTEN ${CHANNEL_CANCEL}`);
-    await this.listener.query(`LISTEN ${CHANNEL_TASK}`);
-    this.started = true;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL_CANCEL}`);
+      await client.query(`LISTEN ${CHANNEL_TASK}`);
+    } catch (error) {
+      if (attempt === 0 && !isDatabaseUnavailable(error)) {
+        lost = true;
+        await client.end().catch(() => undefined);
+        throw error; // a first start with a wrong URL or password is a configuration error
+      }
+      onLost(error as Error);
+      return;
+    }
+    if (!this.started) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.listener = client;
+    if (attempt > 0) {
+      this.databaseBack();
+      this.log.info('notification listener reconnected');
+      this.events.emit('resync');
+      void this.afterReconnect();
+    }
+  }
+
+  /** After an outage: cancels missed while away take effect, job ends are recorded, lost work is resent. */
+  private async afterReconnect(): Promise<void> {
+    try {
+      const ids = [...this.controllers.keys()];
+      if (ids.length > 0) {
+        const rows = await this.em.execute(`select id, status from generation_tasks where id in (?)`, [ids]);
+        const live = new Map(rows.map((r) => [r.id as string, r.status as TaskStatus]));
+        for (const id of ids) {
+          const status = live.get(id);
+          if (!status || !isActive(status)) this.abortTask(id);
+        }
+      }
+      if (this.working) await this.reconcile();
+    } catch (error) {
+      this.databaseTrouble(error, 'resync after reconnect failed');
+    }
   }
 
   /** Starts taking work: persona batches and persona images, and a periodic reconcile. */
@@ -159,26 +267,18 @@ export class Pipeline {
     await this.start();
     if (this.working) return;
     this.working = true;
-    const pollingIntervalSeconds = this.options.pollingIntervalSeconds ?? 2;
+    const pollingMs = (this.options.pollingIntervalSeconds ?? 2) * 1000;
     // One work loop per call allowed in flight: at most MULTITHREAD_FLOWISE persona calls per process.
     for (let i = 0; i < this.options.config.MULTITHREAD_FLOWISE; i++) {
-      const id: string = await this.boss.work<BatchJob>(QUEUE_BATCHES, { pollingIntervalSeconds }, async ([job]) => {
-        if (job) await this.runBatch(job.data);
-        this.boss.notifyWorker(id); // fetch the next job now rather than after the polling interval
-      });
-      this.workerIds.batches.push(id);
+      this.loops.push(this.workLoop<BatchJob>(QUEUE_BATCHES, pollingMs, (job) => this.runBatch(job)));
     }
     for (let i = 0; i < this.options.config.IMAGE_JOBS_PER_WORKER; i++) {
-      const id: string = await this.boss.work<ImagesJob>(QUEUE_IMAGES, { pollingIntervalSeconds }, async ([job]) => {
-        if (job) await this.runImages(job.data);
-        this.boss.notifyWorker(id);
-      });
-      this.workerIds.images.push(id);
+      this.loops.push(this.workLoop<ImagesJob>(QUEUE_IMAGES, pollingMs, (job) => this.runImages(job)));
     }
     const interval = this.options.reconcileIntervalMs ?? 30_000;
     const tick = () => {
       this.reconcile()
-        .catch((error) => this.log.error({ err: error }, 'reconcile failed'))
+        .catch((error) => this.databaseTrouble(error, 'reconcile failed'))
         .finally(() => {
           if (this.working) this.reconcileTimer = setTimeout(tick, interval);
         });
@@ -186,15 +286,104 @@ export class Pipeline {
     tick();
   }
 
+  /**
+   * One job at a time from `queue`: fetch, run, record its end. Our own loop over pg-boss's
+   * fetch/complete/fail rather than `boss.work()`, whose loop records a job's end without awaiting
+   * it: with the database away that is an unhandled rejection, and the process dies.
+   */
+  private async workLoop<T extends object>(queue: string, pollingMs: number, run: (data: T) => Promise<void>): Promise<void> {
+    let failures = 0;
+    while (this.working) {
+      let job: { id: string; data: T } | undefined;
+      try {
+        [job] = await this.boss.fetch<T>(queue, { batchSize: 1 });
+        failures = 0;
+      } catch (error) {
+        this.databaseTrouble(error, 'fetching a job failed');
+        await this.sleep(queue, Math.min(500 * 2 ** Math.min(failures++, 5), 10_000));
+        continue;
+      }
+      if (!job) {
+        await this.sleep(queue, pollingMs);
+        continue;
+      }
+      let outcome: Unsettled;
+      this.held.set(job.id, queue);
+      try {
+        await run(job.data);
+        outcome = { queue, id: job.id, outcome: 'complete' };
+      } catch (error) {
+        if (isDatabaseUnavailable(error)) {
+          // The rows still say what is left: the reconcile sends a new job for it once the database
+          // is back. Completing this one keeps its retries for workers that die.
+          this.databaseTrouble(error, 'a job was interrupted');
+          outcome = { queue, id: job.id, outcome: 'complete' };
+        } else {
+          this.log.error({ err: error, queue }, 'job failed');
+          outcome = { queue, id: job.id, outcome: 'fail', error: describeError(error) };
+        }
+      }
+      this.held.delete(job.id);
+      await this.settle(outcome);
+    }
+  }
+
+  private async settle(job: Unsettled): Promise<void> {
+    try {
+      if (job.outcome === 'complete') await this.boss.complete(job.queue, job.id);
+      else await this.boss.fail(job.queue, job.id, { message: job.error });
+    } catch (error) {
+      this.databaseTrouble(error, 'recording the end of a job failed');
+      this.unsettled.push(job);
+    }
+  }
+
+  /** Records the job ends that an outage kept this process from recording. */
+  private async settleLater(): Promise<void> {
+    const jobs = this.unsettled.splice(0);
+    for (const job of jobs) await this.settle(job);
+  }
+
+  private sleep(queue: string, ms: number): Promise<void> {
+    return new Promise((resolveSleep) => {
+      let set = this.sleepers.get(queue);
+      if (!set) {
+        set = new Set();
+        this.sleepers.set(queue, set);
+      }
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        resolveSleep();
+      };
+      const timer = setTimeout(wake, ms);
+      set.add(wake);
+    });
+  }
+
+  private wake(queue: string): void {
+    for (const wake of [...(this.sleepers.get(queue) ?? [])]) wake();
+  }
+
   /** Stops taking work; running jobs finish (or go back to the queue after `timeoutMs`). */
   async stop(timeoutMs = 30_000): Promise<void> {
     this.working = false;
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
-    if (this.started) {
-      await this.boss.stop({ graceful: true, wait: true, timeout: timeoutMs });
-      await this.listener?.end().catch(() => undefined);
+    this.wake(QUEUE_BATCHES);
+    this.wake(QUEUE_IMAGES);
+    const loops = this.loops.splice(0);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((r) => {
+      timer = setTimeout(r, timeoutMs);
+    });
+    await Promise.race([Promise.all(loops), timedOut]);
+    clearTimeout(timer);
+    // Jobs still running go back to the queue now rather than when they expire.
+    for (const [id, queue] of this.held) {
+      await this.boss.fail(queue, id, { message: 'The worker stopped while the job ran.' }).catch(() => undefined);
     }
-    this.started = false;
+    this.held.clear();
+    await this.close(false);
   }
 
   /** Stops at once without waiting for running jobs; they go back to the queue when they expire. */
@@ -202,11 +391,21 @@ export class Pipeline {
     this.working = false;
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
     for (const set of this.controllers.values()) for (const c of set) c.abort();
-    if (this.started) {
-      await this.boss.stop({ graceful: false, wait: true, close: true });
-      await this.listener?.end().catch(() => undefined);
-    }
+    this.wake(QUEUE_BATCHES);
+    this.wake(QUEUE_IMAGES);
+    this.loops.splice(0);
+    await this.close(true);
+  }
+
+  private async close(now: boolean): Promise<void> {
+    if (!this.started) return;
     this.started = false;
+    if (this.listenerRetry) clearTimeout(this.listenerRetry);
+    await this.boss.stop({ graceful: !now, wait: true, close: true, timeout: 5_000 }).catch((error) => this.databaseTrouble(error, 'stopping the queue'));
+    await this.listener?.end().catch(() => undefined);
+    this.listener = undefined;
+    await this.pool?.end().catch(() => undefined);
+    this.pool = undefined;
   }
 
   // ---------------------------------------------------------------- scheduling
@@ -232,7 +431,7 @@ export class Pipeline {
       const ids: string[] = [];
       for (const row of pending) {
         const sizes = batchSizes(row.count);
-          await em.execute(
+        await em.execute(
           `insert into persona_batches (task_id, batch_no, size, status)
            select ?, n - 1, least(?, ? - (n - 1) * ?), 'pending' from generate_series(1, ?) as n
            on conflict do nothing`,
@@ -249,7 +448,7 @@ export class Pipeline {
     for (const id of started) {
       this.log.info({ taskId: id }, 'task started');
       await this.notifyTask(id);
-      await this.enqueueBatches(id);
+      await this.enqueue(id);
       await this.advance(id);
     }
     return started;
@@ -259,41 +458,75 @@ export class Pipeline {
     return em.findOne(GenerationTask, { id }, lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
   }
 
-  private async enqueueBatches(taskId: string): Promise<void> {
-    const em = this.em;
-    const task = await this.loadTask(em, taskId);
-    if (!task || task.status !== 'generating-data') return;
-    const rows = await em.execute(`select batch_no from persona_batches where task_id = ? and status = 'pending'`, [taskId]);
-    if (rows.length === 0) return;
-    await this.boss.insert(
-      rows.map((r) => ({
-        name: QUEUE_BATCHES,
-        id: stableUuid('batch', taskId, task.run, r.batch_no),
-        expireInSeconds: this.options.config.JOB_EXPIRE_SECONDS,
-        data: { taskId, batchNo: r.batch_no, run: task.run } satisfies BatchJob,
-      })),
-    );
-    for (const id of this.workerIds.batches) this.boss.notifyWorker(id);
-  }
-
-  private async enqueueImages(taskId: string): Promise<void> {
-    const em = this.em;
-    const task = await this.loadTask(em, taskId);
-    if (!task || task.status !== 'generating-images') return;
-    const rows = await em.execute(
-      `select id from personas where task_id = ? and images_status = 'pending' order by batch_no, batch_index`,
-      [taskId],
-    );
-    if (rows.length === 0) return;
-    await this.boss.insert(
-      rows.map((r) => ({
-        name: QUEUE_IMAGES,
-        id: stableUuid('images', taskId, task.run, r.id),
-        expireInSeconds: this.options.config.JOB_EXPIRE_SECONDS,
-        data: { taskId, personaId: r.id, run: task.run } satisfies ImagesJob,
-      })),
-    );
-    for (const id of this.workerIds.images) this.boss.notifyWorker(id);
+  /**
+   * Sends a job for every unit of work of the task's current stage (a pending persona batch, a
+   * persona whose images are pending) that has no job queued or running: at the start of a stage,
+   * and from the reconcile for work whose job was lost (its worker died for good, or an outage
+   * interrupted it). A unit whose jobs failed for good too often (each one killed its worker) is
+   * given up instead, so one poison job cannot loop for ever. Under a per-task lock, so two
+   * processes never send the same work twice.
+   */
+  private async enqueue(taskId: string): Promise<void> {
+    const pool = this.pool;
+    if (!pool) return;
+    const client = await pool.connect();
+    let queue: string | undefined;
+    const abandoned: Array<{ kind: 'batch' | 'images'; unit: number }> = [];
+    let sent = 0;
+    try {
+      await client.query('begin');
+      await client.query(`select pg_advisory_xact_lock(hashtext('avatargen-enqueue:' || $1))`, [taskId]);
+      const { rows: tasks } = await client.query('select status, run from generation_tasks where id = $1', [taskId]);
+      const task = tasks[0] as { status: TaskStatus; run: number } | undefined;
+      const stage = task?.status === 'generating-data' ? 'batch' : task?.status === 'generating-images' ? 'images' : null;
+      if (task && stage) {
+        queue = stage === 'batch' ? QUEUE_BATCHES : QUEUE_IMAGES;
+        const unitColumn = stage === 'batch' ? 'batchNo' : 'personaId';
+        const pending =
+          stage === 'batch'
+            ? `select batch_no as unit from persona_batches where task_id = $1 and status = 'pending'`
+            : `select id as unit from personas where task_id = $1 and images_status = 'pending'`;
+        // pgboss.job is pg-boss's documented job table; data is the job's JSON payload.
+        const { rows } = await client.query(
+          `with pending as (${pending})
+           select u.unit,
+                  exists(select 1 from pgboss.job j where j.name = $2 and j.state in ('created', 'retry', 'active')
+                           and j.data->>'taskId' = $1 and (j.data->>'${unitColumn}')::int = u.unit
+                           and (j.data->>'run')::int = $3) as live,
+                  (select count(*)::int from pgboss.job j where j.name = $2 and j.state = 'failed'
+                           and j.data->>'taskId' = $1 and (j.data->>'${unitColumn}')::int = u.unit
+                           and (j.data->>'run')::int = $3) as failed
+           from pending u order by u.unit`,
+          [taskId, queue, task.run],
+        );
+        const jobs: Array<{ name: string; data: BatchJob | ImagesJob; expireInSeconds: number }> = [];
+        for (const row of rows as Array<{ unit: number; live: boolean; failed: number }>) {
+          if (row.live) continue;
+          if (row.failed >= ABANDON_AFTER_FAILED_JOBS) {
+            abandoned.push({ kind: stage, unit: row.unit });
+            continue;
+          }
+          const data = stage === 'batch' ? { taskId, batchNo: row.unit, run: task.run } : { taskId, personaId: row.unit, run: task.run };
+          jobs.push({ name: queue, data, expireInSeconds: this.options.config.JOB_EXPIRE_SECONDS });
+        }
+        if (jobs.length > 0) {
+          await this.boss.insert(jobs, { db: { executeSql: (text: string, values: unknown[]) => client.query(text, values) } });
+        }
+        sent = jobs.length;
+      }
+      await client.query('commit');
+    } catch (error) {
+      await client.query('rollback').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    if (queue && sent > 0) this.wake(queue);
+    const message = 'Given up: its job stopped its worker repeatedly.';
+    for (const { kind, unit } of abandoned) {
+      if (kind === 'batch') await this.finishBatch(taskId, unit, [], 0, `Batch ${unit + 1}: ${message}`, true);
+      else await this.finishPersonaImages(taskId, unit, message);
+    }
   }
 
   /**
@@ -330,15 +563,27 @@ export class Pipeline {
         return 'generating-images';
       }
       if (task.status === 'generating-images') {
-        const [p] = await em.execute(
-          `select count(*) filter (where images_status = 'pending')::int as pending from personas where task_id = ?`,
-          [taskId],
+        const [c] = await em.execute(
+          `select (select count(*)::int from personas where task_id = ?) as personas,
+                  (select count(*) filter (where images_status = 'pending')::int from personas where task_id = ?) as pending,
+                  (select count(*)::int from persona_images where task_id = ?) as images`,
+          [taskId, taskId, taskId],
         );
-        if ((p?.pending ?? 0) > 0) return null;
-        const [i] = await em.execute('select count(*)::int as n from persona_images where task_id = ?', [taskId]);
-        if ((i?.n ?? 0) === 0) {
+        if ((c?.pending ?? 0) > 0) return null;
+        const personas: number = c?.personas ?? 0;
+        const images: number = c?.images ?? 0;
+        if (images === 0) {
           this.setStatus(task, 'failed', { stage: 'images', message: 'No image could be made for any persona.' });
           return 'failed';
+        }
+        // Completed means complete: every persona asked for, each with every image.
+        const expectedImages = task.count * task.imagesPerPersona;
+        if (personas < task.count || images < expectedImages) {
+          this.setStatus(task, 'partial', {
+            stage: 'task',
+            message: `Ended with something missing: ${personas} of ${task.count} personas, ${images} of ${expectedImages} images. Retry makes only what is missing.`,
+          });
+          return 'partial';
         }
         this.setStatus(task, 'completed');
         return 'completed';
@@ -348,68 +593,29 @@ export class Pipeline {
     if (!next) return;
     this.log.info({ taskId, status: next }, 'task status');
     await this.notifyTask(taskId);
-    if (next === 'generating-images') await this.enqueueImages(taskId);
+    if (next === 'generating-images') await this.enqueue(taskId);
     else await this.schedule(); // a slot is free
   }
 
   private setStatus(task: TaskEntity, status: TaskStatus, log?: Omit<ErrorLogEntry, 'at'>): void {
     assertTransition(task.status, status);
     task.status = status;
-    if (status === 'completed' || status === 'failed' || status === 'cancelled') task.finishedAt = new Date();
+    if (isFinal(status)) task.finishedAt = new Date();
     if (log) task.errorLog = [...task.errorLog, { at: now(), ...log }];
   }
 
-  /** Re-sends lost jobs, settles jobs pg-boss gave up on, and advances finished stages. */
+  /** Records job ends an outage held back, starts pending tasks, resends lost jobs and advances finished stages. */
   async reconcile(): Promise<void> {
+    await this.settleLater();
     await this.schedule();
     const active = await this.em.execute(
-      `select id, status, run from generation_tasks where status in ('generating-data', 'data-generated', 'generating-images')`,
+      `select id from generation_tasks where status in ('generating-data', 'data-generated', 'generating-images')`,
     );
+    this.databaseBack();
     for (const task of active) {
-      if (task.status === 'generating-data') {
-        await this.settleAbandoned(task.id, task.run, 'batches');
-        await this.enqueueBatches(task.id);
-      } else if (task.status === 'generating-images') {
-        await this.settleAbandoned(task.id, task.run, 'images');
-        await this.enqueueImages(task.id);
-      }
+      await this.enqueue(task.id);
       await this.advance(task.id);
     }
-  }
-
-  /** Work whose job pg-boss failed for good (its workers kept dying) is marked failed, so the task can finish. */
-  private async settleAbandoned(taskId: string, run: number, kind: 'batches' | 'images'): Promise<void> {
-    const em = this.em;
-    if (kind === 'batches') {
-      const rows = await em.execute(
-        `select batch_no from persona_batches where task_id = ? and status = 'pending'`,
-        [taskId],
-      );
-      const ids = rows.map((r) => stableUuid('batch', taskId, run, r.batch_no));
-      const failed = await this.failedJobIds(QUEUE_BATCHES, ids);
-      for (const row of rows) {
-        if (!failed.has(stableUuid('batch', taskId, run, row.batch_no))) continue;
-        await this.finishBatch(taskId, row.batch_no, [], 0, 'The job was abandoned: its worker stopped repeatedly.');
-      }
-    } else {
-      const rows = await em.execute(`select id from personas where task_id = ? and images_status = 'pending'`, [taskId]);
-      const ids = rows.map((r) => stableUuid('images', taskId, run, r.id));
-      const failed = await this.failedJobIds(QUEUE_IMAGES, ids);
-      for (const row of rows) {
-        if (!failed.has(stableUuid('images', taskId, run, row.id))) continue;
-        await this.finishPersonaImages(taskId, row.id, 'The job was abandoned: its worker stopped repeatedly.');
-      }
-    }
-  }
-
-  private async failedJobIds(queue: string, ids: string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
-    // pg-boss 10 keeps jobs in pgboss.job; failed ones stay there until archived.
-    const rows = await this.em.execute(
-      `select id::text as id from pgboss.job where name = ? and state = 'failed' and id::text in (?)`,
-      [queue, ids],
-    );
-    return new Set(rows.map((r) => r.id));
   }
 
   // ---------------------------------------------------------------- cancellation
@@ -463,37 +669,39 @@ export class Pipeline {
     const em = this.em;
     const task = await this.loadTask(em, job.taskId);
     if (!task || task.status !== 'generating-data' || task.run !== job.run) return;
-    const [batch] = await em.execute('select size, status from persona_batches where task_id = ? and batch_no = ?', [
-      job.taskId,
-      job.batchNo,
-    ]);
+    const [batch] = await em.execute(
+      `select b.size, b.status, count(p.id)::int as stored, coalesce(max(p.batch_index) + 1, 0)::int as next_index
+       from persona_batches b left join personas p on p.task_id = b.task_id and p.batch_no = b.batch_no
+       where b.task_id = ? and b.batch_no = ? group by b.size, b.status`,
+      [job.taskId, job.batchNo],
+    );
     if (!batch || batch.status !== 'pending') {
       await this.advance(job.taskId);
       return;
     }
+    // A retried batch asks only for the personas it still lacks.
+    const wanted: number = batch.size - batch.stored;
     const controller = this.track(job.taskId);
-    const { config } = this.options;
     try {
+      if (wanted <= 0) {
+        await this.finishBatch(job.taskId, job.batchNo, [], 0, null, false, batch.next_index);
+        return;
+      }
       const settings = task.settings;
-      const result = await withRetry(
+      const result = await this.retrying(
         () =>
           this.personaLimit(() =>
             this.options.ports.personaProvider.generate({
-              count: batch.size,
+              count: wanted,
               description: task.description,
               language: { code: task.languageCode, name: task.languageName },
               bioInstructions: bioInstructions(settings),
-              seed: `${task.id}:${job.batchNo}`,
+              seed: `${task.id}:${job.batchNo}${task.run > 0 && batch.stored > 0 ? `:${task.run}` : ''}`,
               signal: controller.signal,
             }),
           ),
-        {
-          attempts: config.JOB_RETRY_LIMIT,
-          baseDelayMs: config.JOB_RETRY_DELAY_MS,
-          signal: controller.signal,
-          onRetry: (error, attempt, waitMs) =>
-            this.log.warn({ taskId: task.id, batch: job.batchNo, attempt, waitMs, error: describeError(error) }, 'persona batch retry'),
-        },
+        controller.signal,
+        { taskId: task.id, batch: job.batchNo },
       );
       // Validate again at our edge: a plugin's answer is input like any other.
       const personas: PersonaData[] = [];
@@ -503,19 +711,21 @@ export class Pipeline {
         if (normalized.ok) personas.push(normalized.persona);
         else reasons.push(normalized.reason);
       }
-      const stored = personas.slice(0, batch.size);
+      const stored = personas.slice(0, wanted);
+      const total = batch.stored + stored.length;
       const message =
-        stored.length < batch.size
-          ? `Batch ${job.batchNo + 1}: ${stored.length} of ${batch.size} personas${
+        total < batch.size
+          ? `Batch ${job.batchNo + 1}: ${total} of ${batch.size} personas${
               reasons.length ? ` (${reasons.length} rejected: ${[...new Set(reasons)].slice(0, 3).join('; ')})` : ''
             }`
           : null;
-      await this.finishBatch(job.taskId, job.batchNo, stored, reasons.length, message && this.redact(message));
+      await this.finishBatch(job.taskId, job.batchNo, stored, reasons.length, message && this.redact(message), false, batch.next_index);
     } catch (error) {
       if (error instanceof CancelledError || controller.signal.aborted) return;
+      if (isDatabaseUnavailable(error)) throw error; // not the batch's fault: it is sent again
       const message = this.redact(`Batch ${job.batchNo + 1} failed: ${describeError(error)}`);
       this.log.warn({ taskId: job.taskId, batch: job.batchNo, error: describeError(error) }, 'persona batch failed');
-      await this.finishBatch(job.taskId, job.batchNo, [], 0, message, true);
+      await this.finishBatch(job.taskId, job.batchNo, [], 0, message, true, batch.next_index);
     } finally {
       this.untrack(job.taskId, controller);
     }
@@ -530,21 +740,28 @@ export class Pipeline {
     rejected: number,
     message: string | null,
     failed = false,
+    firstIndex = 0,
   ): Promise<void> {
     const closed = await this.em.transactional(async (em) => {
-      const rows = await em.execute(
-        `update persona_batches set status = ?, received = ?, rejected = ?, error = ?, updated_at = now()
-         where task_id = ? and batch_no = ? and status = 'pending' returning batch_no`,
-        [failed || personas.length === 0 ? 'failed' : 'done', personas.length, rejected, message, taskId, batchNo],
+      const [row] = await em.execute(
+        `select (select count(*)::int from personas where task_id = ? and batch_no = ?) as stored
+         from persona_batches where task_id = ? and batch_no = ? and status = 'pending' for update`,
+        [taskId, batchNo, taskId, batchNo],
       );
-      if (rows.length === 0) return false;
+      if (!row) return false;
+      const received: number = row.stored + personas.length;
+      await em.execute(
+        `update persona_batches set status = ?, received = ?, rejected = rejected + ?, error = ?, updated_at = now()
+         where task_id = ? and batch_no = ?`,
+        [failed || received === 0 ? 'failed' : 'done', received, rejected, message, taskId, batchNo],
+      );
       if (personas.length > 0) {
         await em.upsertMany(
           Persona,
-          personas.map((p, batchIndex) => ({
+          personas.map((p, i) => ({
             taskId,
             batchNo,
-            batchIndex,
+            batchIndex: firstIndex + i,
             ...personaColumns(p),
             prompts: [],
             imagesStatus: 'pending' as const,
@@ -581,6 +798,7 @@ export class Pipeline {
       await this.finishPersonaImages(task.id, persona.id, problem);
     } catch (error) {
       if (error instanceof CancelledError || controller.signal.aborted) return;
+      if (isDatabaseUnavailable(error)) throw error; // not the persona's fault: it is sent again
       await this.finishPersonaImages(task.id, persona.id, describeError(error));
     } finally {
       this.untrack(job.taskId, controller);
@@ -588,13 +806,29 @@ export class Pipeline {
     await this.advance(job.taskId);
   }
 
+  /** A provider call: outages are ridden out for PROVIDER_RETRY_WINDOW_SECONDS, bad answers retried JOB_RETRY_LIMIT times. */
   private retrying<T>(fn: () => Promise<T>, signal: AbortSignal, what: Record<string, unknown>): Promise<T> {
     const { config } = this.options;
     return withRetry(fn, {
       attempts: config.JOB_RETRY_LIMIT,
       baseDelayMs: config.JOB_RETRY_DELAY_MS,
+      maxDelayMs: config.JOB_RETRY_MAX_DELAY_MS,
+      windowMs: config.PROVIDER_RETRY_WINDOW_SECONDS * 1000,
       signal,
       onRetry: (error, attempt, waitMs) => this.log.warn({ ...what, attempt, waitMs, error: describeError(error) }, 'retry'),
+    });
+  }
+
+  /** A storage call: a storage that refuses writes (read-only, full, S3 down) is waited out for STORAGE_RETRY_WINDOW_SECONDS. */
+  private storing<T>(fn: () => Promise<T>, signal: AbortSignal, what: Record<string, unknown>): Promise<T> {
+    const { config } = this.options;
+    return withRetry(fn, {
+      attempts: 1,
+      baseDelayMs: Math.max(config.JOB_RETRY_DELAY_MS, 1),
+      maxDelayMs: config.JOB_RETRY_MAX_DELAY_MS,
+      windowMs: config.STORAGE_RETRY_WINDOW_SECONDS * 1000,
+      signal,
+      onRetry: (error, attempt, waitMs) => this.log.warn({ ...what, attempt, waitMs, error: describeError(error) }, 'storage retry'),
     });
   }
 
@@ -602,6 +836,8 @@ export class Pipeline {
    * One persona's images: base selfie (stored at once), prompts (each asked with the previous ones,
    * stored as they come), then one grid per prompt in parallel, each split, cleaned and stored.
    * Returns null when every grid was stored, else what went wrong. Finished parts are never redone.
+   * Keys are fixed per task, persona and image index, so a run cut short and run again overwrites
+   * its objects instead of leaving orphans.
    */
   private async makeImages(task: TaskEntity, row: PersonaEntity, signal: AbortSignal): Promise<string | null> {
     const { ports } = this.options;
@@ -613,11 +849,19 @@ export class Pipeline {
     const what = { taskId: task.id, personaId };
     const prefix = `tasks/${task.storagePrefix}/${personaId}`;
 
-    let base: EncodedImage;
+    let base: EncodedImage | undefined;
     if (row.baseImageKey) {
-      base = { data: await readObject(ports.objectStorage, row.baseImageKey), contentType: 'image/png' };
-      base.contentType = readImageInfo(base.data).contentType;
-    } else {
+      const key = row.baseImageKey;
+      try {
+        const data = await this.storing(() => readObject(ports.objectStorage, key), signal, { ...what, key });
+        base = { data, contentType: readImageInfo(data).contentType };
+      } catch (error) {
+        // A base selfie lost from storage is made again; anything else stops this persona.
+        if (!(error instanceof StorageError && error.notFound)) throw error;
+        this.log.warn({ ...what, key }, 'the base image is missing from storage; making a new one');
+      }
+    }
+    if (!base) {
       const result = await this.retrying(
         () =>
           this.imageLimit(async () => {
@@ -638,16 +882,18 @@ export class Pipeline {
         signal,
         what,
       );
-      base = result.image;
-      const key = `${prefix}/base-${ulid()}.${extensionFor(base.contentType)}`;
-      await ports.objectStorage.put(key, base.data, { contentType: base.contentType, cacheControl: CACHE_IMMUTABLE });
-      await em.execute('update personas set base_image_key = ?, base_face_key = ? where id = ?', [
-        key,
-        result.faceKey,
-        personaId,
-      ]);
+      const image = result.image;
+      base = image;
+      const key = `${prefix}/base.${extensionFor(image.contentType)}`;
+      await this.storing(
+        () => ports.objectStorage.put(key, image.data, { contentType: image.contentType, cacheControl: CACHE_IMMUTABLE }),
+        signal,
+        { ...what, key },
+      );
+      await em.execute('update personas set base_image_key = ?, base_face_key = ? where id = ?', [key, result.faceKey, personaId]);
       await this.notifyTask(task.id);
     }
+    const baseImage = base;
 
     const grids = task.imagesPerPersona / 4;
     const prompts = [...row.prompts];
@@ -668,8 +914,11 @@ export class Pipeline {
       await em.execute('update personas set prompts = ?::jsonb where id = ?', [JSON.stringify(prompts), personaId]);
     }
 
+    // A grid is done when all four of its cells have rows (a lost cell's row is removed by `doctor`).
     const done = new Set(
-      (await em.execute('select grid_no from persona_images where persona_id = ?', [personaId])).map((r) => r.grid_no),
+      (
+        await em.execute('select grid_no from persona_images where persona_id = ? group by grid_no having count(*) >= 4', [personaId])
+      ).map((r) => r.grid_no),
     );
     const results = await Promise.allSettled(
       prompts.slice(0, grids).map(async (prompt, gridNo) => {
@@ -677,7 +926,7 @@ export class Pipeline {
         const cells = await this.retrying(
           async () => {
             const grid = await this.imageLimit(() =>
-              ports.imageProvider.gridFromBase({ persona, base, prompt, seed: `${seed}:${gridNo}`, signal }),
+              ports.imageProvider.gridFromBase({ persona, base: baseImage, prompt, seed: `${seed}:${gridNo}`, signal }),
             );
             checkedImage(grid, 'grid');
             try {
@@ -701,11 +950,16 @@ export class Pipeline {
         if (cells.length !== 4) throw new InvalidResponseError('image processor', `Grid gave ${cells.length} cells, not 4`);
         const rows = [];
         for (const [cell, image] of cells.entries()) {
-          const key = `${prefix}/${ulid()}.${extensionFor(image.contentType)}`;
-          await ports.objectStorage.put(key, image.data, { contentType: image.contentType, cacheControl: CACHE_IMMUTABLE });
+          const idx = gridNo * 4 + cell;
+          const key = `${prefix}/${idx}.${extensionFor(image.contentType)}`;
+          await this.storing(
+            () => ports.objectStorage.put(key, image.data, { contentType: image.contentType, cacheControl: CACHE_IMMUTABLE }),
+            signal,
+            { ...what, key },
+          );
           rows.push({
             personaId,
-            idx: gridNo * 4 + cell,
+            idx,
             taskId: task.id,
             gridNo,
             key,
@@ -716,11 +970,14 @@ export class Pipeline {
             createdAt: new Date(),
           });
         }
-        await this.em.upsertMany(PersonaImage, rows, { onConflictFields: ['personaId', 'idx'], onConflictAction: 'ignore' });
+        // The four cells of a grid come from one picture: a grid made again replaces all four rows.
+        await this.em.upsertMany(PersonaImage, rows, { onConflictFields: ['personaId', 'idx'], onConflictAction: 'merge' });
         await this.notifyTask(task.id);
       }),
     );
     throwIfAborted(signal);
+    const outage = results.find((r) => r.status === 'rejected' && isDatabaseUnavailable(r.reason));
+    if (outage) throw (outage as PromiseRejectedResult).reason;
     const failures = results.flatMap((r, gridNo) =>
       r.status === 'rejected' ? [`grid ${gridNo + 1}: ${describeError(r.reason)}`] : [],
     );

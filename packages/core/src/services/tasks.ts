@@ -4,7 +4,7 @@ import type { Orm } from '../db/orm.js';
 import { GenerationTask, type TaskEntity } from '../db/entities.js';
 import { type GenerationRequest, parseGenerationRequest } from '../domain/request.js';
 import { assertTransition, isActive, type TaskStatus } from '../domain/status.js';
-import { NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
 import type { Pipeline } from '../pipeline/engine.js';
 import { shortId } from '../util.js';
@@ -26,7 +26,7 @@ export interface Stats {
   tasks: number;
   personas: number;
   images: number;
-  byStatus: Record<'completed' | 'failed' | 'running' | 'pending' | 'cancelled', number>;
+  byStatus: Record<'completed' | 'partial' | 'failed' | 'running' | 'pending' | 'cancelled', number>;
   /** The last 7 days, oldest first: tasks created, personas and images stored, per UTC day. */
   days: Array<{ date: string; tasks: number; personas: number; images: number }>;
 }
@@ -137,19 +137,37 @@ export class TasksService {
   }
 
   /**
-   * Retries a failed or cancelled task: failed batches and unfinished personas are done again;
-   * everything already stored is kept and never redone.
+   * Retries an ended task that lacks something (failed, cancelled, partial, or completed with
+   * images lost since): batches that gave fewer personas than asked and personas without all their
+   * images are done again; everything already stored is kept and never redone. A task with nothing
+   * missing is a ConflictError.
    */
   async retry(id: string, scope: Scope = {}): Promise<TaskView> {
     await this.em.transactional(async (em) => {
       const task = await this.find(em as EntityManager, id, scope, true);
       assertTransition(task.status, 'pending');
-      await em.execute(`update persona_batches set status = 'pending', error = null where task_id = ? and status = 'failed'`, [
-        task.id,
-      ]);
+      const [missing = { personas: 0, images: 0, unfinished: 0 }] = await em.execute(
+        `select (select count(*)::int from personas where task_id = ?) as personas,
+                (select count(*)::int from persona_images where task_id = ?) as images,
+                (select count(*)::int from personas where task_id = ? and (images_status <> 'done' or base_image_key is null)) as unfinished`,
+        [task.id, task.id, task.id],
+      );
+      const complete =
+        missing.personas >= task.count && missing.images >= task.count * task.imagesPerPersona && missing.unfinished === 0;
+      if (task.status === 'completed' && complete) {
+        throw new ConflictError('The task is complete: nothing is missing to retry.');
+      }
       await em.execute(
-        `update personas set images_status = 'pending', images_error = null where task_id = ? and images_status <> 'done'`,
+        `update persona_batches b set status = 'pending', error = null
+         where b.task_id = ? and (b.status = 'failed' or b.size > (select count(*) from personas p where p.task_id = b.task_id and p.batch_no = b.batch_no))`,
         [task.id],
+      );
+      // A persona is redone when it is not done, lacks its base image, or lacks any of its images.
+      await em.execute(
+        `update personas p set images_status = 'pending', images_error = null
+         where p.task_id = ? and (p.images_status <> 'done' or p.base_image_key is null
+           or (select count(*) from persona_images i where i.persona_id = p.id) < ?)`,
+        [task.id, task.imagesPerPersona],
       );
       task.status = 'pending';
       task.run += 1;
@@ -196,10 +214,10 @@ export class TasksService {
       `select status, count(*)::int as n from generation_tasks t where true ${userFilter} group by status`,
       params,
     );
-    const byStatus = { completed: 0, failed: 0, running: 0, pending: 0, cancelled: 0 };
+    const byStatus = { completed: 0, partial: 0, failed: 0, running: 0, pending: 0, cancelled: 0 };
     for (const row of statusRows) {
       const status = row.status as TaskStatus;
-      if (status === 'completed' || status === 'failed' || status === 'pending' || status === 'cancelled') byStatus[status] += row.n;
+      if (status === 'completed' || status === 'partial' || status === 'failed' || status === 'pending' || status === 'cancelled') byStatus[status] += row.n;
       else byStatus.running += row.n;
     }
     const days = await em.execute(

@@ -21,6 +21,9 @@ export function testConfig(db: TestDatabase, extra: Record<string, unknown> = {}
     DATABASE_URL: db.url,
     LOG_LEVEL: 'silent',
     JOB_RETRY_DELAY_MS: 5,
+    // Outages count against JOB_RETRY_LIMIT here; the fault tests set their own windows.
+    PROVIDER_RETRY_WINDOW_SECONDS: 0,
+    STORAGE_RETRY_WINDOW_SECONDS: 0,
     JOB_RETRY_LIMIT: 3,
     ...extra,
   };

@@ -38,6 +38,9 @@ export async function startSite(
       DATA_DIR: dataDir,
       LOG_LEVEL: 'silent',
       JOB_RETRY_DELAY_MS: 5,
+      // Outages count against JOB_RETRY_LIMIT here; the fault tests set their own windows.
+      PROVIDER_RETRY_WINDOW_SECONDS: 0,
+      STORAGE_RETRY_WINDOW_SECONDS: 0,
       IMAGE_PROCESSOR_THREADS: 1,
       ...options.config,
     },
