@@ -65,27 +65,29 @@ const WORDS = ['Maria', 'nurse', 'loves', 'hiking', 'in', 'Austin', 'coffee', 'a
 
 /**
  * A string with hostile pieces, already in the form normalizePersona keeps: control characters
- * other than tab and line breaks dropped (the NUL among them), NFC, trimmed, within limits.
+ * other than tab and line breaks dropped (the NUL among them), NFC, trimmed, within limits. With
+ * `oneLine` (names and the other one-line fields), tab and line breaks (U+2028 among them) become
+ * spaces and every other control or format character goes too (bidi marks, zero-width joiners).
  */
-export function hostileString(random: Random, maxParts = 8, nonEmpty = false): string {
+export function hostileString(random: Random, maxParts = 8, nonEmpty = false, oneLine = false): string {
   const parts: string[] = [];
   const n = int(random, nonEmpty ? 1 : 0, maxParts);
   for (let i = 0; i < n; i++) parts.push(random() < 0.55 ? oneOf(random, HOSTILE) : oneOf(random, WORDS));
-  let text = parts
-    .join(random() < 0.5 ? ' ' : '')
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '')
-    .normalize('NFC')
-    .trim();
+  let text = parts.join(random() < 0.5 ? ' ' : '');
+  text = oneLine
+    ? text.replace(/[\t\n\v\f\r\u0085\u2028\u2029]/g, ' ').replace(/[\p{Cc}\p{Cf}]/gu, '')
+    : text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '');
+  text = text.normalize('NFC').trim();
   if (nonEmpty && text === '') text = oneOf(random, WORDS);
   return text;
 }
 
 export function randomPersona(random: Random): PersonaData {
   return {
-    firstName: hostileString(random, 4, true),
-    lastName: hostileString(random, 4, true),
+    firstName: hostileString(random, 4, true, true),
+    lastName: hostileString(random, 4, true, true),
     gender: random() < 0.5 ? 'f' : 'm',
-    ethnicity: hostileString(random, 3),
+    ethnicity: hostileString(random, 3, false, true),
     age: random() < 0.1 ? null : int(random, 0, 120),
     bios: {
       facebook: hostileString(random, 12),
@@ -93,14 +95,14 @@ export function randomPersona(random: Random): PersonaData {
       x: hostileString(random, 8),
       tiktok: hostileString(random, 5),
     },
-    jobTitle: hostileString(random, 4),
-    workplace: hostileString(random, 4),
-    eduEstablishment: hostileString(random, 4),
-    eduStudy: hostileString(random, 3),
-    currentCity: hostileString(random, 3),
-    currentState: hostileString(random, 2),
-    prevCity: hostileString(random, 3),
-    prevState: hostileString(random, 2),
+    jobTitle: hostileString(random, 4, false, true),
+    workplace: hostileString(random, 4, false, true),
+    eduEstablishment: hostileString(random, 4, false, true),
+    eduStudy: hostileString(random, 3, false, true),
+    currentCity: hostileString(random, 3, false, true),
+    currentState: hostileString(random, 2, false, true),
+    prevCity: hostileString(random, 3, false, true),
+    prevState: hostileString(random, 2, false, true),
     about: hostileString(random, 16),
   };
 }

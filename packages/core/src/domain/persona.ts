@@ -65,7 +65,33 @@ const text = (max: number) =>
       .pipe(z.string().max(max, { error: `is longer than ${max} characters` })),
   );
 
-const requiredText = (max: number) => text(max).pipe(z.string().min(1, { error: 'is empty' }));
+/**
+ * In names and the other one-line fields: tab and line breaks (NEL and U+2028/9 among them)
+ * become a space; every other control character (Cc: C0, DEL and C1) and format character (Cf:
+ * bidi overrides, zero-width characters, BOM, soft hyphen) is dropped. They are invisible in a
+ * name and end up in file names, CSV cells and page titles (see the ZIP export's folder names).
+ * Bios and `about` keep line breaks and format characters (emoji need the zero-width joiner).
+ */
+const LINE_BREAKS = /[\t\n\v\f\r\u0085\u2028\u2029]/g;
+const INVISIBLE = /[\p{Cc}\p{Cf}]/gu;
+
+/** A one-line field as normalizePersona keeps it (see above); may be empty. */
+function cleanLine(value: string): string {
+  return value.replace(LINE_BREAKS, ' ').replace(INVISIBLE, '').normalize('NFC').trim();
+}
+
+/** Like text(), for one-line fields: see cleanLine. */
+const line = (max: number) =>
+  z.preprocess(
+    (v) => (v === null || v === undefined ? '' : typeof v === 'number' ? String(v) : v),
+    z
+      .string({ error: 'must be text' })
+      .transform(cleanLine)
+      .pipe(z.string().max(max, { error: `is longer than ${max} characters` })),
+  );
+
+/** A name: a one-line field that must not be empty once cleaned (U+0085 alone is refused). */
+const name = (max: number) => line(max).pipe(z.string().min(1, { error: 'is empty' }));
 
 const gender = z.preprocess(
   (v) => (typeof v === 'string' ? GENDER_WORDS[v.trim().toLowerCase()] ?? v : v),
@@ -79,10 +105,10 @@ const age = z.preprocess((v) => {
 }, z.number().int().nullable());
 
 export const personaSchema = z.object({
-  firstName: requiredText(PERSONA_LIMITS.name),
-  lastName: requiredText(PERSONA_LIMITS.name),
+  firstName: name(PERSONA_LIMITS.name),
+  lastName: name(PERSONA_LIMITS.name),
   gender,
-  ethnicity: text(PERSONA_LIMITS.short),
+  ethnicity: line(PERSONA_LIMITS.short),
   age,
   bios: z.object({
     facebook: text(PERSONA_LIMITS.bio),
@@ -90,22 +116,24 @@ export const personaSchema = z.object({
     x: text(PERSONA_LIMITS.bio),
     tiktok: text(PERSONA_LIMITS.bio),
   }),
-  jobTitle: text(PERSONA_LIMITS.short),
-  workplace: text(PERSONA_LIMITS.short),
-  eduEstablishment: text(PERSONA_LIMITS.short),
-  eduStudy: text(PERSONA_LIMITS.short),
-  currentCity: text(PERSONA_LIMITS.short),
-  currentState: text(PERSONA_LIMITS.short),
-  prevCity: text(PERSONA_LIMITS.short),
-  prevState: text(PERSONA_LIMITS.short),
+  jobTitle: line(PERSONA_LIMITS.short),
+  workplace: line(PERSONA_LIMITS.short),
+  eduEstablishment: line(PERSONA_LIMITS.short),
+  eduStudy: line(PERSONA_LIMITS.short),
+  currentCity: line(PERSONA_LIMITS.short),
+  currentState: line(PERSONA_LIMITS.short),
+  prevCity: line(PERSONA_LIMITS.short),
+  prevState: line(PERSONA_LIMITS.short),
   about: text(PERSONA_LIMITS.about),
 });
 
 export type NormalizeResult = { ok: true; persona: PersonaData } | { ok: false; reason: string };
 
 /**
- * Validates and normalises a persona from any source: trims text, maps gender words to f/m,
- * turns the age into an integer or null and enforces length limits. The reason names the field.
+ * Validates and normalises a persona from any source: trims text, drops control characters (and,
+ * in names and other one-line fields, format characters; see cleanLine), maps gender words to
+ * f/m, turns the age into an integer or null and enforces length limits. The reason names the
+ * field.
  */
 export function normalizePersona(input: unknown): NormalizeResult {
   const parsed = personaSchema.safeParse(input);

@@ -9,8 +9,10 @@ import { readObject } from '../storage/read.js';
 import type { PersonasService } from '../services/personas.js';
 import type { Scope, TasksService } from '../services/tasks.js';
 import type { PersonaView, TaskView } from '../services/views.js';
+import { folderName } from './names.js';
 import { type DatasetFile, DatasetZipWriter, JoinedChunks, type ZipWorkerData, type ZipWorkerInput, type ZipWorkerOutput } from './zip.js';
 
+export { entryName, FOLDER_NAME_MAX, folderName } from './names.js';
 export type { ManifestEntry } from './zip.js';
 
 /** Columns of the CSV export, in order. */
@@ -39,11 +41,19 @@ export const CSV_COLUMNS = [
 ] as const;
 
 /**
- * Neutralises spreadsheet formulas: a cell that starts with =, +, -, @, tab or CR is prefixed
+ * What a spreadsheet runs as a formula: a cell whose first visible character is =, +, - or @, or
+ * their fullwidth forms (spreadsheets in East Asian locales take ＝ for =), behind any invisible prefix (whitespace,
+ * controls, zero-width and bidi characters: they hide the formula from a reader, not from the
+ * spreadsheet); and, as before, a cell that starts with a tab or CR.
+ */
+const FORMULA_START = /^(?:[\t\r]|[\s\p{Cc}\p{Cf}]*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20])/u;
+
+/**
+ * Neutralises spreadsheet formulas: a cell that would start one (see FORMULA_START) is prefixed
  * with a quote so Excel and LibreOffice show it as text instead of running it.
  */
 export function neutralizeCell(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return FORMULA_START.test(value) ? `'${value}` : value;
 }
 
 function csvRow(p: PersonaView): Record<(typeof CSV_COLUMNS)[number], string | number | null> {
@@ -87,27 +97,6 @@ function personaRecord(p: PersonaView) {
   // The persona as people read it: no pipeline bookkeeping, image references without storage keys.
   const { taskId, batchNo, batchIndex, imagesStatus, imagesError, images, ...persona } = p;
   return { ...persona, images: images.map(({ index, url, width, height, style }) => ({ index, url, width, height, style })) };
-}
-
-/**
- * Folder name for a persona inside the ZIP: readable, safe on every file system, and unique
- * within the archive (compared case-insensitively; a repeat gets _2, _3...).
- */
-export function folderName(name: string, taken: Set<string>): string {
-  let base = name
-    .normalize('NFC')
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we strip
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, '')
-    .replace(/[/\\:*?"<>|]/g, '-')
-    .replace(/\s+/g, '_')
-    .replace(/^[.\-_]+/, '')
-    .replace(/\.+$/, '')
-    .slice(0, 80);
-  if (base === '' || /^\.+$/.test(base)) base = 'persona';
-  let candidate = base;
-  for (let n = 2; taken.has(candidate.toLowerCase()); n++) candidate = `${base}_${n}`;
-  taken.add(candidate.toLowerCase());
-  return candidate;
 }
 
 /**

@@ -4,6 +4,7 @@ import { crc32 } from 'node:zlib';
 import type { ZipArchiveEntry } from 'compress-commons';
 import ZipStream from 'zip-stream';
 import type { WorkerReaderSpec } from '../ports.js';
+import { entryName } from './names.js';
 
 type Done = (error: Error | null, entry?: ZipArchiveEntry) => void;
 
@@ -92,7 +93,9 @@ export interface ManifestTask {
 
 /**
  * Writes a dataset's files into a DatasetZip and keeps its manifest: a sha256 per file, and the
- * objects the storage no longer had. Used on the main thread and in the ZIP worker alike.
+ * objects the storage no longer had. Used on the main thread and in the ZIP worker alike. Every
+ * path goes through entryName once, and that one string is both the entry's name and the
+ * manifest's path: the manifest never lists a name the archive does not hold.
  */
 export class DatasetZipWriter {
   readonly archive = new DatasetZip({ zlib: { level: 6 } });
@@ -103,13 +106,14 @@ export class DatasetZipWriter {
 
   /** Adds a file: deflated when `compress`, else stored (images are compressed already). */
   add(path: string, data: Buffer, compress: boolean): Promise<void> {
-    this.files.push({ path, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
-    return this.entry(path, data, compress);
+    const name = entryName(path);
+    this.files.push({ path: name, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+    return this.entry(name, data, compress);
   }
 
   /** An object the storage no longer has: listed in the manifest instead of the archive. */
   addMissing(path: string): void {
-    this.missing.push(path);
+    this.missing.push(entryName(path));
   }
 
   /** manifest.json, last, then the end of the archive. */
