@@ -32,8 +32,12 @@ describe('task status machine', () => {
         'data-generated>failed',
         'data-generated>cancelled',
         'generating-images>completed',
+        'generating-images>partial',
         'generating-images>failed',
         'generating-images>cancelled',
+        // every ended task can be retried (a complete one is refused by the service: nothing to make)
+        'completed>pending',
+        'partial>pending',
         'failed>pending',
         'cancelled>pending',
       ].sort(),
@@ -41,8 +45,9 @@ describe('task status machine', () => {
   });
 
   it('refuses the rest with a ConflictError', () => {
-    expect(canTransition('completed', 'pending')).toBe(false);
+    expect(canTransition('completed', 'partial')).toBe(false);
     expect(canTransition('pending', 'completed')).toBe(false);
+    expect(canTransition('generating-data', 'partial')).toBe(false);
     expect(() => assertTransition('completed', 'generating-data')).toThrow(ConflictError);
     expect(() => assertTransition('pending', 'generating-images')).toThrow('A task cannot go from pending to generating-images');
   });
