@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../embedded-postgres.js';
@@ -23,6 +23,8 @@ export interface OwnedPostgres {
 
 export async function startOwnedPostgres(options: { database?: string } = {}): Promise<OwnedPostgres> {
   const folder = await mkdtemp(join(tmpdir(), 'avatargen-owned-pg-'));
+  // As root, PostgreSQL runs as the "postgres" user, which must be able to enter the folder.
+  await chmod(folder, 0o755);
   const dataDir = join(folder, 'pg');
   const port = await findFreePort();
   const database = options.database ?? 'avatargen';
