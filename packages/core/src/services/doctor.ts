@@ -106,6 +106,8 @@ class TaskCheck {
     readonly task: TaskRow,
     /** The task's rows whose key lies in its own folder, by key. */
     readonly refs: Map<string, Ref[]>,
+    /** How many of the task's rows name an object (those outside its folder included). */
+    readonly rows: number,
     private readonly foreign: ForeignRefs,
     private readonly derivedFrom: DoctorOptions['derivedFrom'],
   ) {}
@@ -216,8 +218,8 @@ export class Doctor {
     const skippedTasks = new Set(taskRows.filter((t) => !isEnded(t.status)).map((t) => t.id));
     let skippedObjects = 0;
     let objects = 0;
-    const counter = { rows: 0 };
-    const check = (task: TaskRow) => this.check(em, task, foreign, counter, options.derivedFrom);
+    const check = (task: TaskRow) => this.check(em, task, foreign, options.derivedFrom);
+    const rowsByTask = new Map<string, number>();
 
     const missingByTask = new Map<string, Ref[]>();
     const orphansByTask = new Map<string, OrphanObject[]>();
@@ -227,8 +229,10 @@ export class Doctor {
     const relist = new Set<string>();
     const record = (check: TaskCheck) => {
       const { missing, orphans } = check.finish();
+      // A task listed again replaces what its first, partial look found.
       missingByTask.set(check.task.id, missing);
       orphansByTask.set(check.task.id, orphans);
+      rowsByTask.set(check.task.id, check.rows);
       finished.add(check.task.prefix);
     };
 
@@ -248,6 +252,7 @@ export class Doctor {
         continue;
       }
       if (!isEnded(task.status)) {
+        foreign.see(object.key); // a row of an ended task may still name it
         skippedObjects++;
         continue;
       }
@@ -302,7 +307,7 @@ export class Doctor {
 
     const report: DoctorReport = {
       objects,
-      rows: counter.rows,
+      rows: [...rowsByTask.values()].reduce((sum, n) => sum + n, 0),
       tasks: taskRows.filter((t) => !skippedTasks.has(t.id)).length,
       skipped: { tasks: skippedTasks.size, objects: skippedObjects },
       missing: { count: missing.length, items: missing.slice(0, limit) },
@@ -322,7 +327,6 @@ export class Doctor {
     em: EntityManager,
     task: TaskRow,
     foreign: ForeignRefs,
-    counter: { rows: number },
     derivedFrom: DoctorOptions['derivedFrom'],
   ): Promise<TaskCheck> {
     const folder = `${ROOT}${task.prefix}/`;
@@ -337,8 +341,7 @@ export class Doctor {
         addRef(refs, { taskId: task.id, personaId: r.id, kind: 'base', idx: null, key: r.base_image_key });
       }
     }
-    counter.rows += images.length + bases.length;
-    return new TaskCheck(task, refs, foreign, derivedFrom);
+    return new TaskCheck(task, refs, images.length + bases.length, foreign, derivedFrom);
   }
 
   /** Rows (of any task) whose key is not inside their task's folder. */
