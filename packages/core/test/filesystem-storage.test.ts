@@ -64,6 +64,9 @@ describe('filesystem storage', () => {
     });
     const error = await storage.put('a/b.bin', failing, { contentType: 'application/octet-stream' }).catch((e) => e);
     expect(error).toBeInstanceOf(StorageError);
+    // the caller's stream broke, not the disk: the same stream cannot be tried again
+    expect(error).toMatchObject({ operation: 'put', key: 'a/b.bin', retryable: false });
+    expect((error as StorageError).message).toBe('put a/b.bin: the source stream failed: Error: upstream broke');
     expect((await readAll(await storage.get('a/b.bin'))).toString()).toBe('old');
     expect(await readdir(join(root, 'a'))).toEqual(['b.bin']);
   });
@@ -76,6 +79,12 @@ describe('filesystem storage', () => {
     expect(await listKeys(storage, 'p/ab')).toEqual(['p/abc.txt', 'p/abd.txt']);
     expect(await listKeys(storage, '')).toEqual(['p/abc.txt', 'p/abd.txt', 'p/x/ab.txt', 'q.txt']);
     expect(await listKeys(storage, 'nothing/here/')).toEqual([]);
+  });
+
+  it('refuses sweep options that are not durations', () => {
+    for (const options of [{ tempMaxAgeMs: -1 }, { tempMaxAgeMs: Number.NaN }, { sweepIntervalMs: 1.5 }, { sweepIntervalMs: 2 ** 31 }]) {
+      expect(() => createFilesystemStorage({ root: base, ...options }), JSON.stringify(options)).toThrow(StorageError);
+    }
   });
 
   it('builds public URLs under the base path, default /media', () => {

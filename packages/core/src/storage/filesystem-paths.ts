@@ -39,9 +39,26 @@ export function isNotFound(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** The system's code and call (`EROFS open`), never the message: that one holds the full path. */
 export function systemMessage(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
   return e?.code ? `${e.code} ${e.syscall ?? ''}`.trim() : String(error);
+}
+
+/**
+ * Codes that say the request itself cannot work (a file where a folder should be, or the other way
+ * round, a name too long): asking again fails again. Every other code is retryable: EROFS, ENOSPC,
+ * EDQUOT, EACCES, EPERM, EIO, EBUSY, EAGAIN, EMFILE, ENFILE, ESTALE... are states of the file
+ * system (remounted read-only, full, permissions being fixed, a disk or network share failing,
+ * descriptors running out) that an operator or time can end.
+ */
+const PERMANENT_CODES = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY', 'ENAMETOOLONG', 'ELOOP']);
+
+/** A file system call failed: the operation, the key and the system's code, retryable unless permanent. */
+export function fsFailure(operation: string, key: string | undefined, error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return new StorageError(operation, key, systemMessage(error), { cause: error, retryable: !(code && PERMANENT_CODES.has(code)) });
 }
 
 /**
@@ -53,7 +70,9 @@ export function readFailure(operation: string, key: string, error: unknown): Sto
   if (isNotFound(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') {
     return new StorageError(operation, key, 'no such object', { notFound: true, cause: error });
   }
-  return new StorageError(operation, key, systemMessage(error), { cause: error });
+  // O_NOFOLLOW met a link planted after the realpath check.
+  if ((error as NodeJS.ErrnoException).code === 'ELOOP') return linkRefused(operation, key);
+  return fsFailure(operation, key, error);
 }
 
 /**

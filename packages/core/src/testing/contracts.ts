@@ -6,6 +6,7 @@ import { normalizePersona, type PersonaData } from '../domain/persona.js';
 import { DEFAULT_BIO_PROMPTS } from '../domain/settings.js';
 import { CancelledError, InvalidImageError, StorageError } from '../errors.js';
 import { readImageInfo } from '../image-info.js';
+import { deleteUnderPrefix } from '../storage/prefix.js';
 import {
   STYLE_PRESETS,
   type FaceSource,
@@ -322,6 +323,80 @@ export function describeObjectStorageContract(name: string, subject: ContractSub
       const left: string[] = [];
       for await (const object of storage().list(`${prefix}/d/`)) left.push(object.key);
       expect(left).toEqual([]);
+    });
+
+    it('leaves nothing listed after a failed write, and keeps the object a failed overwrite was replacing', async () => {
+      const failing = () => {
+        let sent = 0;
+        return new Readable({
+          read() {
+            // some bytes first, so the write has begun when the source breaks
+            if (sent++ < 3) this.push(Buffer.alloc(64 * 1024, 1));
+            else this.destroy(new Error('source broke'));
+          },
+        });
+      };
+      const error = await storage()
+        .put(`${prefix}/failed/new.bin`, failing(), { contentType: 'application/octet-stream' })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StorageError);
+      await storage().put(`${prefix}/failed/old.bin`, Buffer.from('old'), { contentType: 'application/octet-stream' });
+      const overwrite = await storage()
+        .put(`${prefix}/failed/old.bin`, failing(), { contentType: 'application/octet-stream' })
+        .catch((e: unknown) => e);
+      expect(overwrite).toBeInstanceOf(StorageError);
+      const listed: { key: string; size: number }[] = [];
+      for await (const object of storage().list(`${prefix}/failed/`)) listed.push(object);
+      expect(listed).toEqual([{ key: `${prefix}/failed/old.bin`, size: 3 }]);
+      expect((await readAll(await storage().get(`${prefix}/failed/old.bin`))).toString()).toBe('old');
+    });
+
+    it('deletes everything under a prefix with deletePrefix, when it has one, and nothing else', async (context) => {
+      const deletePrefix = storage().deletePrefix?.bind(storage());
+      if (!deletePrefix) return context.skip();
+      const keys = ['dp/t1/a.bin', 'dp/t1/p/b.bin', 'dp/t1/p/q/c.bin', 'dp/t10/d.bin', 'dp/t2/e.bin', 'dp/t1.bin'];
+      for (const key of keys) await storage().put(`${prefix}/${key}`, Buffer.from(key), { contentType: 'text/plain' });
+      const listKeys = async () => {
+        const found: string[] = [];
+        for await (const object of storage().list(`${prefix}/dp/`)) found.push(object.key.slice(prefix.length + 1));
+        return found.sort();
+      };
+      expect(await deletePrefix(`${prefix}/dp/t1/`)).toBe(3);
+      expect(await listKeys()).toEqual(['dp/t1.bin', 'dp/t10/d.bin', 'dp/t2/e.bin']);
+      expect(await deletePrefix(`${prefix}/dp/t1/`)).toBe(0);
+      // without the trailing "/", a prefix matches like list(): t1.bin and t10/ too
+      expect(await deletePrefix(`${prefix}/dp/t1`)).toBe(2);
+      expect(await listKeys()).toEqual(['dp/t2/e.bin']);
+      for (const bad of ['', '/', `${prefix}/../dp/`, `${prefix}//dp/`, `${prefix}/dp\u0000/`, `${prefix}/./dp/`]) {
+        const error = await deletePrefix(bad).catch((e: unknown) => e);
+        expect(error, JSON.stringify(bad)).toBeInstanceOf(StorageError);
+        expect((error as StorageError).keyRefused, JSON.stringify(bad)).toBe(true);
+        expect((error as StorageError).retryable, JSON.stringify(bad)).toBe(false);
+      }
+      expect(await listKeys()).toEqual(['dp/t2/e.bin']);
+    });
+
+    it('deleteUnderPrefix deletes through deletePrefix, or by list + deleteMany without it', async () => {
+      const subject = storage();
+      // The same storage without deletePrefix: the fallback path.
+      const plain: ObjectStorage = {
+        put: (key, body, options) => subject.put(key, body, options),
+        get: (key) => subject.get(key),
+        delete: (key) => subject.delete(key),
+        deleteMany: (keys) => subject.deleteMany(keys),
+        list: (listPrefix) => subject.list(listPrefix),
+        publicUrl: (key) => subject.publicUrl(key),
+      };
+      for (const key of ['du/a/1.txt', 'du/a/2/3.txt', 'du/b/4.txt', 'du/c/5.txt']) {
+        await subject.put(`${prefix}/${key}`, Buffer.from('x'), { contentType: 'text/plain' });
+      }
+      expect(await deleteUnderPrefix(subject, `${prefix}/du/a/`)).toBe(2);
+      expect(await deleteUnderPrefix(plain, `${prefix}/du/b/`)).toBe(1);
+      await expect(deleteUnderPrefix(plain, '')).rejects.toMatchObject({ keyRefused: true, retryable: false });
+      await expect(deleteUnderPrefix(subject, `${prefix}/../du/`)).rejects.toMatchObject({ keyRefused: true, retryable: false });
+      const left: string[] = [];
+      for await (const object of subject.list(`${prefix}/du/`)) left.push(object.key);
+      expect(left).toEqual([`${prefix}/du/c/5.txt`]);
     });
 
     it('refuses keys no object can have (.., empty segments, control characters) with keyRefused, not a server error', async () => {
