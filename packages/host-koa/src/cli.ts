@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import {
   type AvatarGenConfig,
   ConfigError,
+  type DoctorReport,
   createLogger,
   databaseUrl,
   type EmbeddedPostgres,
@@ -22,6 +23,7 @@ import {
 } from '@avatargen/core';
 import type { Logger } from 'pino';
 import { createHostApp, listen, startBackend } from './host.js';
+import { thumbnailKey } from './thumbs.js';
 
 export interface Io {
   out: (line: string) => void;
@@ -56,6 +58,7 @@ Commands:
   user set-password      change a password
   user disable           disable an account (its sessions and tokens stop working)
   generate               run one task to completion headless and write its ZIP
+  doctor                 check the stored images against the database; --fix repairs
 
 Run "avatargen <command> --help" for the options of a command.
 Configuration comes from the environment and a .env file in the current folder; see docs/configuration.md.`,
@@ -97,7 +100,30 @@ Runs one generation task in this process (with a worker) and writes the dataset 
   --count, -n <number>       personas, 10-300 (default 10)
   --images, -i <number>      images per persona: 4, 8, 12, 16 or 20 (default 4)
   --language, -l <code>      bio language code (default en)
-  --out, -o <file>           ZIP to write (default ./avatargen-<task id>.zip)`,
+  --out, -o <file>           ZIP to write (default ./avatargen-<task id>.zip)
+
+Exit codes:
+  0   the task completed: every persona has every image; the ZIP is written
+  1   the task failed or was cancelled (no ZIP), or an error
+  2   the task ended partial: the ZIP of what was made is written, one line on stderr says
+      what is missing (retry the task on the website or with POST /api/v1/tasks/<id>/retry);
+      2 is also a refused command line or configuration, where nothing ran and no ZIP was
+      written. The ZIP's path is printed on stdout only when one was written.`,
+  doctor: `avatargen doctor [--fix] [--json] [--limit <n>]
+
+Checks the object storage against the database: rows (base images and pictures) whose object
+is missing, and objects under tasks/ that no row references (including those of deleted tasks).
+Tasks that are pending or running are skipped: their objects are written just before their rows.
+The storage is listed once, never read object by object; it works on S3 and on the filesystem.
+
+  --fix          delete the orphan objects; for lost objects remove the rows, set the personas'
+                 images back to pending and retry their tasks, which then make only what is
+                 missing (a cancelled task stays cancelled: retry it yourself); also remove the
+                 filesystem storage's leftover temporary files
+  --json         print the report as JSON on stdout
+  --limit <n>    list at most n items of each kind (default 20); the counts are always complete
+
+Exit codes: 0 healthy (or everything found was repaired), 1 problems remain, 2 bad usage.`,
 };
 
 class UsageError extends Error {}
@@ -307,10 +333,9 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     });
     if (io.isTTY) io.errRaw('\n');
     for (const entry of final.errorLog) io.err(`  [${entry.stage}] ${entry.message}`);
-    if (final.status !== 'completed') {
-      io.err(`Task ${final.id} ${final.status}.`);
-      return 1;
-    }
+    const outcome = generateOutcome(final);
+    if (outcome.message) io.err(outcome.message);
+    if (!outcome.zip) return outcome.code;
     const out = resolve(io.cwd, values.out ?? `avatargen-${final.id}.zip`);
     await mkdir(dirname(out), { recursive: true });
     const zip = await gen.exports.zip(final.id);
@@ -318,7 +343,116 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     zip.reuseAfter(file); // piped straight into the file
     await pipe(zip, file);
     io.out(out);
+    return outcome.code;
+  } finally {
+    await backend.close();
+  }
+}
+
+/** `avatargen generate`'s exit code when the task ended partial (a ZIP of what exists is written). */
+export const EXIT_PARTIAL = 2;
+
+/**
+ * What `avatargen generate` does with an ended task: `completed` writes the ZIP and exits 0;
+ * `partial` writes the ZIP of what exists, says what is missing and exits EXIT_PARTIAL; `failed`
+ * and `cancelled` write nothing and exit 1.
+ */
+export function generateOutcome(task: TaskView): { code: number; zip: boolean; message: string | null } {
+  if (task.status === 'completed') return { code: 0, zip: true, message: null };
+  if (task.status === 'partial') {
+    const p = task.progress;
+    return {
+      code: EXIT_PARTIAL,
+      zip: true,
+      message: `Task ${task.id} ended partial: personas ${p.personasStored} of ${p.personasTotal}, images ${p.imagesStored} of ${p.imagesTotal}. The ZIP holds what was made; retry the task to make the rest.`,
+    };
+  }
+  return { code: 1, zip: false, message: `Task ${task.id} ${task.status}.` };
+}
+
+/** The image a cached thumbnail of the host was made from (the inverse of thumbnailKey), or null. */
+export function thumbnailSource(key: string): string | null {
+  const match = /^tasks\/([^/]+)\/thumbs\/w(\d+)\/(.+)\.webp$/.exec(key);
+  if (!match) return null;
+  const source = `tasks/${match[1]}/${match[3]}`;
+  // Checked against the real scheme: if thumbs.ts changes it, thumbnails show up as orphans rather than hide real ones.
+  return thumbnailKey(source, Number(match[2])) === key ? source : null;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** The doctor's report for people: counts, then the first items of each list. */
+export function formatDoctorReport(report: DoctorReport): string[] {
+  const lines = [
+    `Checked ${plural(report.objects, 'object')} under tasks/ and ${plural(report.rows, 'row')} of ${plural(report.tasks, 'ended task')}` +
+      (report.skipped.tasks > 0
+        ? `; skipped ${plural(report.skipped.tasks, 'pending or running task', 'pending or running tasks')} (${plural(report.skipped.objects, 'object')}).`
+        : '.'),
+  ];
+  const more = (count: number, shown: number) => {
+    if (count > shown) lines.push(`  ... and ${count - shown} more`);
+  };
+  lines.push(`Rows whose object is missing: ${report.missing.count}`);
+  for (const m of report.missing.items) {
+    lines.push(`  ${m.key}  (task ${m.taskId}, persona ${m.personaId}, ${m.kind === 'base' ? 'base image' : `image ${m.idx}`})`);
+  }
+  more(report.missing.count, report.missing.items.length);
+  lines.push(`Objects no row references: ${report.orphans.count}${report.orphans.count > 0 ? ` (${formatBytes(report.orphans.bytes)})` : ''}`);
+  for (const o of report.orphans.items) lines.push(`  ${o.key}  (${o.taskId ? `task ${o.taskId}` : 'no such task'}, ${formatBytes(o.size)})`);
+  more(report.orphans.count, report.orphans.items.length);
+  const fixed = report.fixed;
+  if (fixed) {
+    lines.push(
+      `Fixed: ${plural(fixed.orphansDeleted, 'orphan object')} deleted; ${plural(fixed.imageRowsDeleted, 'image row')} removed, ` +
+        `${plural(fixed.baseKeysCleared, 'base image')} cleared, ${plural(fixed.personasReset, 'persona')} back to pending; ` +
+        `${fixed.tasksRetried.length > 0 ? `retried ${fixed.tasksRetried.join(', ')}` : 'no task retried'}` +
+        `${fixed.tempFilesRemoved ? `; ${plural(fixed.tempFilesRemoved, 'leftover temporary file')} removed` : ''}.`,
+    );
+    for (const t of fixed.tasksNotRetried) lines.push(`  task ${t.taskId} not retried: ${t.reason}`);
+    for (const e of fixed.errors) lines.push(`  not done: ${e}`);
+  } else if (!report.healthy) {
+    lines.push('Run "avatargen doctor --fix" to repair.');
+  }
+  lines.push(report.healthy ? (fixed && !(report.missing.count === 0 && report.orphans.count === 0) ? 'Repaired.' : 'Healthy.') : 'Problems remain.');
+  return lines;
+}
+
+async function doctorCommand(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      fix: { type: 'boolean' },
+      json: { type: 'boolean' },
+      limit: { type: 'string', default: '20' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    io.out(HELP.doctor as string);
     return 0;
+  }
+  const limit = Number(values.limit);
+  if (!/^\d+$/.test(values.limit) || !Number.isSafeInteger(limit)) throw new UsageError('--limit must be a whole number, 0 or more');
+  const config = readConfig(io);
+  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
+  const backend = await startBackend(config, logger);
+  try {
+    const report = await backend.gen.doctor.run({ fix: values.fix === true, limit, derivedFrom: thumbnailSource });
+    if (values.json) io.out(JSON.stringify(report, null, 2));
+    else for (const line of formatDoctorReport(report)) io.out(line);
+    return report.healthy ? 0 : 1;
   } finally {
     await backend.close();
   }
@@ -353,6 +487,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         return await userCommand(rest, io);
       case 'generate':
         return await generateCommand(rest, io);
+      case 'doctor':
+        return await doctorCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
