@@ -18,7 +18,25 @@ const AUTH_NAMES = new Set([
   'InvalidToken',
   'AllAccessDisabled',
 ]);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** No connection could be made: the server is down, unreachable or not resolvable (yet). */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
+/** A connection broke during the call (the server died or restarted, a proxy dropped it). */
+const BROKEN_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ENETRESET', 'ERR_STREAM_PREMATURE_CLOSE']);
+/**
+ * S3 error codes worth another try whatever their HTTP status (RequestTimeout comes as a 400:
+ * the server gave up waiting for the request body).
+ */
+const RETRYABLE_NAMES = new Set([
+  'RequestTimeout',
+  'SlowDown',
+  'InternalError',
+  'ServiceUnavailable',
+  'Throttling',
+  'ThrottlingException',
+  'RequestThrottled',
+  'TooManyRequests',
+  'OperationAborted',
+]);
 
 /** The S3 error code of an SDK error (NoSuchKey, NotImplemented...), or undefined. */
 export function errorName(error: unknown): string | undefined {
@@ -68,13 +86,16 @@ export function toStorageError(
   if (AUTH_NAMES.has(name) || status === 401 || status === 403) {
     return make(`refused by ${info.host} (${name}${status ? `, HTTP ${status}` : ''}): check the S3 access key, secret key and bucket permissions`, false);
   }
+  // Before the timeout check: the SDK names a connection reset a TimeoutError too.
+  if (e.code && UNREACHABLE_CODES.has(e.code)) return make(`cannot reach ${info.host} (${e.code})${tries}`, true);
+  if (e.code && BROKEN_CODES.has(e.code)) return make(`the connection to ${info.host} broke (${e.code})${tries}`, true);
   if (name === 'TimeoutError' || e.code === 'ETIMEDOUT') {
     return make(`no answer from ${info.host} in time${tries}`, true);
   }
-  if (e.code && NETWORK_CODES.has(e.code)) return make(`cannot reach ${info.host} (${e.code})${tries}`, true);
-  if (status !== undefined && (status >= 500 || status === 429)) {
+  if (status !== undefined && (status >= 500 || status === 429 || RETRYABLE_NAMES.has(name))) {
     return make(`${info.host} answered ${name} (HTTP ${status})${tries}${detail ? `: ${detail}` : ''}`, true);
   }
   if (status !== undefined) return make(`${name} (HTTP ${status})${detail ? `: ${detail}` : ''}`, false);
-  return make(`${name}${e.code ? ` ${e.code}` : ''}${detail ? `: ${detail}` : ''}`, e.$fault === 'server');
+  // No HTTP answer and no known code: trust the SDK's own judgement where it gives one.
+  return make(`${name}${e.code ? ` ${e.code}` : ''}${detail ? `: ${detail}` : ''}`, e.$fault === 'server' || Boolean(e.$retryable));
 }

@@ -14,7 +14,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { type Bytes, ConfigError, type ObjectStorage, type PutOptions, StorageError, type StoredObject } from '@avatargen/core';
 import { type ClientInfo, checkConnectionOptions, createS3Client, type S3ConnectionOptions, type StorageLogger } from './client.js';
-import { assertValidKey, assertValidPrefix, encodeKeyPath } from './keys.js';
+import { assertValidKey, assertValidPrefix, encodeKeyPath, InvalidKeyError } from './keys.js';
 import { assertBucketName, assertPublicPrefix, publicReadPolicy } from './policy.js';
 import { errorName, httpStatus, isNotFound, toStorageError } from './s3-errors.js';
 
@@ -37,6 +37,11 @@ export interface S3Storage extends ObjectStorage {
   /** Creates the bucket when missing and sets the public-read policy on `publicPrefix` only. */
   ensureBucket(): Promise<void>;
   deleteMany(keys: readonly string[]): Promise<void>;
+  /**
+   * Deletes every object whose key starts with `prefix` (one ListObjectsV2 and one DeleteObjects
+   * per 1000 keys) and returns how many. The prefix must not be empty and is checked like a key.
+   */
+  deletePrefix(prefix: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -91,6 +96,41 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
       });
     });
     await Promise.race([upload.done(), sourceFailed]);
+  }
+
+  /** DeleteObjects in batches of DELETE_BATCH; `operation` names the caller in errors. */
+  async function deleteKeys(operation: string, keys: readonly string[]): Promise<void> {
+    const unique = [...new Set(keys)];
+    for (let start = 0; start < unique.length; start += DELETE_BATCH) {
+      const batch = unique.slice(start, start + DELETE_BATCH);
+      let errors: Array<{ Key?: string; Code?: string; Message?: string }>;
+      try {
+        const answer = await client.send(
+          new DeleteObjectsCommand({
+            Bucket: bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        errors = answer.Errors ?? [];
+      } catch (error) {
+        throw fail(operation, batch[0], error);
+      }
+      // A key that is already gone is what we wanted.
+      const failed = errors.filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length > 0) {
+        const shown = failed
+          .slice(0, 5)
+          .map((e) => `${e.Key} (${e.Code ?? 'error'}${e.Message ? `: ${e.Message}` : ''})`)
+          .join(', ');
+        const retryable = failed.some((e) => e.Code === 'InternalError' || e.Code === 'SlowDown' || e.Code === 'ServiceUnavailable');
+        throw new StorageError(
+          operation,
+          failed[0]?.Key,
+          `${failed.length} of ${batch.length} keys in batch ${start / DELETE_BATCH + 1} not deleted: ${shown}${failed.length > 5 ? ', ...' : ''}`,
+          { retryable, source: 'storage-s3' },
+        );
+      }
+    }
   }
 
   return {
@@ -158,37 +198,29 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
 
     async deleteMany(keys) {
       for (const key of keys) assertValidKey('deleteMany', key);
-      const unique = [...new Set(keys)];
-      for (let start = 0; start < unique.length; start += DELETE_BATCH) {
-        const batch = unique.slice(start, start + DELETE_BATCH);
-        let errors: Array<{ Key?: string; Code?: string; Message?: string }>;
-        try {
-          const answer = await client.send(
-            new DeleteObjectsCommand({
-              Bucket: bucket,
-              Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
-            }),
-          );
-          errors = answer.Errors ?? [];
-        } catch (error) {
-          throw fail('deleteMany', batch[0], error);
-        }
-        // A key that is already gone is what we wanted.
-        const failed = errors.filter((e) => e.Code !== 'NoSuchKey');
-        if (failed.length > 0) {
-          const shown = failed
-            .slice(0, 5)
-            .map((e) => `${e.Key} (${e.Code ?? 'error'}${e.Message ? `: ${e.Message}` : ''})`)
-            .join(', ');
-          const retryable = failed.some((e) => e.Code === 'InternalError' || e.Code === 'SlowDown' || e.Code === 'ServiceUnavailable');
-          throw new StorageError(
-            'deleteMany',
-            failed[0]?.Key,
-            `${failed.length} of ${batch.length} keys in batch ${start / DELETE_BATCH + 1} not deleted: ${shown}${failed.length > 5 ? ', ...' : ''}`,
-            { retryable, source: 'storage-s3' },
-          );
+      await deleteKeys('deleteMany', keys);
+    },
+
+    async deletePrefix(prefix) {
+      if (prefix === '') throw new InvalidKeyError('deletePrefix', prefix, 'is empty: deleting everything needs an explicit prefix');
+      assertValidPrefix('deletePrefix', prefix);
+      // One page listed, then deleted: the next page is asked for after the last key of this
+      // one, which deleting does not disturb.
+      let deleted = 0;
+      let page: string[] = [];
+      for await (const object of listAll(client, bucket, prefix, (error) => fail('deletePrefix', prefix, error))) {
+        page.push(object.key);
+        if (page.length === DELETE_BATCH) {
+          await deleteKeys('deletePrefix', page);
+          deleted += page.length;
+          page = [];
         }
       }
+      if (page.length > 0) {
+        await deleteKeys('deletePrefix', page);
+        deleted += page.length;
+      }
+      return deleted;
     },
 
     list(prefix) {

@@ -110,6 +110,23 @@ describe('S3 storage failures', () => {
     expect(down.requests).toHaveLength(3);
   });
 
+  it('treats 429 and a 400 RequestTimeout as retryable, other 4xx as not', async () => {
+    const answers: Record<string, [number, string]> = {
+      '/avatar-images/tasks/busy.png': [429, 'TooManyRequests'],
+      '/avatar-images/tasks/slow-body.png': [400, 'RequestTimeout'],
+      '/avatar-images/tasks/bad.png': [400, 'InvalidArgument'],
+    };
+    const s3 = await server((req, res) => {
+      const [status, code] = answers[(req.url ?? '').split('?')[0] as string] ?? [500, 'InternalError'];
+      res.writeHead(status, { 'content-type': 'application/xml' }).end(s3ErrorXml(code, 'no'));
+    });
+    const storage = storageAt(s3.endpoint, { maxAttempts: 1 });
+    const put = (key: string) => storage.put(key, Buffer.from('x'), { contentType: 'image/png' }).catch((e: unknown) => e);
+    expect(await put('tasks/busy.png')).toMatchObject({ retryable: true, status: 429 });
+    expect(await put('tasks/slow-body.png')).toMatchObject({ retryable: true, status: 400 });
+    expect(await put('tasks/bad.png')).toMatchObject({ retryable: false, status: 400 });
+  });
+
   it('never shows a credential, even when the server echoes it', async () => {
     const echo = await server((req, res) => {
       const status = req.method === 'GET' ? 403 : 400;

@@ -128,6 +128,24 @@ describe('S3 storage on s3rver', () => {
     await storage.deleteMany([]);
   });
 
+  it('deletes everything under a prefix a page at a time: one ListObjectsV2 and one DeleteObjects per 1,000 keys', { timeout: 120_000 }, async () => {
+    const storage = storageFor();
+    const keys = Array.from({ length: 1100 }, (_, i) => `tasks/dp/p${i % 20}/${String(i).padStart(4, '0')}.txt`);
+    await forEachLimited(keys, 16, (key) => storage.put(key, Buffer.from(key), { contentType: 'text/plain' }));
+    await storage.put('tasks/dp-other/outside.txt', Buffer.from('x'), { contentType: 'text/plain' });
+    const counts = countCommands(storage.client);
+    expect(await storage.deletePrefix('tasks/dp/')).toBe(1100);
+    expect(counts.get('ListObjectsV2Command')).toBe(2);
+    expect(counts.get('DeleteObjectsCommand')).toBe(2);
+    expect(await listKeys(storage, 'tasks/dp/')).toEqual([]);
+    expect(await listKeys(storage, 'tasks/dp-other/')).toEqual(['tasks/dp-other/outside.txt']);
+    expect(await storage.deletePrefix('tasks/dp/')).toBe(0);
+    for (const bad of ['', '/tasks/', 'tasks/../', 'tasks//dp/', 'tasks/\u0085/']) {
+      await expect(storage.deletePrefix(bad), JSON.stringify(bad)).rejects.toMatchObject({ keyRefused: true, retryable: false });
+    }
+    expect(await listKeys(storage, 'tasks/dp-other/')).toEqual(['tasks/dp-other/outside.txt']);
+  });
+
   it('round-trips keys with spaces and non-Latin characters, also through their public URL', async () => {
     const storage = storageFor();
     const keys = [

@@ -16,15 +16,40 @@ export const S3RVER_KEY = 'S3RVER';
 
 export interface TestS3 {
   endpoint: string;
+  /** Kills the server as a crash would (SIGKILL, connections reset); its folder stays. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port over the same folder (after stop). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** A real s3rver on a random port over a temp folder, in a child process; removed on close. */
 export async function startS3rver(buckets: string[] = []): Promise<TestS3> {
   const directory = await mkdtemp(join(tmpdir(), 'storage-s3-'));
+  let server = await spawnS3rver(directory, 0, buckets);
+  const port = server.port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    async stop() {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    },
+    async restart() {
+      server = await spawnS3rver(directory, port, buckets);
+    },
+    async close() {
+      server.child.stdin?.end();
+      await server.exited;
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+async function spawnS3rver(directory: string, port: number, buckets: string[]) {
   const script = fileURLToPath(new URL('./s3rver-process.mjs', import.meta.url));
   const child = spawn(process.execPath, ['--openssl-legacy-provider', script, directory, ...buckets], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, S3RVER_PORT: String(port) },
   });
   const exited = once(child, 'exit');
   const lines = createInterface({ input: child.stdout });
@@ -35,15 +60,7 @@ export async function startS3rver(buckets: string[] = []): Promise<TestS3> {
     }),
   ]);
   lines.close();
-  const { port } = JSON.parse(first) as { port: number };
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    async close() {
-      child.stdin.end();
-      await exited;
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
+  return { child, exited, port: (JSON.parse(first) as { port: number }).port };
 }
 
 export interface RecordedRequest {
