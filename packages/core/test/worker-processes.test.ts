@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createFilesystemStorage } from '../src/index.js';
 import { createTestDatabase, type TestDatabase } from '../src/testing.js';
 import { type Harness, REQUEST, startHarness, waitForStatus, waitUntil } from './support/harness.js';
 
@@ -113,4 +114,33 @@ describe('worker processes', () => {
     expect(grids.length).toBeGreaterThanOrEqual(40);
     expect(grids.length).toBeLessThanOrEqual(40 + 3 * 2);
   }, 180_000);
+
+  it('a storm of 20 SIGKILLs at random moments leaves the task exact and storage equal to the rows', async () => {
+    const e = env('storm', { PERSONA_LATENCY_MS: '150', GRID_LATENCY_MS: '120', JOB_EXPIRE_SECONDS: '2', IMAGE_JOBS_PER_WORKER: '3' });
+    writeFileSync(e.CALL_LOG, '');
+    const task = await submitter.gen.tasks.submit({ ...REQUEST, count: 30, imagesPerPersona: 8 });
+    let current = await startWorker(e);
+    children.push(current);
+    for (let kill = 0; kill < 20; kill++) {
+      // A random moment: in the persona stage, between a grid and its rows, mid-write...
+      await new Promise((r) => setTimeout(r, 150 + Math.random() * 900));
+      await stop(current, 'SIGKILL');
+      current = await startWorker(e);
+      children.push(current);
+    }
+    const done = await waitForStatus(submitter.gen, task.id, ['completed', 'partial', 'failed'], 150_000);
+    expect(done.status).toBe('completed');
+    expect(done.progress).toMatchObject({ personasStored: 30, imagesStored: 240 });
+    const em = submitter.gen.orm.em.fork();
+    const rows = await em.execute(
+      `select key from persona_images where task_id = ? union all select base_image_key from personas where task_id = ?`,
+      [task.id, task.id],
+    );
+    const keys = rows.map((r) => r.key as string).sort();
+    expect(new Set(keys).size).toBe(30 * 9); // no duplicate rows: one base and eight images per persona
+    // Storage equal to the rows: no object without a row, no row without its object.
+    const objects: string[] = [];
+    for await (const object of createFilesystemStorage({ root: e.STORAGE_ROOT }).list(`tasks/${task.id}/`)) objects.push(object.key);
+    expect(objects.sort()).toEqual(keys);
+  }, 240_000);
 });
