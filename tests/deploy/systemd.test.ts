@@ -48,10 +48,17 @@ describe('systemd units', () => {
       };
       expect(one('Unit', 'After')).toContain('postgresql.service');
       expect(one('Unit', 'Wants')).toContain('postgresql.service');
-      expect(one('Unit', 'StartLimitBurst')).toBe('5');
-      expect(one('Unit', 'StartLimitIntervalSec')).toBe('300');
+      // Restart for ever, 10 s apart: no start limit that gives up (an hour-long database outage
+      // must not leave the units stopped until someone runs `systemctl reset-failed`).
       expect(one('Service', 'Restart')).toBe('always');
-      expect(one('Service', 'RestartSec')).toBe('10');
+      expect(one('Service', 'RestartSec')).toBe('10s');
+      expect(one('Unit', 'StartLimitIntervalSec')).toBe('0');
+      const limits = Object.entries(unit).flatMap(([section, keys]) =>
+        Object.keys(keys)
+          .filter((key) => key.startsWith('StartLimit'))
+          .map((key) => `${section}.${key}`),
+      );
+      expect(limits, 'start-limit directives').toEqual(['Unit.StartLimitIntervalSec']);
       expect(one('Service', 'EnvironmentFile')).toBe('/etc/avatargen/avatargen.env');
       expect(one('Service', 'StandardOutput')).toBe('journal');
       expect(one('Service', 'StandardError')).toBe('journal');
