@@ -45,7 +45,7 @@ let h: Harness;
 
 async function prefixOf(taskId: string): Promise<string> {
   const [row] = await h.gen.orm.em.fork().execute('select storage_prefix from generation_tasks where id = ?', [taskId]);
-  return row.storage_prefix as string;
+  return row?.storage_prefix as string;
 }
 
 const storage = () => h.gen.port('objectStorage');

@@ -122,7 +122,7 @@ describe('doctor on S3 (s3rver)', () => {
     const submitted = await gen.tasks.submit({ description: 'Potters in Kyoto', language: 'en', count: 10, imagesPerPersona: 4 });
     expect((await waitEnded(submitted.id)).status).toBe('completed');
     const [row] = await gen.orm.em.fork().execute('select storage_prefix from generation_tasks where id = ?', [submitted.id]);
-    const prefix = row.storage_prefix as string;
+    const prefix = row?.storage_prefix as string;
     expect(await gen.doctor.run()).toMatchObject({ objects: 50, rows: 50, healthy: true, missing: { count: 0 }, orphans: { count: 0 } });
 
     const persona = (await gen.personas.list(submitted.id, { page: 1, perPage: 1 })).personas[0];
