@@ -6,6 +6,7 @@ import { type GenerationRequest, parseGenerationRequest } from '../domain/reques
 import { assertTransition, isActive, type TaskStatus } from '../domain/status.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
+import { deleteUnderPrefix } from '../storage/prefix.js';
 import type { Pipeline } from '../pipeline/engine.js';
 import { shortId } from '../util.js';
 import type { SettingsService } from './settings.js';
@@ -184,16 +185,8 @@ export class TasksService {
     const em = this.em;
     const task = await this.find(em, id, scope);
     if (isActive(task.status) || task.status === 'pending') await this.cancel(id, scope);
-    const prefix = `tasks/${task.storagePrefix}/`;
-    let keys: string[] = [];
-    for await (const object of this.storage.list(prefix)) {
-      keys.push(object.key);
-      if (keys.length >= 1000) {
-        await this.storage.deleteMany(keys);
-        keys = [];
-      }
-    }
-    if (keys.length > 0) await this.storage.deleteMany(keys);
+    // Everything under the task's prefix goes, rows or not (orphans and temp files of dead writes too).
+    await deleteUnderPrefix(this.storage, `tasks/${task.storagePrefix}/`);
     await this.em.nativeDelete(GenerationTask, { id: task.id });
     await this.pipeline.notifyTask(id);
   }
