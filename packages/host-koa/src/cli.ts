@@ -11,6 +11,7 @@ import {
   createLogger,
   databaseUrl,
   type EmbeddedPostgres,
+  isDatabaseUnavailable,
   isFinal,
   loadConfig,
   loadEnvFile,
@@ -105,10 +106,9 @@ Runs one generation task in this process (with a worker) and writes the dataset 
 Exit codes:
   0   the task completed: every persona has every image; the ZIP is written
   1   the task failed or was cancelled (no ZIP), or an error
-  2   the task ended partial: the ZIP of what was made is written, one line on stderr says
-      what is missing (retry the task on the website or with POST /api/v1/tasks/<id>/retry);
-      2 is also a refused command line or configuration, where nothing ran and no ZIP was
-      written. The ZIP's path is printed on stdout only when one was written.`,
+  2   a refused command line or configuration: nothing ran
+  3   the task ended partial: the ZIP of what was made is written, one line on stderr says
+      what is missing (retry the task on the website or with POST /api/v1/tasks/<id>/retry)`,
   doctor: `avatargen doctor [--fix] [--json] [--limit <n>]
 
 Checks the object storage against the database: rows (base images and pictures) whose object
@@ -320,6 +320,8 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
             resolveFinal(current);
           }
         } catch (error) {
+          // The database restarting under us: the task goes on; ask again on the next tick.
+          if (isDatabaseUnavailable(error)) return;
           clearInterval(timer);
           reject(error);
         }
@@ -350,7 +352,7 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
 }
 
 /** `avatargen generate`'s exit code when the task ended partial (a ZIP of what exists is written). */
-export const EXIT_PARTIAL = 2;
+export const EXIT_PARTIAL = 3;
 
 /**
  * What `avatargen generate` does with an ended task: `completed` writes the ZIP and exits 0;

@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 describe('generate exit codes', () => {
-  it('0 with a ZIP when completed, 2 with a ZIP when partial, 1 without one when failed or cancelled', () => {
+  it('0 with a ZIP when completed, 3 with a ZIP when partial, 1 without one when failed or cancelled', () => {
     const task = (status: TaskView['status'], imagesStored = 40) =>
       ({
         id: 't1',
@@ -59,9 +59,9 @@ describe('generate exit codes', () => {
         progress: { personasStored: 10, personasTotal: 10, imagesStored, imagesTotal: 40, percent: 0 },
       }) as TaskView;
     expect(generateOutcome(task('completed'))).toEqual({ code: 0, zip: true, message: null });
-    expect(EXIT_PARTIAL).toBe(2);
+    expect(EXIT_PARTIAL).toBe(3);
     expect(generateOutcome(task('partial', 36))).toEqual({
-      code: 2,
+      code: 3,
       zip: true,
       message: expect.stringContaining('Task t1 ended partial: personas 10 of 10, images 36 of 40.'),
     });
@@ -81,7 +81,7 @@ describe('avatargen doctor', () => {
     expect((await doctor('--limit', 'many')).code).toBe(2);
   });
 
-  it('a task that ends partial (a persona whose folder cannot be made): generate exits 2 with the ZIP; the doctor finds, fixes, and the retry completes it', async () => {
+  it('a task that ends partial (a persona whose folder cannot be made): generate exits 3 with the ZIP; the doctor finds, fixes, and the retry completes it', async () => {
     expect(await main(['migrate'], io().io)).toBe(0);
     expect((await doctor()).code).toBe(0);
 
