@@ -116,6 +116,61 @@ describe('database services', () => {
       expect(await users.authenticateToken(token)).toBeNull();
       expect((await users.listTokens(user.id))[0]?.revokedAt).toBeInstanceOf(Date);
     });
+
+    it('refuses a token name with a control character, a lone surrogate or bytes that were not UTF-8', async () => {
+      const users = new UsersService(orm);
+      const user = await users.create({ email: 'names@example.com', password: 'names password' });
+      for (const name of ['ci\u0000', 'a\u0007b', 'c1 \u0085', 'half \ud800', 'bad \ufffd', 'line\nbreak']) {
+        await expect(users.createToken(user.id, name)).rejects.toBeInstanceOf(ValidationError);
+      }
+      expect(await users.listTokens(user.id)).toEqual([]);
+      expect((await users.createToken(user.id, 'laptop 😀 é')).view.name).toBe('laptop 😀 é');
+    });
+
+    it('writes last_used_at at most once a minute, without making token requests wait on each other', async () => {
+      const users = new UsersService(orm);
+      const user = await users.create({ email: 'busy@example.com', password: 'busy password' });
+      const { token, view } = await users.createToken(user.id, 'shared');
+      // epoch milliseconds (raw rows hold timestamps as text)
+      const lastUsed = async () =>
+        ((await orm.em.fork().execute('select (extract(epoch from last_used_at) * 1000)::float8 as ms from api_tokens where id = ?', [view.id]))[0]
+          ?.ms as number | null) ?? null;
+      expect(await lastUsed()).toBeNull();
+      // 50 requests at once with one token all pass; the first records the use, in the background
+      const all = await Promise.all(Array.from({ length: 50 }, () => users.authenticateToken(token)));
+      expect(all.every((u) => u?.id === user.id)).toBe(true);
+      await users.authenticate('busy@example.com', 'busy password'); // a last login time to compare too
+      expect(await users.authenticateToken(token)).toEqual(await users.findById(user.id));
+      await expect.poll(lastUsed).toBeTypeOf('number');
+      const first = (await lastUsed()) as number;
+      await new Promise((r) => setTimeout(r, 20));
+      await users.authenticateToken(token);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await lastUsed()).toEqual(first); // within the minute: no second write
+      // another process (a fresh service) writing within the minute is skipped by the update's condition
+      await new UsersService(orm).authenticateToken(token);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await lastUsed()).toEqual(first);
+      // an hour later (the row says so), the next use is recorded again
+      await orm.em.fork().execute(`update api_tokens set last_used_at = now() - interval '1 hour' where id = ?`, [view.id]);
+      await new UsersService(orm).authenticateToken(token);
+      await expect.poll(async () => (await lastUsed()) as number).toBeGreaterThan(Date.now() - 60_000);
+    });
+
+    it('revokes every token of a disabled account for good: enabling it again does not bring them back', async () => {
+      const users = new UsersService(orm);
+      const user = await users.create({ email: 'leaver@example.com', password: 'leaver password' });
+      const { token } = await users.createToken(user.id, 'old laptop');
+      expect(await users.authenticateToken(token)).toMatchObject({ id: user.id });
+      await users.setActive('leaver@example.com', false);
+      expect(await users.authenticateToken(token)).toBeNull();
+      expect((await users.listTokens(user.id)).every((t) => t.revokedAt instanceof Date)).toBe(true);
+      await users.setActive('leaver@example.com', true);
+      expect(await users.authenticateToken(token)).toBeNull();
+      expect(await users.authenticate('leaver@example.com', 'leaver password')).toMatchObject({ id: user.id });
+      const { token: fresh } = await users.createToken(user.id, 'new laptop');
+      expect(await users.authenticateToken(fresh)).toMatchObject({ id: user.id });
+    });
   });
 
   describe('sessions', () => {

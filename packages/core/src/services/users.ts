@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Orm } from '../db/orm.js';
 import { ApiToken, type ApiTokenEntity, Session, User, type UserEntity } from '../db/entities.js';
@@ -62,14 +63,29 @@ function view(user: UserEntity): UserView {
   };
 }
 
+/** Control characters (C0, DEL, C1), U+FFFD (bytes that were not UTF-8) and lone surrogates. */
+const BAD_NAME_CHARACTERS = /[\p{Cc}\ufffd]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/u;
+
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
 // Compared against when the account does not exist, so a login takes as long either way.
 let dummyHash: string | undefined;
 
+/** A token's `last_used_at` is written at most this often: it says "used recently", not "used at". */
+export const TOKEN_USE_WRITE_INTERVAL_MS = 60_000;
+/** Tokens whose last write this process remembers; the oldest are forgotten beyond this. */
+const TOKEN_USE_MEMORY = 10_000;
+
 /** Accounts, passwords (bcrypt) and personal API tokens. */
 export class UsersService {
-  constructor(private readonly orm: Orm) {}
+  /** Token id -> when this process last wrote (or started writing) its last_used_at. */
+  private readonly tokenUseWrites = new Map<number, number>();
+
+  constructor(
+    private readonly orm: Orm,
+    /** Where a failed `last_used_at` write is reported (it never fails the request). */
+    private readonly logger?: Pick<Logger, 'warn'>,
+  ) {}
 
   async create(input: { email: string; password: string; isAdmin?: boolean }): Promise<UserView> {
     const email = normalizeEmail(input.email);
@@ -134,15 +150,19 @@ export class UsersService {
   }
 
   /**
-   * Disables (or enables) an account; a disabled account cannot log in, its tokens stop working
-   * and its sessions are deleted.
+   * Disables (or enables) an account; a disabled account cannot log in, its sessions are deleted
+   * and its API tokens are revoked for good, in the same transaction: enabling the account again
+   * does not bring them back (new ones are made in settings).
    */
   async setActive(email: string, active: boolean): Promise<void> {
     await this.orm.em.fork().transactional(async (em) => {
       const user = await em.findOne(User, { email: normalizeEmail(email) });
       if (!user) throw new NotFoundError(`No account for ${email}`);
       user.active = active;
-      if (!active) await em.nativeDelete(Session, { userId: user.id });
+      if (!active) {
+        await em.nativeDelete(Session, { userId: user.id });
+        await em.nativeUpdate(ApiToken, { userId: user.id, revokedAt: null }, { revokedAt: new Date() });
+      }
     });
   }
 
@@ -150,6 +170,8 @@ export class UsersService {
   async createToken(userId: number, name: string): Promise<{ token: string; view: ApiTokenView }> {
     const trimmed = String(name ?? '').trim();
     if (trimmed.length < 1 || trimmed.length > 100) throw new ValidationError({ name: 'Name the token (1-100 characters).' });
+    // PostgreSQL cannot store NUL; no control character or broken text belongs in a one-line name
+    if (BAD_NAME_CHARACTERS.test(trimmed)) throw new ValidationError({ name: 'Remove control characters (such as NUL) from the name.' });
     const token = `agt_${randomBytes(24).toString('base64url')}`;
     const em = this.orm.em.fork();
     const row = em.create(ApiToken, { userId, name: trimmed, tokenHash: hashToken(token) });
@@ -170,17 +192,57 @@ export class UsersService {
     await em.flush();
   }
 
-  /** The active user a token belongs to, or null for an unknown, revoked or disabled one. */
+  /**
+   * The active user a token belongs to, or null for an unknown, revoked or disabled one: one read,
+   * no transaction. Recording the use is not awaited and is written at most once a minute per
+   * token (remembered here, and checked in the update for other processes): fifty requests with
+   * one token used to queue on that row's lock one after another.
+   */
   async authenticateToken(token: string): Promise<UserView | null> {
     if (typeof token !== 'string' || !token.startsWith('agt_')) return null;
-    const em = this.orm.em.fork();
-    const row = await em.findOne(ApiToken, { tokenHash: hashToken(token), revokedAt: null });
+    const rows = await this.orm.em.fork().execute<
+      Array<{ token_id: number; id: number; email: string; is_admin: boolean; active: boolean; last_login_ms: number | null; created_ms: number }>
+    >(
+      // times as epoch milliseconds: raw rows carry PostgreSQL's text for timestamps
+      `select t.id as token_id, u.id, u.email, u.is_admin, u.active,
+              (extract(epoch from u.last_login_at) * 1000)::float8 as last_login_ms, (extract(epoch from u.created_at) * 1000)::float8 as created_ms
+         from api_tokens t join users u on u.id = t.user_id
+        where t.token_hash = ? and t.revoked_at is null and u.active`,
+      [hashToken(token)],
+    );
+    const row = rows[0];
     if (!row) return null;
-    const user = await em.findOne(User, { id: row.userId, active: true });
-    if (!user) return null;
-    row.lastUsedAt = new Date();
-    await em.flush();
-    return view(user);
+    this.recordTokenUse(row.token_id);
+    return {
+      id: row.id,
+      email: row.email,
+      isAdmin: row.is_admin,
+      active: row.active,
+      lastLoginAt: row.last_login_ms === null ? null : new Date(Math.round(row.last_login_ms)),
+      createdAt: new Date(Math.round(row.created_ms)),
+    };
+  }
+
+  private recordTokenUse(tokenId: number): void {
+    const now = Date.now();
+    const last = this.tokenUseWrites.get(tokenId);
+    if (last !== undefined && now - last < TOKEN_USE_WRITE_INTERVAL_MS) return;
+    this.tokenUseWrites.delete(tokenId); // re-inserted last: the map forgets the least recently written first
+    this.tokenUseWrites.set(tokenId, now);
+    if (this.tokenUseWrites.size > TOKEN_USE_MEMORY) this.tokenUseWrites.delete(this.tokenUseWrites.keys().next().value as number);
+    // The condition skips the write when another process made it within the minute; a single
+    // statement outside any transaction holds the row's lock only while it runs.
+    void this.orm.em
+      .fork()
+      .execute(
+        `update api_tokens set last_used_at = now()
+          where id = ? and (last_used_at is null or last_used_at < now() - interval '1 minute')`,
+        [tokenId],
+      )
+      .catch((error: unknown) => {
+        this.tokenUseWrites.delete(tokenId); // try again on the next use
+        this.logger?.warn({ err: error, tokenId }, 'recording an API token use failed');
+      });
   }
 }
 
