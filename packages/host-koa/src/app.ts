@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { AvatarGen } from '@avatargen/core';
 import { bodyParser } from '@koa/bodyparser';
+import type { Router } from '@koa/router';
 import Koa, { type Next } from 'koa';
 import session from 'koa-session';
 import { AuthCache } from './auth-cache.js';
 import { DatasetCache } from './dataset-cache.js';
-import { errorHandler, HttpError } from './errors.js';
+import { errorHandler, HttpError, UNAVAILABLE_RETRY_AFTER_S } from './errors.js';
+import { HealthCheck } from './health.js';
+import { refuseBadCharacters } from './input.js';
 import { createViews } from './render.js';
 import { apiRouter } from './routes/api.js';
 import { mediaRouter } from './routes/media.js';
@@ -31,12 +34,15 @@ export interface HostOptions {
   /** Width of gallery thumbnails. Default 240. */
   thumbnailWidth?: number;
   /**
-   * How long this process may reuse a session or an account it read (a logout or a disabled
-   * account in another process takes effect here within this time). Default 1000 ms; 0 disables.
+   * How long this process may reuse a session, an account or an API token it read (a logout, a
+   * revoked token or a disabled account in another process takes effect here within this time).
+   * Default 1000 ms; 0 disables.
    */
   authCacheMs?: number;
   /** Seconds between SSE keep-alive comments. Default 15. */
   sseHeartbeatSeconds?: number;
+  /** How long one /healthz check (a database query, a storage write) answers every request. Default 5000 ms. */
+  healthCacheMs?: number;
 }
 
 export interface HostApp {
@@ -46,6 +52,10 @@ export interface HostApp {
   /** Open server-sent event streams; closed on shutdown so the server can stop. */
   sse: SseHub;
   throttle: LoginThrottle;
+  /** What /healthz reports, checked at most once per `healthCacheMs`. */
+  health: HealthCheck;
+  /** The routers, in the order they are mounted: every route of the site is in their `stack`. */
+  routers: Router[];
   /** Deletes ended sessions and login counters; `listen` runs it now and then. Returns how many. */
   sweepExpired(): Promise<{ sessions: number; loginAttempts: number }>;
 }
@@ -67,6 +77,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   const thumbs = new ThumbnailCache(gen, options.thumbnailWidth ?? 240);
   const datasets = new DatasetCache(gen);
   const auth = new AuthCache(gen, options.authCacheMs ?? 1000);
+  const health = new HealthCheck(gen, options.healthCacheMs ?? 5000);
 
   // Request id and an access log line; the id is in every log line of the request and in error pages.
   app.use(async (ctx, next: Next) => {
@@ -100,24 +111,11 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   app.use(staticFiles());
   app.use(async (ctx, next) => {
     if (ctx.path !== '/healthz') return next();
-    const checks = { database: false, storage: false };
-    try {
-      await gen.orm.em.fork().execute('select 1');
-      checks.database = true;
-    } catch (error) {
-      ctx.state.log.warn({ err: error }, 'health: database unreachable');
-    }
-    try {
-      const storage = gen.port('objectStorage');
-      for await (const _ of storage.list('healthz/')) break;
-      checks.storage = true;
-    } catch (error) {
-      ctx.state.log.warn({ err: error }, 'health: storage unreachable');
-    }
-    const ok = checks.database && checks.storage;
-    ctx.status = ok ? 200 : 503;
+    const report = await health.report();
+    ctx.status = report.status === 'ok' ? 200 : 503;
+    if (report.status !== 'ok') ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { status: ok ? 'ok' : 'unavailable', ...checks };
+    ctx.body = report;
   });
 
   app.use(
@@ -148,6 +146,8 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
       },
     }) as unknown as Koa.Middleware<HostState>,
   );
+  // Control characters in the path, the query or the body: refused here, before any route or SQL.
+  app.use(refuseBadCharacters());
 
   // Who is asking: an API token (Authorization: Bearer) or the session's user. A token counts
   // only for the JSON API and the image URLs its answers carry, never for the website's pages:
@@ -159,7 +159,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
     const c = ctx as HostContext;
     const bearer = tokenAccepted(ctx) ? /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization')) : null;
     if (bearer) {
-      const user = await gen.users.authenticateToken(bearer[1] as string);
+      const user = await auth.tokenUser(bearer[1] as string);
       if (!user) throw new HttpError(401, 'The API token is unknown, revoked or its account is disabled.', { 'WWW-Authenticate': 'Bearer' });
       c.state.user = user;
       c.state.auth = 'token';
@@ -196,7 +196,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
 
   const api = apiRouter(gen, sse, datasets);
   const media = mediaRouter(gen, thumbs, options.serveMedia ?? true);
-  const pages = pagesRouter(gen, eta, throttle, sse, datasets, sessionMaxAgeMs);
+  const pages = pagesRouter(gen, eta, throttle, sse, datasets, auth, sessionMaxAgeMs);
   for (const router of [api, media, pages]) {
     app.use(router.routes() as unknown as Koa.Middleware<HostState>);
     app.use(router.allowedMethods() as unknown as Koa.Middleware<HostState>);
@@ -209,5 +209,5 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
       throw error;
     }
   };
-  return { app, sse, throttle, datasets, sweepExpired };
+  return { app, sse, throttle, datasets, health, routers: [api, media, pages], sweepExpired };
 }

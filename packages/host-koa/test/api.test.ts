@@ -308,11 +308,20 @@ describe('authentication', () => {
     const { token: viewerToken, view } = await site.gen.users.createToken(viewer?.id as number, 'temp');
     const client = new Client(site.url, { authorization: `Bearer ${viewerToken}` });
     expect((await client.get('/api/v1/tasks')).status).toBe(200);
+    // Disabled elsewhere (the CLI, another process): this process notices once its short memory
+    // of the token (authCacheMs, 1 s) expires; enabling the account again does not bring it back.
     await site.gen.users.setActive('viewer@example.com', false);
-    expect((await client.get('/api/v1/tasks')).status).toBe(401);
+    await expect.poll(async () => (await client.get('/api/v1/tasks')).status, { timeout: 5000, interval: 50 }).toBe(401);
     await site.gen.users.setActive('viewer@example.com', true);
-    await site.gen.users.revokeToken(viewer?.id as number, view.id);
+    await new Promise((r) => setTimeout(r, 1100));
     expect((await client.get('/api/v1/tasks')).status).toBe(401);
+    expect((await site.gen.users.listTokens(viewer?.id as number)).find((t) => t.id === view.id)?.revokedAt).toBeInstanceOf(Date);
+    // revoked elsewhere: the same
+    const { token: second, view: secondView } = await site.gen.users.createToken(viewer?.id as number, 'second');
+    const secondClient = new Client(site.url, { authorization: `Bearer ${second}` });
+    expect((await secondClient.get('/api/v1/tasks')).status).toBe(200);
+    await site.gen.users.revokeToken(viewer?.id as number, secondView.id);
+    await expect.poll(async () => (await secondClient.get('/api/v1/tasks')).status, { timeout: 5000, interval: 50 }).toBe(401);
   });
 
   it('a token counts for the API and image URLs only: on the website it cannot mint tokens or change settings', async () => {

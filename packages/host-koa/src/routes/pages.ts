@@ -14,6 +14,7 @@ import {
 import { Router } from '@koa/router';
 import type { Eta } from 'eta';
 import type { Next } from 'koa';
+import type { AuthCache } from '../auth-cache.js';
 import type { DatasetCache } from '../dataset-cache.js';
 import { HttpError } from '../errors.js';
 import { render } from '../render.js';
@@ -34,6 +35,8 @@ export function pagesRouter(
   throttle: LoginThrottle,
   sse: SseHub,
   datasets: DatasetCache,
+  /** Told when a token is revoked here, so it stops working in this process at once. */
+  auth: AuthCache,
   /** Lifetime of a logged-in session (the anonymous one before it is shorter). */
   sessionMaxAgeMs: number,
 ): Router {
@@ -231,6 +234,7 @@ export function pagesRouter(
     if (!user) throw new HttpError(401, 'Log in first.');
     const tokenId = intParam(ctx.params.tokenId, 'tokenId', 0, 1, 2_147_483_647);
     await gen.users.revokeToken(user.id, tokenId);
+    auth.forgetTokens();
     seeOther(c(ctx), '/settings');
   });
   return router;
