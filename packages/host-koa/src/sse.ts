@@ -16,7 +16,8 @@ export function progressSummary(task: TaskView) {
 /**
  * Server-sent events of task progress. Every process hears every task change through PostgreSQL
  * LISTEN/NOTIFY (`pipeline.events`), so a browser connected to any web process sees work done by
- * any worker. Changes are coalesced: at most one read of the task in flight per stream.
+ * any worker. Changes are coalesced: at most one read of the task in flight per stream. When the
+ * listener reconnects after an outage (`resync`), every stream reads its task again.
  */
 export class SseHub {
   private readonly streams = new Map<PassThrough, () => void>();
@@ -51,6 +52,7 @@ export class SseHub {
       if (closed) return;
       closed = true;
       this.gen.pipeline.events.off('task', onTask);
+      this.gen.pipeline.events.off('resync', onResync);
       clearInterval(heartbeat);
       this.streams.delete(stream);
       stream.end();
@@ -94,11 +96,14 @@ export class SseHub {
     const onTask = (id: string) => {
       if (id === taskId) void refresh();
     };
+    // Notifications were lost while the listener was reconnecting: read the task again.
+    const onResync = () => void refresh();
     const heartbeat = setInterval(() => {
       if (!closed) stream.write(': keep-alive\n\n');
     }, this.heartbeatSeconds * 1000);
     heartbeat.unref();
     this.gen.pipeline.events.on('task', onTask);
+    this.gen.pipeline.events.on('resync', onResync);
     ctx.req.on('close', () => close(true));
     stream.on('error', () => close(true));
     stream.write('retry: 3000\n\n');
