@@ -32,7 +32,7 @@
 
   // Live progress of a task over server-sent events.
   const panel = document.getElementById('progress-panel');
-  const FINAL = ['completed', 'failed', 'cancelled'];
+  const FINAL = ['completed', 'partial', 'failed', 'cancelled'];
   if (panel?.dataset.events && !FINAL.includes(panel.dataset.status) && 'EventSource' in window) {
     const bar = document.getElementById('task-progress');
     const text = document.getElementById('progress-text');

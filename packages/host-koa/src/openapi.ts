@@ -45,7 +45,11 @@ const task = {
     language: { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } },
     count: { type: 'integer' },
     imagesPerPersona: { type: 'integer' },
-    status: { type: 'string', enum: [...TASK_STATUSES] },
+    status: {
+      type: 'string',
+      enum: [...TASK_STATUSES],
+      description: '`partial`: ended with something missing (compare the progress counts); it can be retried.',
+    },
     settings: { $ref: '#/components/schemas/Settings' },
     errorLog: { type: 'array', items: { type: 'object', properties: { at: { type: 'string' }, stage: { type: 'string' }, message: { type: 'string' } } } },
     progress: { $ref: '#/components/schemas/Progress' },
@@ -97,16 +101,19 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((code) => [String(code), { description: ERROR_TEXT[code] ?? 'Error', ...json(ref('Error')) }]));
 const ERROR_TEXT: Record<number, string> = {
-  400: 'Malformed request body',
+  400: 'Malformed request body, or a control character in the path, query or body',
   401: 'Not logged in, or an unknown/revoked API token',
   403: 'CSRF token missing (session requests) or not allowed',
   404: 'No such task (or it belongs to another user)',
   409: 'The task cannot do that in its current status',
   422: 'Validation failed; `fields` holds a message per field',
+  503: 'The database cannot be reached right now; try again after Retry-After seconds',
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const csrfNote =
   'Requests authenticated by the session cookie must send the X-CSRF-Token header; requests with a Bearer token need none.';
+const commonNote =
+  'Every route answers 400 when the path, a query parameter or a body field holds a control character (NUL, C0, C1), a lone surrogate or bytes that are not UTF-8, and 503 with Retry-After while the database cannot be reached.';
 
 /**
  * The OpenAPI 3 document of /api/v1. Request bodies are generated from the same zod schemas that
@@ -121,9 +128,13 @@ export function openApiDocument(): Record<string, unknown> {
   props.count = { ...props.count, minimum: COUNT_MIN, maximum: COUNT_MAX };
   const settingsIn = fromZod(settingsSchema.partial(), 'input');
   const settingsOut = fromZod(settingsSchema, 'output');
-  return {
+  const document = {
     openapi: '3.0.3',
-    info: { title: 'Avatar Data Generator API', version: '1.0.0', description: `Session cookie or personal API token (Authorization: Bearer agt_...). ${csrfNote}` },
+    info: {
+      title: 'Avatar Data Generator API',
+      version: '1.0.0',
+      description: `Session cookie or personal API token (Authorization: Bearer agt_...). ${csrfNote} ${commonNote}`,
+    },
     servers: [{ url: '/api/v1' }],
     security: [{ bearer: [] }, { session: [] }],
     components: {
@@ -157,7 +168,15 @@ export function openApiDocument(): Record<string, unknown> {
         delete: { summary: 'Delete a task, its personas and images', responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } },
       },
       '/tasks/{id}/cancel': { parameters: [idParam], post: { summary: 'Cancel a pending or running task', responses: { 200: { description: 'Cancelled', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) } } },
-      '/tasks/{id}/retry': { parameters: [idParam], post: { summary: 'Retry a failed or cancelled task', responses: { 200: { description: 'Queued again', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) } } },
+      '/tasks/{id}/retry': {
+        parameters: [idParam],
+        post: {
+          summary: 'Retry an ended task that lacks something',
+          description:
+            'A partial, failed or cancelled task (or a completed one that lost an image since) goes back to the queue and makes only what is missing: its progress counts say what. A completed task with nothing missing answers 409.',
+          responses: { 200: { description: 'Queued again', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) },
+        },
+      },
       '/tasks/{id}/personas': {
         parameters: [idParam],
         get: {
@@ -195,4 +214,12 @@ export function openApiDocument(): Record<string, unknown> {
       },
     },
   };
+  // Answers every route can give (see commonNote): listed on each operation.
+  for (const item of Object.values(document.paths) as Array<Record<string, { responses?: Record<string, unknown> }>>) {
+    for (const operation of Object.values(item)) {
+      if (!operation || typeof operation !== 'object' || !operation.responses) continue;
+      operation.responses = { ...operation.responses, ...errors(400, 503), ...operation.responses };
+    }
+  }
+  return document;
 }
