@@ -2,11 +2,15 @@
  * `npm run bench:http`: autocannon (50 connections) on the dataset detail API of a 300-persona
  * task (GET /api/v1/datasets/:id: the task, its demographics and a page of 20 personas with
  * image URLs), authenticated by a session cookie like the website; and on a bare Koa
- * hello-world in the same run. The host runs in a child process so the load generator does
- * not share its event loop. Needs the test PostgreSQL (TEST_DATABASE_URL or 127.0.0.1:5432).
+ * hello-world in the same run. Then one API token shared by all 50 clients against no
+ * credentials at all, on the same public API route (GET /api/v1/languages): what checking a
+ * token costs when every client uses the same one. The host runs in a child process so the load
+ * generator does not share its event loop. Needs the test PostgreSQL (TEST_DATABASE_URL or
+ * 127.0.0.1:5432).
  *
  * Last line: BENCH http.p95_ms=<ms> http.rps=<req/s> http.vs_bare=<rps / bare rps>
- * Goal: p95 < 50 ms.
+ *            http.token_vs_anon=<token rps / anonymous rps>
+ * Goals: p95 < 50 ms; token_vs_anon >= 0.8.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
       pipeline: { reconcileIntervalMs: 300, pollingIntervalSeconds: 0.5 },
     });
     let taskId: string;
+    let apiToken: string;
     try {
       await gen.worker.start();
       const user = await gen.users.create({ email: 'bench@example.com', password: PASSWORD });
@@ -100,6 +105,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 250));
       }
       taskId = task.id;
+      apiToken = (await gen.users.createToken(user.id, 'bench')).token;
       console.log(`dataset: 300 personas x 4 images generated in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     } finally {
       await gen.close();
@@ -141,14 +147,27 @@ async function main(): Promise<void> {
     await run(detailUrl, { cookie }, 2);
     const bare = skipBare ? { rps: Number.NaN, p50: 0, p95: 0, p99: 0, bad: 0, count: 0 } : await run(urls.bare);
     const detail = await run(detailUrl, { cookie });
-    for (const [name, r] of [['bare koa', bare], ['dataset detail', detail]] as const) {
+
+    // One token shared by every client against no credentials, on the same public route.
+    const languagesUrl = `${urls.host}/api/v1/languages`;
+    const bearer = { authorization: `Bearer ${apiToken}` };
+    const tokenCheck = await fetch(`${urls.host}/api/v1/stats`, { headers: bearer });
+    if (tokenCheck.status !== 200) throw new Error(`the API token is refused: ${tokenCheck.status}`);
+    await run(languagesUrl, bearer, 2); // warm-up
+    const anonymous = await run(languagesUrl);
+    const token = await run(languagesUrl, bearer);
+    for (const [name, r] of [['bare koa', bare], ['dataset detail', detail], ['anonymous', anonymous], ['shared token', token]] as const) {
       console.log(
         `${name.padEnd(15)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(1)} ms  p95 ${r.p95.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  (${r.count} requests, ${r.bad} not 2xx/errors)`,
       );
     }
     console.log(`${CONNECTIONS} connections, ${DURATION_S} s each; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
-    if (detail.bad > 0) throw new Error(`${detail.bad} requests failed`);
-    console.log(`BENCH http.p95_ms=${detail.p95.toFixed(1)} http.rps=${detail.rps.toFixed(0)} http.vs_bare=${(detail.rps / bare.rps).toFixed(3)}`);
+    for (const [name, r] of [['detail', detail], ['anonymous', anonymous], ['token', token]] as const) {
+      if (r.bad > 0) throw new Error(`${r.bad} ${name} requests failed`);
+    }
+    console.log(
+      `BENCH http.p95_ms=${detail.p95.toFixed(1)} http.rps=${detail.rps.toFixed(0)} http.vs_bare=${(detail.rps / bare.rps).toFixed(3)} http.token_vs_anon=${(token.rps / anonymous.rps).toFixed(3)}`,
+    );
   } finally {
     child?.kill('SIGTERM');
     if (child) await new Promise((r) => child?.once('exit', r));
