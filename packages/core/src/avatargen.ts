@@ -94,7 +94,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       tasks,
       personas,
       settings,
-      users: new UsersService(orm),
+      users: new UsersService(orm, logger),
       sessions: new SessionStore(orm),
       loginAttempts: new LoginAttempts(orm),
       exports: new ExportsService(tasks, personas, ports.objectStorage),

@@ -35,6 +35,16 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Orm> {
       allowGlobalContext: false,
       forceUtcTimezone: true,
       logger: (message) => options.logger?.debug({ orm: true }, message),
+      // knex's own messages ("Connection Error: Connection ended unexpectedly" while PostgreSQL
+      // restarts) go to our log, not the console: the outage itself is logged once by who meets it.
+      driverOptions: {
+        log: {
+          warn: (message: unknown) => options.logger?.debug({ knex: true }, String(message)),
+          error: (message: unknown) => options.logger?.warn({ knex: true }, String(message)),
+          deprecate: (message: unknown) => options.logger?.debug({ knex: true }, String(message)),
+          debug: (message: unknown) => options.logger?.trace({ knex: true }, String(message)),
+        },
+      },
     }),
   );
 }
