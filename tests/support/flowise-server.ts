@@ -22,6 +22,8 @@
  *   flowise.setHandler(() => reply.garbage());     // 200 with a body that is not JSON
  *   flowise.requests                               // every request as the server saw it
  *   flowise.maxInFlight                            // most requests open at the same time
+ *   await flowise.stop();       // Flowise goes down: connections refused, open ones reset
+ *   await flowise.restart();    // back on the same port and URL, with its requests, queue and handler
  *   await flowise.close();
  */
 import { randomUUID } from 'node:crypto';
@@ -30,6 +32,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listenOn } from './listen.js';
 
 /** Start-state keys the persona flow declares (the old system's names). */
 export const PERSONA_STATE_KEYS = [
@@ -353,6 +356,18 @@ export interface FlowiseServer {
   waitForRequests(count: number): Promise<RecordedRequest[]>;
   /** Forgets the recorded requests and the queue, restores the default handler; maxInFlight restarts from the requests still open. */
   reset(): void;
+  /** The TCP port; it stays the same across stop() and restart(). */
+  readonly port: number;
+  /** False between stop() and restart() (and after close()). */
+  readonly listening: boolean;
+  /**
+   * Takes the server down as a stopped Flowise is: it stops listening, so new connections are
+   * refused (ECONNREFUSED), and every open connection (requests in progress, idle keep-alive ones)
+   * is reset. The recorded requests, the queue and the handler stay for restart().
+   */
+  stop(): Promise<void>;
+  /** Listens again on the same port after stop() (retrying for a few seconds while the port is busy). */
+  restart(): Promise<void>;
   /** Closes every connection (hanging ones too) and the server. */
   close(): Promise<void>;
 }
@@ -439,8 +454,11 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
   let inFlight = 0;
   let maxInFlight = 0;
   let personaCounter = 0;
-  /** Answers the server cut itself (reset), so their close is not the client's doing. */
+  /** Answers the server cut itself (reset, stop), so their close is not the client's doing. */
   const resetByServer = new WeakSet<ServerResponse>();
+  /** Answers not finished yet: stop() cuts them. */
+  const openResponses = new Set<ServerResponse>();
+  let listening = false;
 
   /** What real Flowise answers for this request (its checks, then the flow stand-in). */
   function flowiseAnswer(request: RecordedRequest): FlowiseReply {
@@ -512,7 +530,9 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
     let open = true;
     let recorded: RecordedRequest | undefined;
     let closedEarly = false;
+    openResponses.add(res);
     const done = () => {
+      openResponses.delete(res);
       if (open) {
         open = false;
         inFlight--;
@@ -585,11 +605,16 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolveListen());
-  });
+  await listenOn(server, 0);
+  listening = true;
   const { port } = server.address() as AddressInfo;
+
+  /** Resets every open connection; the answers cut here are not marked closedByClient. */
+  function cutConnections(): void {
+    for (const res of openResponses) resetByServer.add(res);
+    server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
+  }
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -619,10 +644,28 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
       handler = options.handler ?? defaultHandler;
       maxInFlight = inFlight;
     },
+    port,
+    get listening() {
+      return listening;
+    },
+    async stop() {
+      if (!listening) return;
+      listening = false;
+      // close() stops accepting at once; it calls back when the last connection has gone.
+      const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+      cutConnections();
+      await closed;
+    },
+    async restart() {
+      if (listening) return;
+      await listenOn(server, port);
+      listening = true;
+    },
     async close() {
-      for (const socket of sockets) socket.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+      const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+      listening = false;
+      cutConnections();
+      await closed;
     },
   };
 }

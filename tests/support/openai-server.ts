@@ -19,6 +19,9 @@
  * server.enqueue({ kind: 'moderation-block', endpoint: 'edits' }, { kind: 'rate-limit', retryAfter: '7' });
  * // ... point the client at server.baseURL (ends in /v1) ...
  * expect(server.requests[0]?.fields.prompt).toContain('selfie');
+ * server.setDefaultAnswer({ kind: 'server-error', status: 503 }); // every call not queued, until null
+ * await server.stop();     // the service goes down: connections refused, open ones reset
+ * await server.restart();  // back on the same port (same baseURL), with its requests and queue
  * await server.close();
  * ```
  */
@@ -26,6 +29,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { readImageInfo } from '@avatargen/core';
 import { makeBorderedPng, makeGridPng } from '@avatargen/core/testing';
+import { listenOn } from './listen.js';
 
 export type ImagesEndpoint = 'generations' | 'edits';
 
@@ -108,10 +112,27 @@ export interface OpenAIServer {
   enqueue(...answers: OpenAIScriptedAnswer[]): void;
   /** Answers still queued. */
   pending(): number;
-  /** Forgets recorded requests and queued answers. */
+  /** Forgets recorded requests, queued answers and the default answer. */
   reset(): void;
   /** Resolves when `count` requests have arrived (e.g. to know a `hang` request is in flight). */
   waitForRequests(count: number): Promise<void>;
+  /**
+   * The answer for every call the queue does not answer (an outage answering 503, say); null
+   * restores the default image. Requests the server refuses (401/400) are refused as before.
+   */
+  setDefaultAnswer(answer: OpenAIScriptedAnswer | null): void;
+  /** The TCP port; it stays the same across stop() and restart(). */
+  readonly port: number;
+  /** False between stop() and restart() (and after close()). */
+  readonly listening: boolean;
+  /**
+   * Takes the service down: the server stops listening, so new connections are refused
+   * (ECONNREFUSED), and every open connection (calls in progress, idle keep-alive ones) is reset.
+   * Recorded requests, the queue and the default answer stay for restart().
+   */
+  stop(): Promise<void>;
+  /** Listens again on the same port after stop() (retrying for a few seconds while the port is busy). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -167,9 +188,14 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
     for (const w of ready) w.resolve();
   };
 
+  let defaultAnswer: OpenAIScriptedAnswer | null = null;
+  let listening = false;
+
   const takeAnswer = (endpoint: ImagesEndpoint): OpenAIScriptedAnswer | undefined => {
     const index = queue.findIndex((a) => a.endpoint === undefined || a.endpoint === endpoint);
-    return index < 0 ? undefined : queue.splice(index, 1)[0];
+    if (index >= 0) return queue.splice(index, 1)[0];
+    if (defaultAnswer && (defaultAnswer.endpoint === undefined || defaultAnswer.endpoint === endpoint)) return defaultAnswer;
+    return undefined;
   };
 
   const server = createServer((req, res) => {
@@ -312,11 +338,13 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  await listenOn(server, 0);
+  listening = true;
   const { port } = server.address() as AddressInfo;
+  const cutConnections = () => {
+    server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
+  };
 
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
@@ -329,13 +357,35 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
     reset: () => {
       queue.length = 0;
       requests.length = 0;
+      defaultAnswer = null;
     },
     waitForRequests: (count) =>
       requests.length >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })),
+    setDefaultAnswer: (answer) => {
+      defaultAnswer = answer;
+    },
+    port,
+    get listening() {
+      return listening;
+    },
+    stop: async () => {
+      if (!listening) return;
+      listening = false;
+      // close() stops accepting at once; it calls back when the last connection has gone.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      cutConnections();
+      await closed;
+    },
+    restart: async () => {
+      if (listening) return;
+      await listenOn(server, port);
+      listening = true;
+    },
     close: async () => {
-      for (const socket of sockets) socket.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      listening = false;
+      cutConnections();
+      await closed;
     },
   };
 }

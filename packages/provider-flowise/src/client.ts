@@ -124,11 +124,14 @@ export class PredictionClient {
       if (timeout.aborted) {
         throw ProviderError.timeout(SOURCE, `${what} did not answer within ${formatSeconds(call.timeoutMs)}`);
       }
+      // The code goes into the message; fetch's error is not kept as the cause. Its chain ends in
+      // a system error (code ECONNREFUSED, ECONNRESET...), which core's isDatabaseUnavailable()
+      // reads as "PostgreSQL is away": a Flowise outage past its retry window would be taken for
+      // a database outage and its job sent again for ever instead of being given up.
       const code = networkCode(error);
       throw ProviderError.network(
         SOURCE,
         `${what}: the request failed${code ? ` (${code})` : ''}: ${this.#redact(shorten((error as Error)?.message ?? String(error)))}`,
-        error,
       );
     }
 

@@ -5,6 +5,7 @@ import {
   CancelledError,
   describeError,
   InvalidResponseError,
+  isDatabaseUnavailable,
   type PersonaRequest,
   ProviderError,
 } from '@avatargen/core';
@@ -339,6 +340,27 @@ describe('errors', () => {
     const refused = await failure(call(providers({ url })));
     expect([refused.kind, refused.retryable]).toEqual(['network', true]);
     expect(refused.message).toMatch(/ECONNREFUSED/);
+    // A Flowise outage is not a database outage: the pipeline must retry it for the provider
+    // window and then give up, not send the job again for ever as it does while PostgreSQL is away.
+    expect(isDatabaseUnavailable(reset)).toBe(false);
+    expect(isDatabaseUnavailable(refused)).toBe(false);
+  });
+
+  it('a Flowise that went down and came back on its port: refused while down, answers again after', async () => {
+    const flowise = await startFlowiseServer({ apiKey: API_KEY, personaFlowId: PERSONA_FLOW, promptFlowId: PROMPT_FLOW });
+    try {
+      const p = providers({ url: flowise.url });
+      expect((await p.personas.generate({ ...personaRequest, count: 1 })).personas).toHaveLength(1);
+      await flowise.stop(); // the keep-alive connection from the first call is reset too
+      const down = await failure(p.personas.generate({ ...personaRequest, count: 1 }));
+      expect([down.kind, down.retryable, isDatabaseUnavailable(down)]).toEqual(['network', true, false]);
+      expect(down.message).toMatch(/ECONNREFUSED/);
+      await flowise.restart();
+      expect((await p.personas.generate({ ...personaRequest, count: 1 })).personas).toHaveLength(1);
+      expect(flowise.requests).toHaveLength(2);
+    } finally {
+      await flowise.close();
+    }
   });
 
   it('gives up on a server that never answers with a retryable timeout, and hangs up', async () => {
