@@ -184,11 +184,15 @@ const UNAVAILABLE_MESSAGES = /Connection terminated|connection error and is not 
 /**
  * True when the error says PostgreSQL cannot be reached right now (refused, restarting, shutting
  * down, connection lost) rather than that a query was wrong. Looks through wrapped causes, since
- * MikroORM, knex and pg-boss each wrap the driver's error. A web host answers 503 for these.
+ * MikroORM, knex and pg-boss each wrap the driver's error; never through one of our own errors (a
+ * ProviderError or StorageError is about that service). A web host answers 503 for these.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let current = error, depth = 0; current && depth < 6; depth++) {
     if (typeof current !== 'object') return false;
+    // Our own errors say what failed: a provider or a storage that cannot be reached keeps the
+    // socket error as its cause, and that is not the database being away.
+    if (current instanceof AvatarGenError) return false;
     const e = current as { code?: unknown; message?: unknown; cause?: unknown; previous?: unknown; errors?: unknown };
     if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SQLSTATE.test(e.code))) return true;
     if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;

@@ -139,4 +139,14 @@ describe('isDatabaseUnavailable, on errors PostgreSQL and pg really raise', () =
     expect(isDatabaseUnavailable(new Error('wrapped', { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) }))).toBe(true);
     expect(isDatabaseUnavailable(undefined)).toBe(false);
   });
+
+  it('not a provider or storage that cannot be reached, whatever its cause says', async () => {
+    const port = await findFreePort();
+    const refused = await fetch(`http://127.0.0.1:${port}/`).catch((e: unknown) => e);
+    expect(isDatabaseUnavailable(refused)).toBe(true); // the socket error alone looks the same...
+    // ...but wrapped in our own error it is that service's outage, not the database's
+    expect(isDatabaseUnavailable(ProviderError.network('flowise', 'the request failed (ECONNREFUSED)', refused))).toBe(false);
+    const reset = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    expect(isDatabaseUnavailable(new StorageError('put', 'k', 'EPIPE', { cause: reset }))).toBe(false);
+  });
 });
