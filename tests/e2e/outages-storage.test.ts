@@ -13,7 +13,7 @@ import { localPlugin } from '@avatargen/provider-local';
 import { s3Plugin } from '@avatargen/storage-s3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3RVER_KEY, startS3rver, type TestS3rver } from '../support/s3rver.js';
+import { S3RVER_KEY, startS3rver, type TestS3 as TestS3rver } from '../../packages/storage-s3/test/support.js';
 import { taskRows } from '../support/task-rows.js';
 
 /**

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,52 +15,92 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 export const S3RVER_KEY = 'S3RVER';
 
 export interface TestS3 {
+  /** http://127.0.0.1:<port>; the same after restart(). */
   endpoint: string;
-  /** Kills the server as a crash would (SIGKILL, connections reset); its folder stays. */
+  /** The folder that holds the buckets. */
+  directory: string;
+  /** Kills the server as a crash would (SIGKILL: connections reset, then refused); its folder stays. */
   stop(): Promise<void>;
-  /** Starts it again on the same port over the same folder (after stop). */
+  /** Starts it again on the same port over the same folder (after stop()). */
   restart(): Promise<void>;
+  /** Stops it and removes its folder. */
   close(): Promise<void>;
 }
 
-/** A real s3rver on a random port over a temp folder, in a child process; removed on close. */
+interface Running {
+  child: ChildProcess;
+  exited: Promise<unknown>;
+  port: number;
+}
+
+/**
+ * A real s3rver on a random port over a temp folder, in a child process (so a test can kill it as
+ * a crash would); removed on close. Also used by the end-to-end outage tests in tests/.
+ */
 export async function startS3rver(buckets: string[] = []): Promise<TestS3> {
   const directory = await mkdtemp(join(tmpdir(), 'storage-s3-'));
-  let server = await spawnS3rver(directory, 0, buckets);
+  let server: Running | undefined = await spawnS3rver(directory, 0, buckets);
   const port = server.port;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    directory,
     async stop() {
-      server.child.kill('SIGKILL');
-      await server.exited;
+      const running = server;
+      server = undefined;
+      if (!running || running.child.exitCode !== null || running.child.signalCode !== null) return;
+      running.child.kill('SIGKILL');
+      await running.exited;
     },
     async restart() {
-      server = await spawnS3rver(directory, port, buckets);
+      if (server) return;
+      // The port was given back a moment ago: try again for a few seconds if it is still taken.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          server = await spawnS3rver(directory, port, buckets);
+          return;
+        } catch (error) {
+          if (attempt >= 20) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
     },
     async close() {
-      server.child.stdin?.end();
-      await server.exited;
+      const running = server;
+      server = undefined;
+      if (running && running.child.exitCode === null && running.child.signalCode === null) {
+        running.child.stdin?.end();
+        const timer = setTimeout(() => running.child.kill('SIGKILL'), 5_000);
+        await running.exited;
+        clearTimeout(timer);
+      }
       await rm(directory, { recursive: true, force: true });
     },
   };
 }
 
-async function spawnS3rver(directory: string, port: number, buckets: string[]) {
+async function spawnS3rver(directory: string, port: number, buckets: string[]): Promise<Running> {
   const script = fileURLToPath(new URL('./s3rver-process.mjs', import.meta.url));
   const child = spawn(process.execPath, ['--openssl-legacy-provider', script, directory, ...buckets], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, S3RVER_PORT: String(port) },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', S3RVER_PORT: String(port) },
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const exited = once(child, 'exit');
-  const lines = createInterface({ input: child.stdout });
-  const first = await Promise.race([
-    once(lines, 'line').then(([line]) => String(line)),
-    exited.then(([code]) => {
-      throw new Error(`s3rver exited with code ${code} before listening`);
-    }),
-  ]);
-  lines.close();
-  return { child, exited, port: (JSON.parse(first) as { port: number }).port };
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  try {
+    const first = await Promise.race([
+      once(lines, 'line').then(([line]) => String(line)),
+      exited.then(([code]) => {
+        throw new Error(`s3rver exited with code ${code} before listening: ${stderr}`);
+      }),
+    ]);
+    return { child, exited, port: (JSON.parse(first) as { port: number }).port };
+  } finally {
+    lines.close();
+  }
 }
 
 export interface RecordedRequest {
