@@ -4,13 +4,29 @@ import type { AvatarGenConfig } from './config.js';
 import { AvatarGenError } from './errors.js';
 import { type PortName, type PortTypes, REQUIRED_PORTS } from './ports.js';
 
+/** The ports as a plugin's factory sees them: resolved on first use, whichever plugin filled them. */
+export type Ports = Readonly<Partial<PortTypes>>;
+
+/** Makes a port's implementation from the other ports (read lazily: `ports.objectStorage`). */
+export type PortFactory<K extends PortName> = (ports: Ports, context: PluginContext) => PortTypes[K];
+
 export interface PluginContext {
   config: AvatarGenConfig;
   logger: Logger;
-  /** The awilix container, for plugins that need more than ports. */
+  /** The awilix container the ports are registered in. */
   container: AwilixContainer;
-  /** Fills a port; a later registration of the same port wins. */
-  provide<K extends PortName>(port: K, implementation: PortTypes[K] | ((context: PluginContext) => PortTypes[K])): void;
+  /**
+   * Fills a port with an implementation, or with a factory that receives the other ports (awilix
+   * cradle injection: `provide('imageProvider', ({ objectStorage }) => cached(objectStorage))`),
+   * made once, when the port is first needed. A later registration of the same port wins.
+   */
+  provide<K extends PortName>(port: K, implementation: PortTypes[K] | PortFactory<K>): void;
+  /**
+   * Wraps the implementation that earlier plugins put in `port` (caching, a watermark, cost
+   * accounting): everything that uses the port, the pipeline included, gets the wrapper. Later
+   * decorations wrap earlier ones; a later `provide` of the port replaces the whole chain.
+   */
+  decorate<K extends PortName>(port: K, wrap: (inner: PortTypes[K], ports: Ports) => PortTypes[K]): void;
   /** Runs when the AvatarGen instance closes (in reverse order): close pools, clients, servers. */
   onClose(fn: () => void | Promise<void>): void;
 }
@@ -77,8 +93,21 @@ export async function buildContainer(
         container.register(
           port,
           typeof implementation === 'function'
-            ? asFunction(() => (implementation as (c: PluginContext) => PortTypes[typeof port])(context)).singleton()
+            ? asFunction((ports: Ports) => (implementation as PortFactory<typeof port>)(ports, context)).singleton()
             : asValue(implementation),
+        );
+      },
+      decorate(port, wrap) {
+        const inner = container.getRegistration(port);
+        if (!inner) {
+          throw new AvatarGenError(
+            'config',
+            `Plugin ${plugin.name} decorates ${port}, but no plugin before it provides ${port}: list the plugin that fills ${port} first.`,
+          );
+        }
+        container.register(
+          port,
+          asFunction((ports: Ports) => wrap(inner.resolve(container) as PortTypes[typeof port], ports)).singleton(),
         );
       },
       onClose(fn) {

@@ -60,4 +60,72 @@ describe('plugin container', () => {
     expect(() => definePlugin({ name: '', register() {} })).toThrow(/needs a name/);
     expect(() => definePlugin({ name: 'x' } as never)).toThrow(/register must be a function/);
   });
+
+  it("gives a factory the other plugins' ports, whatever order the plugins came in", async () => {
+    const fakes = fakeServices();
+    const seen: unknown[] = [];
+    // The image provider is provided before the storage it uses: ports are read when first needed.
+    const images = definePlugin({
+      name: 'images-with-storage',
+      register(c) {
+        c.provide('imageProvider', ({ objectStorage }, context) => {
+          seen.push(objectStorage, context.logger);
+          return fakes.imageProvider;
+        });
+      },
+    });
+    const rest = definePlugin({
+      name: 'rest',
+      register(c) {
+        c.provide('personaProvider', fakes.personaProvider);
+        c.provide('imagePromptProvider', fakes.imagePromptProvider);
+        c.provide('imageProcessor', copyProcessor);
+        c.provide('objectStorage', { marker: 'storage' } as never);
+      },
+    });
+    const container = await buildContainer([images, rest], base);
+    expect(container.resolvePort('imageProvider')).toBe(fakes.imageProvider);
+    expect(container.resolvePort('imageProvider')).toBe(fakes.imageProvider); // made once
+    expect(seen).toHaveLength(2);
+    expect(seen[0]).toEqual({ marker: 'storage' });
+  });
+
+  it('decorates a port: later wrappers wrap earlier ones; no provider before it is a clear error', async () => {
+    const fakes = fakeServices();
+    const calls: string[] = [];
+    const wrapper = (label: string) =>
+      definePlugin({
+        name: label,
+        register(c) {
+          c.decorate('personaProvider', (inner, { objectStorage }) => ({
+            async generate(request) {
+              calls.push(`${label}:${(objectStorage as unknown as { marker: string }).marker}`);
+              return inner.generate(request);
+            },
+          }));
+        },
+      });
+    const all = definePlugin({
+      name: 'all',
+      register(c) {
+        c.provide('personaProvider', fakes.personaProvider);
+        c.provide('imagePromptProvider', fakes.imagePromptProvider);
+        c.provide('imageProvider', fakes.imageProvider);
+        c.provide('imageProcessor', copyProcessor);
+        c.provide('objectStorage', { marker: 's' } as never);
+      },
+    });
+    const container = await buildContainer([all, wrapper('cache'), wrapper('costs')], base);
+    const result = await container
+      .resolvePort('personaProvider')
+      .generate({ count: 2, description: 'x', language: { code: 'en', name: 'English' }, bioInstructions: {} as never, seed: 's' });
+    expect(result.personas).toHaveLength(2);
+    expect(calls).toEqual(['costs:s', 'cache:s']); // the last decoration is the outermost
+    expect(fakes.calls.persona).toBe(1);
+
+    const error = await buildContainer([wrapper('early'), all], base).catch((e: unknown) => e);
+    expect((error as Error).message).toBe(
+      'Plugin early decorates personaProvider, but no plugin before it provides personaProvider: list the plugin that fills personaProvider first.',
+    );
+  });
 });

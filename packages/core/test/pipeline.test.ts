@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchSizes, ProviderError } from '../src/index.js';
+import { batchSizes, definePlugin, ProviderError } from '../src/index.js';
 import { errors } from './support/fakes.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 
@@ -107,6 +107,40 @@ describe('pipeline: failures', () => {
       expect(failing.fakes.calls.persona).toBe(1);
     } finally {
       await failing.close();
+    }
+  });
+});
+
+describe('pipeline: a plugin that decorates a port', () => {
+  it('the pipeline uses the wrapper another plugin put around a port', async () => {
+    let wrapped = 0;
+    const h = await startHarness({
+      plugins: [
+        definePlugin({
+          name: 'house-style',
+          register(c) {
+            c.decorate('imagePromptProvider', (inner) => ({
+              async nextPrompt(request) {
+                wrapped++;
+                return `${await inner.nextPrompt(request)}, house style`;
+              },
+            }));
+          },
+        }),
+      ],
+    });
+    try {
+      const task = await h.gen.tasks.submit({ ...REQUEST, count: 10, imagesPerPersona: 8 });
+      const done = await waitForStatus(h.gen, task.id, ['completed', 'partial', 'failed']);
+      expect(done.errorLog).toEqual([]);
+      expect(done.status).toBe('completed');
+      const { personas } = await h.gen.personas.list(task.id, { perPage: 10 });
+      const prompts = personas.flatMap((p) => p.prompts);
+      expect(prompts).toHaveLength(20);
+      expect(prompts.every((p) => p.endsWith(', house style'))).toBe(true);
+      expect(wrapped).toBe(20);
+    } finally {
+      await h.close();
     }
   });
 });
