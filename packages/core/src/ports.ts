@@ -68,20 +68,34 @@ export interface BaseImageRequest {
   signal?: AbortSignal;
 }
 
-export interface GridRequest {
+export interface PicturesRequest {
   persona: PersonaData;
-  /** The persona's base selfie: every grid shows the same person. */
+  /** The persona's base selfie: every picture shows the same person. */
   base: EncodedImage;
   prompt: string;
+  /** Pictures wanted (4 today). */
+  count: number;
   seed: string;
   signal?: AbortSignal;
 }
 
+/**
+ * A provider's pictures for one prompt: one image holding a grid of `rows` x `cols` shots (cut
+ * apart by the pipeline), or separate images. Either way every picture is then trimmed, cropped
+ * and styled.
+ */
+export type Pictures =
+  | { kind: 'grid'; image: EncodedImage; rows: number; cols: number }
+  | { kind: 'images'; images: EncodedImage[] };
+
 export interface ImageProvider {
   /** One selfie of the persona. Throws ModerationError when the service blocks the request. */
   baseImage(request: BaseImageRequest): Promise<EncodedImage>;
-  /** One image holding a 2x2 grid of four different shots of the same person. */
-  gridFromBase(request: GridRequest): Promise<EncodedImage>;
+  /**
+   * `count` different pictures of the same person as `base`, for one prompt: one grid of
+   * rows * cols === count shots, or `count` separate images.
+   */
+  pictures(request: PicturesRequest): Promise<Pictures>;
 }
 
 export interface CropWhiteBordersOptions {
@@ -120,10 +134,19 @@ export interface StyledImage extends EncodedImage {
 }
 
 export interface ProcessGridOptions {
+  /** Rows of shots in the grid (1-8). Default 2. */
   rows?: number;
+  /** Columns of shots in the grid (1-8). Default 2. */
   cols?: number;
   cropWhiteBorders: boolean | CropWhiteBordersOptions;
   /** Seed for randomizeStyle per cell (cell index is appended); null leaves the style alone. */
+  styleSeed: string | null;
+  signal?: AbortSignal;
+}
+
+export interface ProcessPictureOptions {
+  cropWhiteBorders: boolean | CropWhiteBordersOptions;
+  /** Seed for randomizeStyle, used as given; null leaves the style alone. */
   styleSeed: string | null;
   signal?: AbortSignal;
 }
@@ -144,8 +167,10 @@ export interface ImageProcessor {
   randomizeStyle(image: Bytes, options: { seed: string; signal?: AbortSignal }): Promise<StyledImage>;
   /** WebP of the given width for the web gallery. */
   thumbnail(image: Bytes, width: number): Promise<Bytes>;
-  /** The whole chain for one grid in one call: split -> trim -> crop borders -> style. */
+  /** The whole chain for one grid in one call: split -> trim -> crop borders -> style, per cell (row-major). */
   processGrid(image: Bytes, options: ProcessGridOptions): Promise<ProcessedImage[]>;
+  /** The same chain for one separate picture, without the split: trim -> crop borders -> style. */
+  processPicture(image: Bytes, options: ProcessPictureOptions): Promise<ProcessedImage>;
   close?(): Promise<void>;
 }
 

@@ -33,9 +33,9 @@ const gatedImages = definePlugin({
         seeds.base.push(request.seed);
         return inner().baseImage(request);
       },
-      async gridFromBase(request) {
+      async pictures(request) {
         seeds.grid.push(request.seed);
-        return inner().gridFromBase(request);
+        return inner().pictures(request);
       },
     } satisfies ImageProvider);
   },

@@ -48,9 +48,9 @@ const services = definePlugin({
         calls.base++;
         return { data: base, contentType: 'image/png' };
       },
-      async gridFromBase() {
+      async pictures() {
         calls.grid++;
-        return { data: grid, contentType: 'image/png' };
+        return { kind: 'grid', image: { data: grid, contentType: 'image/png' }, rows: 2, cols: 2 };
       },
     } satisfies ImageProvider);
     context.provide('imageProcessor', {
@@ -76,6 +76,10 @@ const services = definePlugin({
       async processGrid(image) {
         const info = readImageInfo(image);
         return [0, 1, 2, 3].map(() => ({ data: image, contentType: info.contentType, width: info.width, height: info.height, style: null }));
+      },
+      async processPicture(image) {
+        const info = readImageInfo(image);
+        return { data: image, contentType: info.contentType, width: info.width, height: info.height, style: null };
       },
     } satisfies ImageProcessor);
     context.provide('objectStorage', storage);

@@ -29,6 +29,7 @@ import type {
   ImageProvider,
   ObjectStorage,
   PersonaProvider,
+  Pictures,
 } from '../ports.js';
 import { personaColumns, personaData } from '../services/views.js';
 import { readObject } from '../storage/read.js';
@@ -925,20 +926,42 @@ export class Pipeline {
         if (done.has(gridNo)) return;
         const cells = await this.retrying(
           async () => {
-            const grid = await this.imageLimit(() =>
-              ports.imageProvider.gridFromBase({ persona, base: baseImage, prompt, seed: `${seed}:${gridNo}`, signal }),
+            const shotSeed = `${seed}:${gridNo}`;
+            const answer = await this.imageLimit(() =>
+              ports.imageProvider.pictures({ persona, base: baseImage, prompt, count: SHOTS, seed: shotSeed, signal }),
             );
-            checkedImage(grid, 'grid');
+            const pictures = checkedPictures(answer, SHOTS);
+            const crop = settings.crop_white_borders;
+            const styleSeed = settings.randomize_image_style ? shotSeed : null;
             try {
-              return await ports.imageProcessor.processGrid(grid.data, {
-                cropWhiteBorders: settings.crop_white_borders,
-                styleSeed: settings.randomize_image_style ? `${seed}:${gridNo}` : null,
-                signal,
-              });
+              const processed =
+                pictures.kind === 'grid'
+                  ? await ports.imageProcessor.processGrid(pictures.image.data, {
+                      rows: pictures.rows,
+                      cols: pictures.cols,
+                      cropWhiteBorders: crop,
+                      styleSeed,
+                      signal,
+                    })
+                  : await Promise.all(
+                      // the same seed per picture as a grid's cell gets, so a look can be replayed
+                      pictures.images.map((image, index) =>
+                        ports.imageProcessor.processPicture(image.data, {
+                          cropWhiteBorders: crop,
+                          styleSeed: styleSeed === null ? null : `${styleSeed}:${index}`,
+                          signal,
+                        }),
+                      ),
+                    );
+              throwIfAborted(signal);
+              if (!Array.isArray(processed) || processed.length !== SHOTS) {
+                throw new InvalidResponseError('image processor', `The ${pictures.kind === 'grid' ? 'grid' : 'pictures'} gave ${Array.isArray(processed) ? processed.length : 'no'} images, not ${SHOTS}`);
+              }
+              return processed;
             } catch (error) {
               // The service's image could not be processed: ask for another one.
               if (error instanceof InvalidImageError) {
-                throw new InvalidResponseError('image provider', `Unusable grid image: ${error.message}`);
+                throw new InvalidResponseError('image provider', `Unusable ${pictures.kind === 'grid' ? 'grid image' : 'picture'}: ${error.message}`);
               }
               throw error;
             }
@@ -947,10 +970,9 @@ export class Pipeline {
           { ...what, gridNo },
         );
         throwIfAborted(signal);
-        if (cells.length !== 4) throw new InvalidResponseError('image processor', `Grid gave ${cells.length} cells, not 4`);
         const rows = [];
         for (const [cell, image] of cells.entries()) {
-          const idx = gridNo * 4 + cell;
+          const idx = gridNo * SHOTS + cell;
           const key = `${prefix}/${idx}.${extensionFor(image.contentType)}`;
           await this.storing(
             () => ports.objectStorage.put(key, image.data, { contentType: image.contentType, cacheControl: CACHE_IMMUTABLE }),
@@ -1007,6 +1029,32 @@ export class Pipeline {
 }
 
 const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** Pictures per prompt: one shot's images are stored at idx gridNo * SHOTS + cell. */
+const SHOTS = 4;
+
+/**
+ * A provider's pictures, checked at our edge: a grid of rows * cols === count shots, or exactly
+ * `count` separate images, each a real image. Anything else is an InvalidResponseError (retried).
+ */
+function checkedPictures(answer: Pictures, count: number): Pictures {
+  const problem = (message: string) => new InvalidResponseError('image provider', `Unusable pictures: ${message}`);
+  if (answer === null || typeof answer !== 'object') throw problem(`expected a grid or images, got ${answer === null ? 'null' : typeof answer}`);
+  if (answer.kind === 'grid') {
+    const { rows, cols } = answer;
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
+      throw problem(`a grid needs whole rows and cols of at least 1, got ${String(rows)}x${String(cols)}`);
+    }
+    if (rows * cols !== count) throw problem(`a ${rows}x${cols} grid holds ${rows * cols} shots, not the ${count} asked for`);
+    return { kind: 'grid', image: checkedImage(answer.image, 'grid'), rows, cols };
+  }
+  if (answer.kind === 'images') {
+    if (!Array.isArray(answer.images)) throw problem('images is not a list');
+    if (answer.images.length !== count) throw problem(`${answer.images.length} images, not the ${count} asked for`);
+    return { kind: 'images', images: answer.images.map((image, index) => checkedImage(image, `picture ${index + 1}`)) };
+  }
+  throw problem(`unknown kind ${JSON.stringify((answer as { kind?: unknown }).kind)}`);
+}
 
 function checkedImage(image: EncodedImage, what: string): EncodedImage {
   try {

@@ -146,11 +146,24 @@ export function describeImageProviderContract(name: string, subject: ContractSub
       expect(info.width).toBeGreaterThan(0);
     });
 
-    it('makes a grid from a base image', async () => {
+    it('makes four pictures from a base image: one grid of rows x cols === 4, or four separate images', async () => {
       const base = await provider().baseImage({ persona, seed: 'contract' });
-      const grid = await provider().gridFromBase({ persona, base, prompt: 'at a cafe, morning light', seed: 'contract' });
-      const info = readImageInfo(grid.data);
-      expect(info.contentType).toBe(grid.contentType);
+      const pictures = await provider().pictures({ persona, base, prompt: 'at a cafe, morning light', count: 4, seed: 'contract' });
+      const images = pictures.kind === 'grid' ? [pictures.image] : pictures.images;
+      if (pictures.kind === 'grid') {
+        expect(Number.isInteger(pictures.rows) && Number.isInteger(pictures.cols)).toBe(true);
+        expect(pictures.rows * pictures.cols).toBe(4);
+      } else {
+        expect(pictures.kind).toBe('images');
+        expect(pictures.images).toHaveLength(4);
+        // four different shots, not one picture four times
+        expect(new Set(images.map((image) => Buffer.from(image.data).toString('base64'))).size).toBe(4);
+      }
+      for (const image of images) {
+        const info = readImageInfo(image.data);
+        expect(info.contentType).toBe(image.contentType);
+        expect(info.width).toBeGreaterThan(0);
+      }
     });
 
     it('rejects with CancelledError when the signal is already aborted', async () => {
@@ -159,7 +172,7 @@ export function describeImageProviderContract(name: string, subject: ContractSub
       );
       const base = { data: makeBorderedPng(), contentType: 'image/png' };
       await expect(
-        provider().gridFromBase({ persona, base, prompt: 'x', seed: 'contract', signal: aborted() }),
+        provider().pictures({ persona, base, prompt: 'x', count: 4, seed: 'contract', signal: aborted() }),
       ).rejects.toBeInstanceOf(CancelledError);
     });
   });
@@ -223,11 +236,37 @@ export function describeImageProcessorContract(name: string, subject: ContractSu
       expect(plain.every((image) => image.style === null)).toBe(true);
     });
 
+    it('processes other grid shapes into rows * cols cells in reading order', async () => {
+      const out = await processor().processGrid(grid, { rows: 1, cols: 2, cropWhiteBorders: false, styleSeed: 'wide' });
+      expect(out).toHaveLength(2);
+      expect(out.map((image) => image.style?.seed)).toEqual(['wide:0', 'wide:1']);
+      // each half is trimmed to its two 64 px cells and the 8 px gutter between them
+      for (const image of out) expect([image.width, image.height]).toEqual([64, 136]);
+    });
+
+    it('processes one separate picture: trimmed, borders cropped, styled with the seed as given', async () => {
+      const bordered = makeBorderedPng({ width: 96, height: 80, border: 6 });
+      const styled = await processor().processPicture(bordered, { cropWhiteBorders: true, styleSeed: 'picture-seed' });
+      const info = readImageInfo(styled.data);
+      expect(info.contentType).toBe(styled.contentType);
+      expect([info.width, info.height]).toEqual([styled.width, styled.height]);
+      expect([styled.width, styled.height]).toEqual([84, 68]);
+      expect(styled.style?.seed).toBe('picture-seed');
+      const again = await processor().processPicture(bordered, { cropWhiteBorders: true, styleSeed: 'picture-seed' });
+      expect(Buffer.from(again.data).equals(Buffer.from(styled.data))).toBe(true);
+      const plain = await processor().processPicture(bordered, { cropWhiteBorders: false, styleSeed: null });
+      expect(plain.style).toBeNull();
+      expect([plain.width, plain.height]).toEqual([84, 68]); // trimmed all the same
+    });
+
     it('refuses bytes that are not an image with InvalidImageError, and keeps working', async () => {
       await expect(processor().trimWhitespace(Buffer.from('definitely not an image'))).rejects.toBeInstanceOf(
         InvalidImageError,
       );
       await expect(processor().splitGrid(new Uint8Array(0))).rejects.toBeInstanceOf(InvalidImageError);
+      await expect(
+        processor().processPicture(Buffer.from('not a picture'), { cropWhiteBorders: true, styleSeed: null }),
+      ).rejects.toBeInstanceOf(InvalidImageError);
       expect(await processor().splitGrid(grid, 2, 2)).toHaveLength(4);
     });
   });

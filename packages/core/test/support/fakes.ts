@@ -4,6 +4,7 @@
  * slices bytes (the real one, sharp in piscina, is tested in @avatargen/image-opencv and end to end).
  */
 import { appendFileSync } from 'node:fs';
+import { inflateSync } from 'node:zlib';
 import {
   CancelledError,
   definePlugin,
@@ -13,10 +14,12 @@ import {
   ModerationError,
   type PersonaBatch,
   type PersonaData,
+  type Pictures,
+  type ProcessedImage,
   ProviderError,
   readImageInfo,
 } from '../../src/index.js';
-import { makeBorderedPng, makeGridPng, samplePersona } from '../../src/testing.js';
+import { encodePng, makeBorderedPng, makeGridPng, samplePersona } from '../../src/testing.js';
 import { createFilesystemStorage } from '../../src/storage/filesystem.js';
 
 export interface Calls {
@@ -40,7 +43,14 @@ export interface FakeOptions {
   failPersona?: (seed: string, attempt: number) => Error | null;
   /** Return fewer personas, or invalid ones, for a batch. */
   shapeBatch?: (seed: string, personas: PersonaData[]) => unknown[];
+  /** Throw for these pictures calls (by seed "task:persona:shot"). */
   failGrid?: (seed: string) => Error | null;
+  /**
+   * What pictures() answers: 'grid' (default) is one 2x2 grid; 'images' is `count` separate
+   * pictures with a white border (see borderedPicture); a function shapes any answer (a wrong
+   * count, a 3x3 grid...) per seed and call.
+   */
+  pictures?: 'grid' | 'images' | ((request: { seed: string; count: number }, attempt: number) => Pictures);
   failBase?: (seed: string, face: string | undefined) => Error | null;
   /** Append one line per call ("persona <seed>", "grid <seed>"...) to this file (for worker processes). */
   callLog?: string;
@@ -123,13 +133,23 @@ export function fakeServices(options: FakeOptions = {}) {
         return { data: base, contentType: 'image/png' };
       });
     },
-    async gridFromBase(request: { seed: string; signal?: AbortSignal }): Promise<EncodedImage> {
+    async pictures(request: { seed: string; count: number; signal?: AbortSignal }): Promise<Pictures> {
       calls.grid++;
       return imageCall(options.gridLatencyMs, request.signal, () => {
         log(`grid ${request.seed}`);
         const failure = options.failGrid?.(request.seed);
         if (failure) throw failure;
-        return { data: grid, contentType: 'image/png' };
+        const attempt = (attempts.get(`pictures ${request.seed}`) ?? 0) + 1;
+        attempts.set(`pictures ${request.seed}`, attempt);
+        const shape = options.pictures ?? 'grid';
+        if (typeof shape === 'function') return shape(request, attempt);
+        if (shape === 'images') {
+          return {
+            kind: 'images',
+            images: Array.from({ length: request.count }, (_, i) => ({ data: borderedPicture(i), contentType: 'image/png' })),
+          };
+        }
+        return { kind: 'grid', image: { data: grid, contentType: 'image/png' }, rows: 2, cols: 2 };
       });
     },
   };
@@ -137,10 +157,78 @@ export function fakeServices(options: FakeOptions = {}) {
   return { calls, personaProvider, imagePromptProvider, imageProvider };
 }
 
-/** Cuts nothing: gives the grid back four times. The pipeline only needs four encoded images. */
+/** Side of a picture from borderedPicture(), and of its white border. */
+export const PICTURE = { size: 30, border: 3 };
+
+/** Separate picture `index` of a shot: a distinct colour inside a white border. */
+export function borderedPicture(index: number): Buffer {
+  const { size, border } = PICTURE;
+  return encodePng(size, size, (x, y) =>
+    x < border || y < border || x >= size - border || y >= size - border ? [255, 255, 255] : [40 + index * 40, 90, 200 - index * 30],
+  );
+}
+
+/** Decodes the PNGs that encodePng makes (8-bit RGB, no filters), for the fake processor. */
+function decodeOwnPng(png: Uint8Array): { width: number; height: number; pixels: Buffer } | null {
+  const bytes = Buffer.from(png);
+  if (bytes.readUInt32BE(12) !== 0x49484452) return null; // IHDR
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  if (bytes[24] !== 8 || bytes[25] !== 2) return null;
+  const idat: Buffer[] = [];
+  for (let o = 8; o < bytes.length; ) {
+    const length = bytes.readUInt32BE(o);
+    if (bytes.toString('ascii', o + 4, o + 8) === 'IDAT') idat.push(bytes.subarray(o + 8, o + 8 + length));
+    o += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const pixels = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    if (raw[y * (width * 3 + 1)] !== 0) return null;
+    raw.copy(pixels, y * width * 3, y * (width * 3 + 1) + 1, (y + 1) * (width * 3 + 1));
+  }
+  return { width, height, pixels };
+}
+
+/** Crops a pure-white frame off our own PNGs (others are given back as they are). */
+function cropWhite(image: Uint8Array): Uint8Array {
+  const decoded = decodeOwnPng(image);
+  if (!decoded) return image;
+  const { width, height, pixels } = decoded;
+  const white = (x: number, y: number) => pixels.readUIntBE((y * width + x) * 3, 3) === 0xffffff;
+  let top = 0;
+  let left = 0;
+  let bottom = height;
+  let right = width;
+  while (top < bottom && Array.from({ length: width }, (_, x) => white(x, top)).every(Boolean)) top++;
+  while (bottom > top && Array.from({ length: width }, (_, x) => white(x, bottom - 1)).every(Boolean)) bottom--;
+  while (left < right && Array.from({ length: height }, (_, y) => white(left, y)).every(Boolean)) left++;
+  while (right > left && Array.from({ length: height }, (_, y) => white(right - 1, y)).every(Boolean)) right--;
+  if (top === bottom || left === right) return image;
+  return encodePng(right - left, bottom - top, (x, y) => {
+    const o = ((y + top) * width + x + left) * 3;
+    return [pixels[o] as number, pixels[o + 1] as number, pixels[o + 2] as number];
+  });
+}
+
+const fakeStyle = (seed: string) => ({
+  seed,
+  preset: 'natural' as const,
+  contrast: 1,
+  blurSigma: null,
+  sharpenAmount: null,
+  grainSigma: null,
+  vignetteStrength: null,
+  jpegQuality: 90,
+});
+
+/**
+ * Cuts nothing in a grid: gives the grid back rows * cols times (the pipeline only needs encoded
+ * images). A separate picture has its white frame cropped (when asked), so tests can see it was processed.
+ */
 export const copyProcessor: ImageProcessor = {
-  async splitGrid(image) {
-    return [image, image, image, image];
+  async splitGrid(image, rows = 2, cols = 2) {
+    return Array.from({ length: rows * cols }, () => image);
   },
   async trimWhitespace(image) {
     return image;
@@ -149,26 +237,31 @@ export const copyProcessor: ImageProcessor = {
     return image;
   },
   async randomizeStyle(image, { seed }) {
-    return {
-      data: image,
-      contentType: readImageInfo(image).contentType,
-      params: { seed, preset: 'natural', contrast: 1, blurSigma: null, sharpenAmount: null, grainSigma: null, vignetteStrength: null, jpegQuality: 90 },
-    };
+    return { data: image, contentType: readImageInfo(image).contentType, params: fakeStyle(seed) };
   },
   async thumbnail(image) {
     return image;
   },
   async processGrid(image, options) {
     const info = readImageInfo(image);
-    return [0, 1, 2, 3].map((cell) => ({
+    return Array.from({ length: (options.rows ?? 2) * (options.cols ?? 2) }, (_, cell) => ({
       data: image,
       contentType: info.contentType,
       width: info.width,
       height: info.height,
-      style: options.styleSeed
-        ? { seed: `${options.styleSeed}:${cell}`, preset: 'natural' as const, contrast: 1, blurSigma: null, sharpenAmount: null, grainSigma: null, vignetteStrength: null, jpegQuality: 90 }
-        : null,
+      style: options.styleSeed ? fakeStyle(`${options.styleSeed}:${cell}`) : null,
     }));
+  },
+  async processPicture(image, options): Promise<ProcessedImage> {
+    const data = options.cropWhiteBorders ? cropWhite(image) : image;
+    const info = readImageInfo(data);
+    return {
+      data,
+      contentType: info.contentType,
+      width: info.width,
+      height: info.height,
+      style: options.styleSeed ? fakeStyle(options.styleSeed) : null,
+    };
   },
 };
 
