@@ -6,6 +6,7 @@ import {
   type ImageProcessor,
   type ProcessedImage,
   type ProcessGridOptions,
+  type ProcessPictureOptions,
   STYLE_PRESETS,
   type StyledImage,
   type StyleParams,
@@ -53,6 +54,7 @@ export interface CallOptions {
 /** The port, plus replaying stored style parameters and a close() that is always there. */
 export interface OpencvImageProcessor extends ImageProcessor {
   processGrid(image: Bytes, options: ProcessGridOptions & CallOptions): Promise<ProcessedImage[]>;
+  processPicture(image: Bytes, options: ProcessPictureOptions & CallOptions): Promise<ProcessedImage>;
   randomizeStyle(image: Bytes, options: { seed: string } & CallOptions): Promise<StyledImage>;
   /** Renders stored parameters again: same image and parameters give the same bytes as before. */
   applyStyle(image: Bytes, params: StyleParams, options?: CallOptions): Promise<StyledImage>;
@@ -68,6 +70,8 @@ const MAX_TIMEOUT_MS = 2_147_483_647;
 export const DEFAULT_MAX_INPUT_BYTES = 50 * 1024 * 1024;
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 const MAX_GRID = 16;
+/** Shots per side of a grid that processGrid cuts (a provider's grid, not any split). */
+const MAX_SHOTS_PER_SIDE = 8;
 /** Inputs up to this size travel in buffers that are used again (see TransferBuffers). */
 const MAX_REUSED_BUFFER = 16 * 1024 * 1024;
 const MAX_THUMBNAIL_WIDTH = 8192;
@@ -147,6 +151,19 @@ function checkParams(params: StyleParams): StyleParams {
     grainSigma: params.grainSigma,
     vignetteStrength: params.vignetteStrength,
     jpegQuality: params.jpegQuality,
+  };
+}
+
+/** The options that processGrid and processPicture share, checked. */
+function chainOptions(options: ProcessPictureOptions | null | undefined): { borders: WhiteBorderSettings | null; styleSeed: string | null } {
+  if (options === null || typeof options !== 'object') throw new ValidationError({ options: 'must be an object with styleSeed (a string or null)' });
+  const borders = options.cropWhiteBorders;
+  if (borders !== undefined && typeof borders !== 'boolean' && (borders === null || typeof borders !== 'object')) {
+    throw new ValidationError({ cropWhiteBorders: 'must be true, false or border settings' });
+  }
+  return {
+    borders: borders === false ? null : borderSettings(borders === true ? undefined : borders),
+    styleSeed: options.styleSeed === null ? null : checkSeed(options.styleSeed),
   };
 }
 
@@ -286,22 +303,21 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
       return run('thumbnail', image, { width: positiveInteger('width', width, 0, MAX_THUMBNAIL_WIDTH) });
     },
     async processGrid(image, options) {
-      if (options === null || typeof options !== 'object') throw new ValidationError({ options: 'must be an object with styleSeed (a string or null)' });
-      const borders = options.cropWhiteBorders;
-      if (borders !== undefined && typeof borders !== 'boolean' && (borders === null || typeof borders !== 'object')) {
-        throw new ValidationError({ cropWhiteBorders: 'must be true, false or border settings' });
-      }
+      const { borders, styleSeed } = chainOptions(options);
       return run(
         'processGrid',
         image,
         {
-          rows: gridSize('rows', options.rows),
-          cols: gridSize('cols', options.cols),
-          borders: borders === false ? null : borderSettings(borders === true ? undefined : borders),
-          styleSeed: options.styleSeed === null ? null : checkSeed(options.styleSeed),
+          rows: positiveInteger('rows', options.rows, 2, MAX_SHOTS_PER_SIDE),
+          cols: positiveInteger('cols', options.cols, 2, MAX_SHOTS_PER_SIDE),
+          borders,
+          styleSeed,
         },
         options,
       );
+    },
+    async processPicture(image, options) {
+      return run('processPicture', image, chainOptions(options), options);
     },
     close() {
       closed = true;

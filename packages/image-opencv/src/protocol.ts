@@ -24,7 +24,8 @@ export type WorkerTask =
       cols: number;
       borders: WhiteBorderSettings | null;
       styleSeed: string | null;
-    };
+    }
+  | { op: 'processPicture'; image: Uint8Array; borders: WhiteBorderSettings | null; styleSeed: string | null };
 
 export interface WorkerResults {
   splitGrid: Uint8Array[];
@@ -34,6 +35,7 @@ export interface WorkerResults {
   applyStyle: StyledImage;
   thumbnail: Uint8Array;
   processGrid: ProcessedImage[];
+  processPicture: ProcessedImage;
 }
 
 /** Errors cross the thread boundary as data and are rebuilt as typed errors on the main thread. */

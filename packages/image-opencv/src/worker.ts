@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import sharp from 'sharp';
-import { extract, gridCells, type RawImage, type Rect, trimBox, whiteBorderBox } from './pixels.js';
+import { extract, gridCells, type RawImage, type Rect, trimBox, type WhiteBorderSettings, whiteBorderBox } from './pixels.js';
 import type { WorkerReply, WorkerSettings, WorkerTask } from './protocol.js';
 import { chooseStyle, renderStyle } from './style.js';
 
@@ -185,18 +185,26 @@ async function perform(task: WorkerTask): Promise<unknown> {
       const out = [];
       const cells = gridCells(image.width, image.height, task.rows, task.cols);
       for (const [index, cell] of cells.entries()) {
-        let rect = trimBox(image, cell, 0);
-        if (task.borders) rect = whiteBorderBox(image, rect, task.borders);
-        if (task.styleSeed === null) {
-          out.push({ data: await pngOf(image, rect), contentType: 'image/png', width: rect.width, height: rect.height, style: null });
-        } else {
-          const { data, contentType, params } = await styled(image, rect, chooseStyle(`${task.styleSeed}:${index}`));
-          out.push({ data, contentType, width: rect.width, height: rect.height, style: params });
-        }
+        out.push(await processRect(image, cell, task.borders, task.styleSeed === null ? null : `${task.styleSeed}:${index}`));
       }
       return out;
     }
+    case 'processPicture': {
+      const image = await decode(task.image);
+      return processRect(image, whole(image), task.borders, task.styleSeed);
+    }
   }
+}
+
+/** What a grid cell or a separate picture goes through: trim -> crop white borders -> style (or PNG). */
+async function processRect(image: RawImage, area: Rect, borders: WhiteBorderSettings | null, styleSeed: string | null) {
+  let rect = trimBox(image, area, 0);
+  if (borders) rect = whiteBorderBox(image, rect, borders);
+  if (styleSeed === null) {
+    return { data: await pngOf(image, rect), contentType: 'image/png', width: rect.width, height: rect.height, style: null };
+  }
+  const { data, contentType, params } = await styled(image, rect, chooseStyle(styleSeed));
+  return { data, contentType, width: rect.width, height: rect.height, style: params };
 }
 
 /** Every Uint8Array inside the result, so their memory moves to the main thread instead of being copied. */

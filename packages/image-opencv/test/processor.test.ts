@@ -106,6 +106,86 @@ describe('processGrid', () => {
     const out = await processor.processGrid(grid, { rows: 1, cols: 3, cropWhiteBorders: false, styleSeed: null });
     expect(out).toHaveLength(3);
   });
+
+  it('cuts a 3x2 grid into 6 cells in reading order, each trimmed of its white gutters', async () => {
+    // 3 rows x 2 columns of 30 x 20 px shots, each a colour of its own, 4 px white gutters and margin
+    const colours: Array<[number, number, number]> = [
+      [200, 30, 30],
+      [30, 200, 30],
+      [30, 30, 200],
+      [200, 200, 30],
+      [30, 200, 200],
+      [200, 30, 200],
+    ];
+    const image = rawImage(4 + 2 * (30 + 4), 4 + 3 * (20 + 4), (x, y) => {
+      const col = Math.floor((x - 4) / 34);
+      const row = Math.floor((y - 4) / 24);
+      const inside = x >= 4 && y >= 4 && (x - 4) % 34 < 30 && (y - 4) % 24 < 20 && col < 2 && row < 3;
+      return inside ? (colours[row * 2 + col] as [number, number, number]) : [255, 255, 255];
+    });
+    const cells = await processor.processGrid(await png(image), { rows: 3, cols: 2, cropWhiteBorders: true, styleSeed: null });
+    expect(cells).toHaveLength(6);
+    for (const [i, cell] of cells.entries()) {
+      expect([cell.contentType, cell.width, cell.height, cell.style]).toEqual(['image/png', 30, 20, null]);
+      const pixels = await decode(cell.data);
+      expect([...pixels.data.subarray(0, 3)], `cell ${i}`).toEqual(colours[i]);
+    }
+  });
+
+  it('refuses rows and cols that are not whole numbers from 1 to 8', async () => {
+    for (const [rows, cols] of [
+      [0, 2],
+      [2, 9],
+      [1.5, 2],
+      [2, Number.NaN],
+      [-1, 4],
+    ]) {
+      const error = await processor.processGrid(grid, { rows, cols, cropWhiteBorders: true, styleSeed: null }).catch((e: unknown) => e);
+      expect(error, `${rows}x${cols}`).toBeInstanceOf(ValidationError);
+      expect(Object.values((error as ValidationError).fields).join(' ')).toMatch(/must be a whole number from 1 to 8/);
+    }
+    expect(await processor.processGrid(grid, { rows: 1, cols: 1, cropWhiteBorders: false, styleSeed: null })).toHaveLength(1);
+  });
+});
+
+describe('processPicture', () => {
+  it('trims and crops a bordered picture to the exact box, and keeps its pixels', async () => {
+    const image = bordered(120, 100, { top: 7, right: 4, bottom: 3, left: 11 }, 225, 5);
+    const out = await processor.processPicture(await png(image), { cropWhiteBorders: true, styleSeed: null });
+    expect([out.contentType, out.width, out.height, out.style]).toEqual(['image/png', 105, 90, null]);
+    const pixels = await decode(out.data);
+    expect(Buffer.from(pixels.data).equals(Buffer.from(crop(image, 11, 7, 105, 90).data))).toBe(true);
+  });
+
+  it('only trims exact white when not asked to crop borders', async () => {
+    const image = bordered(60, 50, { top: 5, right: 5, bottom: 5, left: 5 }, 255);
+    const out = await processor.processPicture(await png(image), { cropWhiteBorders: false, styleSeed: null });
+    expect([out.width, out.height]).toEqual([50, 40]);
+    const noisy = bordered(60, 50, { top: 5, right: 5, bottom: 5, left: 5 }, 230, 9);
+    const kept = await processor.processPicture(await png(noisy), { cropWhiteBorders: false, styleSeed: null });
+    expect([kept.width, kept.height]).toEqual([60, 50]);
+  });
+
+  it('styles with the seed as given, as a grid cell with the same seed is styled', async () => {
+    const cell = bordered(40, 40, { top: 0, right: 0, bottom: 0, left: 0 });
+    const a = await processor.processPicture(await png(cell), { cropWhiteBorders: true, styleSeed: 'shot-3:1' });
+    const b = await processor.processPicture(await png(cell), { cropWhiteBorders: true, styleSeed: 'shot-3:1' });
+    expect(a.style?.seed).toBe('shot-3:1');
+    expect(a.contentType).toBe('image/jpeg');
+    expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(true);
+    const replay = await processor.applyStyle(await png(cell), a.style!);
+    expect(Buffer.from(replay.data).equals(Buffer.from(a.data))).toBe(true);
+  });
+
+  it('refuses what is not an image with InvalidImageError and bad options with ValidationError', async () => {
+    await expect(processor.processPicture(Buffer.from('not a picture'), { cropWhiteBorders: true, styleSeed: null })).rejects.toBeInstanceOf(
+      InvalidImageError,
+    );
+    const good = await png(bordered(20, 20, { top: 1, right: 1, bottom: 1, left: 1 }));
+    await expect(processor.processPicture(good, null as never)).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.processPicture(good, { cropWhiteBorders: 'yes' as never, styleSeed: null })).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.processPicture(good, { cropWhiteBorders: true, styleSeed: 7 as never })).rejects.toBeInstanceOf(ValidationError);
+  });
 });
 
 describe('randomizeStyle and presets', () => {
