@@ -4,12 +4,14 @@ import {
   describeError,
   type EncodedImage,
   extensionFor,
-  type GridRequest,
   type ImageProvider,
   InvalidImageError,
   InvalidResponseError,
+  type Pictures,
+  type PicturesRequest,
   readImageInfo,
   throwIfAborted,
+  ValidationError,
 } from '@avatargen/core';
 import OpenAI, { toFile } from 'openai';
 import type { ImageEditParamsNonStreaming, ImageGenerateParamsNonStreaming } from 'openai/resources/images';
@@ -18,6 +20,10 @@ import { buildBasePrompt, buildGridPrompt } from './prompts.js';
 import { Semaphore } from './semaphore.js';
 
 export type Moderation = 'auto' | 'low';
+
+/** The grid that buildGridPrompt asks for. */
+const GRID_ROWS = 2;
+const GRID_COLS = 2;
 
 /** The few log methods the provider uses; a pino logger fits. */
 export interface ProviderLogger {
@@ -112,11 +118,18 @@ export class OpenAIImageProvider implements ImageProvider {
     return this.edit(prompt, image, request.signal);
   }
 
-  async gridFromBase(request: GridRequest): Promise<EncodedImage> {
+  /** One edits call whose prompt asks for a 2x2 grid: four pictures as one grid image, cut apart by the pipeline. */
+  async pictures(request: PicturesRequest): Promise<Pictures> {
     throwIfAborted(request.signal);
+    if (request.count !== GRID_ROWS * GRID_COLS) {
+      throw new ValidationError(
+        { count: `must be ${GRID_ROWS * GRID_COLS}, got ${String(request.count)}` },
+        `provider-openai makes ${GRID_ROWS * GRID_COLS} pictures per prompt (its prompt asks for a ${GRID_ROWS}x${GRID_COLS} grid), not ${String(request.count)}`,
+      );
+    }
     const prompt = buildGridPrompt(request.persona, request.prompt, { append: this.promptAppend });
     const image = await asUpload(request.base, 'Base image', 'base');
-    return this.edit(prompt, image, request.signal);
+    return { kind: 'grid', image: await this.edit(prompt, image, request.signal), rows: GRID_ROWS, cols: GRID_COLS };
   }
 
   private edit(prompt: string, image: File, signal: AbortSignal | undefined): Promise<EncodedImage> {

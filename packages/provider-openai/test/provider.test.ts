@@ -143,13 +143,17 @@ describe('image-to-image from a reference face (POST /v1/images/edits)', () => {
   });
 });
 
-describe('grid from the base image (POST /v1/images/edits)', () => {
+describe('pictures from the base image: one 2x2 grid (POST /v1/images/edits)', () => {
   it('sends the base as image[] with a 2x2-grid prompt from the idea and returns the grid', async () => {
     const base = { data: makeBorderedPng({ width: 40, height: 32, border: 2 }), contentType: 'image/png' };
     const grid = makeGridPng({ cell: 20, gutter: 4, margin: 4 });
     server().enqueue({ kind: 'image', image: grid, endpoint: 'edits' });
     const provider = providerFor(server(), { promptAppend: 'Shot on an old phone.' });
-    const image = await provider.gridFromBase({ persona, base, prompt: 'hiking at sunrise, laughing', seed });
+    const pictures = await provider.pictures({ persona, base, prompt: 'hiking at sunrise, laughing', count: 4, seed });
+    if (pictures.kind !== 'grid') throw new Error(`expected a grid, got ${pictures.kind}`);
+    expect([pictures.rows, pictures.cols]).toEqual([2, 2]);
+    const image = pictures.image;
+    expect(image.contentType).toBe('image/png');
 
     const request = server().requests[0];
     expect(request?.endpoint).toBe('edits');
@@ -164,11 +168,22 @@ describe('grid from the base image (POST /v1/images/edits)', () => {
 
   it('refuses an empty idea and a base that is not an image without calling the service', async () => {
     const base = { data: makeBorderedPng(), contentType: 'image/png' };
-    await expect(providerFor(server()).gridFromBase({ persona, base, prompt: '  ', seed })).rejects.toBeInstanceOf(ValidationError);
+    await expect(providerFor(server()).pictures({ persona, base, prompt: '  ', count: 4, seed })).rejects.toBeInstanceOf(ValidationError);
     const garbage = { data: Buffer.from('GIF? no. just text bytes'), contentType: 'image/png' };
-    await expect(providerFor(server()).gridFromBase({ persona, base: garbage, prompt: 'x', seed })).rejects.toBeInstanceOf(
+    await expect(providerFor(server()).pictures({ persona, base: garbage, prompt: 'x', count: 4, seed })).rejects.toBeInstanceOf(
       InvalidImageError,
     );
+    expect(server().requests).toHaveLength(0);
+  });
+
+  it('refuses any count but 4 (its prompt asks for a 2x2 grid), not retryable, without calling the service', async () => {
+    const base = { data: makeBorderedPng(), contentType: 'image/png' };
+    for (const count of [1, 6, 9, 0]) {
+      const error = await failure(providerFor(server()).pictures({ persona, base, prompt: 'at the beach', count, seed }));
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error.retryable).toBe(false);
+      expect(error.message).toContain(`makes 4 pictures per prompt (its prompt asks for a 2x2 grid), not ${count}`);
+    }
     expect(server().requests).toHaveLength(0);
   });
 });
