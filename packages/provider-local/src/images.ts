@@ -3,12 +3,14 @@ import {
   CancelledError,
   ConfigError,
   type EncodedImage,
-  type GridRequest,
   type ImageProvider,
   InvalidImageError,
   type PersonaData,
+  type Pictures,
+  type PicturesRequest,
   readImageInfo,
   throwIfAborted,
+  ValidationError,
 } from '@avatargen/core';
 import type * as avataaars from '@dicebear/avataaars';
 import type { createAvatar } from '@dicebear/core';
@@ -30,19 +32,20 @@ import { createRandom, type Random } from './seed.js';
 export interface LocalImageOptions {
   /** Side of the base portrait in pixels. Default 256. */
   imageSize?: number;
-  /** Side of one grid cell in pixels. Default: imageSize. */
-  cellSize?: number;
-  /** White gap between grid cells. Default: cellSize / 16. */
-  gutter?: number;
-  /** White frame around the grid. Default: cellSize / 10. */
+  /** Side of the scene in one picture, in pixels. Default: imageSize. */
+  pictureSize?: number;
+  /** White frame around each picture (as image services leave one). Default: pictureSize / 10. */
   margin?: number;
 }
 
-export interface GridLayout {
-  cell: number;
-  gutter: number;
+/** The most pictures one call draws. */
+const MAX_PICTURES = 16;
+
+export interface PictureLayout {
+  /** Side of the scene inside the frame. */
+  picture: number;
   margin: number;
-  /** Width and height of the whole grid image. */
+  /** Width and height of the whole picture, frame included. */
   size: number;
 }
 
@@ -89,7 +92,7 @@ const SKIN = {
   dark: ['ae5d29', '614335'],
   any: ['ffdbb4', 'edb98a', 'd08b5b', 'ae5d29', '614335'],
 };
-/** Clothes colours without white or near white, so no cell edge ever looks like a border. */
+/** Clothes colours without white or near white, so no picture edge ever looks like a border. */
 const CLOTHES = ['262e33', '65c9ff', '5199e4', '25557c', '929598', '3c4f5c', 'a7ffc4', 'ffafb9', 'ff488e', 'ff5c5c'];
 const EYES: NonNullable<avataaars.Options['eyes']> = ['default', 'happy', 'side', 'squint', 'wink', 'surprised'];
 const MOUTHS: NonNullable<avataaars.Options['mouth']> = ['smile', 'default', 'twinkle', 'serious'];
@@ -137,7 +140,7 @@ const PALETTES: Record<string, { sky: string[]; ground: string[] }> = {
 const OTHER_SKIES = ['7986cb', '4db6ac', 'ff8a65', 'ba68c8', '4fc3f7', 'aed581', 'f06292', 'ffb74d'];
 const STUDIO = ['b6e3f4', 'c0aede', 'd1d4f9', 'ffd5dc', 'ffdfbf'];
 
-/** Avatar height relative to the cell, per framing named in the prompt. */
+/** Avatar height relative to the picture, per framing named in the prompt. */
 const FRAMING_SCALE: Array<[RegExp, number]> = [
   [/wide|environmental|landscape/i, 0.58],
   [/full-body/i, 0.66],
@@ -146,11 +149,10 @@ const FRAMING_SCALE: Array<[RegExp, number]> = [
   [/head-and-shoulders|portrait/i, 0.92],
 ];
 
-export function gridLayout(options: LocalImageOptions = {}): GridLayout {
-  const cell = options.cellSize ?? options.imageSize ?? 256;
-  const gutter = options.gutter ?? Math.max(2, Math.round(cell / 16));
-  const margin = options.margin ?? Math.max(2, Math.round(cell / 10));
-  return { cell, gutter, margin, size: margin * 2 + cell * 2 + gutter };
+export function pictureLayout(options: LocalImageOptions = {}): PictureLayout {
+  const picture = options.pictureSize ?? options.imageSize ?? 256;
+  const margin = options.margin ?? Math.max(2, Math.round(picture / 10));
+  return { picture, margin, size: picture + margin * 2 };
 }
 
 function checkOptions(options: LocalImageOptions): void {
@@ -162,8 +164,7 @@ function checkOptions(options: LocalImageOptions): void {
     }
   };
   whole('imageSize', 32, 2048);
-  whole('cellSize', 32, 2048);
-  whole('gutter', 1, 512);
+  whole('pictureSize', 32, 2048);
   whole('margin', 1, 512);
   if (issues.length > 0) throw new ConfigError(issues);
 }
@@ -273,14 +274,14 @@ function sceneSvg(size: number, sky: string, ground: string, horizon: number): s
   );
 }
 
-async function renderCell(face: Face, prompt: string, size: number, r: Random, seed: string): Promise<Buffer> {
+async function renderShot(face: Face, prompt: string, size: number, r: Random, seed: string): Promise<Buffer> {
   const p = prompt.toLowerCase();
   const setting = SETTINGS.find((s) => p.includes(s.key));
   const palette = setting ? PALETTES[setting.key] : undefined;
   const sky = applyLight(palette ? r.pick(palette.sky) : r.pick(OTHER_SKIES), prompt);
   const ground = applyLight(palette ? r.pick(palette.ground) : r.pick(OTHER_SKIES), prompt);
   const scale = FRAMING_SCALE.find(([re]) => re.test(prompt))?.[1] ?? r.pick([1, 0.92, 0.8]);
-  // Each of the four shots differs a little: scale, position, expression, clothes, glasses.
+  // Each shot of a prompt differs a little: scale, position, expression, clothes, glasses.
   const avatarSize = Math.max(16, Math.round(size * Math.min(1, scale * (0.94 + r.next() * 0.08))));
   const left = Math.round((size - avatarSize) / 2 + (r.next() - 0.5) * (size - avatarSize) * 0.8);
   const outdoors = ['beach', 'park', 'mountain', 'lake', 'market', 'rooftop', 'street', 'garden', 'concert'].includes(
@@ -338,12 +339,13 @@ async function step<T>(signal: AbortSignal | undefined, work: () => Promise<T>):
  * Pictures drawn with DiceBear's avataaars style and rendered by sharp, with no network. The face
  * (skin, hair, brows, beard) comes from the persona's identity, so every shot shows the same
  * person; the setting, light and framing named in the prompt choose the scene, and each shot
- * varies expression, clothes and glasses. Grids are 2x2 with white gutters and a white margin.
+ * varies expression, clothes and glasses. `pictures` returns separate pictures (no grid), each in a
+ * white frame that the image processor crops off.
  */
 export function createLocalImageProvider(options: LocalImageOptions = {}): ImageProvider {
   checkOptions(options);
   const baseSize = options.imageSize ?? 256;
-  const layout = gridLayout(options);
+  const layout = pictureLayout(options);
 
   return {
     async baseImage(request: BaseImageRequest): Promise<EncodedImage> {
@@ -360,8 +362,11 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
       });
     },
 
-    async gridFromBase(request: GridRequest): Promise<EncodedImage> {
+    async pictures(request: PicturesRequest): Promise<Pictures> {
       throwIfAborted(request.signal);
+      if (!Number.isInteger(request.count) || request.count < 1 || request.count > MAX_PICTURES) {
+        throw new ValidationError({ count: `must be a whole number from 1 to ${MAX_PICTURES}, got ${String(request.count)}` });
+      }
       // The base is not drawn from (the face comes from the persona), but it must be an image.
       const info = readImageInfo(request.base.data);
       if (info.contentType !== request.base.contentType) {
@@ -369,26 +374,21 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
       }
       const face = faceOf(request.persona);
       const prompt = request.prompt ?? '';
-      const cells: Buffer[] = [];
-      for (let index = 0; index < 4; index++) {
-        const r = createRandom('shot', faceSeed(request.persona), request.seed, prompt, index);
-        cells.push(await step(request.signal, () => renderCell(face, prompt, layout.cell, r, `${request.seed}:${index}`)));
-      }
-      const { cell, gutter, margin, size } = layout;
+      const { picture, margin, size } = layout;
       const sharp = await loadSharp();
-      const data = await step(request.signal, () =>
-        sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' } })
-          .composite(
-            cells.map((input, index) => ({
-              input,
-              left: margin + (index % 2) * (cell + gutter),
-              top: margin + Math.floor(index / 2) * (cell + gutter),
-            })),
-          )
-          .png()
-          .toBuffer(),
-      );
-      return { data, contentType: 'image/png' };
+      const images: EncodedImage[] = [];
+      for (let index = 0; index < request.count; index++) {
+        const r = createRandom('shot', faceSeed(request.persona), request.seed, prompt, index);
+        const scene = await step(request.signal, () => renderShot(face, prompt, picture, r, `${request.seed}:${index}`));
+        const data = await step(request.signal, () =>
+          sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' } })
+            .composite([{ input: scene, left: margin, top: margin }])
+            .png()
+            .toBuffer(),
+        );
+        images.push({ data, contentType: 'image/png' });
+      }
+      return { kind: 'images', images };
     },
   };
 }

@@ -36,6 +36,6 @@ export function localPlugin(options: LocalProviderOptions = {}): AvatarGenPlugin
 
 export { BIO_LIMITS, createLocalPersonaProvider, MAX_PERSONAS_PER_CALL } from './personas.js';
 export { createLocalPromptProvider } from './prompts.js';
-export { createLocalImageProvider, faceSeed, type GridLayout, gridLayout, type LocalImageOptions } from './images.js';
+export { createLocalImageProvider, faceSeed, type LocalImageOptions, type PictureLayout, pictureLayout } from './images.js';
 export { readCues, readAgeRange, type DescriptionCues } from './cues.js';
 export { fakerLocaleFor, sexedFirstNames } from './locales.js';

@@ -5,15 +5,23 @@ import {
   InvalidImageError,
   type PersonaData,
   readImageInfo,
+  ValidationError,
 } from '@avatargen/core';
 import { samplePersona } from '@avatargen/core/testing';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createLocalImageProvider, createLocalProviders, gridLayout } from '../src/index.js';
+import { createLocalImageProvider, createLocalProviders, pictureLayout } from '../src/index.js';
 
-const CELL = 96;
-const provider = createLocalImageProvider({ imageSize: 80, cellSize: CELL });
-const layout = gridLayout({ imageSize: 80, cellSize: CELL });
+const PICTURE = 96;
+const provider = createLocalImageProvider({ imageSize: 80, pictureSize: PICTURE });
+const layout = pictureLayout({ imageSize: 80, pictureSize: PICTURE });
+
+/** `count` pictures for one prompt: the provider answers with separate images. */
+async function shots(request: Parameters<typeof provider.pictures>[0]): Promise<EncodedImage[]> {
+  const answer = await provider.pictures(request);
+  if (answer.kind !== 'images') throw new Error(`expected separate images, got ${answer.kind}`);
+  return answer.images;
+}
 
 interface Raw {
   data: Buffer;
@@ -79,104 +87,89 @@ describe('base portraits', () => {
   });
 });
 
-describe('grids', () => {
-  const grids: Array<{ persona: PersonaData; prompt: string; image: EncodedImage }> = [];
+describe('pictures', () => {
+  const sets: Array<{ persona: PersonaData; prompt: string; images: EncodedImage[] }> = [];
   beforeAll(async () => {
     for (const persona of personas) {
       const base = await provider.baseImage({ persona, seed: 'grid' });
       for (const prompt of prompts.slice(0, 2)) {
-        grids.push({ persona, prompt, image: await provider.gridFromBase({ persona, base, prompt, seed: 'grid' }) });
+        sets.push({ persona, prompt, images: await shots({ persona, base, prompt, count: 4, seed: 'grid' }) });
       }
     }
     const persona = personas[0] as PersonaData;
     const base = await provider.baseImage({ persona, seed: 'grid' });
     for (const prompt of prompts.slice(2)) {
-      grids.push({ persona, prompt, image: await provider.gridFromBase({ persona, base, prompt, seed: 'grid' }) });
+      sets.push({ persona, prompt, images: await shots({ persona, base, prompt, count: 4, seed: 'grid' }) });
     }
   });
 
-  it('are square PNGs of margin + 2 cells + gutter that readImageInfo and sharp accept', async () => {
-    expect(layout).toEqual({ cell: 96, gutter: 6, margin: 10, size: 10 * 2 + 96 * 2 + 6 });
-    for (const { image } of grids) {
-      expect(readImageInfo(image.data)).toMatchObject({ format: 'png', width: layout.size, height: layout.size });
-      const meta = await sharp(image.data).metadata();
-      expect([meta.width, meta.height]).toEqual([layout.size, layout.size]);
+  it('are `count` separate square PNGs of picture + 2 margins that readImageInfo and sharp accept', async () => {
+    expect(layout).toEqual({ picture: 96, margin: 10, size: 96 + 2 * 10 });
+    for (const { images } of sets) {
+      expect(images).toHaveLength(4);
+      for (const image of images) {
+        expect(image.contentType).toBe('image/png');
+        expect(readImageInfo(image.data)).toMatchObject({ format: 'png', width: layout.size, height: layout.size });
+        const meta = await sharp(image.data).metadata();
+        expect([meta.width, meta.height]).toEqual([layout.size, layout.size]);
+      }
     }
+    const persona = personas[0] as PersonaData;
+    const base = await provider.baseImage({ persona, seed: 'grid' });
+    expect(await shots({ persona, base, prompt: prompts[0] as string, count: 6, seed: 'grid' })).toHaveLength(6);
   });
 
-  it('have an all-white margin and gutters, and cells whose edges are not white, so they split cleanly into 4', async () => {
-    const { cell, gutter, margin, size } = layout;
-    for (const { image, prompt } of grids) {
-      const img = await raw(image.data);
-      for (let i = 0; i < margin; i++) {
-        expect(rowWhite(img, i), `top margin row ${i}`).toBe(true);
-        expect(rowWhite(img, size - 1 - i), `bottom margin row ${i}`).toBe(true);
-        expect(colWhite(img, i), `left margin column ${i}`).toBe(true);
-        expect(colWhite(img, size - 1 - i), `right margin column ${i}`).toBe(true);
-      }
-      for (let i = 0; i < gutter; i++) {
-        expect(rowWhite(img, margin + cell + i), `gutter row ${i}`).toBe(true);
-        expect(colWhite(img, margin + cell + i), `gutter column ${i}`).toBe(true);
-      }
-      // Each of the 4 cells: its outermost rows and columns are picture, not border.
-      for (let index = 0; index < 4; index++) {
-        const x0 = margin + (index % 2) * (cell + gutter);
-        const y0 = margin + Math.floor(index / 2) * (cell + gutter);
+  it('have an all-white frame around a scene whose edges are not white, so cropping takes exactly the frame', async () => {
+    const { picture, margin, size } = layout;
+    for (const { images, prompt } of sets) {
+      for (const [index, image] of images.entries()) {
+        const img = await raw(image.data);
+        for (let i = 0; i < margin; i++) {
+          expect(rowWhite(img, i), `top margin row ${i}`).toBe(true);
+          expect(rowWhite(img, size - 1 - i), `bottom margin row ${i}`).toBe(true);
+          expect(colWhite(img, i), `left margin column ${i}`).toBe(true);
+          expect(colWhite(img, size - 1 - i), `right margin column ${i}`).toBe(true);
+        }
         const edges = {
-          top: Array.from({ length: cell }, (_, k) => pixel(img, x0 + k, y0)),
-          bottom: Array.from({ length: cell }, (_, k) => pixel(img, x0 + k, y0 + cell - 1)),
-          left: Array.from({ length: cell }, (_, k) => pixel(img, x0, y0 + k)),
-          right: Array.from({ length: cell }, (_, k) => pixel(img, x0 + cell - 1, y0 + k)),
+          top: Array.from({ length: picture }, (_, k) => pixel(img, margin + k, margin)),
+          bottom: Array.from({ length: picture }, (_, k) => pixel(img, margin + k, margin + picture - 1)),
+          left: Array.from({ length: picture }, (_, k) => pixel(img, margin, margin + k)),
+          right: Array.from({ length: picture }, (_, k) => pixel(img, margin + picture - 1, margin + k)),
         };
         for (const [side, pixels] of Object.entries(edges)) {
-          expect(nearWhiteShare(pixels), `${prompt}: cell ${index} ${side} edge`).toBeLessThan(0.5);
+          expect(nearWhiteShare(pixels), `${prompt}: picture ${index} ${side} edge`).toBeLessThan(0.5);
         }
       }
-      // Splitting the way image processors do gives four equal cells.
-      const cells = await Promise.all(
-        [0, 1, 2, 3].map((index) =>
-          sharp(image.data)
-            .extract({
-              left: margin + (index % 2) * (cell + gutter),
-              top: margin + Math.floor(index / 2) * (cell + gutter),
-              width: cell,
-              height: cell,
-            })
-            .png()
-            .toBuffer(),
-        ),
-      );
-      for (const c of cells) expect(readImageInfo(c)).toMatchObject({ width: cell, height: cell });
-      // ...and four different shots
-      expect(new Set(cells.map((c) => c.toString('base64'))).size).toBe(4);
+      // four different shots of the prompt, not one picture four times
+      expect(new Set(images.map((image) => Buffer.from(image.data).toString('base64'))).size).toBe(4);
     }
   });
 
   it('change with the prompt and stay the same for the same prompt and seed', async () => {
     const persona = personas[0] as PersonaData;
     const base = await provider.baseImage({ persona, seed: 'grid' });
-    const again = await provider.gridFromBase({ persona, base, prompt: prompts[0] as string, seed: 'grid' });
-    const first = grids.find((g) => g.persona === persona && g.prompt === prompts[0]);
-    expect(Buffer.from(again.data).equals(Buffer.from(first?.image.data ?? []))).toBe(true);
-    const other = grids.find((g) => g.persona === persona && g.prompt === prompts[1]);
-    expect(Buffer.from(other?.image.data ?? []).equals(Buffer.from(first?.image.data ?? []))).toBe(false);
+    const again = await shots({ persona, base, prompt: prompts[0] as string, count: 4, seed: 'grid' });
+    const first = sets.find((g) => g.persona === persona && g.prompt === prompts[0]);
+    expect(again.map((image, i) => Buffer.from(image.data).equals(Buffer.from(first?.images[i]?.data ?? [])))).toEqual([true, true, true, true]);
+    const other = sets.find((g) => g.persona === persona && g.prompt === prompts[1]);
+    expect(Buffer.from(other?.images[0]?.data ?? []).equals(Buffer.from(first?.images[0]?.data ?? []))).toBe(false);
+    const reseeded = await shots({ persona, base, prompt: prompts[0] as string, count: 4, seed: 'another' });
+    expect(Buffer.from(reseeded[0]?.data ?? []).equals(Buffer.from(first?.images[0]?.data ?? []))).toBe(false);
   });
 
   it('take their scene colours from the setting in the prompt', async () => {
-    // The top-left pixel of each cell is sky: the concert at night is much darker than the park at golden hour.
-    const brightness = async (image: EncodedImage) => {
-      const img = await raw(image.data);
-      const { cell, gutter, margin } = layout;
+    // The top-left pixel inside each frame is sky: the concert at night is much darker than the park at golden hour.
+    const brightness = async (images: EncodedImage[]) => {
       let sum = 0;
-      for (let index = 0; index < 4; index++) {
-        const [r, g, b] = pixel(img, margin + (index % 2) * (cell + gutter) + 1, margin + Math.floor(index / 2) * (cell + gutter) + 1);
+      for (const image of images) {
+        const [r, g, b] = pixel(await raw(image.data), layout.margin + 1, layout.margin + 1);
         sum += r + g + b;
       }
-      return sum / 12;
+      return sum / (3 * images.length);
     };
-    const park = grids.find((g) => g.persona === personas[0] && g.prompt === prompts[0]);
-    const concert = grids.find((g) => g.prompt === prompts[2]);
-    expect(await brightness(concert?.image as EncodedImage)).toBeLessThan((await brightness(park?.image as EncodedImage)) - 60);
+    const park = sets.find((g) => g.persona === personas[0] && g.prompt === prompts[0]);
+    const concert = sets.find((g) => g.prompt === prompts[2]);
+    expect(await brightness(concert?.images ?? [])).toBeLessThan((await brightness(park?.images ?? [])) - 60);
   });
 });
 
@@ -185,14 +178,21 @@ describe('errors and cancellation', () => {
 
   it('refuses a base that is not an image with InvalidImageError', async () => {
     await expect(
-      provider.gridFromBase({ persona, base: { data: Buffer.from('not an image at all'), contentType: 'image/png' }, prompt: 'x', seed: 's' }),
+      provider.pictures({ persona, base: { data: Buffer.from('not an image at all'), contentType: 'image/png' }, prompt: 'x', count: 4, seed: 's' }),
     ).rejects.toBeInstanceOf(InvalidImageError);
   });
 
-  it('rejects with CancelledError when the signal fires while a grid is being drawn', async () => {
+  it('refuses a count that is not a whole number from 1 to 16 with ValidationError', async () => {
+    const base = await provider.baseImage({ persona, seed: 's' });
+    for (const count of [0, 17, 2.5]) {
+      await expect(provider.pictures({ persona, base, prompt: 'x', count, seed: 's' })).rejects.toBeInstanceOf(ValidationError);
+    }
+  });
+
+  it('rejects with CancelledError when the signal fires while pictures are being drawn', async () => {
     const base = await provider.baseImage({ persona, seed: 's' });
     const controller = new AbortController();
-    const pending = provider.gridFromBase({ persona, base, prompt: prompts[0] as string, seed: 's', signal: controller.signal });
+    const pending = provider.pictures({ persona, base, prompt: prompts[0] as string, count: 4, seed: 's', signal: controller.signal });
     controller.abort();
     await expect(pending).rejects.toBeInstanceOf(CancelledError);
     const pendingBase = provider.baseImage({ persona, seed: 's', signal: controller.signal });
@@ -201,7 +201,7 @@ describe('errors and cancellation', () => {
 
   it('refuses bad sizes with a ConfigError naming the option', () => {
     expect(() => createLocalImageProvider({ imageSize: 10 })).toThrow(ConfigError);
-    expect(() => createLocalImageProvider({ cellSize: 1.5 })).toThrow(/cellSize/);
-    expect(() => createLocalImageProvider({ gutter: 0 })).toThrow(/gutter/);
+    expect(() => createLocalImageProvider({ pictureSize: 1.5 })).toThrow(/pictureSize/);
+    expect(() => createLocalImageProvider({ margin: 0 })).toThrow(/margin/);
   });
 });
