@@ -68,11 +68,15 @@ function benchImagesPlugin(): AvatarGenPlugin {
     }),
     thumbnail: async (bytes) => bytes,
     processGrid: async () => [0, 1, 2, 3].map((i) => ({ ...image(), width: SIDE, height: SIDE, style: null, data: images[(n + i) % images.length] as Buffer })),
+    processPicture: async (bytes) => ({ data: bytes, contentType: 'image/png', width: SIDE, height: SIDE, style: null }),
   };
   return definePlugin({
     name: 'bench-images',
     register(context) {
-      context.provide('imageProvider', { baseImage: async () => image(), gridFromBase: async () => image() });
+      context.provide('imageProvider', {
+        baseImage: async () => image(),
+        pictures: async ({ count }) => ({ kind: 'images', images: Array.from({ length: count }, () => image()) }),
+      });
       context.provide('imageProcessor', passThrough);
     },
   });
