@@ -205,12 +205,15 @@ export class Pipeline {
     const onLost = (error?: Error) => {
       if (lost) return;
       lost = true;
-      if (this.listener === client) this.listener = undefined;
+      // A connection that was up starts the backoff afresh; a failed try waits longer than the last.
+      const wasUp = this.listener === client;
+      if (wasUp) this.listener = undefined;
       client.end().catch(() => undefined);
       if (!this.started) return;
       if (error) this.databaseTrouble(error, 'notification listener lost');
-      const wait = Math.min(250 * 2 ** Math.min(attempt, 6), 10_000);
-      this.listenerRetry = setTimeout(() => void this.connectListener(attempt + 1), wait);
+      const next = wasUp ? 1 : attempt + 1;
+      const wait = Math.min(250 * 2 ** Math.min(next - 1, 6), 10_000);
+      this.listenerRetry = setTimeout(() => void this.connectListener(next), wait);
     };
     client.on('error', onLost);
     client.on('end', () => onLost(new Error('Connection terminated')));
@@ -487,17 +490,19 @@ export class Pipeline {
           stage === 'batch'
             ? `select batch_no as unit from persona_batches where task_id = $1 and status = 'pending'`
             : `select id as unit from personas where task_id = $1 and images_status = 'pending'`;
-        // pgboss.job is pg-boss's documented job table; data is the job's JSON payload.
+        // pgboss.job is pg-boss's documented job table; data is the job's JSON payload. One pass
+        // over this task's jobs of this run (not one per unit: the reconcile runs this often).
         const { rows } = await client.query(
-          `with pending as (${pending})
-           select u.unit,
-                  exists(select 1 from pgboss.job j where j.name = $2 and j.state in ('created', 'retry', 'active')
-                           and j.data->>'taskId' = $1 and (j.data->>'${unitColumn}')::int = u.unit
-                           and (j.data->>'run')::int = $3) as live,
-                  (select count(*)::int from pgboss.job j where j.name = $2 and j.state = 'failed'
-                           and j.data->>'taskId' = $1 and (j.data->>'${unitColumn}')::int = u.unit
-                           and (j.data->>'run')::int = $3) as failed
-           from pending u order by u.unit`,
+          `with pending as (${pending}),
+                jobs as (select (j.data->>'${unitColumn}')::int as unit,
+                                count(*) filter (where j.state in ('created', 'retry', 'active'))::int as live,
+                                count(*) filter (where j.state = 'failed')::int as failed
+                         from pgboss.job j
+                         where j.name = $2 and j.state in ('created', 'retry', 'active', 'failed')
+                           and j.data->>'taskId' = $1 and (j.data->>'run')::int = $3
+                         group by 1)
+           select u.unit, coalesce(jobs.live, 0) > 0 as live, coalesce(jobs.failed, 0) as failed
+           from pending u left join jobs on jobs.unit = u.unit order by u.unit`,
           [taskId, queue, task.run],
         );
         const jobs: Array<{ name: string; data: BatchJob | ImagesJob; expireInSeconds: number }> = [];

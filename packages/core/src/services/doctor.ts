@@ -96,66 +96,6 @@ interface TaskRow {
   prefix: string;
 }
 
-/** What one task's folder holds against what its rows name. */
-class TaskCheck {
-  private readonly seen = new Set<string>();
-  private readonly derived: Array<{ object: StoredObject; source: string }> = [];
-  readonly orphans: OrphanObject[] = [];
-
-  constructor(
-    readonly task: TaskRow,
-    /** The task's rows whose key lies in its own folder, by key. */
-    readonly refs: Map<string, Ref[]>,
-    /** How many of the task's rows name an object (those outside its folder included). */
-    readonly rows: number,
-    private readonly foreign: ForeignRefs,
-    private readonly derivedFrom: DoctorOptions['derivedFrom'],
-  ) {}
-
-  add(object: StoredObject): void {
-    if (this.refs.has(object.key)) {
-      this.seen.add(object.key);
-      return;
-    }
-    if (this.foreign.see(object.key)) return;
-    const source = this.derivedFrom?.(object.key);
-    if (source) this.derived.push({ object, source });
-    else this.orphans.push({ key: object.key, size: object.size, taskId: this.task.id });
-  }
-
-  /** The rows whose object was not listed, and the derived objects whose source is not there. */
-  finish(): { missing: Ref[]; orphans: OrphanObject[] } {
-    const missing: Ref[] = [];
-    for (const [key, refs] of this.refs) if (!this.seen.has(key)) missing.push(...refs);
-    for (const { object, source } of this.derived) {
-      const present = this.refs.has(source) ? this.seen.has(source) : this.foreign.has(source);
-      if (!present) this.orphans.push({ key: object.key, size: object.size, taskId: this.task.id });
-    }
-    return { missing, orphans: this.orphans };
-  }
-}
-
-/** Rows whose key lies outside their own task's folder (none are made today; the doctor still goes by the rows). */
-class ForeignRefs {
-  private readonly seen = new Set<string>();
-  constructor(readonly refs: Map<string, Array<Ref & { status: TaskStatus }>>) {}
-
-  has(key: string): boolean {
-    return this.refs.has(key);
-  }
-
-  /** Marks the object as listed when a row references it. */
-  see(key: string): boolean {
-    if (!this.refs.has(key)) return false;
-    this.seen.add(key);
-    return true;
-  }
-
-  wasSeen(key: string): boolean {
-    return this.seen.has(key);
-  }
-}
-
 const isEnded = (status: TaskStatus) => FINAL_STATUSES.includes(status);
 
 /** The task folder an object key is in (`tasks/<prefix>/...`), or null for a key directly under `tasks/`. */
@@ -192,7 +132,7 @@ function hasTempSweep(storage: ObjectStorage): storage is ObjectStorage & TempSw
  * filesystem storage and on S3. Pending and running tasks are skipped. With `fix`, repairs what it
  * found (see DoctorOptions.fix).
  *
- * Memory: one task's rows at a time, plus the findings.
+ * Memory: every key the rows name (one entry per stored picture), plus the findings.
  */
 export class Doctor {
   constructor(
@@ -214,83 +154,51 @@ export class Doctor {
       prefix: r.storage_prefix,
     }));
     const byPrefix = new Map(taskRows.map((t) => [t.prefix, t]));
-    const foreign = await this.foreignRefs(em);
-    const skippedTasks = new Set(taskRows.filter((t) => !isEnded(t.status)).map((t) => t.id));
-    let skippedObjects = 0;
+    const ended = new Set(taskRows.filter((t) => isEnded(t.status)).map((t) => t.id));
+    const skippedTasks = new Set(taskRows.filter((t) => !ended.has(t.id)).map((t) => t.id));
+
+    // Every key a row names (one entry per stored picture: a few MB for a large site).
+    const refs = new Map<string, Ref[]>();
+    for (const r of await em.execute('select task_id, persona_id, idx, key from persona_images')) {
+      addRef(refs, { taskId: r.task_id, personaId: r.persona_id, kind: 'image', idx: r.idx, key: r.key });
+    }
+    for (const r of await em.execute('select task_id, id, base_image_key from personas where base_image_key is not null')) {
+      addRef(refs, { taskId: r.task_id, personaId: r.id, kind: 'base', idx: null, key: r.base_image_key });
+    }
+
+    // One streamed pass over the storage, in whatever order it lists.
+    const seen = new Set<string>();
+    const unreferenced: Array<{ object: StoredObject; taskId: string | null }> = [];
     let objects = 0;
-    const check = (task: TaskRow) => this.check(em, task, foreign, options.derivedFrom);
-    const rowsByTask = new Map<string, number>();
-
-    const missingByTask = new Map<string, Ref[]>();
-    const orphansByTask = new Map<string, OrphanObject[]>();
-    const homeless: OrphanObject[] = []; // in folders of no task
-    const derivedHomeless: Array<{ object: StoredObject; source: string }> = [];
-    const finished = new Set<string>();
-    const relist = new Set<string>();
-    const record = (check: TaskCheck) => {
-      const { missing, orphans } = check.finish();
-      // A task listed again replaces what its first, partial look found.
-      missingByTask.set(check.task.id, missing);
-      orphansByTask.set(check.task.id, orphans);
-      rowsByTask.set(check.task.id, check.rows);
-      finished.add(check.task.prefix);
-    };
-
-    // One pass over every object. A task's objects come one after another (S3 lists keys in order,
-    // the filesystem folder by folder), so one task's rows are in memory at a time. A storage that
-    // lists in another order still gets a right answer: such a task is listed again on its own.
-    let current: TaskCheck | undefined;
+    let skippedObjects = 0;
     for await (const object of this.storage.list(ROOT)) {
       objects++;
       const folder = folderOf(object.key);
       const task = folder === null ? undefined : byPrefix.get(folder);
-      if (!task) {
-        if (foreign.see(object.key)) continue;
-        const source = options.derivedFrom?.(object.key);
-        if (source) derivedHomeless.push({ object, source });
-        else homeless.push({ key: object.key, size: object.size, taskId: null });
-        continue;
-      }
-      if (!isEnded(task.status)) {
-        foreign.see(object.key); // a row of an ended task may still name it
-        skippedObjects++;
-        continue;
-      }
-      if (relist.has(task.prefix)) continue;
-      if (current?.task !== task) {
-        if (current) record(current);
-        current = undefined;
-        if (finished.has(task.prefix)) {
-          relist.add(task.prefix);
-          continue;
-        }
-        current = await check(task);
-      }
-      current.add(object);
+      // A running task writes its objects a moment before their rows: leave them alone.
+      if (task && !ended.has(task.id)) skippedObjects++;
+      else if (refs.has(object.key)) seen.add(object.key);
+      else unreferenced.push({ object, taskId: task?.id ?? null });
     }
-    if (current) record(current);
-    for (const prefix of relist) {
-      const task = byPrefix.get(prefix) as TaskRow;
-      const again = await check(task);
-      for await (const object of this.storage.list(`${ROOT}${prefix}/`)) again.add(object);
-      record(again);
-    }
-    // Ended tasks with no object at all: every row of theirs is missing its object.
-    for (const task of taskRows) {
-      if (isEnded(task.status) && !finished.has(task.prefix)) record(await check(task));
-    }
-    for (const { object, source } of derivedHomeless) {
-      if (!foreign.has(source)) homeless.push({ key: object.key, size: object.size, taskId: null });
-    }
-    // Rows of ended tasks pointing outside their folder: found in the listing, or (outside tasks/) looked up.
-    for (const [key, refs] of foreign.refs) {
-      const ended = refs.filter((r) => isEnded(r.status));
-      if (ended.length === 0 || foreign.wasSeen(key)) continue;
-      if (!key.startsWith(ROOT) && (await this.exists(key))) continue;
-      for (const ref of ended) {
-        const { status: _status, ...plain } = ref;
-        missingByTask.set(ref.taskId, [...(missingByTask.get(ref.taskId) ?? []), plain]);
+
+    const missingByTask = new Map<string, Ref[]>();
+    let rows = 0;
+    for (const [key, list] of refs) {
+      for (const ref of list) {
+        if (!ended.has(ref.taskId)) continue;
+        rows++;
+        if (!seen.has(key)) missingByTask.set(ref.taskId, [...(missingByTask.get(ref.taskId) ?? []), ref]);
       }
+    }
+    // A derived object (a cached thumbnail) is kept while its source is referenced and present.
+    const orphansByTask = new Map<string, OrphanObject[]>();
+    const homeless: OrphanObject[] = []; // in folders of no task
+    for (const { object, taskId } of unreferenced) {
+      const source = options.derivedFrom?.(object.key);
+      if (source && seen.has(source)) continue;
+      const orphan = { key: object.key, size: object.size, taskId };
+      if (taskId === null) homeless.push(orphan);
+      else orphansByTask.set(taskId, [...(orphansByTask.get(taskId) ?? []), orphan]);
     }
 
     // Statuses may have changed while the storage was listed: a task retried or deleted meanwhile is
@@ -307,7 +215,7 @@ export class Doctor {
 
     const report: DoctorReport = {
       objects,
-      rows: [...rowsByTask.values()].reduce((sum, n) => sum + n, 0),
+      rows,
       tasks: taskRows.filter((t) => !skippedTasks.has(t.id)).length,
       skipped: { tasks: skippedTasks.size, objects: skippedObjects },
       missing: { count: missing.length, items: missing.slice(0, limit) },
@@ -320,51 +228,6 @@ export class Doctor {
       report.healthy = report.fixed.errors.length === 0;
     }
     return report;
-  }
-
-  /** Loads one ended task's rows (those inside its folder; the others are foreign). */
-  private async check(
-    em: EntityManager,
-    task: TaskRow,
-    foreign: ForeignRefs,
-    derivedFrom: DoctorOptions['derivedFrom'],
-  ): Promise<TaskCheck> {
-    const folder = `${ROOT}${task.prefix}/`;
-    const refs = new Map<string, Ref[]>();
-    const images = await em.execute('select persona_id, idx, key from persona_images where task_id = ?', [task.id]);
-    for (const r of images) {
-      if (r.key.startsWith(folder)) addRef(refs, { taskId: task.id, personaId: r.persona_id, kind: 'image', idx: r.idx, key: r.key });
-    }
-    const bases = await em.execute('select id, base_image_key from personas where task_id = ? and base_image_key is not null', [task.id]);
-    for (const r of bases) {
-      if (r.base_image_key.startsWith(folder)) {
-        addRef(refs, { taskId: task.id, personaId: r.id, kind: 'base', idx: null, key: r.base_image_key });
-      }
-    }
-    return new TaskCheck(task, refs, images.length + bases.length, foreign, derivedFrom);
-  }
-
-  /** Rows (of any task) whose key is not inside their task's folder. */
-  private async foreignRefs(em: EntityManager): Promise<ForeignRefs> {
-    const rows = await em.execute(
-      `select i.key, i.task_id, i.persona_id, i.idx, t.status from persona_images i join generation_tasks t on t.id = i.task_id
-        where left(i.key, length(t.storage_prefix) + 7) <> 'tasks/' || t.storage_prefix || '/'
-       union all
-       select p.base_image_key, p.task_id, p.id, null, t.status from personas p join generation_tasks t on t.id = p.task_id
-        where p.base_image_key is not null and left(p.base_image_key, length(t.storage_prefix) + 7) <> 'tasks/' || t.storage_prefix || '/'`,
-    );
-    const map = new Map<string, Array<Ref & { status: TaskStatus }>>();
-    for (const r of rows) {
-      const ref = { taskId: r.task_id, personaId: r.persona_id, kind: r.idx === null ? 'base' : 'image', idx: r.idx, key: r.key, status: r.status } as const;
-      map.set(r.key, [...(map.get(r.key) ?? []), ref]);
-    }
-    return new ForeignRefs(map);
-  }
-
-  /** Whether an object outside `tasks/` exists (rows point there only by hand): one listing of its own key. */
-  private async exists(key: string): Promise<boolean> {
-    for await (const object of this.storage.list(key)) if (object.key === key) return true;
-    return false;
   }
 
   private async dropChanged(
