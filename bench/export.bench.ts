@@ -25,17 +25,15 @@ import { join } from 'node:path';
 import {
   type AvatarGenPlugin,
   createAvatarGen,
-  createFilesystemStorage,
   definePlugin,
-  filesystemStoragePlugin,
   type ImageProcessor,
-  openFilesystemReader,
   readImageInfo,
   readObject,
 } from '@avatargen/core';
 import { createTestDatabase, encodePng } from '@avatargen/core/testing';
 import { createApp, listen } from '@avatargen/host-koa';
 import { localPlugin } from '@avatargen/provider-local';
+import { createFilesystemStorage, filesystemStoragePlugin, openFilesystemReader } from '@avatargen/storage-filesystem';
 import { hostNodeFlags } from './host-flags.js';
 
 const COUNT = Number(process.env.BENCH_PERSONAS ?? 300);

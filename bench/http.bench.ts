@@ -17,11 +17,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAvatarGen, filesystemStoragePlugin } from '@avatargen/core';
+import { createAvatarGen } from '@avatargen/core';
 import { createTestDatabase } from '@avatargen/core/testing';
 import { createApp, listen } from '@avatargen/host-koa';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
+import { filesystemStoragePlugin } from '@avatargen/storage-filesystem';
 import { hostNodeFlags } from './host-flags.js';
 import Koa from 'koa';
 

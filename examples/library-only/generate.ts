@@ -17,9 +17,10 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { createAvatarGen, filesystemStoragePlugin, isFinal, loadConfig, type TaskView } from '@avatargen/core';
+import { createAvatarGen, isFinal, loadConfig, type TaskView } from '@avatargen/core';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
+import { filesystemStoragePlugin } from '@avatargen/storage-filesystem';
 
 const { values } = parseArgs({
   options: {

@@ -1,8 +1,9 @@
 import { packageBuild } from '../../tsup.shared.js';
 
-// The ZIP worker and the filesystem storage's worker reader are entries of their own: a worker
-// thread loads dist/zip-worker.js (and dist/filesystem-reader.js) without the rest of core.
+// The ZIP worker is an entry of its own: a worker thread loads dist/zip-worker.js without the rest
+// of core. So are the errors: a storage's worker reader (@avatargen/storage-filesystem's) imports
+// @avatargen/core/errors alone; index and errors share one chunk, so instanceof holds across both.
 export default packageBuild(
-  { index: 'src/index.ts', testing: 'src/testing.ts', 'zip-worker': 'src/exports/zip-worker.ts', 'filesystem-reader': 'src/storage/filesystem-reader.ts' },
+  { index: 'src/index.ts', testing: 'src/testing.ts', errors: 'src/errors.ts', 'zip-worker': 'src/exports/zip-worker.ts' },
   { external: ['vitest'] },
 );

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { type OwnedPostgres, startOwnedPostgres } from '@avatargen/core/testing';
+import { type OwnedPostgres, startOwnedPostgres } from '@avatargen/embedded-postgres/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AvatargenProcess, freePort, runAvatargen } from '../support/avatargen.js';

@@ -20,8 +20,5 @@ export * from './services/tasks.js';
 export * from './services/users.js';
 export * from './services/views.js';
 export * from './util.js';
-export * from './embedded-postgres.js';
-export * from './storage/filesystem.js';
-export * from './storage/filesystem-reader.js';
 export * from './storage/read.js';
 export * from './storage/prefix.js';

@@ -1,7 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
-  findFreePort,
   InvalidResponseError,
   isDatabaseUnavailable,
   isOutage,
@@ -11,6 +10,7 @@ import {
   withRetry,
 } from '../src/index.js';
 import { testServerUrl } from '../src/testing.js';
+import { findFreePort } from './support/free-port.js';
 
 /** Runs withRetry over a script of outcomes; returns what happened. */
 async function run(outcomes: Array<Error | 'ok'>, options: { attempts: number; windowMs?: number; baseDelayMs?: number }) {

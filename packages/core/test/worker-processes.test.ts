@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createFilesystemStorage } from '../src/index.js';
+import { createFilesystemStorage } from '@avatargen/storage-filesystem';
 import { createTestDatabase, type TestDatabase } from '../src/testing.js';
 import { type Harness, REQUEST, startHarness, waitForStatus, waitUntil } from './support/harness.js';
 

@@ -10,18 +10,17 @@ import {
   type DoctorReport,
   createLogger,
   databaseUrl,
-  type EmbeddedPostgres,
   isDatabaseUnavailable,
   isFinal,
   loadConfig,
   loadEnvFile,
   openDatabase,
   runMigrations,
-  startEmbeddedPostgres,
   type TaskView,
   UsersService,
   ValidationError,
 } from '@avatargen/core';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedded-postgres';
 import type { Logger } from 'pino';
 import { createHostApp, listen, startBackend } from './host.js';
 import { thumbnailKey } from './thumbs.js';

@@ -9,9 +9,8 @@ import {
   createAvatarGen,
   type CreateAvatarGenOptions,
   databaseUrl,
-  type EmbeddedPostgres,
-  startEmbeddedPostgres,
 } from '@avatargen/core';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedded-postgres';
 import type { Logger } from 'pino';
 import { createApp, type HostApp, type HostOptions } from './app.js';
 import { type Assembly, assemblePlugins } from './plugins.js';

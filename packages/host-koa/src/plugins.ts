@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { type AvatarGenConfig, type AvatarGenPlugin, filesystemStoragePlugin } from '@avatargen/core';
+import type { AvatarGenConfig, AvatarGenPlugin } from '@avatargen/core';
+import { filesystemStoragePlugin } from '@avatargen/storage-filesystem';
 
 export interface Assembly {
   plugins: AvatarGenPlugin[];

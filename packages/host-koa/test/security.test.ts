@@ -110,7 +110,7 @@ describe('assemblePlugins', () => {
     const { assemblePlugins } = await import('../src/plugins.js');
     const { loadConfig } = await import('@avatargen/core');
     const local = await assemblePlugins(loadConfig({ DATA_DIR: '/tmp/x' }));
-    expect(local.plugins.map((p) => p.name)).toEqual(['provider-local', '@avatargen/image-opencv', 'filesystem-storage']);
+    expect(local.plugins.map((p) => p.name)).toEqual(['provider-local', '@avatargen/image-opencv', '@avatargen/storage-filesystem']);
     expect(local.storageRoot).toBe('/tmp/x/storage');
     const remote = await assemblePlugins(
       loadConfig({

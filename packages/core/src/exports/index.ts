@@ -134,7 +134,10 @@ function startZipWorker(workerData: ZipWorkerData): Worker {
     tsx = import.meta.resolve(tsx);
   } catch {} // resolved from the working folder then
   const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ZIP_WORKER_URL.href)}); })`;
-  return new Worker(boot, { eval: true, workerData });
+  // A storage's reader (another package's TypeScript) imports workspace packages by name: their
+  // sources too, as vitest resolves them (the `source` export condition), not their dist/.
+  const execArgv = process.execArgv.includes('--conditions=source') ? process.execArgv : [...process.execArgv, '--conditions=source'];
+  return new Worker(boot, { eval: true, workerData, execArgv });
 }
 
 /** The error a ZIP worker reported, as the main thread throws it. */

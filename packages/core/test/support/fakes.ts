@@ -20,7 +20,8 @@ import {
   readImageInfo,
 } from '../../src/index.js';
 import { encodePng, makeBorderedPng, makeGridPng, samplePersona } from '../../src/testing.js';
-import { createFilesystemStorage } from '../../src/storage/filesystem.js';
+// A real storage: @avatargen/storage-filesystem is a dev dependency of core for its tests.
+import { createFilesystemStorage } from '@avatargen/storage-filesystem';
 
 export interface Calls {
   persona: number;

@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AvatarGen, createAvatarGen, filesystemStoragePlugin, type TaskStatus, type TaskView } from '@avatargen/core';
+import { type AvatarGen, createAvatarGen, type TaskStatus, type TaskView } from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
+import { filesystemStoragePlugin } from '@avatargen/storage-filesystem';
 import type { Logger } from 'pino';
 import { createApp, type HostApp, type HostOptions } from '../../src/app.js';
 import { listen, type RunningServer } from '../../src/host.js';

@@ -3,14 +3,9 @@ import { constants, type Dirent } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
 import { join, parse, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
-import { StorageError } from '../errors.js';
+import { assertDeletablePrefix, type Bytes, type ObjectStorage, type PutOptions, StorageError, type StoredObject, type WorkerReaderSpec } from '@avatargen/core';
 import type { FilesystemReaderOptions } from './filesystem-reader.js';
-import { definePlugin, type AvatarGenPlugin } from '../plugin.js';
-import { assertDeletablePrefix } from './prefix.js';
-import type { Bytes, ObjectStorage, PutOptions, StoredObject, WorkerReaderSpec } from '../ports.js';
-import { fsFailure, isNotFound, linkRefused, OPEN_FLAGS, readFailure, storageKeySegments, systemMessage, TEMP_PREFIX } from './filesystem-paths.js';
-
-export { storageKeySegments } from './filesystem-paths.js';
+import { fsFailure, isNotFound, linkRefused, OPEN_FLAGS, readFailure, storageKeySegments, systemMessage, TEMP_PREFIX } from './paths.js';
 
 export interface FilesystemStorageOptions {
   /** Folder that holds the objects; created on the first write. */
@@ -34,6 +29,10 @@ export interface FilesystemStorageOptions {
 export interface FilesystemStorage extends ObjectStorage {
   /** The root folder, resolved. */
   readonly root: string;
+  /** The whole object in one buffer (always there, unlike ObjectStorage's optional read). */
+  read(key: string): Promise<Uint8Array>;
+  /** The reader a worker thread opens: `openFilesystemReader({ root })` from dist/filesystem-reader.js. */
+  workerReader(): WorkerReaderSpec;
   /**
    * Removes every object whose key starts with `prefix`, and under it the temporary files (whatever
    * their age: the caller means everything there) and the folders left empty; returns how many
@@ -60,7 +59,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const READ_CHUNK = 1024 * 1024;
 
 // The worker-thread reader is its own small module (built as dist/filesystem-reader.js): a worker
-// loads it without the rest of core. Under vitest or tsx this file is TypeScript, and so is it.
+// loads it without the rest of this package or of core (it takes only @avatargen/core/errors).
+// Under vitest or tsx this file is TypeScript, and so is it.
 const READER_URL = new URL(import.meta.url.endsWith('.ts') ? './filesystem-reader.ts' : './filesystem-reader.js', import.meta.url).href;
 
 /**
@@ -447,35 +447,4 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): File
 /** An error thrown by the body stream a caller handed to put(): the caller's failure, not the disk's. */
 class SourceFailure {
   constructor(readonly error: unknown) {}
-}
-
-export interface FilesystemStoragePluginOptions {
-  /** Default: `${DATA_DIR}/storage`. */
-  root?: string;
-  /** Default: `/media`. */
-  publicBaseUrl?: string;
-  /** See FilesystemStorageOptions. Default 10 minutes. */
-  tempMaxAgeMs?: number;
-  /** See FilesystemStorageOptions. Default 1 hour. */
-  sweepIntervalMs?: number;
-}
-
-/** Fills `objectStorage` with a folder on this machine (the zero-setup default). */
-export function filesystemStoragePlugin(options: FilesystemStoragePluginOptions = {}): AvatarGenPlugin {
-  return definePlugin({
-    name: 'filesystem-storage',
-    provides: ['objectStorage'],
-    register(context) {
-      const root = options.root ?? join(context.config.DATA_DIR, 'storage');
-      const storage = createFilesystemStorage({
-        root,
-        publicBaseUrl: options.publicBaseUrl,
-        tempMaxAgeMs: options.tempMaxAgeMs,
-        sweepIntervalMs: options.sweepIntervalMs,
-        logger: context.logger,
-      });
-      context.provide('objectStorage', storage);
-      context.onClose(() => storage.close());
-    },
-  });
 }

@@ -10,12 +10,11 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageError } from '../src/errors.js';
-import { createFilesystemStorage, type FilesystemStorage, type FilesystemStorageOptions } from '../src/storage/filesystem.js';
-import { TEMP_PREFIX } from '../src/storage/filesystem-paths.js';
-import { deleteUnderPrefix } from '../src/storage/prefix.js';
+import { deleteUnderPrefix, StorageError } from '@avatargen/core';
+import { createFilesystemStorage, type FilesystemStorage, type FilesystemStorageOptions } from '../src/index.js';
+import { TEMP_PREFIX } from '../src/paths.js';
 
-const NEEDS_ROOT = 'filesystem-faults.test.ts needs root for tmpfs mounts (mount -t tmpfs, mount -o loop); run it as root';
+const NEEDS_ROOT = 'faults.test.ts needs root for tmpfs mounts (mount -t tmpfs, mount -o loop); run it as root';
 const PNG = { contentType: 'image/png' };
 const HOUR_AGO = () => new Date(Date.now() - 60 * 60_000);
 
@@ -264,8 +263,8 @@ process.stdout.write(JSON.stringify(results));
 `,
     );
     await chmod(script, 0o644);
-    const module = new URL('../src/storage/filesystem.ts', import.meta.url).href;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, module, root], {
+    const module = new URL('../src/storage.ts', import.meta.url).href;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--conditions=source', '--import', 'tsx', script, module, root], {
       uid: 65534,
       gid: 65534,
       cwd: fileURLToPath(new URL('..', import.meta.url)),

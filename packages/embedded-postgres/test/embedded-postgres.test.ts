@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/embedded-postgres.js';
-import { AvatarGenError } from '../src/errors.js';
+import { type EmbeddedPostgres, EmbeddedPostgresError, startEmbeddedPostgres } from '../src/index.js';
 
 function portIsOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -97,7 +96,8 @@ describe('embedded PostgreSQL', () => {
     await mkdir(stranger);
     await writeFile(join(stranger, 'notes.txt'), 'mine');
     const error = await startEmbeddedPostgres({ dataDir: stranger }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AvatarGenError);
+    expect(error).toBeInstanceOf(EmbeddedPostgresError);
+    expect(error).toMatchObject({ name: 'EmbeddedPostgresError', kind: 'config', retryable: false });
     expect((error as Error).message).toContain('not empty');
     expect(await readdir(stranger)).toEqual(['notes.txt']);
     await expect(startEmbeddedPostgres({ dataDir: join(base, 'x'), database: 'bad"; DROP' })).rejects.toThrow(

@@ -1,7 +1,11 @@
+/**
+ * `@avatargen/embedded-postgres/testing`: a PostgreSQL server a test owns (`startOwnedPostgres`),
+ * to stop, start and restart under the code being tested.
+ */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../embedded-postgres.js';
+import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from './index.js';
 
 /**
  * A PostgreSQL server that a test owns and may stop, start and restart while the code under test

@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
-import { StorageError } from '../errors.js';
+// Only core's errors, not all of core: the worker-thread reader imports this module.
+import { StorageError } from '@avatargen/core/errors';
 
 // Key rules and error mapping shared by the filesystem storage and its worker-thread reader.
 

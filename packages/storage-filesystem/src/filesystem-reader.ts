@@ -1,8 +1,10 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { StorageError } from '../errors.js';
-import type { WorkerObjectReader } from '../ports.js';
-import { linkRefused, OPEN_FLAGS, readFailure, storageKeySegments } from './filesystem-paths.js';
+// A worker thread loads this module alone (its own tsup entry): it imports only core's errors,
+// never the whole of core (MikroORM, pg-boss...), which would cost each worker ~100 MB and a second.
+import type { WorkerObjectReader } from '@avatargen/core';
+import { StorageError } from '@avatargen/core/errors';
+import { linkRefused, OPEN_FLAGS, readFailure, storageKeySegments } from './paths.js';
 
 export interface FilesystemReaderOptions {
   /** The filesystem storage's root folder. */
