@@ -1,6 +1,6 @@
 /**
  * Writes the generated reference docs from the code they describe, so they cannot drift:
- *   docs/configuration.md  from core's configSchema (names, types, defaults, descriptions)
+ *   docs/configuration.md  from core's configSchema and each published plugin's own schema
  *   docs/openapi.json      from host-koa's openApiDocument()
  *
  *   node --conditions=source --import tsx scripts/generate-docs.ts           # write both
@@ -11,8 +11,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configSchema, SECRET_VARIABLES } from '@avatargen/core';
+import { type AvatarGenPlugin, configSchema, SECRET_VARIABLES } from '@avatargen/core';
 import { openApiDocument } from '@avatargen/host-koa';
+import imageOpencv from '@avatargen/image-opencv';
+import flowise from '@avatargen/provider-flowise';
+import local from '@avatargen/provider-local';
+import openai from '@avatargen/provider-openai';
+import filesystem from '@avatargen/storage-filesystem';
+import s3 from '@avatargen/storage-s3';
 import { z } from 'zod';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +34,7 @@ interface Property {
   format?: string;
 }
 
-/** Groups of the reference, in order; a variable belongs to the first group whose test matches. */
+/** Groups of core's variables, in order; a variable belongs to the first group whose test matches. */
 const GROUPS: Array<{ title: string; match: (name: string) => boolean; intro: string }> = [
   { title: 'Runtime', match: (n) => ['NODE_ENV', 'LOG_LEVEL', 'DATA_DIR'].includes(n), intro: '' },
   {
@@ -44,23 +50,41 @@ const GROUPS: Array<{ title: string; match: (name: string) => boolean; intro: st
     match: (n) => n.startsWith('APP_') || ['SECRET_KEY', 'TRUST_PROXY'].includes(n) || n.startsWith('ADMIN_'),
     intro: 'Every web process of one site needs the same SECRET_KEY (or one shared DATA_DIR, where the generated key is kept).',
   },
-  {
-    title: 'Object storage (S3 / MinIO)',
-    match: (n) => n.startsWith('S3_'),
-    intro: 'Unset S3_ENDPOINT: images are files under `DATA_DIR/storage`, served by the website at `/media`. S3_ACCESS_KEY and S3_SECRET_KEY are required when S3_ENDPOINT is set.',
-  },
-  {
-    title: 'Persona data and prompts (Flowise)',
-    match: (n) => n.startsWith('FLOWISE_') || n === 'MULTITHREAD_FLOWISE',
-    intro: 'Unset FLOWISE_URL: the offline provider-local writes personas and prompts. Both flow ids are required when FLOWISE_URL is set.',
-  },
-  {
-    title: 'Images (OpenAI)',
-    match: (n) => n.startsWith('OPENAI_') || n === 'BASE_PROMPT_APPEND',
-    intro: 'Unset OPENAI_API_KEY: the offline provider-local draws the pictures.',
-  },
   { title: 'Worker tuning', match: () => true, intro: '' },
 ];
+
+/** The published plugins, each with when the host chooses it by default. */
+const PLUGINS: Array<{ plugin: AvatarGenPlugin; intro: string }> = [
+  {
+    plugin: s3(),
+    intro:
+      'Chosen when S3_ENDPOINT is set (objectStorage and faceSource); otherwise images are files under `DATA_DIR/storage`, served by the website at `/media`.',
+  },
+  {
+    plugin: flowise(),
+    intro:
+      'Chosen when FLOWISE_URL is set (personaProvider and imagePromptProvider); otherwise the offline provider-local writes personas and prompts. MULTITHREAD_FLOWISE (core) bounds its calls.',
+  },
+  { plugin: openai(), intro: 'Chosen when OPENAI_API_KEY is set (imageProvider); otherwise the offline provider-local draws the pictures.' },
+];
+
+/** Published plugins that read no variables of their own. */
+const WITHOUT_VARIABLES = [local(), imageOpencv(), filesystem()];
+
+function variablesTable(schema: z.ZodObject, secrets: ReadonlySet<string>, names = Object.keys(schema.shape)): string[] {
+  // Input side: a field without a default that is not optional must be given.
+  const input = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { required?: string[] };
+  const json = z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as { properties: Record<string, Property> };
+  const required = new Set(input.required ?? []);
+  const lines = ['| Variable | Type | Default | Description |', '|---|---|---|---|'];
+  for (const name of names) {
+    const p = json.properties[name] ?? {};
+    const fallback = p.default !== undefined ? `\`${String(p.default)}\`` : required.has(name) ? '**required**' : '(unset)';
+    const secret = secrets.has(name) ? ' **Secret.**' : '';
+    lines.push(`| \`${name}\` | ${cell(typeOf(p))} | ${cell(fallback)} | ${cell(p.description ?? '')}${secret} |`);
+  }
+  return lines;
+}
 
 function typeOf(p: Property): string {
   if (p.enum) return p.enum.map((v) => `\`${String(v)}\``).join(', ');
@@ -76,17 +100,19 @@ const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 /** docs/configuration.md, from the schema. */
 export function renderConfigurationDoc(): string {
-  const schema = z.toJSONSchema(configSchema, { io: 'output', unrepresentable: 'any' }) as { properties: Record<string, Property> };
   const secrets = new Set<string>(SECRET_VARIABLES);
+  const pluginSecrets = PLUGINS.flatMap(({ plugin }) => plugin.secrets ?? []);
   const names = Object.keys(configSchema.shape);
   const lines = [
     '# Configuration reference',
     '',
-    '<!-- Generated from configSchema in packages/core/src/config.ts by scripts/generate-docs.ts. Do not edit: run',
+    '<!-- Generated from configSchema in packages/core/src/config.ts and the plugins\' schemas by scripts/generate-docs.ts. Do not edit: run',
     '     `node --conditions=source --import tsx scripts/generate-docs.ts` and commit the result. -->',
     '',
     'Every process (`avatargen start|web|worker|migrate|user|generate`, and programs that call',
-    '`loadConfig()` / `createAvatarGen()`) reads these environment variables. The command also reads a',
+    '`loadConfig()` / `createAvatarGen()`) reads these environment variables: core\'s, and those of each',
+    'plugin it loads, which the plugin declares and core validates (`avatargen plugins` shows their',
+    'status; [plugins.md](plugins.md) says how a plugin declares its own). The command also reads a',
     '`.env` file in its working folder; variables already set in the environment win. In production',
     'they live in `/etc/avatargen/avatargen.env` (see [deploy/env.example](../deploy/env.example)).',
     '',
@@ -98,8 +124,8 @@ export function renderConfigurationDoc(): string {
     "  `DB_PASSWORD='p#ss$word'`. Single quotes are literal for systemd's `EnvironmentFile=`, a shell",
     '  and the `.env` reader alike. Unquoted, `.env` cuts the value at ` #` (the command warns) and a',
     '  shell expands `$word`.',
-    `- **Secrets** (${[...secrets].map((s) => `\`${s}\``).join(', ')}) are replaced by \`[redacted]\``,
-    '  in every log line and error.',
+    `- **Secrets** (${[...secrets, ...pluginSecrets].map((s) => `\`${s}\``).join(', ')}, and those a third-party`,
+    '  plugin declares) are replaced by `[redacted]` in every log line and error.',
     '',
   ];
   const placed = new Set<string>();
@@ -108,16 +134,20 @@ export function renderConfigurationDoc(): string {
     if (members.length === 0) continue;
     lines.push(`## ${group.title}`, '');
     if (group.intro) lines.push(group.intro, '');
-    lines.push('| Variable | Type | Default | Description |', '|---|---|---|---|');
-    for (const name of members) {
-      placed.add(name);
-      const p = schema.properties[name] ?? {};
-      const fallback = p.default === undefined ? '(unset)' : `\`${String(p.default)}\``;
-      const secret = secrets.has(name) ? ' **Secret.**' : '';
-      lines.push(`| \`${name}\` | ${cell(typeOf(p))} | ${cell(fallback)} | ${cell(p.description ?? '')}${secret} |`);
-    }
-    lines.push('');
+    for (const name of members) placed.add(name);
+    lines.push(...variablesTable(configSchema, secrets, members), '');
   }
+  for (const { plugin, intro } of PLUGINS) {
+    if (!plugin.config) continue;
+    lines.push(`## Plugin \`${plugin.name}\``, '', intro, '');
+    lines.push(...variablesTable(plugin.config, new Set(plugin.secrets ?? [])), '');
+  }
+  lines.push(
+    '## Plugins without variables',
+    '',
+    `${WITHOUT_VARIABLES.map((p) => `\`${p.name}\``).join(', ')} read only core\'s variables (DATA_DIR, IMAGE_PROCESSOR_THREADS).`,
+    '',
+  );
   return `${lines.join('\n').trimEnd()}\n`;
 }
 

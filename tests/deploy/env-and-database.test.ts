@@ -3,8 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configSchema, databaseUrl, loadConfig, readEnvFile } from '@avatargen/core';
+import { configSchema, databaseUrl, loadConfig, readEnvFile, type z } from '@avatargen/core';
 import { testServerUrl } from '@avatargen/core/testing';
+import flowise from '@avatargen/provider-flowise';
+import openai from '@avatargen/provider-openai';
+import s3 from '@avatargen/storage-s3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEPLOY } from './support.js';
@@ -28,8 +31,12 @@ function viaShell(path: string, names: string[]): Record<string, string> {
   );
 }
 
+/** The variables of core and of the plugins the host chooses from the environment. */
+const PLUGINS = [s3(), flowise(), openai()];
+const shape: Record<string, z.ZodType> = Object.assign({}, configSchema.shape, ...PLUGINS.map((p) => p.config?.shape ?? {}));
+
 describe('deploy/env.example', () => {
-  const keys = Object.keys(configSchema.shape);
+  const keys = Object.keys(shape);
 
   it('lists every configuration variable, and nothing else', () => {
     const listed = [...text.matchAll(/^#? ?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);
@@ -39,7 +46,7 @@ describe('deploy/env.example', () => {
 
   it('shows the schema’s default in every commented-out "# NAME=value" that has one', () => {
     for (const [, key, value] of text.matchAll(/^# ([A-Z][A-Z0-9_]+)=(.*)$/gm)) {
-      const field = configSchema.shape[key as keyof typeof configSchema.shape];
+      const field = shape[key as string] as z.ZodType;
       const fallback = field.safeParse(undefined);
       if (!fallback.success || fallback.data === undefined) continue;
       expect(value, key).toBe(String(fallback.data));
@@ -53,6 +60,8 @@ describe('deploy/env.example', () => {
     const shell = viaShell(ENV_EXAMPLE, keys);
     expect(shell).toEqual(values);
     const config = loadConfig(values);
+    // the plugins' part of the example is valid too, where set
+    expect(() => loadConfig({ ...values, S3_ENDPOINT: 'http://minio:9000', S3_ACCESS_KEY: 'k', S3_SECRET_KEY: 's' }, [s3()])).not.toThrow();
     expect(config.TRUST_PROXY).toBe(true);
     expect(config.DATA_DIR).toBe('/var/lib/avatargen');
     // DB_PASSWORD is percent-encoded into the URL the application connects with.

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import { type AvatarGenConfig, type ConfigInput, databaseUrl, loadConfig } from './config.js';
+import { type AvatarGenConfig, type ConfigInput, createRedactor, databaseUrl, loadConfig, secretVariables } from './config.js';
 import { openDatabase, type Orm, runMigrations, waitForDatabase } from './db/orm.js';
 import { ExportsService } from './exports/index.js';
 import { createLogger } from './logger.js';
 import { Pipeline, type PipelinePorts } from './pipeline/engine.js';
-import { type AvatarGenPlugin, buildContainer, runClosers } from './plugin.js';
+import { type AvatarGenPlugin, buildContainer, type LoadedPlugin, type PortOwner, runClosers } from './plugin.js';
 import type { PortName, PortTypes } from './ports.js';
 import { Doctor } from './services/doctor.js';
 import { PersonasService } from './services/personas.js';
@@ -15,8 +15,14 @@ import { TasksService } from './services/tasks.js';
 import { UsersService } from './services/users.js';
 
 export interface CreateAvatarGenOptions {
-  /** A validated config, or raw variables (e.g. process.env) to validate. */
+  /** A validated config, or raw variables (e.g. process.env) to validate, plugins' variables included. */
   config?: AvatarGenConfig | ConfigInput;
+  /**
+   * The raw variables the plugins' own variables are read from. Default: `config` when it is raw,
+   * else process.env overlaid with `config` (which holds them when it came from
+   * `loadConfig(env, plugins)`; pass `env` then, so defaults show as defaulted).
+   */
+  env?: ConfigInput;
   plugins: readonly AvatarGenPlugin[];
   logger?: Logger;
   /** PostgreSQL URL; default: from the config (DATABASE_URL or DB_*). */
@@ -46,6 +52,10 @@ export interface AvatarGen {
   pipeline: Pipeline;
   port<K extends PortName>(name: K): PortTypes[K];
   hasPort(name: PortName): boolean;
+  /** Replaces every configured secret (core's and the plugins') in a text with [redacted]. */
+  redact(text: string): string;
+  /** The plugins as loaded (ports filled, variables with secrets hidden) and who fills each port. */
+  plugins: { list: readonly LoadedPlugin[]; ports: Partial<Record<PortName, PortOwner>> };
   /** Stops the worker, closes the queue, the database and every plugin resource. */
   close(): Promise<void>;
 }
@@ -55,16 +65,18 @@ export interface AvatarGen {
  * plugins override earlier ones), opens the database, runs migrations and connects the queue.
  */
 export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<AvatarGen> {
-  const config: AvatarGenConfig =
-    options.config && isValidated(options.config) ? options.config : loadConfig((options.config as ConfigInput) ?? process.env);
-  const logger = options.logger ?? createLogger(config);
+  const raw = options.config && isValidated(options.config) ? undefined : ((options.config as ConfigInput) ?? process.env);
+  const env: ConfigInput = options.env ?? raw ?? { ...process.env, ...(options.config as AvatarGenConfig) };
+  const config: AvatarGenConfig = raw ? loadConfig(raw, options.plugins) : (options.config as AvatarGenConfig);
+  const secrets = secretVariables(options.plugins);
+  const logger = options.logger ?? createLogger(config, undefined, secrets);
   const url = options.databaseUrl ?? databaseUrl(config);
   if (!url) {
     throw new Error(
-      'No database: set DATABASE_URL (or DB_HOST, DB_NAME, DB_USER), or start embedded PostgreSQL first (startEmbeddedPostgres)',
+      'No database: set DATABASE_URL (or DB_HOST, DB_NAME, DB_USER), or start one with startEmbeddedPostgres from @avatargen/embedded-postgres',
     );
   }
-  const plugins = await buildContainer(options.plugins, { config, logger });
+  const plugins = await buildContainer(options.plugins, { config, logger, env });
   let orm: Orm | undefined;
   let pipeline: Pipeline | undefined;
   try {
@@ -79,7 +91,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       objectStorage: plugins.resolvePort('objectStorage'),
       faceSource: plugins.hasPort('faceSource') ? plugins.resolvePort('faceSource') : undefined,
     };
-    pipeline = new Pipeline({ orm, databaseUrl: url, config, logger, ports, ...options.pipeline });
+    pipeline = new Pipeline({ orm, databaseUrl: url, config: plugins.config, secrets, logger, ports, ...options.pipeline });
     await pipeline.start();
     const settings = new SettingsService(orm);
     const tasks = new TasksService(orm, settings, pipeline, ports.objectStorage);
@@ -106,6 +118,8 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       },
       port: (name) => plugins.resolvePort(name),
       hasPort: (name) => plugins.hasPort(name),
+      plugins: { list: plugins.plugins, ports: plugins.owners },
+      redact: createRedactor(plugins.config, secrets),
       async close() {
         if (closed) return;
         closed = true;

@@ -3,26 +3,43 @@ import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
-const int = (min: number, max: number) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
-    z
-      .number({ error: `must be a whole number from ${min} to ${max}` })
-      .int({ error: `must be a whole number from ${min} to ${max}` })
-      .min(min, { error: `must be a whole number from ${min} to ${max}` })
-      .max(max, { error: `must be a whole number from ${min} to ${max}` }),
-  );
-const optionalText = z.string().trim().min(1).optional().catch(undefined);
-const url = z.url({ protocol: /^https?$/, error: 'must be a URL such as http://host:port' });
-const pgUrl = z.url({ protocol: /^postgres(ql)?$/, error: 'must be a URL such as postgresql://user:password@host:5432/database' });
-const bool = z.preprocess(
-  (v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase()) : v),
-  z.boolean(),
-);
+const range = (min: number, max: number) => `must be a whole number from ${min} to ${max}`;
 
 /**
- * Every environment variable the system reads, with defaults. Plugins read their part from the
- * validated config; `docs/configuration.md` is generated from this schema (descriptions included).
+ * Field builders for configuration schemas, core's and plugins' alike: values arrive as strings
+ * from the environment or `.env`; empty strings count as unset.
+ */
+export const variables = {
+  /** A whole number from min to max. */
+  int: (min: number, max: number) =>
+    z.preprocess(
+      (v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
+      z
+        .number({ error: range(min, max) })
+        .int({ error: range(min, max) })
+        .min(min, { error: range(min, max) })
+        .max(max, { error: range(min, max) }),
+    ),
+  /** Optional text, trimmed; blank counts as unset. */
+  text: () => z.string().trim().min(1).optional().catch(undefined),
+  /** An http(s) URL. */
+  url: () => z.url({ protocol: /^https?$/, error: 'must be a URL such as http://host:port' }),
+  /** 1/true/yes/on, anything else false. */
+  flag: () =>
+    z.preprocess(
+      (v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase()) : v),
+      z.boolean(),
+    ),
+};
+
+const int = variables.int;
+const optionalText = variables.text();
+const pgUrl = z.url({ protocol: /^postgres(ql)?$/, error: 'must be a URL such as postgresql://user:password@host:5432/database' });
+const bool = variables.flag();
+
+/**
+ * The environment variables core and the host read, with defaults. Each plugin declares its own
+ * (`definePlugin({ config, secrets })`); `docs/configuration.md` is generated from these schemas.
  */
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode.'),
@@ -40,27 +57,7 @@ export const configSchema = z.object({
   TRUST_PROXY: bool.default(false).describe('Trust X-Forwarded-* headers (only behind a proxy you run, such as nginx).'),
   ADMIN_EMAIL: z.email().optional().describe('First admin account created by `avatargen start` on an empty database.'),
   ADMIN_PASSWORD: z.string().min(12, { error: 'must be at least 12 characters' }).optional().describe('Password of the first admin; random and printed once when unset.'),
-  S3_ENDPOINT: url.optional().describe('S3 / MinIO endpoint. Unset: filesystem storage in DATA_DIR.'),
-  S3_ACCESS_KEY: optionalText.describe('S3 access key.'),
-  S3_SECRET_KEY: optionalText.describe('S3 secret key.'),
-  S3_REGION: z.string().default('us-east-1').describe('S3 region.'),
-  S3_BUCKET_NAME: z.string().default('avatar-images').describe('Bucket for generated images.'),
-  S3_FACES_BUCKET_NAME: z.string().default('avatar-faces').describe('Private bucket of reference faces (male/, female/).'),
-  S3_PUBLIC_URL_BASE: url.optional().describe('Public base URL of the storage, e.g. https://cdn.example.com; URLs are <base>/<bucket>/<key>.'),
-  FLOWISE_URL: url.optional().describe('Flowise server. Unset: the offline provider-local makes personas and prompts.'),
-  FLOWISE_API_KEY: optionalText.describe('Flowise API key (Bearer).'),
-  FLOWISE_PERSONA_FLOW_ID: optionalText.describe('Flowise flow that returns personas.'),
-  FLOWISE_PROMPT_FLOW_ID: optionalText.describe('Flowise flow that returns image prompts.'),
-  FLOWISE_PERSONA_TIMEOUT_SECONDS: int(1, 3600).default(600).describe('Timeout of one persona call.'),
-  FLOWISE_PROMPT_TIMEOUT_SECONDS: int(1, 3600).default(120).describe('Timeout of one prompt call.'),
-  MULTITHREAD_FLOWISE: int(1, 50).default(5).describe('Persona provider calls in flight per worker process.'),
-  OPENAI_API_KEY: optionalText.describe('OpenAI API key. Unset: the offline provider-local draws images.'),
-  OPENAI_BASE_URL: url.optional().describe('OpenAI-compatible gateway base URL (default: the OpenAI API).'),
-  OPENAI_IMAGE_MODEL: z.string().default('gpt-image-1.5').describe('Image model.'),
-  OPENAI_MODERATION: z.enum(['auto', 'low']).default('auto').describe('Moderation level sent with image requests.'),
-  OPENAI_CONCURRENCY: int(1, 50).default(4).describe('OpenAI image calls in flight per worker process.'),
-  OPENAI_TIMEOUT_SECONDS: int(1, 3600).default(600).describe('Timeout of one image call.'),
-  BASE_PROMPT_APPEND: z.string().optional().describe('Text appended to every image prompt.'),
+  MULTITHREAD_FLOWISE: int(1, 50).default(5).describe('Persona provider calls in flight per worker process (whichever plugin provides personas; the name is the old system\'s).'),
   IMAGE_CONCURRENCY: int(1, 50).default(4).describe('Image provider calls in flight per worker process.'),
   IMAGE_JOBS_PER_WORKER: int(1, 100).default(8).describe('Personas whose images one worker process makes at once.'),
   IMAGE_PROCESSOR_THREADS: int(0, 64).default(0).describe('Threads of the image processing pool (0: one per core).'),
@@ -82,45 +79,105 @@ export const SECRET_VARIABLES = [
   'DB_PASSWORD',
   'SECRET_KEY',
   'ADMIN_PASSWORD',
-  'S3_ACCESS_KEY',
-  'S3_SECRET_KEY',
-  'FLOWISE_API_KEY',
-  'OPENAI_API_KEY',
 ] as const;
 
-/**
- * Validates the configuration (usually `process.env`). Empty strings count as unset. The error
- * lists every bad variable by name, with the reason, and never its value.
- */
-export function loadConfig(env: ConfigInput = process.env): AvatarGenConfig {
+/** What a plugin declares about its configuration (see `definePlugin`). */
+export interface ConfigDeclaration {
+  name: string;
+  /** A zod object keyed by variable name; `.describe()` texts become the generated docs. */
+  config?: z.ZodObject;
+  /** Variables of `config` whose values never appear in a log line, an error or a page. */
+  secrets?: readonly string[];
+}
+
+export type VariableStatus = 'set' | 'defaulted' | 'missing';
+
+/** One variable of a plugin, as `avatargen plugins` and the settings page show it. */
+export interface VariableReport {
+  name: string;
+  /** set: given in the environment or .env; defaulted: the schema's default; missing: unset, no default. */
+  status: VariableStatus;
+  secret: boolean;
+  description?: string;
+  /** The validated value; never present for a secret. */
+  value?: unknown;
+}
+
+export interface PluginConfig {
+  /** The plugin's validated variables (defaults filled in). */
+  values: Record<string, unknown>;
+  variables: VariableReport[];
+  /** One line per bad variable, naming it and the plugin; empty when valid. */
+  problems: string[];
+}
+
+/** The given variables of a schema, empty strings counting as unset. */
+function pick(schema: z.ZodObject, env: ConfigInput): Record<string, unknown> {
   const input: Record<string, unknown> = {};
-  for (const key of Object.keys(configSchema.shape)) {
+  for (const key of Object.keys(schema.shape)) {
     const value = env[key];
     if (value !== undefined && value !== '') input[key] = value;
   }
+  return input;
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[], input: Record<string, unknown>, suffix = ''): string[] {
+  return issues.map((issue) => {
+    const name = String(issue.path[0] ?? 'config');
+    const message = issue.code === 'invalid_type' && input[name] === undefined ? 'is required' : issue.message;
+    return `${name} ${message}${suffix}`;
+  });
+}
+
+/** Validates one plugin's variables from raw variables; reports each variable's status. */
+export function readPluginConfig(plugin: ConfigDeclaration, env: ConfigInput = process.env): PluginConfig {
+  if (!plugin.config) return { values: {}, variables: [], problems: [] };
+  const schema = plugin.config;
+  const secrets = new Set(plugin.secrets ?? []);
+  const input = pick(schema, env);
+  const parsed = schema.safeParse(input);
+  const values = parsed.success ? (parsed.data as Record<string, unknown>) : {};
+  const variables = Object.entries(schema.shape).map(([name, field]): VariableReport => {
+    const value = parsed.success ? values[name] : input[name];
+    const status: VariableStatus = input[name] !== undefined ? 'set' : value !== undefined ? 'defaulted' : 'missing';
+    const report: VariableReport = { name, status, secret: secrets.has(name) };
+    const description = (field as z.ZodType).description;
+    if (description) report.description = description;
+    if (!report.secret && value !== undefined) report.value = value;
+    return report;
+  });
+  const problems = parsed.success ? [] : describeIssues(parsed.error.issues, input, ` (plugin ${plugin.name})`);
+  return { values, variables, problems };
+}
+
+/** Core's secret variables and those the plugins declare. */
+export function secretVariables(plugins: readonly ConfigDeclaration[] = []): string[] {
+  return [...new Set([...SECRET_VARIABLES, ...plugins.flatMap((p) => p.secrets ?? [])])];
+}
+
+/**
+ * Validates the configuration (usually `process.env`): core's variables, and those of the plugins
+ * given, whose validated values are merged in. Empty strings count as unset. The error lists every
+ * bad variable by name (and its plugin), with the reason, and never its value.
+ */
+export function loadConfig(env: ConfigInput = process.env, plugins: readonly ConfigDeclaration[] = []): AvatarGenConfig {
+  const input = pick(configSchema, env);
   const parsed = configSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => {
-        const name = String(issue.path[0] ?? 'config');
-        const message = issue.code === 'invalid_type' && input[name] === undefined ? 'is required' : issue.message;
-        return `${name} ${message}`;
-      }),
-    );
+  const issues = parsed.success ? [] : describeIssues(parsed.error.issues, input);
+  if (parsed.success) {
+    const config = parsed.data;
+    if (!config.DATABASE_URL && config.DB_HOST && (!config.DB_NAME || !config.DB_USER)) {
+      issues.push('DB_NAME and DB_USER are required when DB_HOST is set');
+    }
   }
-  const config = parsed.data;
-  const issues: string[] = [];
-  if (config.S3_ENDPOINT && (!config.S3_ACCESS_KEY || !config.S3_SECRET_KEY)) {
-    issues.push('S3_ACCESS_KEY and S3_SECRET_KEY are required when S3_ENDPOINT is set');
-  }
-  if (config.FLOWISE_URL && (!config.FLOWISE_PERSONA_FLOW_ID || !config.FLOWISE_PROMPT_FLOW_ID)) {
-    issues.push('FLOWISE_PERSONA_FLOW_ID and FLOWISE_PROMPT_FLOW_ID are required when FLOWISE_URL is set');
-  }
-  if (!config.DATABASE_URL && config.DB_HOST && (!config.DB_NAME || !config.DB_USER)) {
-    issues.push('DB_NAME and DB_USER are required when DB_HOST is set');
+  const own: Record<string, unknown> = {};
+  for (const plugin of plugins) {
+    const result = readPluginConfig(plugin, env);
+    issues.push(...result.problems);
+    Object.assign(own, result.values);
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  return config;
+  return { ...own, ...(parsed.data as AvatarGenConfig) };
 }
 
 /** The PostgreSQL URL from DATABASE_URL or DB_*, or undefined when neither is set (embedded PostgreSQL). */
@@ -170,12 +227,15 @@ export function loadEnvFile(path = '.env', env: Record<string, string | undefine
 }
 
 /**
- * Returns a function that replaces every secret value of the config (and the password inside a
- * database URL) with [redacted]. Used on every log line and every error that leaves the process.
+ * Returns a function that replaces every secret value of the config (core's secrets, and the
+ * plugins' given in `secretNames`) and the password inside a database URL with [redacted]. Used on every log line and every error that leaves the process.
  */
-export function createRedactor(config: Partial<Record<string, unknown>>): (text: string) => string {
+export function createRedactor(
+  config: Partial<Record<string, unknown>>,
+  secretNames: readonly string[] = SECRET_VARIABLES,
+): (text: string) => string {
   const secrets = new Set<string>();
-  for (const name of SECRET_VARIABLES) {
+  for (const name of new Set([...SECRET_VARIABLES, ...secretNames])) {
     const value = config[name];
     if (typeof value === 'string' && value.length >= 4) {
       secrets.add(value);

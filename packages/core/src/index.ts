@@ -22,3 +22,4 @@ export * from './services/views.js';
 export * from './util.js';
 export * from './storage/read.js';
 export * from './storage/prefix.js';
+export { z } from 'zod';

@@ -1,12 +1,16 @@
 import pino, { type Logger } from 'pino';
-import { type AvatarGenConfig, createRedactor } from './config.js';
+import { type AvatarGenConfig, createRedactor, SECRET_VARIABLES } from './config.js';
 
-/** A pino logger whose every line has the config's secrets replaced by [redacted]. */
+/**
+ * A pino logger whose every line has the config's secrets replaced by [redacted]: core's, and the
+ * plugins' (`secretVariables(plugins)`), whose values must be in `config` (`loadConfig(env, plugins)`).
+ */
 export function createLogger(
   config: Pick<AvatarGenConfig, 'LOG_LEVEL'> & Partial<AvatarGenConfig>,
   destination?: pino.DestinationStream,
+  secrets: readonly string[] = SECRET_VARIABLES,
 ): Logger {
-  const redact = createRedactor(config);
+  const redact = createRedactor(config, secrets);
   const scrub = (value: unknown, depth = 0): unknown => {
     if (typeof value === 'string') return redact(value);
     if (depth > 4 || value === null || typeof value !== 'object') return value;

@@ -5,7 +5,7 @@ import { copyProcessor, fakeServices } from './support/fakes.js';
 const base = { config: loadConfig({}), logger: createLogger({ LOG_LEVEL: 'silent' }) };
 
 describe('plugin container', () => {
-  it('names a missing port and the packages that fill it', async () => {
+  it('names the missing ports', async () => {
     const fakes = fakeServices();
     const partial = definePlugin({
       name: 'partial',
@@ -17,8 +17,7 @@ describe('plugin container', () => {
     const error = await buildContainer([partial], base).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MissingPortError);
     expect((error as MissingPortError).ports).toEqual(['imageProvider', 'imageProcessor', 'objectStorage']);
-    expect((error as Error).message).toContain('imageProvider (filled by @avatargen/provider-openai or @avatargen/provider-local)');
-    expect((error as Error).message).toContain('imageProcessor (filled by @avatargen/image-opencv)');
+    expect((error as Error).message).toContain('Missing ports: imageProvider, imageProcessor, objectStorage. No plugin provides them');
   });
 
   it('lets later registrations override earlier ones, and closes in reverse order', async () => {
@@ -122,6 +121,13 @@ describe('plugin container', () => {
     expect(result.personas).toHaveLength(2);
     expect(calls).toEqual(['costs:s', 'cache:s']); // the last decoration is the outermost
     expect(fakes.calls.persona).toBe(1);
+    // who fills what, for `avatargen plugins` and the settings page
+    expect(container.owners.personaProvider).toEqual({ plugin: 'all', decoratedBy: ['cache', 'costs'] });
+    expect(container.plugins.map((p) => [p.name, p.fills, p.decorates])).toEqual([
+      ['all', ['personaProvider', 'imagePromptProvider', 'imageProvider', 'imageProcessor', 'objectStorage'], []],
+      ['cache', [], ['personaProvider']],
+      ['costs', [], ['personaProvider']],
+    ]);
 
     const error = await buildContainer([wrapper('early'), all], base).catch((e: unknown) => e);
     expect((error as Error).message).toBe(

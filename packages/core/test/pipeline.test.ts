@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchSizes, definePlugin, ProviderError } from '../src/index.js';
+import { batchSizes, definePlugin, ProviderError, z } from '../src/index.js';
 import { errors } from './support/fakes.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 
@@ -81,8 +81,16 @@ describe('pipeline: failures', () => {
 
   it('keeps secrets out of the error log, even when a plugin puts one in a message', async () => {
     const secret = 'sk-test-secret-0123456789';
+    // a plugin that declares its key secret: core redacts it wherever it shows up
+    const keyed = definePlugin({
+      name: 'keyed',
+      config: z.object({ FAKE_API_KEY: z.string() }),
+      secrets: ['FAKE_API_KEY'],
+      register() {},
+    });
     const leaky = await startHarness({
-      config: { OPENAI_API_KEY: secret },
+      config: { FAKE_API_KEY: secret },
+      plugins: [keyed],
       fakes: { failPersona: () => ProviderError.auth('test', `rejected key ${secret}`) },
     });
     try {
@@ -91,6 +99,7 @@ describe('pipeline: failures', () => {
       const text = JSON.stringify(done.errorLog);
       expect(text).toContain('rejected key [redacted]');
       expect(text).not.toContain(secret);
+      expect(leaky.gen.redact(`page text ${secret}`)).toBe('page text [redacted]');
     } finally {
       await leaky.close();
     }

@@ -7,6 +7,7 @@ export { ImageTimeoutError } from './errors.js';
 export { DEFAULT_FORMATS } from './limits.js';
 export { DEFAULT_WHITE_BORDERS, type Rect, type WhiteBorderSettings } from './pixels.js';
 export { imageOpencvPlugin } from './plugin.js';
+export { imageOpencvPlugin as default } from './plugin.js';
 export {
   type CallOptions,
   createImageProcessor,

@@ -9,7 +9,8 @@ export {
   type FlowiseProviders,
   type FlowiseProvidersOptions,
 } from './providers.js';
-export { flowisePlugin, type FlowisePluginOptions } from './plugin.js';
+export { type FlowiseConfig, flowiseConfig, flowisePlugin, type FlowisePluginOptions } from './plugin.js';
+export { flowisePlugin as default } from './plugin.js';
 export { parsePersonaText, personaFromFlowise, type ParsedPersonas } from './persona.js';
 export { MAX_PROMPT_LENGTH, parsePromptText, personDataJson, promptsHistory } from './prompt.js';
 export { scanJsonValues, scanJsonItems, type ScannedValue } from './scanner.js';

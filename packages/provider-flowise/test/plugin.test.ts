@@ -23,7 +23,7 @@ function config(extra: Record<string, string> = {}) {
     FLOWISE_PERSONA_FLOW_ID: server.personaFlowId,
     FLOWISE_PROMPT_FLOW_ID: server.promptFlowId,
     ...extra,
-  });
+  }, [flowisePlugin()]);
 }
 
 describe('flowisePlugin', () => {
@@ -67,11 +67,14 @@ describe('flowisePlugin', () => {
   it('names the missing variables, never the key', async () => {
     const error = await buildContainer(
       [flowisePlugin()],
-      { config: loadConfig({ FLOWISE_API_KEY: KEY }), logger },
+      { config: loadConfig({}), env: { FLOWISE_API_KEY: KEY, FLOWISE_PERSONA_FLOW_ID: 'p' }, logger },
       PORTS,
     ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).message).toMatch(/FLOWISE_URL is required by the flowise plugin/);
+    expect((error as ConfigError).issues).toEqual([
+      'FLOWISE_URL is required (plugin @avatargen/provider-flowise)',
+      'FLOWISE_PROMPT_FLOW_ID is required (plugin @avatargen/provider-flowise)',
+    ]);
     expect((error as ConfigError).message).not.toContain(KEY);
   });
 });

@@ -23,7 +23,7 @@ export function createLocalProviders(options: LocalProviderOptions = {}): LocalP
 /** Fills personaProvider, imagePromptProvider and imageProvider with the offline providers. */
 export function localPlugin(options: LocalProviderOptions = {}): AvatarGenPlugin {
   return definePlugin({
-    name: 'provider-local',
+    name: '@avatargen/provider-local',
     provides: ['personaProvider', 'imagePromptProvider', 'imageProvider'],
     register(context) {
       const providers = createLocalProviders(options);
@@ -34,6 +34,7 @@ export function localPlugin(options: LocalProviderOptions = {}): AvatarGenPlugin
   });
 }
 
+export { localPlugin as default };
 export { BIO_LIMITS, createLocalPersonaProvider, MAX_PERSONAS_PER_CALL } from './personas.js';
 export { createLocalPromptProvider } from './prompts.js';
 export { createLocalImageProvider, faceSeed, type LocalImageOptions, type PictureLayout, pictureLayout } from './images.js';

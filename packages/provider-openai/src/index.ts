@@ -15,7 +15,8 @@ export {
   type OpenAIImageProviderOptions,
   type ProviderLogger,
 } from './provider.js';
-export { openaiPlugin, optionsFromConfig } from './plugin.js';
+export { type OpenAIConfig, openaiConfig, openaiPlugin, optionsFromConfig } from './plugin.js';
+export { openaiPlugin as default } from './plugin.js';
 export { buildBasePrompt, buildGridPrompt, describePerson, type BasePromptOptions, type PromptOptions } from './prompts.js';
 export { isModerationBlock, parseRetryAfter, scrub } from './errors.js';
 export { Semaphore } from './semaphore.js';

@@ -1,7 +1,7 @@
 import { buildContainer, ConfigError, createLogger, loadConfig } from '@avatargen/core';
 import { samplePersona } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OpenAIImageProvider, openaiPlugin, optionsFromConfig } from '../src/index.js';
+import { OpenAIImageProvider, type OpenAIConfig, openaiPlugin, optionsFromConfig } from '../src/index.js';
 import { type OpenAIServer, startOpenAIServer } from './helpers.js';
 
 let server: OpenAIServer;
@@ -24,8 +24,8 @@ describe('openaiPlugin', () => {
       OPENAI_CONCURRENCY: '3',
       OPENAI_TIMEOUT_SECONDS: '45',
       BASE_PROMPT_APPEND: 'Shot on an old phone.',
-    });
-    expect(optionsFromConfig(config)).toMatchObject({ concurrency: 3, timeoutMs: 45_000, moderation: 'low' });
+    }, [openaiPlugin()]);
+    expect(optionsFromConfig(config as typeof config & OpenAIConfig)).toMatchObject({ concurrency: 3, timeoutMs: 45_000, moderation: 'low' });
     const { resolvePort } = await buildContainer([openaiPlugin()], { config, logger }, ['imageProvider']);
     const provider = resolvePort('imageProvider');
     expect(provider).toBeInstanceOf(OpenAIImageProvider);
@@ -39,7 +39,7 @@ describe('openaiPlugin', () => {
   });
 
   it('uses the defaults: gpt-image-1.5, moderation auto, 4 in flight, 600 s', () => {
-    const options = optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x' }));
+    const options = optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x' }, [openaiPlugin()]) as unknown as OpenAIConfig);
     expect(options).toMatchObject({ model: 'gpt-image-1.5', moderation: 'auto', concurrency: 4, timeoutMs: 600_000 });
     expect(options.baseURL).toBeUndefined();
     const provider = new OpenAIImageProvider(options);
@@ -48,7 +48,9 @@ describe('openaiPlugin', () => {
 
   it('refuses to register without OPENAI_API_KEY, naming the variable', async () => {
     const config = loadConfig({});
-    await expect(buildContainer([openaiPlugin()], { config, logger }, ['imageProvider'])).rejects.toThrow(ConfigError);
-    await expect(buildContainer([openaiPlugin()], { config, logger }, ['imageProvider'])).rejects.toThrow(/OPENAI_API_KEY/);
+    await expect(buildContainer([openaiPlugin()], { config, env: {}, logger }, ['imageProvider'])).rejects.toThrow(ConfigError);
+    await expect(buildContainer([openaiPlugin()], { config, env: {}, logger }, ['imageProvider'])).rejects.toThrow(
+      'OPENAI_API_KEY is required (plugin @avatargen/provider-openai)',
+    );
   });
 });

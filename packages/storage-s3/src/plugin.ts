@@ -1,7 +1,24 @@
-import { type AvatarGenPlugin, ConfigError, definePlugin } from '@avatargen/core';
+import { type AvatarGenPlugin, definePlugin, variables, z } from '@avatargen/core';
 import { createS3Client, type S3ConnectionOptions } from './client.js';
 import { createS3FaceSource, type S3FaceSource, type S3FaceSourceOptions } from './faces.js';
 import { createS3Storage, type S3Storage, type S3StorageOptions } from './storage.js';
+
+const required = z.string({ error: 'is required' }).trim().min(1, { error: 'is required' });
+
+/** The variables this plugin reads; validated by core when the plugin is loaded. */
+export const s3Config = z.object({
+  S3_ENDPOINT: variables.url().describe('S3 / MinIO endpoint.'),
+  S3_ACCESS_KEY: required.describe('S3 access key.'),
+  S3_SECRET_KEY: required.describe('S3 secret key.'),
+  S3_REGION: z.string().default('us-east-1').describe('S3 region.'),
+  S3_BUCKET_NAME: z.string().default('avatar-images').describe('Bucket for generated images.'),
+  S3_FACES_BUCKET_NAME: z.string().default('avatar-faces').describe('Private bucket of reference faces (male/, female/).'),
+  S3_PUBLIC_URL_BASE: variables
+    .url()
+    .optional()
+    .describe('Public base URL of the storage, e.g. https://cdn.example.com; URLs are <base>/<bucket>/<key>.'),
+});
+export type S3Config = z.output<typeof s3Config>;
 
 export interface S3PluginOptions {
   /** Create the image bucket and set its policy when the plugin registers. Default false. */
@@ -23,12 +40,11 @@ export interface S3PluginOptions {
 export function s3Plugin(pluginOptions: S3PluginOptions = {}): AvatarGenPlugin {
   const faces = pluginOptions.faces ?? true;
   return definePlugin({
-    name: 'storage-s3',
+    name: '@avatargen/storage-s3',
     provides: faces ? ['objectStorage', 'faceSource'] : ['objectStorage'],
+    config: s3Config,
+    secrets: ['S3_ACCESS_KEY', 'S3_SECRET_KEY'],
     async register({ config, logger, provide, onClose }) {
-      if (!config.S3_ENDPOINT || !config.S3_ACCESS_KEY || !config.S3_SECRET_KEY) {
-        throw new ConfigError(['S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY are required by the storage-s3 plugin']);
-      }
       const connection: S3ConnectionOptions = {
         endpoint: config.S3_ENDPOINT,
         accessKeyId: config.S3_ACCESS_KEY,

@@ -7,6 +7,7 @@ import {
   loadConfig,
   type ObjectStorage,
   runClosers,
+  secretVariables,
 } from '@avatargen/core';
 import { encodePng } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +36,7 @@ function env(overrides: Record<string, string> = {}) {
     S3_FACES_BUCKET_NAME: 'plugin-faces',
     S3_PUBLIC_URL_BASE: 'https://img.example.com',
     ...overrides,
-  });
+  }, [s3Plugin()]);
 }
 
 function capturingLogger(config: ReturnType<typeof env>) {
@@ -46,7 +47,7 @@ function capturingLogger(config: ReturnType<typeof env>) {
       done();
     },
   });
-  return { logger: createLogger(config, destination), lines };
+  return { logger: createLogger(config, destination, secretVariables([s3Plugin()])), lines };
 }
 
 describe('s3Plugin', () => {
@@ -77,7 +78,7 @@ describe('s3Plugin', () => {
       // s3rver has no bucket policies: exactly one clear line through the plugin's logger.
       const policyLines = lines.filter((line) => line.includes('does not support bucket policies'));
       expect(policyLines).toHaveLength(1);
-      expect(JSON.parse(policyLines[0] as string)).toMatchObject({ level: 40, plugin: 'storage-s3', bucket: 'plugin-images' });
+      expect(JSON.parse(policyLines[0] as string)).toMatchObject({ level: 40, plugin: '@avatargen/storage-s3', bucket: 'plugin-images' });
       expect(lines.join('')).not.toContain(SECRET);
       expect(built.closers).toHaveLength(1);
     } finally {
@@ -97,7 +98,9 @@ describe('s3Plugin', () => {
   it('refuses to register without S3_ENDPOINT, or with a bad bucket name, naming the variable', async () => {
     const config = loadConfig({ LOG_LEVEL: 'silent' });
     const { logger } = capturingLogger(config);
-    await expect(buildContainer([s3Plugin()], { config, logger }, [])).rejects.toThrow(/S3_ENDPOINT/);
+    await expect(buildContainer([s3Plugin()], { config, env: {}, logger }, [])).rejects.toThrow(
+      /S3_ENDPOINT is required \(plugin @avatargen\/storage-s3\)/,
+    );
     const bad = env({ S3_BUCKET_NAME: 'Not_A_Bucket' });
     const error = await buildContainer([s3Plugin()], { config: bad, logger }, []).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);

@@ -57,6 +57,8 @@ export interface PipelineOptions {
   orm: Orm;
   databaseUrl: string;
   config: AvatarGenConfig;
+  /** Variables whose values are redacted from error messages (core's and the plugins'). */
+  secrets?: readonly string[];
   logger: Logger;
   ports: PipelinePorts;
   /** How often a worker re-checks running tasks for lost jobs and finished stages. Default 30 s. */
@@ -135,7 +137,7 @@ export class Pipeline {
 
   constructor(private readonly options: PipelineOptions) {
     this.log = options.logger.child({ component: 'pipeline' });
-    this.redact = createRedactor(options.config);
+    this.redact = createRedactor(options.config, options.secrets);
     this.boss = new PgBoss({
       connectionString: options.databaseUrl,
       max: 4,
