@@ -61,7 +61,7 @@ it('generates a 10 x 4 dataset through Flowise and OpenAI, and never prints thei
     },
   });
   const [, base] = await app.waitFor(/listening on (http:\/\/\S+)/);
-  expect(app.output()).toContain('personas: provider-flowise · images: provider-openai');
+  expect(app.output()).toContain('personas: provider-flowise · images: provider-openai · storage: storage-filesystem');
   expect(app.output()).toContain('password: the one in ADMIN_PASSWORD');
 
   const c = new Client(base as string);

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { type AvatarGen, createAvatarGen, loadConfig } from '@avatargen/core';
+import { type AvatarGen, createAvatarGen } from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
-import { assemblePlugins } from '@avatargen/host-koa';
+import { readSite } from '@avatargen/host-koa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type AvatargenProcess, runAvatargen } from '../support/avatargen.js';
 import { type FlowiseServer, reply, startFlowiseServer } from '../support/flowise-server.js';
@@ -251,10 +251,11 @@ describe.concurrent('provider outages during the image stage', () => {
       s.flowise.setHandler(null);
       const flowiseBefore = s.flowise.requests.length;
       const openaiBefore = s.openai.requests.length;
-      const config = loadConfig(s.env);
+      const site = await readSite(s.env, s.dir);
       const gen = await createAvatarGen({
-        config,
-        plugins: (await assemblePlugins(config)).plugins,
+        config: site.config,
+        env: s.env,
+        plugins: site.assembly.plugins,
         pipeline: { reconcileIntervalMs: 1000, pollingIntervalSeconds: 0.5 },
       });
       gens.push(gen);

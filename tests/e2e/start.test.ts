@@ -59,7 +59,7 @@ describe('avatargen start with zero setup', () => {
     password = (/password: (\S+)/.exec(out)?.[1] ?? '') as string;
     expect(password.length).toBeGreaterThanOrEqual(16);
     expect(out).toContain('database: embedded PostgreSQL');
-    expect(out).toContain('storage: filesystem');
+    expect(out).toContain('storage: storage-filesystem (');
     expect(statSync(join(dir, '.avatargen', 'secret-key')).mode & 0o777).toBe(0o600);
     expect(existsSync(join(dir, '.avatargen', 'pg', 'PG_VERSION'))).toBe(true);
     pgPort = Number(/"port":(\d+),"database":"avatargen"/.exec(out)?.[1]);

@@ -105,7 +105,7 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
       );
     }
   });
-  app.use(errorHandler(eta) as Koa.Middleware<HostState>);
+  app.use(errorHandler(eta, gen.redact) as Koa.Middleware<HostState>);
   app.use(securityHeaders(options.imageOrigins ?? []));
   // Static assets and the health check need no session.
   app.use(staticFiles());

@@ -22,7 +22,9 @@ import {
 } from '@avatargen/core';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedded-postgres';
 import type { Logger } from 'pino';
-import { createHostApp, listen, startBackend } from './host.js';
+import { type Backend, createHostApp, listen, startBackend } from './host.js';
+import { describePlugins, formatPlugins } from './plugin-report.js';
+import { readSite, type Site } from './site.js';
 import { thumbnailKey } from './thumbs.js';
 
 export interface Io {
@@ -59,9 +61,18 @@ Commands:
   user disable           disable an account (its sessions and tokens stop working)
   generate               run one task to completion headless and write its ZIP
   doctor                 check the stored images against the database; --fix repairs
+  plugins                list the plugins, the ports they fill and their configuration
 
 Run "avatargen <command> --help" for the options of a command.
-Configuration comes from the environment and a .env file in the current folder; see docs/configuration.md.`,
+Configuration comes from the environment and a .env file in the current folder; see docs/configuration.md.
+Plugins come from avatargen.config.{ts,mjs,js} in the current folder (or AVATARGEN_CONFIG); see docs/plugins.md.`,
+  plugins: `avatargen plugins [--json]
+
+Lists the plugins this site loads (from avatargen.config.{ts,mjs,js} or AVATARGEN_CONFIG, and the
+host's defaults for the ports they leave empty), the ports each one fills, and each plugin's
+variables: set, defaulted or missing, with their values (never a secret's). Starts nothing: no
+database, no plugin registered. Exit codes: 0 the configuration is valid, 2 it is not (each
+problem named), 1 an error.`,
   start: `avatargen start
 
 Web server and worker in one process. With nothing configured: embedded PostgreSQL and
@@ -130,9 +141,28 @@ class UsageError extends Error {}
 /** The first admin when ADMIN_EMAIL is unset (core's address check wants a domain with a dot, so not admin@localhost). */
 export const DEFAULT_ADMIN_EMAIL = 'admin@localhost';
 
-function readConfig(io: Io): AvatarGenConfig {
+function loadEnv(io: Io): void {
   for (const warning of loadEnvFile(join(io.cwd, '.env'), io.env)) io.err(`.env: ${warning}`);
+}
+
+/** Core's variables only: for the commands that need nothing but the database. */
+function readConfig(io: Io): AvatarGenConfig {
+  loadEnv(io);
   return loadConfig(io.env);
+}
+
+/** The whole site: core's variables, its plugins and theirs. */
+async function openSite(io: Io): Promise<Site> {
+  loadEnv(io);
+  return readSite(io.env, io.cwd);
+}
+
+/** The start banner: which plugin fills each port, and the database. */
+function banner(backend: Backend): string {
+  const owner = (port: Parameters<typeof backend.gen.hasPort>[0]) => backend.gen.plugins.ports[port]?.plugin.replace(/^@avatargen\//, '') ?? 'none';
+  const storage = backend.gen.port('objectStorage').publicUrl('x').startsWith('/') ? `${owner('objectStorage')} (${join(backend.site.config.DATA_DIR, 'storage')})` : owner('objectStorage');
+  const database = backend.embedded ? `embedded PostgreSQL (${backend.embedded.dataDir})` : 'PostgreSQL';
+  return `personas: ${owner('personaProvider')} · images: ${owner('imageProvider')} · storage: ${storage} · database: ${database}`;
 }
 
 /** Runs `fn` until SIGINT/SIGTERM, then calls `stop` once and resolves. */
@@ -166,10 +196,11 @@ async function ensureFirstAdmin(users: UsersService, config: AvatarGenConfig, io
 }
 
 async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<number> {
-  const config = readConfig(io);
-  const logger = createLogger(config);
-  const backend = await startBackend(config, logger);
-  const { gen, assembly, embedded } = backend;
+  const site = await openSite(io);
+  const { config } = site;
+  const logger = createLogger(config, undefined, site.secrets);
+  const backend = await startBackend(site, logger);
+  const { gen } = backend;
   try {
     if (role === 'start') await ensureFirstAdmin(gen.users, config, io);
     if (role !== 'web') await gen.worker.start();
@@ -178,8 +209,7 @@ async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<numb
       const host = await createHostApp(backend);
       server = await listen(host, { port: config.APP_PORT, hostname: config.APP_HOST });
     }
-    const parts = `personas: ${assembly.parts.personas} · images: ${assembly.parts.images} · storage: ${assembly.parts.storage} · database: ${embedded ? `embedded PostgreSQL (${embedded.dataDir})` : 'PostgreSQL'}`;
-    io.out(parts);
+    io.out(banner(backend));
     if (server) io.out(`avatargen ${role} listening on ${server.url}`);
     else io.out('avatargen worker started');
     await untilSignal(async (signal) => {
@@ -289,9 +319,10 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     io.out(HELP.generate as string);
     return 0;
   }
-  const config = readConfig(io);
-  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
-  const backend = await startBackend(config, logger);
+  const site = await openSite(io);
+  const { config } = site;
+  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, undefined, site.secrets);
+  const backend = await startBackend(site, logger);
   const { gen } = backend;
   try {
     await gen.worker.start();
@@ -446,9 +477,10 @@ async function doctorCommand(args: string[], io: Io): Promise<number> {
   }
   const limit = Number(values.limit);
   if (!/^\d+$/.test(values.limit) || !Number.isSafeInteger(limit)) throw new UsageError('--limit must be a whole number, 0 or more');
-  const config = readConfig(io);
-  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
-  const backend = await startBackend(config, logger);
+  const site = await openSite(io);
+  const { config } = site;
+  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, undefined, site.secrets);
+  const backend = await startBackend(site, logger);
   try {
     const report = await backend.gen.doctor.run({ fix: values.fix === true, limit, derivedFrom: thumbnailSource });
     if (values.json) io.out(JSON.stringify(report, null, 2));
@@ -457,6 +489,19 @@ async function doctorCommand(args: string[], io: Io): Promise<number> {
   } finally {
     await backend.close();
   }
+}
+
+async function pluginsCommand(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.out(HELP.plugins as string);
+    return 0;
+  }
+  loadEnv(io);
+  const report = await describePlugins(io.env, io.cwd);
+  if (values.json) io.out(JSON.stringify(report, null, 2));
+  else for (const line of formatPlugins(report)) io.out(line);
+  return report.problems.length > 0 ? 2 : 0;
 }
 
 /** The `avatargen` command. Returns the exit code. */
@@ -490,6 +535,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         return await generateCommand(rest, io);
       case 'doctor':
         return await doctorCommand(rest, io);
+      case 'plugins':
+        return await pluginsCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

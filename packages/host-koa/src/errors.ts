@@ -65,7 +65,7 @@ export function errorCode(error: unknown): string | undefined {
  * request that needs it answers 503 with Retry-After; its log line holds the error code only (a
  * driver's message may name the server, and a wrapped one the connection string).
  */
-export function errorHandler(eta: Eta) {
+export function errorHandler(eta: Eta, redact: (text: string) => string = (text) => text) {
   return async (ctx: HostContext, next: Next) => {
     try {
       await next();
@@ -76,7 +76,8 @@ export function errorHandler(eta: Eta) {
       else if (status >= 500) ctx.state.log.error({ err: error }, 'request failed');
       else ctx.state.log.info({ status, reason: (error as Error)?.message }, 'request refused');
       if (ctx.headerSent || !ctx.writable) return;
-      const message = publicMessage(error, status);
+      // A plugin's error message may quote what it was given: no configured secret reaches a page.
+      const message = redact(publicMessage(error, status));
       // Headers set before the failure (e.g. Content-Disposition) must not leak onto the error page.
       for (const name of ['content-disposition', 'content-length', 'cache-control']) ctx.remove(name);
       if (error instanceof HttpError) for (const [k, v] of Object.entries(error.headers)) ctx.set(k, v);

@@ -14,6 +14,7 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedde
 import type { Logger } from 'pino';
 import { createApp, type HostApp, type HostOptions } from './app.js';
 import { type Assembly, assemblePlugins } from './plugins.js';
+import type { Site } from './site.js';
 
 const SECRET_FILE = 'secret-key';
 
@@ -45,6 +46,7 @@ export async function resolveSecretKey(config: Pick<AvatarGenConfig, 'SECRET_KEY
 
 export interface Backend {
   gen: AvatarGen;
+  site: Site;
   assembly: Assembly;
   /** The embedded PostgreSQL server when neither DATABASE_URL nor DB_* is set. */
   embedded: EmbeddedPostgres | null;
@@ -56,22 +58,24 @@ export interface Backend {
  * plugins chosen from the config, migrations run.
  */
 export async function startBackend(
-  config: AvatarGenConfig,
+  site: Site,
   logger: Logger,
   options: { plugins?: CreateAvatarGenOptions['plugins']; pipeline?: CreateAvatarGenOptions['pipeline'] } = {},
 ): Promise<Backend> {
+  const { config, env } = site;
   let url = databaseUrl(config);
   let embedded: EmbeddedPostgres | null = null;
   if (!url) {
     embedded = await startEmbeddedPostgres({ dataDir: join(config.DATA_DIR, 'pg'), logger: logger.child({ component: 'postgres' }) });
     url = embedded.url;
   }
-  const assembly = await assemblePlugins(config);
+  const assembly = site.assembly;
   let gen: AvatarGen | undefined;
   for (let attempt = 1; !gen; attempt++) {
     try {
-      const plugins = options.plugins ?? (attempt === 1 ? assembly.plugins : (await assemblePlugins(config)).plugins);
-      gen = await createAvatarGen({ config, logger, databaseUrl: url, plugins, pipeline: options.pipeline });
+      // A retry registers fresh plugin objects: a failed start closed the first ones' resources.
+      const plugins = options.plugins ?? (attempt === 1 ? assembly.plugins : (await assemblePlugins(config, env, site.cwd)).plugins);
+      gen = await createAvatarGen({ config, env, logger, databaseUrl: url, plugins, pipeline: options.pipeline });
     } catch (error) {
       // Processes started together (web and workers under systemd) can deadlock while the queue
       // creates its tables; that is transient: wait a moment and try again.
@@ -88,6 +92,7 @@ export async function startBackend(
   let closing: Promise<void> | undefined;
   return {
     gen: started,
+    site,
     assembly,
     embedded,
     close() {
@@ -176,11 +181,10 @@ export async function listen(host: HostApp, options: { port: number; hostname: s
 export async function createHostApp(backend: Backend, options: Partial<HostOptions> = {}): Promise<HostApp> {
   const config = backend.gen.config;
   const secretKey = options.secretKey ?? (await resolveSecretKey(config));
-  const imageOrigins: string[] = [];
-  if (!backend.assembly.storageRoot) {
-    for (const base of [config.S3_PUBLIC_URL_BASE, config.S3_ENDPOINT]) {
-      if (base) imageOrigins.push(new URL(base).origin);
-    }
-  }
-  return createApp(backend.gen, { serveMedia: backend.assembly.storageRoot !== null, imageOrigins, ...options, secretKey });
+  // Whichever plugin stores the images: site-relative URLs are served at /media through the port;
+  // absolute ones (S3, a CDN) are allowed as image sources by the CSP.
+  const sample = backend.gen.port('objectStorage').publicUrl('tasks/probe.png');
+  const serveMedia = sample.startsWith('/');
+  const imageOrigins = serveMedia ? [] : [new URL(sample).origin];
+  return createApp(backend.gen, { serveMedia, imageOrigins, ...options, secretKey });
 }

@@ -2,12 +2,13 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync }
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, type DoctorReport, loadConfig, type TaskView } from '@avatargen/core';
+import { createLogger, type DoctorReport, type TaskView } from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_PARTIAL, generateOutcome, type Io, main, thumbnailSource } from '../src/cli.js';
 import { startBackend } from '../src/host.js';
+import { readSite } from '../src/site.js';
 import { thumbnailKey } from '../src/thumbs.js';
 import { readZip } from './support/zip.js';
 
@@ -152,8 +153,8 @@ describe('avatargen doctor', () => {
     expect(existsSync(join(storageRoot(), thumb))).toBe(true);
 
     // A worker makes what is missing: the blocked persona's images and the lost picture's grid.
-    const config = loadConfig(env());
-    const backend = await startBackend(config, createLogger(config));
+    const site = await readSite(env(), dir);
+    const backend = await startBackend(site, createLogger(site.config, undefined, site.secrets));
     try {
       await backend.gen.worker.start();
       const deadline = Date.now() + 60_000;

@@ -473,6 +473,22 @@ describe('pages', () => {
 });
 
 describe('settings', () => {
+  it('shows which plugin fills each port; variables only to administrators', async () => {
+    const page = await (await loggedIn()).get('/settings');
+    const rows = [...page.text.matchAll(/<td class="mono">(\w+)<\/td>\s*<td class="mono">([^<]+)<\/td>/g)].map((m) => [m[1], m[2]]);
+    expect(rows).toEqual([
+      ['personaProvider', '@avatargen/provider-local'],
+      ['imagePromptProvider', '@avatargen/provider-local'],
+      ['imageProvider', '@avatargen/provider-local'],
+      ['imageProcessor', '@avatargen/image-opencv'],
+      ['objectStorage', '@avatargen/storage-filesystem'],
+      ['faceSource', 'none'],
+    ]);
+    const member = await (await loggedIn(MEMBER)).get('/settings');
+    expect(member.text).toContain('<td class="mono">imageProvider</td>');
+    expect(member.text).not.toContain('plugin-variables');
+  });
+
   it('validates, saves, and treats an unticked box as off', async () => {
     const c = await loggedIn();
     const page = await c.get('/settings');

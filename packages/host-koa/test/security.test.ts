@@ -104,27 +104,3 @@ describe('helpers', () => {
     expect(statusFor(new Error('boom'))).toBe(500);
   });
 });
-
-describe('assemblePlugins', () => {
-  it('picks local parts with nothing configured, and the services when they are', async () => {
-    const { assemblePlugins } = await import('../src/plugins.js');
-    const { loadConfig } = await import('@avatargen/core');
-    const local = await assemblePlugins(loadConfig({ DATA_DIR: '/tmp/x' }));
-    expect(local.plugins.map((p) => p.name)).toEqual(['provider-local', '@avatargen/image-opencv', '@avatargen/storage-filesystem']);
-    expect(local.storageRoot).toBe('/tmp/x/storage');
-    const remote = await assemblePlugins(
-      loadConfig({
-        FLOWISE_URL: 'http://flowise.test',
-        FLOWISE_PERSONA_FLOW_ID: 'a',
-        FLOWISE_PROMPT_FLOW_ID: 'b',
-        OPENAI_API_KEY: 'sk-x',
-        S3_ENDPOINT: 'http://s3.test',
-        S3_ACCESS_KEY: 'k',
-        S3_SECRET_KEY: 's',
-      }),
-    );
-    expect(remote.plugins.map((p) => p.name)).toEqual(['flowise', '@avatargen/provider-openai', '@avatargen/image-opencv', 'storage-s3']);
-    expect(remote.storageRoot).toBeNull();
-    expect(remote.parts).toMatchObject({ personas: 'provider-flowise', images: 'provider-openai' });
-  });
-});

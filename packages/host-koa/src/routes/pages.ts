@@ -6,6 +6,8 @@ import {
   IMAGES_PER_PERSONA,
   listLanguages,
   PASSWORD_MAX_BYTES,
+  PORTS,
+  type PortName,
   SETTING_KEYS,
   TASK_STATUSES,
   type TaskStatus,
@@ -196,7 +198,14 @@ export function pagesRouter(
     const user = ctx.state.user;
     if (!user) throw new HttpError(401, 'Log in first.');
     const [saved, tokens] = await Promise.all([gen.settings.get(), gen.users.listTokens(user.id)]);
-    render(ctx, eta, 'settings', { values: extra.values ?? saved, errors: extra.errors ?? {}, tokens, toggles: TOGGLES, ...extra }, status);
+    const ports = Object.keys(PORTS).map((port) => ({ port, owner: gen.plugins.ports[port as PortName] ?? null }));
+    render(
+      ctx,
+      eta,
+      'settings',
+      { values: extra.values ?? saved, errors: extra.errors ?? {}, tokens, toggles: TOGGLES, ports, plugins: gen.plugins.list, ...extra },
+      status,
+    );
   };
   router.get('/settings', (ctx) => settingsPage(c(ctx), { saved: ctx.query.saved === '1' }));
   router.post('/settings', async (ctx) => {
