@@ -60,6 +60,8 @@ export const PERSON_DATA_KEYS = [
   'ethnicity',
   'age',
 ] as const;
+/** Keys core added to `person_data` after the old system (issue 17); a flow may ignore them. */
+export const PERSON_DATA_EXTRA_KEYS = ['job_title', 'workplace', 'current_city', 'current_state'] as const;
 export const PROMPTS_HISTORY_PREFIX = 'Ideas already used, to avoid: ';
 
 /** A recorded answer: `{ status, body }` as in the fixtures folder. */
@@ -429,7 +431,8 @@ function inspectBody(flow: FlowName | null, headers: IncomingHttpHeaders, body: 
       else {
         const keys = Object.keys(data);
         const missing = PERSON_DATA_KEYS.filter((k) => !keys.includes(k));
-        const extra = keys.filter((k) => !(PERSON_DATA_KEYS as readonly string[]).includes(k));
+        const known: readonly string[] = [...PERSON_DATA_KEYS, ...PERSON_DATA_EXTRA_KEYS];
+        const extra = keys.filter((k) => !known.includes(k));
         if (missing.length > 0) problems.push(`person_data lacks ${missing.join(', ')}`);
         if (extra.length > 0) problems.push(`person_data has unexpected keys ${extra.join(', ')}`);
       }

@@ -6,6 +6,7 @@ export * from './domain/index.js';
 export * from './errors.js';
 export * from './exports/index.js';
 export * from './image-info.js';
+export * from './llm/index.js';
 export * from './logger.js';
 export * from './pipeline/engine.js';
 export * from './pipeline/faces.js';

@@ -11,7 +11,16 @@ export {
 } from './providers.js';
 export { type FlowiseConfig, flowiseConfig, flowisePlugin, type FlowisePluginOptions } from './plugin.js';
 export { flowisePlugin as default } from './plugin.js';
-export { parsePersonaText, personaFromFlowise, type ParsedPersonas } from './persona.js';
-export { MAX_PROMPT_LENGTH, parsePromptText, personDataJson, promptsHistory } from './prompt.js';
-export { scanJsonValues, scanJsonItems, type ScannedValue } from './scanner.js';
+export { personDataJson, promptsHistory } from './prompt.js';
+/** The tolerant reader moved to core (every text provider uses it); these names stay for existing callers. */
+export {
+  MAX_PROMPT_LENGTH,
+  type ParsedPersonas,
+  personaCandidate as personaFromFlowise,
+  readPersonas as parsePersonaText,
+  readPrompt as parsePromptText,
+  type ScannedValue,
+  scanJsonItems,
+  scanJsonValues,
+} from '@avatargen/core';
 export { parseRetryAfter, type StartStateEntry } from './client.js';

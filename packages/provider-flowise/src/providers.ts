@@ -6,10 +6,11 @@ import {
   type PersonaProvider,
   type PersonaRequest,
   type PromptRequest,
+  readPersonas,
+  readPrompt,
 } from '@avatargen/core';
 import { PredictionClient, SOURCE, type StartStateEntry } from './client.js';
-import { parsePersonaText } from './persona.js';
-import { parsePromptText, personDataJson, promptsHistory } from './prompt.js';
+import { personDataJson, promptsHistory } from './prompt.js';
 
 export interface FlowiseProvidersOptions {
   /** Base URL of the Flowise server, e.g. http://127.0.0.1:3000. */
@@ -115,7 +116,7 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
           signal: request.signal,
         });
       const answer = slots ? await slots.run(call, request.signal) : await call();
-      const batch = parsePersonaText(answer.text);
+      const batch = readPersonas(answer.text);
       if (batch.personas.length === 0) {
         const reasons = batch.rejected.slice(0, 3).map((r) => r.reason);
         throw new InvalidResponseError(
@@ -144,7 +145,7 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
         timeoutMs: promptTimeoutMs,
         signal: request.signal,
       });
-      const parsed = parsePromptText(answer.text);
+      const parsed = readPrompt(answer.text);
       if (!parsed.ok) {
         throw new InvalidResponseError(SOURCE, `Flowise prompt flow ${options.promptFlowId} answered without a usable prompt: ${parsed.reason}`);
       }

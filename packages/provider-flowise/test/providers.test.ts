@@ -85,6 +85,15 @@ const sofia = () => {
   return batch.personas[0] as NonNullable<(typeof batch.personas)[0]>;
 };
 
+/** A recorded prompt-flow body with Sofia's job, workplace and current city appended to `person_data`. */
+function withExtraPersonData(body: unknown): unknown {
+  const copy = structuredClone(body) as { overrideConfig: { startState: { startAgentflow_0: Array<{ key: string; value: string }> } } };
+  const entry = copy.overrideConfig.startState.startAgentflow_0.find((e) => e.key === 'person_data');
+  if (!entry) throw new Error('the fixture has no person_data');
+  entry.value = `${entry.value.slice(0, -1)}, "job_title": "Physical Therapist", "workplace": "MoveWell Clinic", "current_city": "Austin", "current_state": "TX"}`;
+  return copy;
+}
+
 describe('requests as Flowise sees them', () => {
   it('sends the persona call exactly as the old system did', async () => {
     await providers().personas.generate(personaRequest);
@@ -114,8 +123,9 @@ describe('requests as Flowise sees them', () => {
       `/api/v1/prediction/${PROMPT_FLOW}`,
     ]);
     expect(server.requests.every((r) => r.problems.length === 0)).toBe(true);
-    expect(server.requests[0]?.body).toEqual(requestFixture('prompt-request'));
-    expect(server.requests[1]?.body).toEqual(requestFixture('prompt-request-with-history'));
+    // The old bodies, with core's extra person_data keys appended at the end of the JSON.
+    expect(server.requests[0]?.body).toEqual(withExtraPersonData(requestFixture('prompt-request')));
+    expect(server.requests[1]?.body).toEqual(withExtraPersonData(requestFixture('prompt-request-with-history')));
     expect(first.length).toBeGreaterThan(0);
   });
 

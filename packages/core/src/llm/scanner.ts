@@ -1,5 +1,5 @@
 /**
- * A character scanner that finds the JSON values an LLM flow wrote into free text: objects one
+ * A character scanner that finds the JSON values a language model wrote into free text: objects one
  * after another (not an array), a JSON array, objects inside ``` fences, with any prose between
  * them. It tracks string state, escapes and nesting, so braces and quotes inside strings never
  * end an object early. Each balanced candidate is then handed to JSON.parse.
