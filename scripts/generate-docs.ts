@@ -65,7 +65,14 @@ const PLUGINS: Array<{ plugin: AvatarGenPlugin; intro: string }> = [
     intro:
       'Chosen when FLOWISE_URL is set (personaProvider and imagePromptProvider); otherwise the offline provider-local writes personas and prompts. MULTITHREAD_FLOWISE (core) bounds its calls.',
   },
-  { plugin: openai(), intro: 'Chosen when OPENAI_API_KEY is set (imageProvider); otherwise the offline provider-local draws the pictures.' },
+  {
+    plugin: openai(),
+    intro:
+      'Chosen when OPENAI_API_KEY is set (imageProvider); otherwise the offline provider-local draws the pictures. ' +
+      'Without FLOWISE_URL it also writes personas and prompts (personaProvider and imagePromptProvider) with a chat model, ' +
+      'when OPENAI_API_KEY, OPENAI_CHAT_BASE_URL or OPENAI_CHAT_MODEL is set: any OpenAI-compatible server (OpenAI, Azure, Ollama, vLLM, LM Studio, OpenRouter). ' +
+      'OPENAI_API_KEY is required only for pictures: text alone from a local server needs just OPENAI_CHAT_BASE_URL and OPENAI_CHAT_MODEL.',
+  },
 ];
 
 /** Published plugins that read no variables of their own. */

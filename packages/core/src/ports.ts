@@ -17,6 +17,24 @@ export interface EncodedImage {
   contentType: string;
 }
 
+/**
+ * What one call to a model cost in tokens. Providers report it through `onUsage` on the request;
+ * core sums it per task, per provider and model (the shape a later price table can multiply).
+ */
+export interface ProviderUsage {
+  /** The provider, e.g. "openai". */
+  provider: string;
+  /** The model asked, e.g. "gpt-4.1-mini". */
+  model: string;
+  /** Prompt (input) tokens. */
+  inputTokens: number;
+  /** Completion (output) tokens. */
+  outputTokens: number;
+}
+
+/** Called once per call to a model that answered, failed answers included (their tokens were spent too). */
+export type UsageListener = (usage: ProviderUsage) => void;
+
 export interface PersonaRequest {
   count: number;
   description: string;
@@ -25,6 +43,8 @@ export interface PersonaRequest {
   /** Stable per task and batch: a deterministic provider gives the same answer for the same seed. */
   seed: string;
   signal?: AbortSignal;
+  /** Optional: where the provider reports token usage (see ProviderUsage). */
+  onUsage?: UsageListener;
 }
 
 export interface RejectedPersona {
@@ -49,6 +69,8 @@ export interface PromptRequest {
   previousPrompts: readonly string[];
   seed: string;
   signal?: AbortSignal;
+  /** Optional: where the provider reports token usage (see ProviderUsage). */
+  onUsage?: UsageListener;
 }
 
 export interface ImagePromptProvider {

@@ -127,8 +127,10 @@ async function loadPluginPackage(name: string, options: unknown, siteDir: string
 /**
  * Today's choice from the environment, for the ports in `wanted`: Flowise, OpenAI and S3 when
  * configured, otherwise the offline provider-local and filesystem storage under DATA_DIR; the
- * image processor always. Packages are loaded only when chosen (the AWS and OpenAI SDKs, faker's
- * locales are large).
+ * image processor always. Without Flowise, personas and prompts come from provider-openai's chat
+ * model when OPENAI_API_KEY, OPENAI_CHAT_BASE_URL or OPENAI_CHAT_MODEL is set (the last two: text
+ * from a local server such as Ollama, no image key needed). Packages are loaded only when chosen
+ * (the AWS and OpenAI SDKs, faker's locales are large).
  */
 export async function defaultPlugins(
   config: AvatarGenConfig,
@@ -138,11 +140,14 @@ export async function defaultPlugins(
   const set = (name: string) => typeof env[name] === 'string' && (env[name] as string).trim() !== '';
   const flowise = set('FLOWISE_URL');
   const openai = set('OPENAI_API_KEY');
+  const chat = openai || set('OPENAI_CHAT_BASE_URL') || set('OPENAI_CHAT_MODEL');
   const s3 = set('S3_ENDPOINT');
   const needs = (...ports: PortName[]) => ports.some((port) => wanted.has(port));
   const plugins: AvatarGenPlugin[] = [];
   const text = needs('personaProvider', 'imagePromptProvider');
-  if ((text && !flowise) || (wanted.has('imageProvider') && !openai)) {
+  const openaiText = text && !flowise && chat;
+  const openaiImages = wanted.has('imageProvider') && openai;
+  if ((text && !flowise && !chat) || (wanted.has('imageProvider') && !openai)) {
     const { localPlugin } = await import('@avatargen/provider-local');
     plugins.push(localPlugin());
   }
@@ -150,9 +155,9 @@ export async function defaultPlugins(
     const { flowisePlugin } = await import('@avatargen/provider-flowise');
     plugins.push(flowisePlugin());
   }
-  if (wanted.has('imageProvider') && openai) {
+  if (openaiText || openaiImages) {
     const { openaiPlugin } = await import('@avatargen/provider-openai');
-    plugins.push(openaiPlugin());
+    plugins.push(openaiPlugin({ images: openaiImages, text: openaiText }));
   }
   if (wanted.has('imageProcessor')) {
     const { imageOpencvPlugin } = await import('@avatargen/image-opencv');

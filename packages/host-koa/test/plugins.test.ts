@@ -88,6 +88,41 @@ describe('the default choice from the environment', () => {
     ]);
   });
 
+  it('without Flowise, personas and prompts come from the OpenAI chat model: with only OPENAI_API_KEY, or from a chat server alone', async () => {
+    const config = loadConfig({ DATA_DIR: '/tmp/x' });
+    const openaiOnly = await assemblePlugins(config, { OPENAI_API_KEY: 'sk-x' }, site);
+    expect(openaiOnly.plugins.map((p) => [p.name, p.provides])).toEqual([
+      ['@avatargen/provider-openai', ['imageProvider', 'personaProvider', 'imagePromptProvider']],
+      ['@avatargen/image-opencv', ['imageProcessor']],
+      ['@avatargen/storage-filesystem', ['objectStorage']],
+    ]);
+    const report = await describePlugins({ OPENAI_API_KEY: 'sk-only-key-123456' }, site);
+    expect(report.problems).toEqual([]);
+    expect(report.ports).toMatchObject({
+      personaProvider: '@avatargen/provider-openai',
+      imagePromptProvider: '@avatargen/provider-openai',
+      imageProvider: '@avatargen/provider-openai',
+    });
+    const openaiReport = report.plugins.find((p) => p.name === '@avatargen/provider-openai');
+    expect(openaiReport?.variables).toContainEqual(expect.objectContaining({ name: 'OPENAI_CHAT_MODEL', status: 'defaulted', value: 'gpt-4.1-mini' }));
+
+    // text from a local server (Ollama), no image key: provider-local keeps the pictures
+    const ollama = await assemblePlugins(config, { OPENAI_CHAT_BASE_URL: 'http://127.0.0.1:11434/v1', OPENAI_CHAT_MODEL: 'llama3.2' }, site);
+    expect(ollama.plugins.map((p) => [p.name, p.provides])).toEqual([
+      ['@avatargen/provider-local', ['personaProvider', 'imagePromptProvider', 'imageProvider']],
+      ['@avatargen/provider-openai', ['personaProvider', 'imagePromptProvider']],
+      ['@avatargen/image-opencv', ['imageProcessor']],
+      ['@avatargen/storage-filesystem', ['objectStorage']],
+    ]);
+    const ollamaReport = await describePlugins({ OPENAI_CHAT_BASE_URL: 'http://127.0.0.1:11434/v1', OPENAI_CHAT_MODEL: 'llama3.2' }, site);
+    expect(ollamaReport.problems).toEqual([]);
+    expect(ollamaReport.ports).toMatchObject({ personaProvider: '@avatargen/provider-openai', imageProvider: '@avatargen/provider-local' });
+
+    // Flowise wins for text; OpenAI then draws only the pictures
+    const both = await assemblePlugins(config, { FLOWISE_URL: 'http://flowise.test', OPENAI_API_KEY: 'sk-x' }, site);
+    expect(both.plugins.find((p) => p.name === '@avatargen/provider-openai')?.provides).toEqual(['imageProvider']);
+  });
+
   it('loads only the packages it needs for the ports asked', async () => {
     const plugins = await defaultPlugins(loadConfig({}), { OPENAI_API_KEY: 'sk-x' }, new Set(['imageProcessor']));
     expect(plugins.map((p) => p.name)).toEqual(['@avatargen/image-opencv']);

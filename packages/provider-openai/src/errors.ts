@@ -53,6 +53,8 @@ export interface CallState {
   /** Our own timer fired. */
   timedOut: boolean;
   timeoutMs: number;
+  /** The variable that holds the key, named when the server refuses it. Default OPENAI_API_KEY. */
+  keyVariable?: string;
 }
 
 /** The server's own message from an SDK error, without the SDK's status prefix. */
@@ -82,7 +84,7 @@ export function toAvatarGenError(error: unknown, state: CallState): AvatarGenErr
       return new ModerationError(SOURCE, `${where} blocked by the safety system: ${message}`, { status });
     }
     // The server's message is left out on purpose: OpenAI echoes (part of) the key there.
-    if (status === 401) return ProviderError.auth(SOURCE, `${where}: the API key was refused (HTTP 401); check OPENAI_API_KEY`, 401);
+    if (status === 401) return ProviderError.auth(SOURCE, `${where}: the API key was refused (HTTP 401); check ${state.keyVariable ?? 'OPENAI_API_KEY'}`, 401);
     if (status === 403) return ProviderError.auth(SOURCE, `${where}: access denied (HTTP 403): ${message}`, 403);
     if (status === 429) {
       return ProviderError.rateLimited(SOURCE, `${where} rate limited (HTTP 429): ${message}`, parseRetryAfter(error.headers));

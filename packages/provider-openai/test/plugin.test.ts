@@ -2,6 +2,7 @@ import { buildContainer, ConfigError, createLogger, loadConfig } from '@avatarge
 import { samplePersona } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OpenAIImageProvider, type OpenAIConfig, openaiPlugin, optionsFromConfig } from '../src/index.js';
+import { type ChatServer, startChatServer } from '../../../tests/support/chat-server.js';
 import { type OpenAIServer, startOpenAIServer } from './helpers.js';
 
 let server: OpenAIServer;
@@ -52,5 +53,49 @@ describe('openaiPlugin', () => {
     await expect(buildContainer([openaiPlugin()], { config, env: {}, logger }, ['imageProvider'])).rejects.toThrow(
       'OPENAI_API_KEY is required (plugin @avatargen/provider-openai)',
     );
+  });
+
+  it('with text: true also fills personas and prompts from the chat model; chat URL and key default to the image ones', async () => {
+    const chat = await startChatServer({ apiKey: server.apiKey });
+    try {
+      const env = { OPENAI_API_KEY: server.apiKey, OPENAI_BASE_URL: chat.baseURL, OPENAI_CHAT_TEMPERATURE: '0.4' };
+      const plugin = openaiPlugin({ text: true });
+      expect(plugin.provides).toEqual(['imageProvider', 'personaProvider', 'imagePromptProvider']);
+      const built = await buildContainer([plugin], { config: loadConfig(env, [plugin]), env, logger }, ['personaProvider']);
+      const batch = await built.resolvePort('personaProvider').generate({
+        count: 2,
+        description: 'Bakers',
+        language: { code: 'en', name: 'English' },
+        bioInstructions: { facebook: '', instagram: '', x: '', tiktok: '' },
+        seed: 's',
+      });
+      expect(batch.personas).toHaveLength(2);
+      expect(chat.requests[0]?.body).toMatchObject({ model: 'gpt-4.1-mini', temperature: 0.4 });
+      expect(chat.requests[0]?.authorization).toBe(`Bearer ${server.apiKey}`);
+    } finally {
+      await chat.close();
+    }
+  });
+
+  it('text only needs no image key: chat from its own server (Ollama), no Authorization sent', async () => {
+    const ollama: ChatServer = await startChatServer({ apiKey: null, dialect: 'ollama', model: 'llama3.2' });
+    try {
+      const env = { OPENAI_CHAT_BASE_URL: ollama.baseURL, OPENAI_CHAT_MODEL: 'llama3.2' };
+      const plugin = openaiPlugin({ images: false, text: true });
+      expect(plugin.provides).toEqual(['personaProvider', 'imagePromptProvider']);
+      const built = await buildContainer([plugin], { config: loadConfig(env, [plugin]), env, logger }, ['imagePromptProvider']);
+      expect(built.hasPort('imageProvider')).toBe(false);
+      const prompt = await built.resolvePort('imagePromptProvider').nextPrompt({ persona: samplePersona(), previousPrompts: [], seed: 's' });
+      expect(prompt.length).toBeGreaterThan(0);
+      expect(ollama.requests.at(-1)?.authorization).toBeUndefined();
+      // a bad chat variable names itself and the plugin
+      const bad = { ...env, OPENAI_CHAT_OUTPUT: 'xml' };
+      await expect(buildContainer([plugin], { config: loadConfig({}), env: bad, logger }, [])).rejects.toThrow(
+        /OPENAI_CHAT_OUTPUT .*\(plugin @avatargen\/provider-openai\)/,
+      );
+    } finally {
+      await ollama.close();
+    }
+    expect(() => openaiPlugin({ images: false })).toThrow(/would fill no port/);
   });
 });
