@@ -59,8 +59,9 @@ describe('pipeline: failures', () => {
         // batch 1 of every task always fails with a retryable error, batch 2 fails once then works
         failPersona: (seed, attempt) =>
           seed.endsWith(':1') ? errors.server() : seed.endsWith(':2') && attempt === 1 ? errors.server() : null,
+        // batch 0 answers 8 of 10 and nothing usable when asked again for the rest
         shapeBatch: (seed, personas) =>
-          seed.endsWith(':0') ? [...personas.slice(0, 8), { firstName: '', lastName: 'X', gender: 'f' }] : personas,
+          seed.endsWith(':0') ? [...personas.slice(0, 8), { firstName: '', lastName: 'X', gender: 'f' }] : /:0:rest/.test(seed) ? [] : personas,
         failGrid: (seed) => (seed.includes(':fail') ? errors.auth() : null),
       },
     });
@@ -121,6 +122,57 @@ describe('pipeline: failures', () => {
 });
 
 describe('pipeline: a plugin that decorates a port', () => {
+  it('asks again for the rest when a provider answers with fewer personas, and sums the token usage providers report', async () => {
+    const asked: number[] = [];
+    const h = await startHarness({
+      plugins: [
+        definePlugin({
+          name: 'short-answers',
+          register(c) {
+            // At most 4 personas per answer, like a model that stops early; every call reports its tokens.
+            c.decorate('personaProvider', (inner) => ({
+              async generate(request) {
+                asked.push(request.count);
+                request.onUsage?.({ provider: 'test-llm', model: 'm-1', inputTokens: 100, outputTokens: 10 * request.count });
+                const batch = await inner.generate(request);
+                return { ...batch, personas: batch.personas.slice(0, 4) };
+              },
+            }));
+            c.decorate('imagePromptProvider', (inner) => ({
+              async nextPrompt(request) {
+                request.onUsage?.({ provider: 'test-llm', model: 'm-2', inputTokens: 7, outputTokens: 3 });
+                return inner.nextPrompt(request);
+              },
+            }));
+          },
+        }),
+      ],
+    });
+    try {
+      const task = await h.gen.tasks.submit({ ...REQUEST, count: 10, imagesPerPersona: 4 });
+      const done = await waitForStatus(h.gen, task.id, ['completed', 'partial', 'failed']);
+      expect(done.errorLog).toEqual([]);
+      expect(done.status).toBe('completed');
+      expect(asked).toEqual([10, 6, 2]);
+      const { personas } = await h.gen.personas.list(task.id, { perPage: 10 });
+      expect(new Set(personas.map((p) => p.firstName)).size).toBe(10);
+      expect(personas.map((p) => p.batchIndex)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      // 3 persona calls (100 in, 10 per persona asked out), 10 prompt calls (one grid each)
+      expect(done.usage).toEqual({
+        calls: 13,
+        inputTokens: 3 * 100 + 10 * 7,
+        outputTokens: 10 * (10 + 6 + 2) + 10 * 3,
+        byModel: [
+          { provider: 'test-llm', model: 'm-1', calls: 3, inputTokens: 300, outputTokens: 180 },
+          { provider: 'test-llm', model: 'm-2', calls: 10, inputTokens: 70, outputTokens: 30 },
+        ],
+      });
+      expect((await h.gen.tasks.list()).tasks.find((t) => t.id === task.id)?.usage).toEqual(done.usage);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('the pipeline uses the wrapper another plugin put around a port', async () => {
     let wrapped = 0;
     const h = await startHarness({

@@ -57,6 +57,25 @@ const task = {
     updatedAt: { type: 'string', format: 'date-time' },
     startedAt: { type: 'string', format: 'date-time', nullable: true },
     finishedAt: { type: 'string', format: 'date-time', nullable: true },
+    usage: { $ref: '#/components/schemas/Usage' },
+  },
+};
+
+const tokenCounts = {
+  calls: { type: 'integer', description: 'Model calls that reported usage.' },
+  inputTokens: { type: 'integer', description: 'Prompt (input) tokens.' },
+  outputTokens: { type: 'integer', description: 'Completion (output) tokens.' },
+};
+
+const usage = {
+  type: 'object',
+  description: "Token usage of the task's model calls (persona and prompt providers that report it), in total and per provider and model.",
+  properties: {
+    ...tokenCounts,
+    byModel: {
+      type: 'array',
+      items: { type: 'object', properties: { provider: { type: 'string' }, model: { type: 'string' }, ...tokenCounts } },
+    },
   },
 };
 
@@ -142,7 +161,7 @@ export function openApiDocument(): Record<string, unknown> {
         bearer: { type: 'http', scheme: 'bearer', description: 'A personal API token created in Settings.' },
         session: { type: 'apiKey', in: 'cookie', name: 'avatargen.sid' },
       },
-      schemas: { GenerationRequest: request, SettingsUpdate: settingsIn, Settings: settingsOut, Error: error, Task: task, Progress: progress, Persona: persona, Image: image },
+      schemas: { GenerationRequest: request, SettingsUpdate: settingsIn, Settings: settingsOut, Error: error, Task: task, Usage: usage, Progress: progress, Persona: persona, Image: image },
     },
     paths: {
       '/tasks': {

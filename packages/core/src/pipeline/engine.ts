@@ -29,12 +29,19 @@ import type {
   ImageProvider,
   ObjectStorage,
   PersonaProvider,
+  PersonaBatch,
   Pictures,
+  UsageListener,
 } from '../ports.js';
 import { personaColumns, personaData } from '../services/views.js';
 import { readObject } from '../storage/read.js';
 import { withRetry } from '../util.js';
 import { baseImageWithFaces } from './faces.js';
+
+/** A reported token count as a whole, non-negative number (a provider's odd value must not fail the upsert). */
+function tokens(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
+}
 
 export const BATCH_SIZE = 10;
 export const QUEUE_BATCHES = 'avatargen-persona-batch';
@@ -696,30 +703,52 @@ export class Pipeline {
         return;
       }
       const settings = task.settings;
-      const result = await this.retrying(
-        () =>
-          this.personaLimit(() =>
-            this.options.ports.personaProvider.generate({
-              count: wanted,
-              description: task.description,
-              language: { code: task.languageCode, name: task.languageName },
-              bioInstructions: bioInstructions(settings),
-              seed: `${task.id}:${job.batchNo}${task.run > 0 && batch.stored > 0 ? `:${task.run}` : ''}`,
-              signal: controller.signal,
-            }),
-          ),
-        controller.signal,
-        { taskId: task.id, batch: job.batchNo },
-      );
-      // Validate again at our edge: a plugin's answer is input like any other.
+      const seed = `${task.id}:${job.batchNo}${task.run > 0 && batch.stored > 0 ? `:${task.run}` : ''}`;
       const personas: PersonaData[] = [];
-      const reasons: string[] = result.rejected.map((r) => r.reason);
-      for (const candidate of result.personas) {
-        const normalized = normalizePersona(candidate);
-        if (normalized.ok) personas.push(normalized.persona);
-        else reasons.push(normalized.reason);
+      const reasons: string[] = [];
+      // A provider may answer with fewer personas than asked (a model that stopped early, a smaller
+      // batch after a cut answer): ask again for the rest, while each round brings someone new.
+      for (let round = 0; personas.length < wanted && round < Math.max(1, this.options.config.JOB_RETRY_LIMIT); round++) {
+        let result: PersonaBatch;
+        try {
+          result = await this.retrying(
+            () =>
+              this.personaLimit(() =>
+                this.withUsage(task.id, (onUsage) =>
+                  this.options.ports.personaProvider.generate({
+                    count: wanted - personas.length,
+                    description: task.description,
+                    language: { code: task.languageCode, name: task.languageName },
+                    bioInstructions: bioInstructions(settings),
+                    seed: round === 0 ? seed : `${seed}:rest${round}`,
+                    signal: controller.signal,
+                    onUsage,
+                  }),
+                ),
+              ),
+            controller.signal,
+            { taskId: task.id, batch: job.batchNo, round },
+          );
+        } catch (error) {
+          // The first answer's failure fails the batch; a later one keeps what earlier rounds got.
+          if (round === 0 || error instanceof CancelledError || controller.signal.aborted || isDatabaseUnavailable(error)) throw error;
+          reasons.push(`asking again for the rest failed: ${describeError(error)}`);
+          break;
+        }
+        // Validate again at our edge: a plugin's answer is input like any other.
+        reasons.push(...result.rejected.map((r) => r.reason));
+        let added = 0;
+        for (const candidate of result.personas) {
+          const normalized = normalizePersona(candidate);
+          if (!normalized.ok) reasons.push(normalized.reason);
+          else if (personas.length < wanted) {
+            personas.push(normalized.persona);
+            added++;
+          }
+        }
+        if (added === 0) break;
       }
-      const stored = personas.slice(0, wanted);
+      const stored = personas;
       const total = batch.stored + stored.length;
       const message =
         total < batch.size
@@ -812,6 +841,36 @@ export class Pipeline {
       this.untrack(job.taskId, controller);
     }
     await this.advance(job.taskId);
+  }
+
+  /**
+   * Runs one provider call with a usage listener that adds what the provider reports to the task's
+   * totals (one upsert per report), and waits for those writes. Accounting never fails the call: a
+   * write that fails is logged.
+   */
+  private async withUsage<T>(taskId: string, call: (onUsage: UsageListener) => Promise<T>): Promise<T> {
+    const writes: Array<Promise<void>> = [];
+    const onUsage: UsageListener = (usage) => {
+      writes.push(
+        this.em
+          .execute(
+            `insert into task_usage (task_id, provider, model, calls, input_tokens, output_tokens) values (?, ?, ?, 1, ?, ?)
+             on conflict (task_id, provider, model) do update set calls = task_usage.calls + 1,
+               input_tokens = task_usage.input_tokens + excluded.input_tokens,
+               output_tokens = task_usage.output_tokens + excluded.output_tokens, updated_at = now()`,
+            [taskId, String(usage.provider), String(usage.model), tokens(usage.inputTokens), tokens(usage.outputTokens)],
+          )
+          .then(
+            () => undefined,
+            (error: unknown) => this.log.warn({ taskId, usage, error: describeError(error) }, 'token usage not recorded'),
+          ),
+      );
+    };
+    try {
+      return await call(onUsage);
+    } finally {
+      await Promise.all(writes);
+    }
   }
 
   /** A provider call: outages are ridden out for PROVIDER_RETRY_WINDOW_SECONDS, bad answers retried JOB_RETRY_LIMIT times. */
@@ -909,7 +968,9 @@ export class Pipeline {
       throwIfAborted(signal);
       const prompt = await this.retrying(
         async () => {
-          const text = await ports.imagePromptProvider.nextPrompt({ persona, previousPrompts: prompts, seed, signal });
+          const text = await this.withUsage(task.id, (onUsage) =>
+            ports.imagePromptProvider.nextPrompt({ persona, previousPrompts: prompts, seed, signal, onUsage }),
+          );
           if (typeof text !== 'string' || text.trim() === '') {
             throw new InvalidResponseError('prompt provider', 'The prompt provider returned an empty prompt');
           }

@@ -10,7 +10,7 @@ import { deleteUnderPrefix } from '../storage/prefix.js';
 import type { Pipeline } from '../pipeline/engine.js';
 import { shortId } from '../util.js';
 import type { SettingsService } from './settings.js';
-import { type TaskView, taskView } from './views.js';
+import { type ModelUsage, type TaskView, taskView } from './views.js';
 
 /** Who is asking: a user sees only their own tasks; no userId (library use) sees all. */
 export interface Scope {
@@ -84,6 +84,27 @@ export class TasksService {
     return task;
   }
 
+  /** Token usage per provider and model of each task (the pipeline sums it per model call). */
+  private async usage(em: EntityManager, ids: string[]): Promise<Map<string, ModelUsage[]>> {
+    const out = new Map<string, ModelUsage[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return out;
+    const rows = await em.execute(
+      `select task_id, provider, model, calls, input_tokens::float8 as input_tokens, output_tokens::float8 as output_tokens
+       from task_usage where task_id in (?) order by task_id, provider, model`,
+      [ids],
+    );
+    for (const row of rows) {
+      out.get(row.task_id)?.push({
+        provider: row.provider,
+        model: row.model,
+        calls: row.calls,
+        inputTokens: row.input_tokens,
+        outputTokens: row.output_tokens,
+      });
+    }
+    return out;
+  }
+
   private async counts(em: EntityManager, ids: string[]): Promise<Map<string, { personas: number; images: number }>> {
     const out = new Map(ids.map((id) => [id, { personas: 0, images: 0 }]));
     if (ids.length === 0) return out;
@@ -104,7 +125,8 @@ export class TasksService {
     const em = this.em;
     const task = await this.find(em, id, scope);
     const counts = await this.counts(em, [task.id]);
-    return taskView(task, counts.get(task.id) ?? { personas: 0, images: 0 });
+    const usage = await this.usage(em, [task.id]);
+    return taskView(task, counts.get(task.id) ?? { personas: 0, images: 0 }, usage.get(task.id));
   }
 
   async list(options: ListOptions = {}): Promise<{ tasks: TaskView[]; total: number }> {
@@ -121,7 +143,11 @@ export class TasksService {
       em,
       rows.map((r) => r.id),
     );
-    return { tasks: rows.map((r) => taskView(r, counts.get(r.id) ?? { personas: 0, images: 0 })), total };
+    const usage = await this.usage(
+      em,
+      rows.map((r) => r.id),
+    );
+    return { tasks: rows.map((r) => taskView(r, counts.get(r.id) ?? { personas: 0, images: 0 }, usage.get(r.id))), total };
   }
 
   /** Cancels a pending or running task: no new work is scheduled and in-flight calls are aborted. */

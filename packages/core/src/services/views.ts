@@ -20,6 +20,35 @@ export interface TaskView {
   updatedAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Tokens the task's model calls used, as providers reported them (see ProviderUsage). */
+  usage: TaskUsage;
+}
+
+/** One provider and model's share of a task's token usage. */
+export interface ModelUsage {
+  provider: string;
+  model: string;
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** A task's token usage: totals, and per provider and model (what a price table would multiply). */
+export interface TaskUsage {
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  byModel: ModelUsage[];
+}
+
+/** Totals of the per-model rows. */
+export function taskUsage(byModel: ModelUsage[]): TaskUsage {
+  return {
+    calls: byModel.reduce((sum, m) => sum + m.calls, 0),
+    inputTokens: byModel.reduce((sum, m) => sum + m.inputTokens, 0),
+    outputTokens: byModel.reduce((sum, m) => sum + m.outputTokens, 0),
+    byModel,
+  };
 }
 
 export interface ImageView {
@@ -45,7 +74,7 @@ export interface PersonaView extends PersonaData {
   imagesError: string | null;
 }
 
-export function taskView(task: TaskEntity, counts: { personas: number; images: number }): TaskView {
+export function taskView(task: TaskEntity, counts: { personas: number; images: number }, usage: ModelUsage[] = []): TaskView {
   return {
     id: task.id,
     userId: task.userId ?? null,
@@ -66,6 +95,7 @@ export function taskView(task: TaskEntity, counts: { personas: number; images: n
     updatedAt: task.updatedAt,
     startedAt: task.startedAt ?? null,
     finishedAt: task.finishedAt ?? null,
+    usage: taskUsage(usage),
   };
 }
 

@@ -1,0 +1,98 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type AvatargenProcess, runAvatargen } from '../support/avatargen.js';
+import { type ChatServer, startChatServer } from '../support/chat-server.js';
+import { type OpenAIServer, startOpenAIServer } from '../support/openai-server.js';
+import { query } from '../support/task-rows.js';
+import { datasetZipSummary } from '../support/zip.js';
+
+/**
+ * Issue 17: personas and prompts from an OpenAI-compatible chat model, no Flowise. A real
+ * `avatargen generate` process with only OpenAI variables: text from the chat stand-in (its own
+ * server and key, as with Ollama or a gateway), pictures from the OpenAI Images stand-in. The
+ * persona stage meets a cut answer (asked again with a smaller batch), a short answer (the
+ * pipeline asks again for the rest) and a 429 with retry-after; the task still completes, and
+ * the tokens the chat server reported are summed on the task.
+ */
+const CHAT_KEY = 'sk-test-chat-e2e-7d21';
+const OPENAI_KEY = 'sk-test-images-e2e-93af';
+let db: TestDatabase;
+let dir: string;
+let chat: ChatServer;
+let images: OpenAIServer;
+let app: AvatargenProcess | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase('avatargen_e2e_chat');
+  dir = mkdtempSync(join(tmpdir(), 'avatargen-e2e-chat-'));
+  // image-opencv's worker threads load tsx from the current folder when run from sources.
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(fileURLToPath(new URL('../../node_modules/tsx', import.meta.url)), join(dir, 'node_modules', 'tsx'));
+  chat = await startChatServer({ apiKey: CHAT_KEY, model: 'gpt-4.1-mini' });
+  images = await startOpenAIServer({ apiKey: OPENAI_KEY });
+});
+afterAll(async () => {
+  await app?.stop(10_000);
+  await chat?.close();
+  await images?.close();
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('avatargen generate makes a whole dataset with a chat model for text and OpenAI images for pictures', async () => {
+  // persona call 1 is cut at the token limit, call 2 (half the batch) answers 2 of 5, call 3 (the rest) is rate limited once
+  chat.enqueue({ kind: 'length' }, { kind: 'normal', count: 2 }, { kind: 'rate-limit', retryAfter: '1' });
+  const out = join(dir, 'dataset.zip');
+  app = runAvatargen(['generate', '-d', 'Tram drivers in Lisbon', '-l', 'pt', '-n', '10', '-i', '8', '-o', out], {
+    cwd: dir,
+    env: {
+      DATABASE_URL: db.url,
+      DATA_DIR: join(dir, 'data'),
+      OPENAI_API_KEY: OPENAI_KEY,
+      OPENAI_BASE_URL: images.baseURL,
+      OPENAI_CHAT_BASE_URL: chat.baseURL,
+      OPENAI_CHAT_API_KEY: CHAT_KEY,
+      IMAGE_PROCESSOR_THREADS: '1',
+      JOB_RETRY_DELAY_MS: '50',
+      LOG_LEVEL: 'warn',
+    },
+  });
+  const code = await app.exited;
+  const output = app.output();
+  expect(code, output.slice(-3000)).toBe(0);
+  expect(output).not.toContain(CHAT_KEY);
+  expect(output).not.toContain(OPENAI_KEY);
+
+  // every request was well formed, with the chat key on the chat server and the image key on the other
+  expect(chat.requests.flatMap((r) => r.problems)).toEqual([]);
+  expect(images.requests.flatMap((r) => r.problems)).toEqual([]);
+  expect(chat.requests.every((r) => r.authorization === `Bearer ${CHAT_KEY}`)).toBe(true);
+  const personaCalls = chat.requests.filter((r) => r.asked === 'personas');
+  expect(personaCalls.map((r) => [r.count, r.answer])).toEqual([
+    [10, 'length'],
+    [5, 'normal'],
+    [8, 'rate-limit'],
+    [8, 'normal'],
+  ]);
+  expect(personaCalls.every((r) => (r.body.response_format as { type: string }).type === 'json_schema')).toBe(true);
+  // two prompts per persona (8 images = 2 grids), each asked with the persona's job and current city
+  const promptCalls = chat.requests.filter((r) => r.asked === 'prompt');
+  expect(promptCalls).toHaveLength(20);
+  expect(promptCalls.every((r) => JSON.stringify(r.body.messages).includes('job_title'))).toBe(true);
+
+  const zip = await datasetZipSummary(out);
+  // 10 base selfies and 8 pictures each
+  expect(zip).toEqual({ images: 10 + 80, missing: [], status: 'completed' });
+
+  // the tokens of every chat answer, summed on the task (the 429 had none)
+  const [usage] = await query<{ calls: number; input: number; output: number }>(
+    db.url,
+    'select sum(calls)::int as calls, sum(input_tokens)::int as input, sum(output_tokens)::int as output from task_usage',
+  );
+  expect(usage).toEqual({ calls: chat.usageTotals().calls, input: chat.usageTotals().inputTokens, output: chat.usageTotals().outputTokens });
+  expect(chat.usageTotals().calls).toBe(3 + 20);
+});
