@@ -162,7 +162,9 @@ function banner(backend: Backend): string {
   const owner = (port: Parameters<typeof backend.gen.hasPort>[0]) => backend.gen.plugins.ports[port]?.plugin.replace(/^@avatargen\//, '') ?? 'none';
   const storage = backend.gen.port('objectStorage').publicUrl('x').startsWith('/') ? `${owner('objectStorage')} (${join(backend.site.config.DATA_DIR, 'storage')})` : owner('objectStorage');
   const database = backend.embedded ? `embedded PostgreSQL (${backend.embedded.dataDir})` : 'PostgreSQL';
-  return `personas: ${owner('personaProvider')} · images: ${owner('imageProvider')} · storage: ${storage} · database: ${database}`;
+  // Prompts usually come with the personas; say so only when another plugin writes them.
+  const prompts = owner('imagePromptProvider') === owner('personaProvider') ? '' : ` · prompts: ${owner('imagePromptProvider')}`;
+  return `personas: ${owner('personaProvider')}${prompts} · images: ${owner('imageProvider')} · storage: ${storage} · database: ${database}`;
 }
 
 /** Runs `fn` until SIGINT/SIGTERM, then calls `stop` once and resolves. */

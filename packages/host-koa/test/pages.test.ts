@@ -427,6 +427,28 @@ describe('pages', () => {
     expect((await c.get('/datasets/nosuchtask')).status).toBe(404);
   });
 
+  it('dataset detail shows the tokens a text model reported, in all and per model', async () => {
+    const c = await loggedIn();
+    expect((await c.get(`/datasets/${task.id}`)).text).not.toContain('id="task-usage"'); // provider-local reports none
+    await site.gen.orm.em
+      .fork()
+      .execute(
+        `insert into task_usage (task_id, provider, model, calls, input_tokens, output_tokens) values (?, 'openai-chat', 'gpt-4.1-mini', 3, 12345, 678), (?, 'flowise', 'persona-flow', 1, 10, 5)`,
+        [task.id, task.id],
+      );
+    // Usage is written while the task runs, before the change that ends it; here it comes after,
+    // so tell the host's dataset cache as the task's notification would.
+    site.gen.pipeline.events.emit('task', task.id);
+    const { text } = await c.get(`/datasets/${task.id}`);
+    expect(text).toContain('<dd class="mono small" id="task-usage">12,355 in · 683 out · 4 calls');
+    expect(text).toContain('openai-chat/gpt-4.1-mini: 12,345 in · 678 out · 3 calls');
+    expect(text).toContain('flowise/persona-flow: 10 in · 5 out · 1 calls');
+    const api = await c.get(`/api/v1/tasks/${task.id}`);
+    expect(JSON.parse(api.text).usage).toMatchObject({ calls: 4, inputTokens: 12355, outputTokens: 683 });
+    await site.gen.orm.em.fork().execute('delete from task_usage where task_id = ?', [task.id]);
+    site.gen.pipeline.events.emit('task', task.id);
+  });
+
   it('serves thumbnails (WebP, cached in storage) and full-size images with immutable caching', async () => {
     const c = await loggedIn();
     const persona = (await site.gen.personas.list(task.id, { perPage: 1 })).personas[0];
