@@ -30,7 +30,7 @@ import { SETTINGS } from './prompts.js';
 import { createRandom, type Random } from './seed.js';
 
 export interface LocalImageOptions {
-  /** Side of the base portrait in pixels. Default 256. */
+  /** Side of the base portrait in pixels. Default 512. */
   imageSize?: number;
   /** Side of the scene in one picture, in pixels. Default: imageSize. */
   pictureSize?: number;
@@ -85,7 +85,18 @@ const MALE_TOPS: Top[] = [
 ];
 const HAIR = ['a55728', '2c1b18', 'b58143', 'd6b370', '724133', '4a312c', 'c93305'];
 const DARK_HAIR = ['2c1b18', '4a312c', '724133'];
-const GREY_HAIR = ['e8e1e1', 'ecdcbf'];
+/** Silver, grey and salt-and-pepper: nothing a viewer could take for blond. */
+export const GREY_HAIR = ['e8e1e1', 'bdbdbd', '9e9e9e'];
+/** Clothes that read as grown-up: no hoodie, graphic shirt or overall for people over 40. */
+const ADULT_CLOTHING: NonNullable<avataaars.Options['clothing']> = [
+  'blazerAndShirt',
+  'blazerAndSweater',
+  'collarAndSweater',
+  'shirtCrewNeck',
+  'shirtVNeck',
+];
+/** Natural (less cartoonish) brows for people over 40. */
+const ADULT_EYEBROWS: NonNullable<avataaars.Options['eyebrows']> = ['defaultNatural', 'flatNatural', 'upDownNatural'];
 const SKIN = {
   light: ['ffdbb4', 'edb98a'],
   medium: ['edb98a', 'd08b5b'],
@@ -114,7 +125,8 @@ const CLOTHING: NonNullable<avataaars.Options['clothing']> = [
   'shirtScoopNeck',
   'shirtVNeck',
 ];
-const GLASSES: NonNullable<avataaars.Options['accessories']> = ['prescription01', 'prescription02', 'round', 'kurt'];
+/** Clear reading glasses only ('kurt' reads as sunglasses on a portrait). */
+const GLASSES: NonNullable<avataaars.Options['accessories']> = ['prescription01', 'prescription02', 'round'];
 
 /** Sky and ground colours per setting; every one has a channel well under 220, so never reads as white. */
 const PALETTES: Record<string, { sky: string[]; ground: string[] }> = {
@@ -149,8 +161,11 @@ const FRAMING_SCALE: Array<[RegExp, number]> = [
   [/head-and-shoulders|portrait/i, 0.92],
 ];
 
+/** Default side of the base portrait and of a picture's scene: big enough to look at, not a thumbnail. */
+export const DEFAULT_SIZE = 512;
+
 export function pictureLayout(options: LocalImageOptions = {}): PictureLayout {
-  const picture = options.pictureSize ?? options.imageSize ?? 256;
+  const picture = options.pictureSize ?? options.imageSize ?? DEFAULT_SIZE;
   const margin = options.margin ?? Math.max(2, Math.round(picture / 10));
   return { picture, margin, size: picture + margin * 2 };
 }
@@ -170,7 +185,7 @@ function checkOptions(options: LocalImageOptions): void {
 }
 
 /** The stable traits of a persona's face: the same person in every picture. */
-interface Face {
+export interface Face {
   skinColor: string;
   top: Top;
   hairColor: string;
@@ -180,6 +195,7 @@ interface Face {
   clothing: NonNullable<avataaars.Options['clothing']>[number];
   clothesColor: string;
   wearsGlasses: boolean;
+  age: number;
 }
 
 /** The identity the face is derived from: name, gender and age (not the task), so it never drifts. */
@@ -197,7 +213,11 @@ function skinFor(ethnicity: string): string[] {
   return SKIN.any;
 }
 
-function faceOf(persona: PersonaData): Face {
+/**
+ * The persona's look, a pure function of its identity and ethnicity: skin, hair (grey from the
+ * mid-50s), brows, beard and clothes. Base portrait and every picture are drawn from it.
+ */
+export function faceOf(persona: PersonaData): Face {
   const r = createRandom('face', faceSeed(persona));
   const female = persona.gender === 'f';
   const ethnicity = persona.ethnicity.toLowerCase();
@@ -205,42 +225,54 @@ function faceOf(persona: PersonaData): Face {
   const age = persona.age ?? 35;
   let top = r.pick(female ? FEMALE_TOPS : MALE_TOPS);
   if (female && /arab|persian|amazigh|kurdish|pakistani|maldivian/.test(ethnicity) && r.chance(0.35)) top = 'hijab';
-  const grey = age >= 62 ? r.chance(0.8) : age >= 50 ? r.chance(0.35) : false;
+  // The drawing has no wrinkles: grey hair, natural brows, grown-up clothes and (for men) beards
+  // are what make an older persona read as older rather than as a child.
+  const grey = age >= 55 || (age >= 45 && r.chance(0.3));
+  const older = age >= 40;
   return {
     skinColor: r.pick(skinFor(persona.ethnicity)),
     top,
     hairColor: grey ? r.pick(GREY_HAIR) : r.pick(darkHaired ? DARK_HAIR : HAIR),
-    eyebrows: r.pick(EYEBROWS),
-    facialHair: !female && r.chance(0.4) ? r.pick(['beardLight', 'beardMedium', 'beardMajestic', 'moustacheFancy'] as const) : undefined,
+    eyebrows: r.pick(older ? ADULT_EYEBROWS : EYEBROWS),
+    facialHair:
+      !female && r.chance(age >= 45 ? 0.65 : 0.4)
+        ? r.pick(['beardLight', 'beardMedium', 'beardMajestic', 'moustacheFancy'] as const)
+        : undefined,
     studio: r.pick(STUDIO),
-    clothing: r.pick(CLOTHING),
+    clothing: r.pick(older ? ADULT_CLOTHING : CLOTHING),
     clothesColor: r.pick(CLOTHES),
-    wearsGlasses: r.chance(age >= 45 ? 0.5 : 0.25),
+    wearsGlasses: r.chance(age >= 55 ? 0.7 : age >= 45 ? 0.5 : 0.25),
+    age,
   };
 }
 
-async function avatarSvg(face: Face, size: number, shot: Partial<AvataaarsOptions>, seed: string): Promise<string> {
-  const dicebear = await loadDicebear();
-  const options: AvataaarsOptions = {
+/** The DiceBear options of one drawing of the face; what a shot changes never touches skin, hair or beard. */
+export function avatarOptions(face: Face, size: number, shot: Partial<AvataaarsOptions>, seed: string): AvataaarsOptions {
+  return {
     seed,
     size,
     backgroundColor: ['transparent'],
-    skinColor: [face.skinColor],
-    top: [face.top],
     topProbability: 100,
-    hairColor: [face.hairColor],
     hatColor: ['3c4f5c', '25557c', '929598'],
-    eyebrows: [face.eyebrows],
-    facialHair: face.facialHair ? [face.facialHair] : ['beardLight'],
-    facialHairProbability: face.facialHair ? 100 : 0,
-    facialHairColor: [face.hairColor],
     accessoriesProbability: 0,
     clothing: [face.clothing],
     clothesColor: [face.clothesColor],
     eyes: ['default'],
     mouth: ['smile'],
     ...shot,
+    // identity last: no shot may override it
+    skinColor: [face.skinColor],
+    top: [face.top],
+    hairColor: [face.hairColor],
+    facialHair: face.facialHair ? [face.facialHair] : ['beardLight'],
+    facialHairProbability: face.facialHair ? 100 : 0,
+    facialHairColor: [face.hairColor],
+    eyebrows: [face.eyebrows],
   };
+}
+
+async function avatarSvg(options: AvataaarsOptions): Promise<string> {
+  const dicebear = await loadDicebear();
   return dicebear.createAvatar(dicebear.avataaars, options).toString();
 }
 
@@ -274,7 +306,17 @@ function sceneSvg(size: number, sky: string, ground: string, horizon: number): s
   );
 }
 
-async function renderShot(face: Face, prompt: string, size: number, r: Random, seed: string): Promise<Buffer> {
+/** Everything one shot of a prompt draws, chosen before any drawing (so tests can read it). */
+export interface ShotPlan {
+  avatar: AvataaarsOptions;
+  avatarSize: number;
+  left: number;
+  sky: string;
+  ground: string;
+  horizon: number;
+}
+
+function planShot(face: Face, prompt: string, size: number, r: Random, seed: string): ShotPlan {
   const p = prompt.toLowerCase();
   const setting = SETTINGS.find((s) => p.includes(s.key));
   const palette = setting ? PALETTES[setting.key] : undefined;
@@ -296,19 +338,47 @@ async function renderShot(face: Face, prompt: string, size: number, r: Random, s
   const shot: Partial<AvataaarsOptions> = {
     eyes: [r.pick(EYES)],
     mouth: [r.pick(MOUTHS)],
-    clothing: r.chance(0.6) ? [r.pick(CLOTHING)] : [face.clothing],
+    clothing: r.chance(0.6) ? [r.pick(face.age >= 40 ? ADULT_CLOTHING : CLOTHING)] : [face.clothing],
     clothesColor: [r.pick(CLOTHES)],
     accessories: accessories ?? ['round'],
     accessoriesProbability: accessories ? 100 : 0,
     accessoriesColor: ['262e33', '3c4f5c', '25557c', '929598'],
-    top: setting?.key === 'snow' && face.top !== 'hijab' ? ['winterHat1', 'winterHat02', 'winterHat03', 'winterHat04'] : [face.top],
+    // No winter hats: they hide the hair, and the hair is part of who the persona is.
     flip: r.chance(0.5),
   };
-  const sharp = await loadSharp();
-  const avatar = await sharp(Buffer.from(await avatarSvg(face, avatarSize, shot, seed))).png().toBuffer();
   const horizon = Math.round(size * (0.55 + r.next() * 0.25));
-  return sharp(Buffer.from(sceneSvg(size, sky, ground, horizon)))
-    .composite([{ input: avatar, left: Math.max(0, Math.min(size - avatarSize, left)), top: size - avatarSize }])
+  return {
+    avatar: avatarOptions(face, avatarSize, shot, seed),
+    avatarSize,
+    left: Math.max(0, Math.min(size - avatarSize, left)),
+    sky,
+    ground,
+    horizon,
+  };
+}
+
+/**
+ * What each of `count` pictures of a prompt draws: a pure function of persona, prompt and seed
+ * (exported so tests can check that skin, hair and age look stay those of the base portrait).
+ */
+export function planPictures(persona: PersonaData, prompt: string, seed: string, count: number, size: number): ShotPlan[] {
+  const face = faceOf(persona);
+  return Array.from({ length: count }, (_, index) =>
+    planShot(face, prompt, size, createRandom('shot', faceSeed(persona), seed, prompt, index), `${seed}:${index}`),
+  );
+}
+
+/** The DiceBear options of the base portrait. */
+export function baseOptions(persona: PersonaData, size: number): AvataaarsOptions {
+  const face = faceOf(persona);
+  return avatarOptions(face, size, { accessories: GLASSES, accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(persona));
+}
+
+async function renderShot(plan: ShotPlan, size: number): Promise<Buffer> {
+  const sharp = await loadSharp();
+  const avatar = await sharp(Buffer.from(await avatarSvg(plan.avatar))).png().toBuffer();
+  return sharp(Buffer.from(sceneSvg(size, plan.sky, plan.ground, plan.horizon)))
+    .composite([{ input: avatar, left: plan.left, top: size - plan.avatarSize }])
     .removeAlpha()
     .png()
     .toBuffer();
@@ -344,14 +414,14 @@ async function step<T>(signal: AbortSignal | undefined, work: () => Promise<T>):
  */
 export function createLocalImageProvider(options: LocalImageOptions = {}): ImageProvider {
   checkOptions(options);
-  const baseSize = options.imageSize ?? 256;
+  const baseSize = options.imageSize ?? DEFAULT_SIZE;
   const layout = pictureLayout(options);
 
   return {
     async baseImage(request: BaseImageRequest): Promise<EncodedImage> {
       return step(request.signal, async () => {
         const face = faceOf(request.persona);
-        const svg = await avatarSvg(face, baseSize, { accessories: GLASSES, accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(request.persona));
+        const svg = await avatarSvg(baseOptions(request.persona, baseSize));
         const sharp = await loadSharp();
         const avatar = await sharp(Buffer.from(svg)).png().toBuffer();
         const data = await sharp({ create: { width: baseSize, height: baseSize, channels: 3, background: `#${face.studio}` } })
@@ -372,14 +442,13 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
       if (info.contentType !== request.base.contentType) {
         throw new InvalidImageError(`Base image is ${info.contentType}, not ${request.base.contentType}`);
       }
-      const face = faceOf(request.persona);
       const prompt = request.prompt ?? '';
       const { picture, margin, size } = layout;
+      const plans = planPictures(request.persona, prompt, request.seed, request.count, picture);
       const sharp = await loadSharp();
       const images: EncodedImage[] = [];
-      for (let index = 0; index < request.count; index++) {
-        const r = createRandom('shot', faceSeed(request.persona), request.seed, prompt, index);
-        const scene = await step(request.signal, () => renderShot(face, prompt, picture, r, `${request.seed}:${index}`));
+      for (const plan of plans) {
+        const scene = await step(request.signal, () => renderShot(plan, picture));
         const data = await step(request.signal, () =>
           sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' } })
             .composite([{ input: scene, left: margin, top: margin }])

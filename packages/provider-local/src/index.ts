@@ -37,6 +37,19 @@ export function localPlugin(options: LocalProviderOptions = {}): AvatarGenPlugin
 export { localPlugin as default };
 export { BIO_LIMITS, createLocalPersonaProvider, MAX_PERSONAS_PER_CALL } from './personas.js';
 export { createLocalPromptProvider } from './prompts.js';
-export { createLocalImageProvider, faceSeed, type LocalImageOptions, type PictureLayout, pictureLayout } from './images.js';
+export {
+  baseOptions,
+  createLocalImageProvider,
+  DEFAULT_SIZE,
+  type Face,
+  faceOf,
+  faceSeed,
+  GREY_HAIR,
+  type LocalImageOptions,
+  type PictureLayout,
+  pictureLayout,
+  planPictures,
+  type ShotPlan,
+} from './images.js';
 export { readCues, readAgeRange, type DescriptionCues } from './cues.js';
 export { fakerLocaleFor, sexedFirstNames } from './locales.js';

@@ -31,8 +31,8 @@ export const FRAMINGS = [
   'Head-and-shoulders shot',
   'Half-body shot',
   'Full-body shot',
-  'Candid over-the-shoulder shot',
-  'Mirror selfie',
+  'Over-the-shoulder view',
+  'Mirror selfie pose',
   'Wide environmental portrait',
   'Selfie at arm’s length',
 ] as const;
@@ -62,6 +62,12 @@ const OUTFITS = [
   'in work clothes',
 ] as const;
 
+/**
+ * What the offline picture really is: the stored prompt must describe the DiceBear drawing the
+ * image side makes from it, not a photo that was never taken.
+ */
+export const PICTURE_KIND = 'Illustrated avatar: a flat digital illustration (cartoon avatar style) of the same person in a simple scene.';
+
 function identity(persona: PersonaData): string {
   return `${persona.firstName}|${persona.lastName}|${persona.gender}|${persona.age ?? ''}`;
 }
@@ -75,7 +81,7 @@ function describePerson(persona: PersonaData): string {
 const sameText = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLowerCase();
 
 /**
- * Shot descriptions assembled from setting, framing, activity, light and outfit. Deterministic
+ * Descriptions of illustrated shots assembled from setting, framing, activity, light and outfit. Deterministic
  * from the seed, the persona and how many prompts came before; never equal to a previous one.
  */
 export function createLocalPromptProvider(): ImagePromptProvider {
@@ -97,7 +103,7 @@ export function createLocalPromptProvider(): ImagePromptProvider {
         const activity = r.pick(r.chance(0.75) ? setting.doing : ACTIVITIES).replace('{their}', their);
         const prompt =
           `${r.pick(FRAMINGS)} of ${describePerson(persona)}, ${activity} ${place}, ` +
-          `${r.pick(OUTFITS)}, ${r.pick(LIGHTS)}. Natural candid photo taken on a phone, realistic skin texture.`;
+          `${r.pick(OUTFITS)}, ${r.pick(LIGHTS)}. ${PICTURE_KIND}`;
         if (!previous.some((p) => sameText(p, prompt))) return prompt;
         if (attempt >= 200) {
           // Practically unreachable (thousands of combinations), but never loop forever.

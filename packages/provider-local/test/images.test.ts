@@ -10,7 +10,7 @@ import {
 import { samplePersona } from '@avatargen/core/testing';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createLocalImageProvider, createLocalProviders, pictureLayout } from '../src/index.js';
+import { baseOptions, createLocalImageProvider, createLocalProviders, DEFAULT_SIZE, faceOf, GREY_HAIR, pictureLayout, planPictures } from '../src/index.js';
 
 const PICTURE = 96;
 const provider = createLocalImageProvider({ imageSize: 80, pictureSize: PICTURE });
@@ -81,9 +81,16 @@ describe('base portraits', () => {
     expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(false);
   });
 
-  it('default to 256 px', async () => {
-    const image = await createLocalProviders().images.baseImage({ persona: samplePersona(), seed: 's' });
-    expect(readImageInfo(image.data)).toMatchObject({ width: 256, height: 256 });
+  it('default to 512 px, pictures too', async () => {
+    const images = createLocalProviders().images;
+    const persona = samplePersona();
+    const image = await images.baseImage({ persona, seed: 's' });
+    expect(readImageInfo(image.data)).toMatchObject({ width: 512, height: 512 });
+    expect(DEFAULT_SIZE).toBe(512);
+    expect(pictureLayout().picture).toBe(512);
+    const answer = await images.pictures({ persona, base: image, prompt: prompts[0] as string, count: 1, seed: 's' });
+    if (answer.kind !== 'images') throw new Error('expected images');
+    expect(readImageInfo(answer.images[0]?.data ?? new Uint8Array()).width).toBeGreaterThanOrEqual(512);
   });
 });
 
@@ -170,6 +177,73 @@ describe('pictures', () => {
     const park = sets.find((g) => g.persona === personas[0] && g.prompt === prompts[0]);
     const concert = sets.find((g) => g.prompt === prompts[2]);
     expect(await brightness(concert?.images ?? [])).toBeLessThan((await brightness(park?.images ?? [])) - 60);
+  });
+});
+
+describe('one persona, one look', () => {
+  const ages = [24, 34, 41, 57, 67];
+  const people = ages.flatMap((age) => [
+    samplePersona({ firstName: `F${age}`, gender: 'f', age }),
+    samplePersona({ firstName: `M${age}`, lastName: 'Okafor', gender: 'm', ethnicity: 'Black', age }),
+  ]);
+
+  it('keeps skin, hair, hair colour, beard and brows of the base in all 4 pictures of every prompt', () => {
+    const identity = (o: ReturnType<typeof baseOptions>) => ({
+      skinColor: o.skinColor,
+      top: o.top,
+      hairColor: o.hairColor,
+      facialHair: o.facialHairProbability ? o.facialHair : [],
+      facialHairColor: o.facialHairColor,
+      eyebrows: o.eyebrows,
+    });
+    for (const persona of people) {
+      const base = identity(baseOptions(persona, 512));
+      expect(base.skinColor).toHaveLength(1);
+      expect(base.hairColor).toHaveLength(1);
+      for (const prompt of [...prompts, 'Full-body shot of Ann, catching snowflakes on a snowy street, bright midday sun.']) {
+        const plans = planPictures(persona, prompt, 'task-9', 4, 512);
+        expect(plans).toHaveLength(4);
+        for (const plan of plans) expect(identity(plan.avatar), `${persona.firstName}: ${prompt}`).toEqual(base);
+      }
+    }
+  });
+
+  it('draws grey hair from 55 on, and grown-up clothes and natural brows from 40 on', () => {
+    for (const persona of people) {
+      const face = faceOf(persona);
+      const age = persona.age ?? 0;
+      if (age >= 55) expect(GREY_HAIR, `${persona.firstName}`).toContain(face.hairColor);
+      if (age >= 40) {
+        expect(['hoodie', 'graphicShirt', 'overall']).not.toContain(face.clothing);
+        expect(face.eyebrows).toMatch(/Natural$/);
+        for (const plan of planPictures(persona, prompts[0] as string, 's', 4, 256)) {
+          expect(['hoodie', 'graphicShirt', 'overall']).not.toContain(plan.avatar.clothing?.[0]);
+        }
+      }
+    }
+    // younger people are not all grey
+    expect(people.filter((p) => (p.age ?? 0) < 45).some((p) => !GREY_HAIR.includes(faceOf(p).hairColor))).toBe(true);
+  });
+
+  it('shows the planned skin colour and hair colour in the pixels of the base and of every picture', async () => {
+    const count = (img: Raw, color: string) => {
+      const [r, g, b] = [0, 2, 4].map((i) => Number.parseInt(color.slice(i, i + 2), 16));
+      let n = 0;
+      for (let o = 0; o < img.data.length; o += img.channels) if (img.data[o] === r && img.data[o + 1] === g && img.data[o + 2] === b) n++;
+      return n;
+    };
+    const big = createLocalImageProvider({ imageSize: 160, pictureSize: 160 });
+    for (const persona of [people[3], people[6]] as PersonaData[]) {
+      const face = faceOf(persona);
+      const base = await big.baseImage({ persona, seed: 's' });
+      const answer = await big.pictures({ persona, base, prompt: prompts[1] as string, count: 4, seed: 's' });
+      if (answer.kind !== 'images') throw new Error('expected images');
+      for (const [i, image] of [base, ...answer.images].entries()) {
+        const img = await raw(image.data);
+        expect(count(img, face.skinColor), `${persona.firstName} image ${i} skin`).toBeGreaterThan(20);
+        expect(count(img, face.hairColor), `${persona.firstName} image ${i} hair`).toBeGreaterThan(5);
+      }
+    }
   });
 });
 

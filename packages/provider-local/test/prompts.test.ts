@@ -24,6 +24,15 @@ describe('local prompts', () => {
     }
   });
 
+  it('say what the offline picture is: an illustrated avatar, never a photo', async () => {
+    const photographer = samplePersona({ jobTitle: 'Photographer', workplace: 'Lee Studio' });
+    for (const prompt of [...(await series('task-kind', 12)), ...(await series('task-kind', 12, photographer))]) {
+      expect(prompt).toContain('Illustrated avatar');
+      expect(prompt).toMatch(/digital illustration/);
+      expect(prompt).not.toMatch(/\bphoto\b|candid|realistic|taken on a phone/i);
+    }
+  });
+
   it('never repeat a previous prompt and cover different settings across a persona’s shots', async () => {
     const prompts = await series('task-2', 30);
     expect(new Set(prompts).size).toBe(30);
