@@ -115,6 +115,8 @@ describe('avatargen start with zero setup', () => {
     app = runAvatargen(['start'], { cwd: dir, env: { APP_PORT: String(port) } });
     await app.waitFor(/listening on http/, 90_000);
     expect(app.output()).not.toContain('First admin account created');
+    // the operator is reminded which account is the admin, and how to reset its password
+    expect(app.output()).toContain('Admin account: admin@localhost (forgot the password? "avatargen user set-password --email admin@localhost")');
     const c = new Client(base);
     expect((await c.login('admin@localhost', password)).status).toBe(303);
     const tasks = (await c.get('/api/v1/tasks')).json() as { total: number; tasks: Array<{ status: string }> };

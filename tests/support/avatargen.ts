@@ -31,6 +31,11 @@ export function runAvatargen(args: string[], options: { cwd: string; env?: Recor
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return watchProcess(child, 'avatargen');
+}
+
+/** Collects a child's stdout and stderr in order, and waits for patterns in them or for its exit. */
+export function watchProcess(child: ChildProcess, name: string): AvatargenProcess {
   let text = '';
   const waiters = new Set<() => void>();
   const onData = (chunk: Buffer) => {
@@ -63,7 +68,7 @@ export function runAvatargen(args: string[], options: { cwd: string; env?: Recor
           if (waiters.has(check)) {
             clearTimeout(timer);
             waiters.delete(check);
-            reject(new Error(`avatargen exited before ${pattern}; output:\n${text.slice(-3000)}`));
+            reject(new Error(`${name} exited before ${pattern}; output:\n${text.slice(-3000)}`));
           }
         });
         check();

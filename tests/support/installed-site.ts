@@ -1,7 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type AvatargenProcess, watchProcess } from './avatargen.js';
 
 /**
  * Helpers for tests that use the packages as npm users get them: build each workspace package
@@ -172,65 +173,10 @@ export async function installSite(site: string, tarballs: string[]): Promise<Run
   });
 }
 
-export interface SiteProcess {
-  child: ChildProcess;
-  /** Everything printed so far (stdout and stderr, in order). */
-  output(): string;
-  /** Resolves with the match once the output matches. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  /** SIGTERM, then the exit code (SIGKILL after `timeoutMs`). */
-  stop(timeoutMs?: number): Promise<number | null>;
-  exited: Promise<number | null>;
-}
+export type SiteProcess = AvatargenProcess;
 
 /** Starts an installed command (e.g. `<site>/node_modules/.bin/avatargen start`) as a child process. */
 export function startCommand(command: string, args: string[], options: { cwd: string; env: Record<string, string> }): SiteProcess {
   const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  const waiters = new Set<() => void>();
-  const onData = (chunk: Buffer) => {
-    text += chunk.toString();
-    for (const check of waiters) check();
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return {
-    child,
-    exited,
-    output: () => text,
-    waitFor(pattern, timeoutMs = 90_000) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out waiting for ${pattern}; output:\n${text.slice(-3000)}`));
-        }, timeoutMs);
-        const check = () => {
-          const match = pattern.exec(text);
-          if (match) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            resolve(match);
-          }
-        };
-        waiters.add(check);
-        exited.then(() => {
-          if (waiters.has(check)) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            reject(new Error(`${command} exited before ${pattern}; output:\n${text.slice(-3000)}`));
-          }
-        });
-        check();
-      });
-    },
-    async stop(timeoutMs = 30_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
+  return watchProcess(child, command);
 }

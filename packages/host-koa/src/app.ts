@@ -69,7 +69,15 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   app.silent = true;
   // Behind our nginx, which overwrites X-Forwarded-For, only the last address is the client's.
   if (app.proxy) app.maxIpsCount = 1;
-  app.on('error', (error: unknown) => gen.logger.warn({ err: error }, 'response error'));
+  app.on('error', (error: unknown) => {
+    // A browser that closes a page mid-stream (a progress feed, a download) is not a fault.
+    const code = (error as { code?: unknown })?.code;
+    if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE') {
+      gen.logger.debug({ code }, 'client went away during the response');
+      return;
+    }
+    gen.logger.warn({ err: error }, 'response error');
+  });
   const eta = createViews();
   const throttle = new LoginThrottle(gen.loginAttempts, { ...DEFAULT_THROTTLE, ...options.throttle });
   const sessionMaxAgeMs = options.sessionMaxAgeMs ?? 7 * 86_400_000;

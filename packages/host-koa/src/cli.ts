@@ -18,6 +18,7 @@ import {
   runMigrations,
   type TaskView,
   UsersService,
+  type UserView,
   ValidationError,
 } from '@avatargen/core';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedded-postgres';
@@ -111,7 +112,9 @@ Runs one generation task in this process (with a worker) and writes the dataset 
   --count, -n <number>       personas, 10-300 (default 10)
   --images, -i <number>      images per persona: 4, 8, 12, 16 or 20 (default 4)
   --language, -l <code>      bio language code (default en)
-  --out, -o <file>           ZIP to write (default ./avatargen-<task id>.zip)
+  --out, -o <file>           ZIP to write (default DATA_DIR/exports/avatargen-<task id>.zip)
+  --user, -u <email>         the account the task belongs to (default: the first admin; on an
+                             empty database it is made, as "avatargen start" does)
 
 Exit codes:
   0   the task completed: every persona has every image; the ZIP is written
@@ -157,6 +160,15 @@ async function openSite(io: Io): Promise<Site> {
   return readSite(io.env, io.cwd);
 }
 
+/**
+ * The logger of a one-shot command (generate, doctor): warnings and worse, on stderr, so that
+ * stdout holds only the command's answer (a ZIP's path, a report).
+ */
+function quietLogger(site: Site): Logger {
+  const { config } = site;
+  return createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, process.stderr, site.secrets);
+}
+
 /** The start banner: which plugin fills each port, and the database. */
 function banner(backend: Backend): string {
   const owner = (port: Parameters<typeof backend.gen.hasPort>[0]) => backend.gen.plugins.ports[port]?.plugin.replace(/^@avatargen\//, '') ?? 'none';
@@ -185,16 +197,27 @@ function untilSignal(stop: (signal: string) => Promise<void>): Promise<void> {
   });
 }
 
-async function ensureFirstAdmin(users: UsersService, config: AvatarGenConfig, io: Io): Promise<void> {
-  if ((await users.count()) > 0) return;
+/**
+ * On an empty database, makes the first admin (printed once through `say`); otherwise reminds
+ * which account is the admin. Returns the admin account.
+ */
+async function ensureFirstAdmin(users: UsersService, config: AvatarGenConfig, say: (line: string) => void): Promise<UserView> {
+  if ((await users.count()) > 0) {
+    const admin = await users.firstAdmin();
+    if (admin) say(`Admin account: ${admin.email} (forgot the password? "avatargen user set-password --email ${admin.email}")`);
+    else say('No active admin account: make one with "avatargen user create --admin --email <email>".');
+    if (admin) return admin;
+    throw new UsageError('no active admin account');
+  }
   const email = config.ADMIN_EMAIL ?? DEFAULT_ADMIN_EMAIL;
   const generated = !config.ADMIN_PASSWORD;
   const password = config.ADMIN_PASSWORD ?? randomBytes(15).toString('base64url');
-  await users.create({ email, password, isAdmin: true });
-  io.out('First admin account created:');
-  io.out(`  email:    ${email}`);
-  if (generated) io.out(`  password: ${password}   (shown once; change it with "avatargen user set-password")`);
-  else io.out('  password: the one in ADMIN_PASSWORD');
+  const admin = await users.create({ email, password, isAdmin: true });
+  say('First admin account created:');
+  say(`  email:    ${email}`);
+  if (generated) say(`  password: ${password}   (shown once; change it with "avatargen user set-password")`);
+  else say('  password: the one in ADMIN_PASSWORD');
+  return admin;
 }
 
 async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<number> {
@@ -204,7 +227,10 @@ async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<numb
   const backend = await startBackend(site, logger);
   const { gen } = backend;
   try {
-    if (role === 'start') await ensureFirstAdmin(gen.users, config, io);
+    if (role === 'start') await ensureFirstAdmin(gen.users, config, io.out).catch((error: unknown) => {
+      // a site whose admins are all disabled still starts; the line above said how to make one
+      if (!(error instanceof UsageError)) throw error;
+    });
     if (role !== 'web') await gen.worker.start();
     let server: Awaited<ReturnType<typeof listen>> | undefined;
     if (role !== 'worker') {
@@ -314,6 +340,7 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
       images: { type: 'string', short: 'i', default: '4' },
       language: { type: 'string', short: 'l', default: 'en' },
       out: { type: 'string', short: 'o' },
+      user: { type: 'string', short: 'u' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -323,13 +350,19 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
   }
   const site = await openSite(io);
   const { config } = site;
-  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, undefined, site.secrets);
+  const logger = quietLogger(site);
   const backend = await startBackend(site, logger);
   const { gen } = backend;
   try {
+    // The task belongs to an account, so it can be seen, retried and deleted on the site and the API.
+    const owner = values.user ? await gen.users.findByEmail(values.user) : await ensureFirstAdmin(gen.users, config, io.err);
+    if (!owner) throw new UsageError(`no account ${values.user} (make it with "avatargen user create --email ${values.user}")`);
     await gen.worker.start();
-    const task = await gen.tasks.submit({ description: values.description ?? '', count: values.count, imagesPerPersona: values.images, language: values.language });
-    io.err(`Task ${task.id}: ${task.count} personas x ${task.imagesPerPersona} images`);
+    const task = await gen.tasks.submit(
+      { description: values.description ?? '', count: values.count, imagesPerPersona: values.images, language: values.language },
+      { userId: owner.id },
+    );
+    io.err(`Task ${task.id} of ${owner.email}: ${task.count} personas x ${task.imagesPerPersona} images`);
     let shown = '';
     const show = (t: TaskView) => {
       if (io.isTTY) return io.errRaw(`\r${progressLine(t)}`);
@@ -342,11 +375,27 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     };
     const final = await new Promise<TaskView>((resolveFinal, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const check = async () => {
+      // One read at a time, and at most one waiting: reads that overlap can answer out of order,
+      // and the bar went backwards.
+      let reading = Promise.resolve();
+      let waiting = false;
+      let done = false;
+      const check = () => {
+        if (waiting) return reading;
+        waiting = true;
+        reading = reading.then(() => {
+          waiting = false;
+          return read();
+        });
+        return reading;
+      };
+      const read = async () => {
+        if (done) return;
         try {
           const current = await gen.tasks.get(task.id);
           show(current);
           if (isFinal(current.status)) {
+            done = true;
             gen.pipeline.events.off('task', onTask);
             clearInterval(timer);
             resolveFinal(current);
@@ -370,7 +419,8 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     const outcome = generateOutcome(final);
     if (outcome.message) io.err(outcome.message);
     if (!outcome.zip) return outcome.code;
-    const out = resolve(io.cwd, values.out ?? `avatargen-${final.id}.zip`);
+    // By default beside the site's other data, not wherever the command happened to run.
+    const out = resolve(io.cwd, values.out ?? join(config.DATA_DIR, 'exports', `avatargen-${final.id}.zip`));
     await mkdir(dirname(out), { recursive: true });
     const zip = await gen.exports.zip(final.id);
     const file = createWriteStream(out);
@@ -480,9 +530,7 @@ async function doctorCommand(args: string[], io: Io): Promise<number> {
   const limit = Number(values.limit);
   if (!/^\d+$/.test(values.limit) || !Number.isSafeInteger(limit)) throw new UsageError('--limit must be a whole number, 0 or more');
   const site = await openSite(io);
-  const { config } = site;
-  const logger = createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, undefined, site.secrets);
-  const backend = await startBackend(site, logger);
+  const backend = await startBackend(site, quietLogger(site));
   try {
     const report = await backend.gen.doctor.run({ fix: values.fix === true, limit, derivedFrom: thumbnailSource });
     if (values.json) io.out(JSON.stringify(report, null, 2));

@@ -97,16 +97,46 @@ describe('avatargen command', () => {
     }
   });
 
-  it('generate runs a task headless with a progress bar and writes the ZIP', async () => {
+  it('generate runs a task for an account, headless, with a progress bar, and writes the ZIP beside the data', async () => {
+    // The only admin was disabled above: nothing runs, and one line says how to make one.
+    const none = io();
+    expect(await main(['generate', '-d', 'Beekeepers in Provence'], none.io)).toBe(2);
+    expect(none.err.join('\n')).toContain('No active admin account: make one with "avatargen user create --admin --email <email>".');
+    const ghost = io();
+    expect(await main(['generate', '-d', 'Beekeepers in Provence', '--user', 'ghost@example.com'], ghost.io)).toBe(2);
+    expect(ghost.err.join('\n')).toContain('no account ghost@example.com');
+    expect(await main(['user', 'enable', '--email', 'cli@example.com'], io().io)).toBe(0);
+
     const run = io();
-    const out = join(dir, 'out', 'set.zip');
-    const code = await main(['generate', '-d', 'Beekeepers in Provence', '-n', '10', '-i', '4', '-l', 'fr', '-o', out], run.io);
-    expect(run.err.join('\n')).toMatch(/\[#{30}\] 100\.0%\s+10\/10 personas\s+40\/40 images\s+completed/);
+    const code = await main(['generate', '-d', 'Beekeepers in Provence', '-n', '10', '-i', '4', '-l', 'fr'], run.io);
+    const err = run.err.join('\n');
+    expect(err).toMatch(/\[#{30}\] 100\.0%\s+10\/10 personas\s+40\/40 images\s+completed/);
+    expect(err).toContain('Admin account: cli@example.com');
     expect(code).toBe(0);
-    expect(run.out).toEqual([out]);
+    // stdout holds the ZIP's path only; by default it lands in DATA_DIR/exports, not the current folder
+    expect(run.out).toHaveLength(1);
+    const out = run.out[0] as string;
+    expect(out).toMatch(new RegExp(`^${join(dir, 'data', 'exports')}/avatargen-\\w+\\.zip$`));
     const entries = await readZip(await readFile(out));
     expect([...entries.keys()].filter((k) => k.endsWith('/details.json'))).toHaveLength(10);
     expect([...entries.keys()].filter((k) => k.includes('/images/'))).toHaveLength(50);
+    // the task belongs to the admin: the site and the API show it to them
+    const taskId = /Task (\S+) of cli@example\.com/.exec(err)?.[1] as string;
+    const orm = await openDatabase({ url: db.url });
+    try {
+      const [row] = await orm.em.fork().execute('select u.email from generation_tasks t join users u on u.id = t.user_id where t.id = ?', [taskId]);
+      expect(row?.email).toBe('cli@example.com');
+    } finally {
+      await orm.close();
+    }
+    // progress never goes backwards
+    const percents = [...err.matchAll(/\] +(\d+\.\d)%/g)].map((m) => Number(m[1]));
+    expect(percents).toEqual([...percents].sort((a, b) => a - b));
+
+    const named = io();
+    const chosen = join(dir, 'out', 'set.zip');
+    expect(await main(['generate', '-d', 'Beekeepers in Provence', '-o', chosen, '--user', 'cli@example.com'], named.io)).toBe(0);
+    expect(named.out).toEqual([chosen]);
     const bad = io();
     expect(await main(['generate', '-d', 'x', '-n', '3'], bad.io)).toBe(2);
     expect(bad.err.join('\n')).toContain('count: Generate at least 10 personas.');

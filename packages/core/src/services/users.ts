@@ -112,6 +112,12 @@ export class UsersService {
     return user ? view(user) : null;
   }
 
+  /** The oldest active administrator: the account a site's own tools act for by default. */
+  async firstAdmin(): Promise<UserView | null> {
+    const user = await this.orm.em.fork().findOne(User, { isAdmin: true, active: true }, { orderBy: { id: 'asc' } });
+    return user ? view(user) : null;
+  }
+
   async findByEmail(email: string): Promise<UserView | null> {
     const user = await this.orm.em.fork().findOne(User, { email: email.trim().toLowerCase() });
     return user ? view(user) : null;
