@@ -1,5 +1,6 @@
 import type { Gender } from '@avatargen/core';
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation, RETIRED_CUE, STUDENT_CUE } from './occupations.js';
+import { type PlaceCue, readPlace } from './places.js';
 
 export const MIN_AGE = 18;
 export const MAX_AGE = 75;
@@ -11,7 +12,9 @@ export interface DescriptionCues {
   occupations: Occupation[];
   student: boolean;
   retired: boolean;
-  /** A state or region of the locale named in the description. */
+  /** A city, region or country of the gazetteer named in the description (see places.ts). */
+  place?: PlaceCue;
+  /** A state or region of the locale's faker data named in the description, when no gazetteer place is. */
   state?: string;
 }
 
@@ -36,7 +39,9 @@ export function readAgeRange(text: string): [number, number] | undefined {
   const explicit =
     /\b(?:aged?|ages|between)\s*(\d{2})\s*(?:-|–|to|and)\s*(\d{2})\b/.exec(t) ??
     /\b(\d{2})\s*(?:-|–|to)\s*(\d{2})\s*(?:years?|y\/?o|yrs)\b/.exec(t) ??
-    /(\d{2})\s*(?:-|–|〜|~|bis|a)\s*(\d{2})\s*(?:jahre|anos|歳|عام|سنة)/.exec(t);
+    /(\d{2})\s*(?:-|–|〜|~|bis|a)\s*(\d{2})\s*(?:jahre|anos|歳|عام|سنة)/.exec(t) ??
+    // a bare "25 to 35" / "25-35" (two-digit numbers only: "the 1990s" and "9-5" are no ages)
+    /(?<![\d.,:/])(\d{2})\s*(?:-|–|to|bis|a|até|à)\s*(\d{2})(?![\d.,:/%])/.exec(t);
   if (explicit) return clampRange(Number(explicit[1]), Number(explicit[2]));
   const exact = /\b(\d{2})[- ]?(?:years?[- ]old|y\/?o)\b/.exec(t) ?? /(\d{2})\s*(?:歳|jährige|anos de idade)/.exec(t);
   if (exact) return clampRange(Number(exact[1]), Number(exact[1]));
@@ -66,6 +71,7 @@ export function readAgeRange(text: string): [number, number] | undefined {
   if (/\bteen(?:s|agers?)?\b|teenage|jugendliche|adolescentes|ティーン|十代|مراهق/.test(t)) return [18, 19];
   if (/young adults?|junge erwachsene|jovens adultos/.test(t)) return [18, 29];
   if (/young professionals?/.test(t)) return [23, 35];
+  if (!RETIRED_CUE.test(t) && /\b(?:young|junge|jungen|jovens|jóvenes|jeunes)\b/.test(t)) return [18, 30];
   if (/middle[- ]aged|mittleren alters|meia[- ]idade|中年/.test(t)) return [40, 60];
   if (/grandparents?|grandmothers?|grandfathers?|großeltern|avós|祖父母/.test(t)) return [55, 75];
   if (/seniors?\b|elderly|senioren|idosos|高齢|كبار السن/.test(t)) return [65, 75];
@@ -91,13 +97,15 @@ export function readGenders(text: string): Gender[] | undefined {
 export function readCues(description: string, states: readonly string[] = []): DescriptionCues {
   const t = description.toLowerCase();
   const occupations = OCCUPATIONS.filter((o) => OCCUPATION_INFO[o].cue.test(t));
-  const state = states.find((s) => s.length > 2 && t.includes(s.toLowerCase()));
+  const place = readPlace(description);
+  const state = place ? undefined : states.find((s) => s.length > 2 && t.includes(s.toLowerCase()));
   return {
     ageRange: readAgeRange(description),
     genders: readGenders(description),
     occupations,
     student: STUDENT_CUE.test(t),
     retired: RETIRED_CUE.test(t),
+    place,
     state,
   };
 }

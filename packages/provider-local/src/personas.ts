@@ -16,6 +16,7 @@ import type { Faker } from '@faker-js/faker';
 import { type DescriptionCues, MAX_AGE, MIN_AGE, readCues } from './cues.js';
 import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, localeData, pickWeighted, type SexedNames, sexedNames } from './locales.js';
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
+import { type Country, countryForLocale, pickHome, placeName } from './places.js';
 import { fill, HOBBY_EMOJI, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
 import { createRandom, type Random, seedWords } from './seed.js';
 import { clip, fitWithin, tidy } from './text.js';
@@ -42,6 +43,8 @@ interface LocaleContext {
   languageCode: string;
   firstNames: SexedNames | undefined;
   lastNames: SexedNames | undefined;
+  /** Where personas live: the country of the place named in the description, else the locale's (if the gazetteer has it). */
+  country: Country | undefined;
 }
 
 async function localeContext(languageCode: string, description: string): Promise<LocaleContext> {
@@ -53,11 +56,13 @@ async function localeContext(languageCode: string, description: string): Promise
     sexedNames(locale, 'last_name'),
   ]);
   const book = phrasebookFor(languageCode);
+  const cues = readCues(description, data.states);
   return {
     locale,
     faker,
     book,
-    cues: readCues(description, data.states),
+    cues,
+    country: cues.place?.country ?? countryForLocale(locale),
     hasStates: data.states.length > 0,
     hasCompanies: data.hasCompanies || book.companies === undefined,
     languageCode,
@@ -114,12 +119,27 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
   const lastName = tidy(lastNames ? faker.helpers.arrayElement(lastNames[gender]) : faker.person.lastName(sex));
   const ethnicity = pickWeighted(ethnicityWeights(ctx.locale), r.next());
 
-  const state = () => (ctx.hasStates ? faker.location.state() : '');
-  const currentState = cues.state ?? state();
-  const currentCity = faker.location.city();
-  const prevState = r.chance(0.55) ? currentState : state();
-  let prevCity = faker.location.city();
-  for (let i = 0; i < 5 && prevCity === currentCity; i++) prevCity = faker.location.city();
+  let currentCity: string;
+  let currentState: string;
+  let prevCity: string;
+  let prevState: string;
+  if (ctx.country) {
+    // Real cities with their own region, from the gazetteer (faker invents towns and mixes regions).
+    const home = pickHome(r, cues.place, ctx.country);
+    const name = (place: { name: string; en: string }) => placeName(place, ctx.country as Country, ctx.languageCode);
+    currentCity = name(home.city);
+    currentState = name(home.city.region);
+    prevCity = name(home.prev);
+    prevState = name(home.prev.region);
+  } else {
+    // Locales the gazetteer lacks keep faker's places (its city names may be invented).
+    const state = () => (ctx.hasStates ? faker.location.state() : '');
+    currentState = cues.state ?? state();
+    currentCity = faker.location.city();
+    prevState = r.chance(0.55) ? currentState : state();
+    prevCity = faker.location.city();
+    for (let i = 0; i < 5 && prevCity === currentCity; i++) prevCity = faker.location.city();
+  }
 
   const education = status === 'student' ? 'university' : info.education;
   const schoolCity = status === 'student' || r.chance(0.4) ? currentCity : prevCity;

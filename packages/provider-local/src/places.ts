@@ -1,0 +1,652 @@
+import type { FakerLocaleName } from './locales.js';
+import type { Random } from './seed.js';
+
+/**
+ * A small hand-checked gazetteer: real cities with the region (state, province, district,
+ * prefecture...) they belong to, for the countries whose faker locales are used most. faker's
+ * `location.city()` invents towns ("Schwatloland") and pairs real ones with any region ("Faro,
+ * Porto"), so personas of these locales live in cities taken from here instead.
+ *
+ * Line format: `City (English name; alias, alias) > Region (English name; alias)`. The names in
+ * brackets are optional; the first one is the English name, the others are only matched.
+ */
+interface CountrySource {
+  id: string;
+  /** The country's language (primary subtag): bios in it use the native names. */
+  lang: string;
+  /** Names of the country a description may use (any language). */
+  names: string[];
+  /** faker locales whose personas live in this country when the description names no place. */
+  locales: FakerLocaleName[];
+  cities: string;
+}
+
+const SOURCES: CountrySource[] = [
+  {
+    id: 'PT',
+    lang: 'pt',
+    names: ['Portugal'],
+    locales: ['pt_PT'],
+    cities: `
+      Lisboa (Lisbon; Lissabon, Lisbonne) > Lisboa (Lisbon)
+      Sintra > Lisboa (Lisbon)
+      Cascais > Lisboa (Lisbon)
+      Amadora > Lisboa (Lisbon)
+      Loures > Lisboa (Lisbon)
+      Porto (Porto; Oporto) > Porto
+      Vila Nova de Gaia > Porto
+      Matosinhos > Porto
+      Braga > Braga
+      Guimarães > Braga
+      Coimbra > Coimbra
+      Aveiro > Aveiro
+      Faro > Faro
+      Portimão > Faro
+      Albufeira > Faro
+      Setúbal > Setúbal
+      Almada > Setúbal
+      Évora > Évora
+      Leiria > Leiria
+      Viseu > Viseu
+      Viana do Castelo > Viana do Castelo
+      Funchal > Madeira
+      Ponta Delgada > Açores (Azores)
+    `,
+  },
+  {
+    id: 'BR',
+    lang: 'pt',
+    names: ['Brasil', 'Brazil', 'Brasilien', 'Brésil'],
+    locales: ['pt_BR'],
+    cities: `
+      São Paulo (São Paulo; Sao Paulo) > São Paulo
+      Campinas > São Paulo
+      Santos > São Paulo
+      Rio de Janeiro (Rio de Janeiro; Rio) > Rio de Janeiro
+      Niterói > Rio de Janeiro
+      Brasília (Brasília; Brasilia) > Distrito Federal (Federal District)
+      Salvador > Bahia
+      Fortaleza > Ceará
+      Belo Horizonte > Minas Gerais
+      Manaus > Amazonas
+      Curitiba > Paraná
+      Recife > Pernambuco
+      Porto Alegre > Rio Grande do Sul
+      Belém > Pará
+      Goiânia > Goiás
+      Florianópolis > Santa Catarina
+      São Luís > Maranhão
+      Maceió > Alagoas
+      João Pessoa > Paraíba
+    `,
+  },
+  {
+    id: 'ES',
+    lang: 'es',
+    names: ['España', 'Spain', 'Spanien', 'Espanha', 'Espagne'],
+    locales: ['es'],
+    cities: `
+      Madrid > Comunidad de Madrid (Madrid)
+      Barcelona > Cataluña (Catalonia; Catalunya, Katalonien)
+      Valencia > Comunidad Valenciana (Valencia)
+      Alicante > Comunidad Valenciana (Valencia)
+      Sevilla (Seville; Sevilha) > Andalucía (Andalusia)
+      Málaga (Malaga) > Andalucía (Andalusia)
+      Granada > Andalucía (Andalusia)
+      Zaragoza > Aragón (Aragon)
+      Bilbao > País Vasco (Basque Country)
+      San Sebastián (San Sebastián; Donostia) > País Vasco (Basque Country)
+      Palma > Islas Baleares (Balearic Islands; Mallorca, Majorca)
+      Las Palmas de Gran Canaria > Canarias (Canary Islands)
+      Murcia > Región de Murcia (Murcia)
+      Valladolid > Castilla y León
+      Salamanca > Castilla y León
+      Vigo > Galicia
+      A Coruña (A Coruña; La Coruña) > Galicia
+      Oviedo > Asturias
+      Gijón > Asturias
+      Pamplona > Navarra (Navarre)
+      Santander > Cantabria
+    `,
+  },
+  {
+    id: 'MX',
+    lang: 'es',
+    names: ['México', 'Mexico', 'Mexiko'],
+    locales: ['es_MX'],
+    cities: `
+      Ciudad de México (Mexico City; CDMX) > Ciudad de México (Mexico City)
+      Guadalajara > Jalisco
+      Monterrey > Nuevo León
+      Puebla > Puebla
+      Tijuana > Baja California
+      Mérida > Yucatán
+      Cancún > Quintana Roo
+      León > Guanajuato
+      Querétaro > Querétaro
+      Oaxaca > Oaxaca
+    `,
+  },
+  {
+    id: 'FR',
+    lang: 'fr',
+    names: ['France', 'Frankreich', 'França', 'Francia'],
+    locales: ['fr', 'fr_BE'],
+    cities: `
+      Paris (Paris; Parigi) > Île-de-France
+      Marseille (Marseille; Marseilles) > Provence-Alpes-Côte d'Azur
+      Nice > Provence-Alpes-Côte d'Azur
+      Toulon > Provence-Alpes-Côte d'Azur
+      Lyon (Lyon; Lyons) > Auvergne-Rhône-Alpes
+      Grenoble > Auvergne-Rhône-Alpes
+      Clermont-Ferrand > Auvergne-Rhône-Alpes
+      Toulouse > Occitanie
+      Montpellier > Occitanie
+      Nantes > Pays de la Loire
+      Angers > Pays de la Loire
+      Strasbourg > Grand Est
+      Reims > Grand Est
+      Bordeaux > Nouvelle-Aquitaine
+      Lille > Hauts-de-France
+      Rennes > Bretagne (Brittany)
+      Brest > Bretagne (Brittany)
+      Rouen > Normandie (Normandy)
+      Le Havre > Normandie (Normandy)
+      Dijon > Bourgogne-Franche-Comté
+      Tours > Centre-Val de Loire
+      Orléans > Centre-Val de Loire
+    `,
+  },
+  {
+    id: 'DE',
+    lang: 'de',
+    names: ['Deutschland', 'Germany', 'Alemanha', 'Allemagne', 'Alemania'],
+    locales: ['de'],
+    cities: `
+      Berlin > Berlin
+      Hamburg > Hamburg
+      Bremen > Bremen
+      München (Munich; Muenchen) > Bayern (Bavaria)
+      Nürnberg (Nuremberg; Nuernberg) > Bayern (Bavaria)
+      Augsburg > Bayern (Bavaria)
+      Regensburg > Bayern (Bavaria)
+      Köln (Cologne; Koeln) > Nordrhein-Westfalen (North Rhine-Westphalia; NRW)
+      Düsseldorf (Düsseldorf; Duesseldorf, Dusseldorf) > Nordrhein-Westfalen (North Rhine-Westphalia; NRW)
+      Dortmund > Nordrhein-Westfalen (North Rhine-Westphalia; NRW)
+      Essen > Nordrhein-Westfalen (North Rhine-Westphalia; NRW)
+      Bonn > Nordrhein-Westfalen (North Rhine-Westphalia; NRW)
+      Münster (Münster; Muenster) > Nordrhein-Westfalen (North Rhine-Westphalia; NRW)
+      Frankfurt am Main (Frankfurt; Frankfurt am Main) > Hessen (Hesse)
+      Wiesbaden > Hessen (Hesse)
+      Stuttgart > Baden-Württemberg
+      Karlsruhe > Baden-Württemberg
+      Mannheim > Baden-Württemberg
+      Heidelberg > Baden-Württemberg
+      Freiburg im Breisgau (Freiburg; Freiburg im Breisgau) > Baden-Württemberg
+      Leipzig > Sachsen (Saxony)
+      Dresden > Sachsen (Saxony)
+      Hannover (Hanover) > Niedersachsen (Lower Saxony)
+      Braunschweig (Brunswick) > Niedersachsen (Lower Saxony)
+      Mainz > Rheinland-Pfalz (Rhineland-Palatinate)
+      Kiel > Schleswig-Holstein
+      Rostock > Mecklenburg-Vorpommern
+      Erfurt > Thüringen (Thuringia)
+      Potsdam > Brandenburg
+      Magdeburg > Sachsen-Anhalt (Saxony-Anhalt)
+      Saarbrücken > Saarland
+    `,
+  },
+  {
+    id: 'AT',
+    lang: 'de',
+    names: ['Österreich', 'Austria', 'Oesterreich'],
+    locales: ['de_AT'],
+    cities: `
+      Wien (Vienna; Viena, Vienne) > Wien (Vienna)
+      Graz > Steiermark (Styria)
+      Linz > Oberösterreich (Upper Austria)
+      Salzburg > Salzburg
+      Innsbruck > Tirol (Tyrol)
+      Klagenfurt > Kärnten (Carinthia)
+    `,
+  },
+  {
+    id: 'CH',
+    lang: 'de',
+    names: ['Schweiz', 'Switzerland', 'Suisse', 'Suíça', 'Suiza', 'Svizzera'],
+    locales: ['de_CH', 'fr_CH'],
+    cities: `
+      Zürich (Zurich; Zuerich) > Zürich (Zurich)
+      Genève (Geneva; Genf, Genebra) > Genève (Geneva)
+      Basel (Basel; Bâle) > Basel-Stadt
+      Bern (Bern; Berne) > Bern
+      Lausanne > Vaud
+      Luzern (Lucerne) > Luzern (Lucerne)
+      Lugano > Ticino
+      St. Gallen > St. Gallen
+    `,
+  },
+  {
+    id: 'IT',
+    lang: 'it',
+    names: ['Italia', 'Italy', 'Italien', 'Itália', 'Italie'],
+    locales: ['it'],
+    cities: `
+      Roma (Rome; Rom) > Lazio
+      Milano (Milan; Mailand, Milão) > Lombardia (Lombardy)
+      Bergamo > Lombardia (Lombardy)
+      Brescia > Lombardia (Lombardy)
+      Napoli (Naples; Neapel, Nápoles) > Campania
+      Torino (Turin) > Piemonte (Piedmont)
+      Palermo > Sicilia (Sicily)
+      Catania > Sicilia (Sicily)
+      Genova (Genoa; Genua) > Liguria
+      Bologna > Emilia-Romagna
+      Parma > Emilia-Romagna
+      Firenze (Florence; Florenz, Florença) > Toscana (Tuscany)
+      Pisa > Toscana (Tuscany)
+      Bari > Puglia (Apulia)
+      Venezia (Venice; Venedig, Veneza) > Veneto
+      Verona > Veneto
+      Padova (Padua) > Veneto
+      Trieste > Friuli-Venezia Giulia
+      Cagliari > Sardegna (Sardinia)
+    `,
+  },
+  {
+    id: 'GB',
+    lang: 'en',
+    names: ['United Kingdom', 'UK', 'U.K.', 'Great Britain', 'Britain', 'Vereinigtes Königreich', 'Reino Unido', 'Royaume-Uni'],
+    locales: ['en_GB'],
+    cities: `
+      London (London; Londres, Londra) > England (England; Inglaterra)
+      Manchester > England (England; Inglaterra)
+      Birmingham > England (England; Inglaterra)
+      Liverpool > England (England; Inglaterra)
+      Leeds > England (England; Inglaterra)
+      Sheffield > England (England; Inglaterra)
+      Bristol > England (England; Inglaterra)
+      Newcastle upon Tyne (Newcastle upon Tyne; Newcastle) > England (England; Inglaterra)
+      Nottingham > England (England; Inglaterra)
+      Leicester > England (England; Inglaterra)
+      Brighton > England (England; Inglaterra)
+      Oxford > England (England; Inglaterra)
+      Cambridge > England (England; Inglaterra)
+      Southampton > England (England; Inglaterra)
+      Edinburgh > Scotland (Scotland; Schottland, Escócia, Escocia)
+      Glasgow > Scotland (Scotland; Schottland, Escócia, Escocia)
+      Aberdeen > Scotland (Scotland; Schottland, Escócia, Escocia)
+      Cardiff > Wales
+      Swansea > Wales
+      Belfast > Northern Ireland (Northern Ireland; Nordirland)
+    `,
+  },
+  {
+    id: 'IE',
+    lang: 'en',
+    names: ['Ireland', 'Irland', 'Irlanda', 'Irlande'],
+    locales: ['en_IE'],
+    cities: `
+      Dublin > County Dublin
+      Cork > County Cork
+      Galway > County Galway
+      Limerick > County Limerick
+      Waterford > County Waterford
+    `,
+  },
+  {
+    id: 'US',
+    lang: 'en',
+    names: ['United States', 'USA', 'U.S.A.', 'U.S.', 'America', 'the States', 'Estados Unidos', 'EUA', 'EE. UU.', 'USA', 'Vereinigte Staaten', 'États-Unis'],
+    locales: ['en_US', 'en'],
+    cities: `
+      New York City (New York City; New York, NYC) > New York
+      Buffalo > New York
+      Albany > New York
+      Los Angeles (Los Angeles; L.A.) > California
+      San Francisco > California
+      San Diego > California
+      San Jose > California
+      Sacramento > California
+      Chicago > Illinois
+      Houston > Texas
+      San Antonio > Texas
+      Dallas > Texas
+      Austin > Texas
+      Fort Worth > Texas
+      El Paso > Texas
+      Phoenix > Arizona
+      Tucson > Arizona
+      Philadelphia > Pennsylvania
+      Pittsburgh > Pennsylvania
+      Jacksonville > Florida
+      Miami > Florida
+      Orlando > Florida
+      Tampa > Florida
+      Seattle > Washington
+      Spokane > Washington
+      Denver > Colorado
+      Boston > Massachusetts
+      Atlanta > Georgia
+      Nashville > Tennessee
+      Memphis > Tennessee
+      Portland > Oregon
+      Las Vegas > Nevada
+      Detroit > Michigan
+      Minneapolis > Minnesota
+      New Orleans > Louisiana
+      Charlotte > North Carolina
+      Raleigh > North Carolina
+      Columbus > Ohio
+      Cleveland > Ohio
+      Indianapolis > Indiana
+      Milwaukee > Wisconsin
+      Baltimore > Maryland
+      Kansas City > Missouri
+      St. Louis (St. Louis; Saint Louis) > Missouri
+      Louisville > Kentucky
+      Oklahoma City > Oklahoma
+      Albuquerque > New Mexico
+      Salt Lake City > Utah
+      Boise > Idaho
+      Omaha > Nebraska
+      Des Moines > Iowa
+      Wichita > Kansas
+      Little Rock > Arkansas
+      Birmingham > Alabama
+      Jackson > Mississippi
+      Charleston > South Carolina
+      Richmond > Virginia
+      Virginia Beach > Virginia
+      Newark > New Jersey
+      Hartford > Connecticut
+      Providence > Rhode Island
+      Burlington > Vermont
+      Manchester > New Hampshire
+      Portland > Maine
+      Charleston > West Virginia
+      Wilmington > Delaware
+      Fargo > North Dakota
+      Sioux Falls > South Dakota
+      Billings > Montana
+      Cheyenne > Wyoming
+      Anchorage > Alaska
+      Honolulu > Hawaii
+      Washington, D.C. (Washington, D.C.; Washington DC, Washington D.C.) > District of Columbia (District of Columbia; DC)
+    `,
+  },
+  {
+    id: 'CA',
+    lang: 'en',
+    names: ['Canada', 'Kanada', 'Canadá'],
+    locales: ['en_CA', 'fr_CA'],
+    cities: `
+      Toronto > Ontario
+      Ottawa > Ontario
+      Hamilton > Ontario
+      Montréal (Montreal) > Québec (Quebec)
+      Québec (Quebec City) > Québec (Quebec)
+      Vancouver > British Columbia
+      Victoria > British Columbia
+      Calgary > Alberta
+      Edmonton > Alberta
+      Winnipeg > Manitoba
+      Halifax > Nova Scotia
+      Saskatoon > Saskatchewan
+    `,
+  },
+  {
+    id: 'AU',
+    lang: 'en',
+    names: ['Australia', 'Australien', 'Austrália', 'Australie'],
+    locales: ['en_AU'],
+    cities: `
+      Sydney > New South Wales
+      Newcastle > New South Wales
+      Melbourne > Victoria
+      Geelong > Victoria
+      Brisbane > Queensland
+      Gold Coast > Queensland
+      Perth > Western Australia
+      Adelaide > South Australia
+      Canberra > Australian Capital Territory
+      Hobart > Tasmania
+      Darwin > Northern Territory
+    `,
+  },
+  {
+    id: 'NL',
+    lang: 'nl',
+    names: ['Nederland', 'Netherlands', 'the Netherlands', 'Holland', 'Niederlande', 'Países Baixos', 'Pays-Bas'],
+    locales: ['nl'],
+    cities: `
+      Amsterdam > Noord-Holland (North Holland)
+      Haarlem > Noord-Holland (North Holland)
+      Rotterdam > Zuid-Holland (South Holland)
+      Den Haag (The Hague; 's-Gravenhage, Den Haag) > Zuid-Holland (South Holland)
+      Leiden > Zuid-Holland (South Holland)
+      Delft > Zuid-Holland (South Holland)
+      Utrecht > Utrecht
+      Eindhoven > Noord-Brabant (North Brabant)
+      Tilburg > Noord-Brabant (North Brabant)
+      Breda > Noord-Brabant (North Brabant)
+      Groningen > Groningen
+      Almere > Flevoland
+      Nijmegen > Gelderland
+      Arnhem > Gelderland
+      Maastricht > Limburg
+      Zwolle > Overijssel
+      Enschede > Overijssel
+      Leeuwarden > Friesland
+    `,
+  },
+  {
+    id: 'PL',
+    lang: 'pl',
+    names: ['Polska', 'Poland', 'Polen', 'Polónia', 'Polônia', 'Pologne', 'Polonia'],
+    locales: ['pl'],
+    cities: `
+      Warszawa (Warsaw; Warschau, Varsóvia, Varsovie) > mazowieckie (Masovian)
+      Kraków (Krakow; Cracow, Krakau, Cracóvia, Cracovie) > małopolskie (Lesser Poland)
+      Łódź (Lodz) > łódzkie (Łódź Voivodeship)
+      Wrocław (Wroclaw; Breslau) > dolnośląskie (Lower Silesian)
+      Poznań (Poznan; Posen) > wielkopolskie (Greater Poland)
+      Gdańsk (Gdansk; Danzig) > pomorskie (Pomeranian)
+      Gdynia > pomorskie (Pomeranian)
+      Szczecin > zachodniopomorskie (West Pomeranian)
+      Bydgoszcz > kujawsko-pomorskie (Kuyavian-Pomeranian)
+      Lublin > lubelskie (Lublin Voivodeship)
+      Białystok (Bialystok) > podlaskie (Podlaskie)
+      Katowice > śląskie (Silesian)
+      Rzeszów (Rzeszow) > podkarpackie (Subcarpathian)
+      Olsztyn > warmińsko-mazurskie (Warmian-Masurian)
+      Kielce > świętokrzyskie (Holy Cross)
+      Opole > opolskie (Opole Voivodeship)
+    `,
+  },
+  {
+    id: 'JP',
+    lang: 'ja',
+    names: ['日本', 'Japan', 'Japão', 'Japon', 'Japón'],
+    locales: ['ja'],
+    cities: `
+      新宿区 (Shinjuku) > 東京都 (Tokyo; 東京, Tóquio, Tokio)
+      渋谷区 (Shibuya) > 東京都 (Tokyo; 東京, Tóquio, Tokio)
+      世田谷区 (Setagaya) > 東京都 (Tokyo; 東京, Tóquio, Tokio)
+      品川区 (Shinagawa) > 東京都 (Tokyo; 東京, Tóquio, Tokio)
+      八王子市 (Hachioji) > 東京都 (Tokyo; 東京, Tóquio, Tokio)
+      横浜市 (Yokohama; 横浜) > 神奈川県 (Kanagawa; 神奈川)
+      川崎市 (Kawasaki; 川崎) > 神奈川県 (Kanagawa; 神奈川)
+      大阪市 (Osaka; 大阪) > 大阪府 (Osaka Prefecture)
+      堺市 (Sakai; 堺) > 大阪府 (Osaka Prefecture)
+      名古屋市 (Nagoya; 名古屋) > 愛知県 (Aichi; 愛知)
+      札幌市 (Sapporo; 札幌) > 北海道 (Hokkaido)
+      福岡市 (Fukuoka; 福岡) > 福岡県 (Fukuoka Prefecture)
+      神戸市 (Kobe; 神戸) > 兵庫県 (Hyogo; 兵庫)
+      京都市 (Kyoto; 京都) > 京都府 (Kyoto Prefecture)
+      さいたま市 (Saitama; さいたま) > 埼玉県 (Saitama Prefecture)
+      千葉市 (Chiba; 千葉) > 千葉県 (Chiba Prefecture)
+      広島市 (Hiroshima; 広島) > 広島県 (Hiroshima Prefecture)
+      仙台市 (Sendai; 仙台) > 宮城県 (Miyagi; 宮城)
+      那覇市 (Naha; 那覇) > 沖縄県 (Okinawa; 沖縄)
+      金沢市 (Kanazawa; 金沢) > 石川県 (Ishikawa; 石川)
+      新潟市 (Niigata; 新潟) > 新潟県 (Niigata Prefecture)
+    `,
+  },
+];
+
+export interface Region {
+  /** Native name, e.g. "Bayern". */
+  name: string;
+  en: string;
+}
+
+export interface City {
+  name: string;
+  en: string;
+  region: Region;
+  country: Country;
+}
+
+export interface Country {
+  id: string;
+  lang: string;
+  cities: City[];
+  regions: Region[];
+}
+
+/** Where a description places its people: a country, a region of it, or one city. */
+export interface PlaceCue {
+  country: Country;
+  region?: Region;
+  city?: City;
+  /** The words of the description that named it. */
+  matched: string;
+}
+
+interface NameEntry {
+  name: string;
+  country: Country;
+  region?: Region;
+  city?: City;
+}
+
+const LINE = /^(.+?)(?:\s*\(([^)]*)\))?\s*>\s*(.+?)(?:\s*\(([^)]*)\))?$/;
+
+function split(names: string | undefined): [string | undefined, string[]] {
+  if (!names) return [undefined, []];
+  const [english, ...aliases] = names.split(';');
+  return [english?.trim(), aliases.join(',').split(',').map((a) => a.trim()).filter(Boolean)];
+}
+
+function build(): { countries: Country[]; entries: NameEntry[] } {
+  const countries: Country[] = [];
+  const entries: NameEntry[] = [];
+  for (const source of SOURCES) {
+    const country: Country = { id: source.id, lang: source.lang, cities: [], regions: [] };
+    countries.push(country);
+    for (const name of source.names) entries.push({ name, country });
+    for (const line of source.cities.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      const m = LINE.exec(line);
+      if (!m) throw new Error(`bad gazetteer line: ${line}`);
+      const [cityEn, cityAliases] = split(m[2]);
+      const [regionEn, regionAliases] = split(m[4]);
+      const regionName = (m[3] as string).trim();
+      let region = country.regions.find((r) => r.name === regionName);
+      if (!region) {
+        region = { name: regionName, en: regionEn ?? regionName };
+        country.regions.push(region);
+        for (const name of new Set([regionName, region.en, ...regionAliases])) entries.push({ name, country, region });
+      }
+      const cityName = (m[1] as string).trim();
+      const city: City = { name: cityName, en: cityEn ?? cityName, region, country };
+      country.cities.push(city);
+      for (const name of new Set([cityName, city.en, ...cityAliases])) entries.push({ name, country, region, city });
+    }
+  }
+  return { countries, entries };
+}
+
+const { countries: COUNTRIES, entries: ENTRIES } = build();
+
+export { COUNTRIES };
+
+/** Names that are also common words: they count only when written with a capital ("in Nice", not "in nice clothes"). */
+const CAPITALISED_ONLY = new Set(['Nice', 'Tours', 'Jackson', 'Victoria', 'Essen', 'Providence', 'Buffalo', 'Reading', 'Salvador']);
+
+/** Words before a place name, in the bio languages with phrasebooks and the countries above. */
+const BEFORE =
+  'in|from|based in|living in|lives in|live in|around|near|aus|im|in der|bei|em|no|na|nos|nas|de|do|da|en|à|a|au|aux|di|z|w|we|uit|van';
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const cjk = /[\u3040-\u30ff\u4e00-\u9fff]/;
+
+// Longest names first, so "Porto Alegre" wins over "Porto" and "New York City" over "New York".
+const sorted = [...ENTRIES].sort((a, b) => b.name.length - a.name.length);
+const byName = new Map<string, NameEntry>();
+for (const entry of sorted) {
+  const key = entry.name.toLowerCase();
+  // the first entry of a name wins: a city before the region of the same name comes from its line order
+  const existing = byName.get(key);
+  if (!existing || (entry.city && !existing.city)) byName.set(key, entry);
+}
+const latinNames = sorted.filter((e) => !cjk.test(e.name)).map((e) => escapeRegExp(e.name));
+const PLACE = new RegExp(`(?<![\\p{L}\\p{N}])(?:${BEFORE})\\s+(?:the\\s+)?(${[...new Set(latinNames)].join('|')})(?![\\p{L}\\p{N}])`, 'giu');
+const CJK_PLACE = new RegExp(`(${[...new Set(sorted.filter((e) => cjk.test(e.name)).map((e) => escapeRegExp(e.name)))].join('|')})`, 'gu');
+
+/**
+ * The place a description names after "in", "from", "based in" (and their German, Portuguese,
+ * Spanish, French, Italian, Dutch and Polish equivalents): a city, a region or a country of the
+ * gazetteer, case-insensitively; Japanese names anywhere. The first place named wins.
+ */
+export function readPlace(description: string): PlaceCue | undefined {
+  const found: Array<{ index: number; entry: NameEntry; matched: string }> = [];
+  for (const m of description.matchAll(PLACE)) {
+    const matched = m[1] as string;
+    const entry = byName.get(matched.toLowerCase());
+    if (!entry) continue;
+    if (CAPITALISED_ONLY.has(entry.name) && matched[0] !== matched[0]?.toUpperCase()) continue;
+    found.push({ index: m.index ?? 0, entry, matched });
+  }
+  for (const m of description.matchAll(CJK_PLACE)) {
+    const entry = byName.get((m[1] as string).toLowerCase());
+    if (entry) found.push({ index: m.index ?? 0, entry, matched: m[1] as string });
+  }
+  found.sort((a, b) => a.index - b.index);
+  const first = found[0];
+  if (!first) return undefined;
+  const { country, region, city } = first.entry;
+  return { country, region, city, matched: first.matched };
+}
+
+/** The country whose cities a locale's personas live in when the description names no place. */
+export function countryForLocale(locale: FakerLocaleName): Country | undefined {
+  const source = SOURCES.find((s) => s.locales.includes(locale));
+  return source ? COUNTRIES.find((c) => c.id === source.id) : undefined;
+}
+
+/** A city or region name as written in a bio language: native in the country's own language (or Latin script), else English. */
+export function placeName(place: { name: string; en: string }, country: Country, languageCode: string): string {
+  const lang = languageCode.split(/[-_]/)[0]?.toLowerCase() ?? 'en';
+  if (lang === country.lang) return place.name;
+  if (lang === 'en' || cjk.test(place.name)) return place.en;
+  return place.name;
+}
+
+export interface Home {
+  city: City;
+  prev: City;
+}
+
+/**
+ * Where a persona lives and lived: the named city itself, or a city of the named region or
+ * country (or of the locale's country); the previous city is another one, often in the same region.
+ */
+export function pickHome(r: Random, cue: PlaceCue | undefined, country: Country): Home {
+  const pool = cue?.city ? [cue.city] : cue?.region ? country.cities.filter((c) => c.region === cue.region) : country.cities;
+  const city = r.pick(pool);
+  const sameRegion = country.cities.filter((c) => c.region === city.region && c !== city);
+  const others = country.cities.filter((c) => c !== city);
+  const prev = sameRegion.length > 0 && r.chance(0.4) ? r.pick(sameRegion) : r.pick(others.length > 0 ? others : [city]);
+  return { city, prev };
+}
