@@ -64,7 +64,7 @@ async function localeContext(languageCode: string, description: string): Promise
     cues,
     country: cues.place?.country ?? countryForLocale(locale),
     hasStates: data.states.length > 0,
-    hasCompanies: data.hasCompanies || book.companies === undefined,
+    hasCompanies: !book.ownCompanies && (data.hasCompanies || book.companies === undefined),
     languageCode,
     firstNames,
     lastNames,

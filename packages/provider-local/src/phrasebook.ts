@@ -29,8 +29,10 @@ export interface Phrasebook {
   studying: Gendered;
   studiedAbout: Gendered;
   places: Record<Exclude<PlaceKind, 'company'>, readonly string[]>;
-  /** Company names, for locales where faker has none of its own. */
+  /** Company names, for locales where faker has none of its own (or, with ownCompanies, instead of faker's). */
   companies?: readonly string[];
+  /** Use `companies` even where faker has company names (pt_PT's end in the made-up "ULTDA"). */
+  ownCompanies?: boolean;
   universities: readonly string[];
   vocational: readonly string[];
   /** Sixteen hobbies, in the same order as HOBBY_EMOJI. */
@@ -422,6 +424,102 @@ const pt: Phrasebook = {
   },
 };
 
+/**
+ * European Portuguese: the Brazilian book with Portugal's words ("Olá", "cão", "reformada",
+ * "a estudar", "contabilista"), schools, universities and company suffixes ("Lda.").
+ */
+const ptPT: Phrasebook = {
+  ...pt,
+  occupations: {
+    ...pt.occupations,
+    developer: { f: 'Programadora', m: 'Programador' },
+    accountant: { f: 'Contabilista', m: 'Contabilista' },
+    marketing: { f: 'Gestora de marketing', m: 'Gestor de marketing' },
+    sales: { f: 'Comercial', m: 'Comercial' },
+    mechanic: { f: 'Mecânica de automóveis', m: 'Mecânico de automóveis' },
+  },
+  studies: {
+    ...pt.studies,
+    teacher: 'Educação Básica',
+    developer: 'Engenharia Informática',
+    accountant: 'Contabilidade',
+    sales: 'Gestão',
+    architect: 'Arquitetura',
+    mechanic: 'Mecânica Automóvel',
+    barista: 'Restauração e Bebidas',
+  },
+  retired: { f: '{job} reformada', m: '{job} reformado' },
+  studying: 'A estudar {study} na {school}.',
+  places: {
+    hospital: ['Hospital de {city}', 'Centro de Saúde de {city}', 'Clínica {name}'],
+    school: ['Escola Secundária de {city}', 'Escola Básica de {city}', 'Agrupamento de Escolas de {city}'],
+    restaurant: ['Restaurante {name}', 'Tasca do {name}', 'Marisqueira de {city}'],
+    cafe: ['Pastelaria {name}', 'Café Central de {city}'],
+    shop: ['Loja {name}', 'Armazéns {name}'],
+    pharmacy: ['Farmácia {name}', 'Farmácia Central de {city}'],
+    studio: ['Estúdio {name}', 'Atelier {name}'],
+    workshop: ['Oficina {name}', 'Auto Reparadora de {city}'],
+  },
+  companies: ['{name} & Filhos, Lda.', '{name}, Lda.', '{name} Consultores, Lda.', 'Grupo {name}, S.A.', '{name} Tecnologias, S.A.'],
+  ownCompanies: true,
+  universities: ['Universidade de {city}', 'Instituto Politécnico de {city}', 'Universidade Nova de {city}'],
+  vocational: ['Escola Profissional de {city}', 'Centro de Formação Profissional de {city}'],
+  hobbies: [
+    'caminhadas',
+    'cozinhar',
+    'fotografia',
+    'ioga',
+    'leitura',
+    'jardinagem',
+    'corrida',
+    'jogos de tabuleiro',
+    'ciclismo',
+    'pintura',
+    'música ao vivo',
+    'pastelaria',
+    'viajar',
+    'natação',
+    'pesca',
+    'xadrez',
+  ],
+  mottos: ['Um dia de cada vez', 'Primeiro o café', 'Menos pressa, mais praia', 'Devagar se vai ao longe'],
+  bios: {
+    ...pt.bios,
+    facebook: [
+      {
+        f: 'Olá, sou a {first}! {role}, em {city}. {studied} Nos tempos livres: {h1} e {h2}.',
+        m: 'Olá, sou o {first}! {role}, em {city}. {studied} Nos tempos livres: {h1} e {h2}.',
+      },
+      '{role}. Nasci em {prevCity} e hoje vivo em {city}, {state}. Feliz com {h1}, {h2} e bons amigos.',
+      {
+        f: '{job} apaixonada por {h1}. Vivo em {city}, {state}. Sempre pronta para {h2}.',
+        m: '{job} apaixonado por {h1}. Vivo em {city}, {state}. Sempre pronto para {h2}.',
+      },
+      { f: 'Olá, sou a {first}! {role}. Adoro {h1}.', m: 'Olá, sou o {first}! {role}. Adoro {h1}.' },
+    ],
+  },
+  about: {
+    ...pt.about,
+    origin: [
+      'Cresceu em {prevCity}, {prevState}, e vive em {city}, {state}, há {years} anos.',
+      '{first} é de {prevCity} e vive em {city} há {years} anos.',
+    ],
+    retired: [
+      {
+        f: 'Reformada depois de muitos anos como {jobLower} em {workplace}.',
+        m: 'Reformado depois de muitos anos como {jobLower} em {workplace}.',
+      },
+    ],
+    hobbies: ['Nos tempos livres gosta de {h1}, {h2} e {h3}.'],
+    trait: [
+      'Nunca recusa um café com os amigos.',
+      'Coleciona postais de cada cidade que visita.',
+      'Não resiste a um cão na rua.',
+      'Tem sempre uma playlist pronta para qualquer ocasião.',
+    ],
+  },
+};
+
 const ja: Phrasebook = {
   id: 'ja',
   occupations: {
@@ -676,9 +774,13 @@ const ar: Phrasebook = {
 
 const BOOKS = { en, de, pt, ja, ar } as const;
 
-/** The phrasebook of a bio language: German, Portuguese, Japanese and Arabic have their own; others use English. */
+/**
+ * The phrasebook of a bio language: German, Portuguese (Brazil for pt-BR, Portugal for pt, pt-PT
+ * and the rest), Japanese and Arabic have their own; others use English.
+ */
 export function phrasebookFor(code: string): Phrasebook {
   const primary = code.split(/[-_]/)[0]?.toLowerCase() ?? 'en';
+  if (primary === 'pt') return /^pt[-_]br$/i.test(code) ? pt : ptPT;
   return (BOOKS as Record<string, Phrasebook>)[primary] ?? en;
 }
 
@@ -688,5 +790,6 @@ export function fill(template: string, vars: Record<string, string>): string {
     .replace(/\{(\w+)\}/g, (_, name: string) => vars[name] ?? '')
     .replace(/[ \t]{2,}/g, ' ')
     .replace(/ +\n|\n +/g, '\n')
+    .replace(/(?<!\.)\.\.(?!\.)/g, '.') // "Lda." at the end of a sentence
     .trim();
 }

@@ -222,3 +222,33 @@ describe('requests', () => {
     await expect(pending).rejects.toBeInstanceOf(CancelledError);
   });
 });
+
+describe('Portuguese of Portugal and of Brazil', () => {
+  const text = (p: PersonaData) =>
+    [p.jobTitle, p.workplace, p.eduEstablishment, p.eduStudy, p.about, ...PLATFORMS.map((platform) => p.bios[platform])].join(' \n ');
+  const BRAZILIAN = /\bOi\b|cachorro|Universidade Federal|\bU?LTDA\b|aposentad|Estudando|Drogaria|Escola Estadual|Padaria|Ciência da Computação|Ciências Contábeis|trilhas|\btopo\b/;
+
+  it.each(['pt', 'pt-PT'])('%s reads as Portugal: faker pt_PT names, no Brazilian words, Lda. companies', async (code) => {
+    expect(fakerLocaleFor(code)).toBe('pt_PT');
+    const { personas } = await provider.generate(request(code, { count: 150, description: 'people of all ages' }));
+    const names = await sexedFirstNames('pt_PT');
+    const all = personas.map(text).join('\n');
+    for (const p of personas) {
+      expect(names?.[p.gender], p.firstName).toContain(p.firstName);
+      expect(text(p), text(p)).not.toMatch(BRAZILIAN);
+    }
+    expect(all).toMatch(/Olá, sou (a|o) /);
+    expect(all).toMatch(/Lda\.|S\.A\./);
+    expect(all).toMatch(/reformad/);
+    expect(all).not.toMatch(/(?<!\.)\.\.(?!\.)/);
+  });
+
+  it('pt-BR stays Brazilian', async () => {
+    expect(fakerLocaleFor('pt-BR')).toBe('pt_BR');
+    const { personas } = await provider.generate(request('pt-BR', { count: 150, description: 'people of all ages' }));
+    const all = personas.map(text).join('\n');
+    expect(all).toMatch(/\bOi\b/);
+    expect(all).toMatch(/Universidade Federal|Formad/);
+    expect(all).not.toMatch(/Olá, sou|Lda\./);
+  });
+});
