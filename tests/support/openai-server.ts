@@ -10,6 +10,13 @@
  * image really are that type. Every request is recorded (with the problems found) so tests can
  * assert on it.
  *
+ * The GPT image options are checked too: `quality`, `size`, `output_format`,
+ * `output_compression` (0-100, jpeg and webp only), `background` (transparent needs png or webp)
+ * and, on edits, `input_fidelity` and up to 16 `image[]` parts, recorded in order. A model can be
+ * made to refuse parameters (`refuse`), answering 400 `Unknown parameter: '<name>'.` as the
+ * service does for a model without them. The default answer comes in the asked `output_format`
+ * (through `encode`, which tests give; without it a jpeg or webp request is answered 500).
+ *
  * Answers are scripted per test with `enqueue(...)` (first matching answer wins, FIFO); with
  * nothing queued it returns a small valid PNG: a 2x2 grid for edits, a bordered photo for
  * generations, so whole tasks can run against it.
@@ -100,6 +107,10 @@ export interface OpenAIServerOptions {
   editImage?: Uint8Array;
   /** Default answer of generations (a bordered photo PNG). */
   generationImage?: Uint8Array;
+  /** Per model, the parameters it refuses with a 400 naming them (e.g. `{ 'gpt-image-1.5': ['input_fidelity'] }`). */
+  refuse?: Record<string, string[]>;
+  /** Re-encodes a default answer for `output_format` jpeg or webp (sharp, in tests that have it). */
+  encode?: (png: Buffer, format: 'jpeg' | 'webp', compression: number | undefined) => Buffer | Promise<Buffer>;
 }
 
 export interface OpenAIServer {
@@ -121,6 +132,8 @@ export interface OpenAIServer {
    * restores the default image. Requests the server refuses (401/400) are refused as before.
    */
   setDefaultAnswer(answer: OpenAIScriptedAnswer | null): void;
+  /** Makes `model` refuse these parameters from now on (until reset(), which restores the options' list). */
+  refuse(model: string, params: string[]): void;
   /** The TCP port; it stays the same across stop() and restart(). */
   readonly port: number;
   /** False between stop() and restart() (and after close()). */
@@ -139,6 +152,10 @@ export interface OpenAIServer {
 const DEFAULT_KEY = 'sk-test-openai-key';
 const MAX_PROMPT = 32_000;
 const SIZES = new Set(['auto', '1024x1024', '1536x1024', '1024x1536', '256x256', '512x512']);
+const QUALITIES = ['auto', 'low', 'medium', 'high', 'standard', 'hd'];
+const OUTPUT_FORMATS = ['png', 'jpeg', 'webp'];
+const BACKGROUNDS = ['auto', 'opaque', 'transparent'];
+const INPUT_FIDELITIES = ['high', 'low'];
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/webp']);
 const COMMON_PARAMS = [
   'prompt',
@@ -177,6 +194,14 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
   const editImage = Buffer.from(options.editImage ?? makeGridPng({ cell: 24, gutter: 4, margin: 4 }));
   const generationImage = Buffer.from(options.generationImage ?? makeBorderedPng({ width: 48, height: 40, border: 3 }));
   const queue: OpenAIScriptedAnswer[] = [];
+  const initialRefusals = () => new Map(Object.entries(options.refuse ?? {}).map(([m, params]) => [m, new Set(params)]));
+  let refusals = initialRefusals();
+  const checkRefused = (fields: Record<string, unknown>) => {
+    const refused = refusals.get(String(fields.model));
+    for (const name of Object.keys(fields)) {
+      if (refused?.has(name)) throw invalid(`Unknown parameter: '${name}'.`, name, 'unknown_parameter');
+    }
+  };
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
   let waiters: Array<{ count: number; resolve: () => void }> = [];
@@ -236,11 +261,13 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
       checkAuth(req.headers.authorization, apiKey);
       if (endpoint === 'generations') {
         recorded.fields = parseJsonBody(req.headers['content-type'], body);
+        checkRefused(recorded.fields);
         checkParams(recorded.fields, GENERATION_PARAMS, model);
       } else {
         const parsed = await parseMultipart(req, body);
         recorded.fields = parsed.fields;
         recorded.files = parsed.files;
+        checkRefused(recorded.fields);
         checkParams(recorded.fields, EDIT_FIELDS, model);
         checkEditFiles(parsed.files);
       }
@@ -254,18 +281,35 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
     const answer = takeAnswer(endpoint);
     recorded.answer = answer?.kind ?? 'default';
     record(recorded);
-    respond(res, endpoint, answer);
+    await respond(res, endpoint, answer, recorded.fields);
   }
 
-  function respond(res: ServerResponse, endpoint: ImagesEndpoint, answer: OpenAIScriptedAnswer | undefined): void {
-    const image = endpoint === 'edits' ? editImage : generationImage;
+  /** The default image in the asked output_format. */
+  async function defaultImage(endpoint: ImagesEndpoint, fields: Record<string, unknown>): Promise<Buffer | null> {
+    const png = endpoint === 'edits' ? editImage : generationImage;
+    const format = fields.output_format;
+    if (format !== 'jpeg' && format !== 'webp') return png;
+    if (!options.encode) return null;
+    return options.encode(png, format, fields.output_compression as number | undefined);
+  }
+
+  async function respond(
+    res: ServerResponse,
+    endpoint: ImagesEndpoint,
+    answer: OpenAIScriptedAnswer | undefined,
+    fields: Record<string, unknown>,
+  ): Promise<void> {
     switch (answer?.kind) {
       case undefined:
-        sendImage(res, image);
+      case 'image': {
+        const image = answer?.image ? Buffer.from(answer.image) : await defaultImage(endpoint, fields);
+        if (!image) {
+          sendError(res, 500, { message: `test server: no encoder for output_format ${String(fields.output_format)} (pass encode)`, type: 'server_error', param: null, code: null });
+          return;
+        }
+        sendImage(res, image, fields);
         return;
-      case 'image':
-        sendImage(res, Buffer.from(answer.image ?? image));
-        return;
+      }
       case 'moderation-block': {
         const violations = answer.violations ?? ['sexual'];
         sendError(res, 400, {
@@ -354,7 +398,13 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
       queue.push(...answers);
     },
     pending: () => queue.length,
+    refuse: (forModel, params) => {
+      const set = refusals.get(forModel) ?? new Set<string>();
+      for (const p of params) set.add(p);
+      refusals.set(forModel, set);
+    },
     reset: () => {
+      refusals = initialRefusals();
       queue.length = 0;
       requests.length = 0;
       defaultAnswer = null;
@@ -502,6 +552,29 @@ function checkParams(fields: Record<string, unknown>, known: Set<string>, model:
     throw invalid(`Invalid value: '${String(fields.moderation)}'. Supported values are: 'low' and 'auto'.`, 'moderation', 'invalid_value');
   }
   if (fields.stream === true) throw invalid('This test server does not stream.', 'stream', 'invalid_value');
+  oneOf(fields, 'quality', QUALITIES);
+  oneOf(fields, 'output_format', OUTPUT_FORMATS);
+  oneOf(fields, 'background', BACKGROUNDS);
+  oneOf(fields, 'input_fidelity', INPUT_FIDELITIES);
+  const compression = fields.output_compression;
+  if (compression !== undefined) {
+    if (!(Number.isInteger(compression) && (compression as number) >= 0 && (compression as number) <= 100)) {
+      throw invalid(`Invalid 'output_compression': expected an integer from 0 to 100.`, 'output_compression', 'invalid_value');
+    }
+    if (fields.output_format !== 'jpeg' && fields.output_format !== 'webp') {
+      throw invalid(`'output_compression' is only supported for the jpeg and webp output formats.`, 'output_compression', 'invalid_value');
+    }
+  }
+  if (fields.background === 'transparent' && fields.output_format === 'jpeg') {
+    throw invalid(`Transparent background is not supported for the jpeg output format.`, 'background', 'invalid_value');
+  }
+}
+
+function oneOf(fields: Record<string, unknown>, name: string, values: string[]): void {
+  const value = fields[name];
+  if (value !== undefined && !(typeof value === 'string' && values.includes(value))) {
+    throw invalid(`Invalid value: '${String(value)}'. Supported values are: ${values.map((v) => `'${v}'`).join(', ')}.`, name, 'invalid_value');
+  }
 }
 
 function checkEditFiles(files: RecordedFile[]): void {
@@ -531,14 +604,22 @@ function checkEditFiles(files: RecordedFile[]): void {
   }
 }
 
-function sendImage(res: ServerResponse, image: Buffer): void {
+/** The answer echoes what was made, as the service does (`auto` resolved). */
+function sendImage(res: ServerResponse, image: Buffer, fields: Record<string, unknown>): void {
+  const pick = (name: string, auto: string) => (typeof fields[name] === 'string' && fields[name] !== 'auto' ? (fields[name] as string) : auto);
+  let format = 'png';
+  try {
+    format = readImageInfo(image).format;
+  } catch {
+    // a scripted answer that is not an image: say png, as the service would have meant
+  }
   sendJson(res, 200, {
     created: now(),
-    background: 'opaque',
+    background: pick('background', 'opaque'),
     data: [{ b64_json: image.toString('base64') }],
-    output_format: 'png',
-    quality: 'medium',
-    size: '1024x1024',
+    output_format: format,
+    quality: pick('quality', 'medium'),
+    size: pick('size', '1024x1024'),
     usage: {
       input_tokens: 50,
       input_tokens_details: { image_tokens: 40, text_tokens: 10 },

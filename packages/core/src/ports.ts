@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Language } from './domain/languages.js';
 import type { Gender, PersonaData, Platform } from './domain/persona.js';
+import type { ImageBackground, ImageOutputFormat, ImageQuality, ImageSize } from './domain/settings.js';
 
 /**
  * The ports that plugins implement. Every method takes an optional AbortSignal: when it fires,
@@ -82,10 +83,25 @@ export interface ReferenceFace extends EncodedImage {
   key: string;
 }
 
+/**
+ * The task's output options (its settings snapshot), named after the Images API's parameters. A
+ * provider that cannot honour one ignores it; the pipeline stores what comes back by its content
+ * type either way.
+ */
+export interface ImageOutputOptions {
+  quality?: ImageQuality;
+  size?: ImageSize;
+  format?: ImageOutputFormat;
+  /** 0-100; jpeg and webp only. */
+  compression?: number;
+  background?: ImageBackground;
+}
+
 export interface BaseImageRequest {
   persona: PersonaData;
   /** When present: image-to-image from this face (facial anatomy only). */
   referenceFace?: ReferenceFace;
+  output?: ImageOutputOptions;
   seed: string;
   signal?: AbortSignal;
 }
@@ -94,6 +110,12 @@ export interface PicturesRequest {
   persona: PersonaData;
   /** The persona's base selfie: every picture shows the same person. */
   base: EncodedImage;
+  /**
+   * With gender lock on: the reference face the base selfie was made from, sent along with it so
+   * the face stays anchored in every picture. A provider that takes one image may ignore it.
+   */
+  referenceFace?: ReferenceFace;
+  output?: ImageOutputOptions;
   prompt: string;
   /** Pictures wanted (4 today). */
   count: number;
@@ -269,6 +291,11 @@ export interface WorkerObjectReader {
 export interface FaceSource {
   /** A random reference face; of the given gender, or any when gender is null. Null when there is none. */
   randomFace(options: { gender: Gender | null; signal?: AbortSignal }): Promise<ReferenceFace | null>;
+  /**
+   * Optional: the face with this key again (a persona's recorded base face, when its pictures are
+   * made in a later run). Null when it is gone. Without it such pictures go without the face.
+   */
+  face?(key: string, options?: { signal?: AbortSignal }): Promise<ReferenceFace | null>;
 }
 
 /** Names under which plugins register the ports in the container. */

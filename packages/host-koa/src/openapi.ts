@@ -3,7 +3,9 @@ import {
   COUNT_MIN,
   generationRequestSchema,
   IMAGES_PER_PERSONA,
+  imageOutputOverrideSchema,
   listLanguages,
+  settingsObjectSchema,
   settingsSchema,
   TASK_STATUSES,
 } from '@avatargen/core';
@@ -145,7 +147,12 @@ export function openApiDocument(): Record<string, unknown> {
   props.language = { ...props.language, enum: listLanguages().map((l) => l.code), description: 'A language code from GET /api/v1/languages.' };
   props.imagesPerPersona = { ...props.imagesPerPersona, type: 'integer', enum: [...IMAGES_PER_PERSONA] };
   props.count = { ...props.count, minimum: COUNT_MIN, maximum: COUNT_MAX };
-  const settingsIn = fromZod(settingsSchema.partial(), 'input');
+  props.imageOutput = {
+    ...fromZod(imageOutputOverrideSchema, 'input'),
+    description:
+      "This task's Images API output options over the site settings (image_quality, image_size, image_output_format, image_output_compression, image_background); absent keys use the site's. A transparent background needs png or webp. The task's settings record what was used.",
+  };
+  const settingsIn = fromZod(settingsObjectSchema.partial(), 'input');
   const settingsOut = fromZod(settingsSchema, 'output');
   const document = {
     openapi: '3.0.3',

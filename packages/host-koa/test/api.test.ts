@@ -375,7 +375,11 @@ describe('OpenAPI', () => {
       properties: Record<string, unknown>;
       required: string[];
     };
-    expect(Object.keys(request?.properties ?? {})).toEqual(Object.keys(generated.properties));
+    // imageOutput is read by the tasks service (over the site's settings), not by generationRequestSchema
+    expect(Object.keys(request?.properties ?? {})).toEqual([...Object.keys(generated.properties), 'imageOutput']);
+    const imageOutput = request?.properties.imageOutput as { properties: Record<string, { enum?: string[] }> };
+    expect(Object.keys(imageOutput.properties)).toEqual(['quality', 'size', 'format', 'compression', 'background']);
+    expect(imageOutput.properties.format?.enum).toEqual(['png', 'jpeg', 'webp']);
     expect(request).toMatchObject({ required: generated.required });
     expect(request?.properties.language?.enum).toEqual(listLanguages().map((l) => l.code));
     expect(request?.properties.imagesPerPersona?.enum).toEqual([4, 8, 12, 16, 20]);
@@ -397,5 +401,30 @@ describe('logs', () => {
     expect(text).not.toContain(PASSWORD);
     expect(text).not.toContain(token);
     expect(text).not.toContain(c.cookies.get(SESSION_COOKIE) as string);
+  });
+});
+
+describe('image output options per task', () => {
+  it('takes the task’s own image output options (imageOutput), validates them by name and records them in the snapshot', async () => {
+    const created = await api.request('POST', '/api/v1/tasks', {
+      json: { ...REQUEST, imageOutput: { quality: 'low', size: '1024x1536', format: 'jpeg', compression: 55, background: 'opaque' } },
+    });
+    expect(created.status).toBe(201);
+    expect((created.json() as { settings: unknown }).settings).toMatchObject({
+      image_quality: 'low',
+      image_size: '1024x1536',
+      image_output_format: 'jpeg',
+      image_output_compression: 55,
+      image_background: 'opaque',
+    });
+    const bad = await api.request('POST', '/api/v1/tasks', { json: { ...REQUEST, imageOutput: { quality: 'max', format: 'gif', dpi: 300 } } });
+    expect(bad.status).toBe(422);
+    expect((bad.json() as { fields: unknown }).fields).toEqual({
+      'imageOutput.quality': 'Choose one of auto, low, medium, high.',
+      'imageOutput.format': 'Choose one of png, jpeg, webp.',
+      'imageOutput.dpi': 'Unknown output option; use quality, size, format, compression, background.',
+    });
+    const notObject = await api.request('POST', '/api/v1/tasks', { json: { ...REQUEST, imageOutput: 'high' } });
+    expect((notObject.json() as { fields: unknown }).fields).toEqual({ imageOutput: 'Must be an object such as {"quality": "high"}.' });
   });
 });

@@ -386,6 +386,33 @@ describe('pages', () => {
     expect(tooMany.text).toContain('>Nurses</textarea>');
   });
 
+  it('generate: the task’s own image output options, the site’s shown, errors beside the fields, the snapshot records them', async () => {
+    const c = await loggedIn();
+    const form = await c.get('/generate');
+    for (const id of ['output_quality', 'output_size', 'output_format', 'output_compression', 'output_background']) {
+      expect(form.text).toContain(`<label for="${id}">`);
+    }
+    expect(form.text).toContain('<option value="">Site setting (auto)</option>');
+    const base = { description: 'Glassblowers in Murano', language: 'it', count: '10', imagesPerPersona: '4' };
+    const bad = await c.post('/generate', { ...base, output_quality: 'ultra', output_format: 'jpeg', output_background: 'transparent', output_compression: '150' });
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('<p class="error" id="output_quality-error">Choose one of auto, low, medium, high.</p>');
+    expect(bad.text).toContain('<p class="error" id="output_compression-error">Enter a whole number from 0 to 100.</p>');
+    expect(bad.text).toContain('<details class="field" open>');
+    const transparent = await c.post('/generate', { ...base, output_format: 'jpeg', output_background: 'transparent' });
+    expect(transparent.text).toContain('<p class="error" id="output_background-error">A transparent background needs the png or webp output format.</p>');
+    const good = await c.post('/generate', { ...base, output_quality: 'high', output_format: 'webp', output_compression: '80', output_size: '', output_background: '' });
+    expect(good.status).toBe(303);
+    const id = /\/datasets\/(\w+)/.exec(good.location ?? '')?.[1] as string;
+    expect((await site.gen.tasks.get(id)).settings).toMatchObject({
+      image_quality: 'high',
+      image_output_format: 'webp',
+      image_output_compression: 80,
+      image_size: 'auto',
+      image_background: 'auto',
+    });
+  });
+
   it('history, datasets and exports list the user’s tasks, with a status filter', async () => {
     const c = await loggedIn();
     for (const path of ['/history', '/datasets', '/exports']) {
@@ -538,6 +565,24 @@ describe('settings', () => {
     const saved = await site.gen.settings.get();
     expect(saved).toMatchObject({ bio_prompt_instagram: 'Short and sunny.', max_concurrent_tasks: 3, crop_white_borders: true, randomize_image_style: false });
     expect((await c.get('/settings?saved=1')).text).toContain('Settings saved.');
+  });
+
+  it('lists the image output defaults and saves them, refusing a transparent jpeg on its field', async () => {
+    const c = await loggedIn();
+    const page = await c.get('/settings');
+    for (const id of ['image_quality', 'image_size', 'image_output_format', 'image_output_compression', 'image_background']) {
+      expect(page.text).toContain(`<label for="${id}">`);
+    }
+    const current = await site.gen.settings.get();
+    const form = { ...current, crop_white_borders: 'on', image_output_format: 'jpeg', image_background: 'transparent', image_output_compression: '60' } as Record<string, unknown>;
+    const bad = await c.post('/settings', form as Record<string, string>);
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('<p class="error" id="image_background-error">A transparent background needs the png or webp output format.</p>');
+    const good = await c.post('/settings', { ...form, image_background: 'opaque', image_quality: 'medium' } as Record<string, string>);
+    expect(good.status).toBe(303);
+    expect(await site.gen.settings.get()).toMatchObject({ image_output_format: 'jpeg', image_background: 'opaque', image_output_compression: 60, image_quality: 'medium' });
+    expect((await c.get('/settings')).text).toContain('<option value="jpeg" selected>jpeg</option>');
+    await site.gen.settings.update({ image_output_format: 'png', image_background: 'auto', image_quality: 'auto', image_output_compression: 100 });
   });
 
   it('only administrators change settings', async () => {

@@ -11,9 +11,13 @@ export {
   DEFAULT_CONCURRENCY,
   DEFAULT_MODEL,
   DEFAULT_TIMEOUT_MS,
+  DROPPABLE_PARAMS,
+  INPUT_FIDELITIES,
+  type InputFidelity,
   type Moderation,
   OpenAIImageProvider,
   type OpenAIImageProviderOptions,
+  outputParams,
   type ProviderLogger,
 } from './provider.js';
 export {

@@ -21,8 +21,15 @@ const chatVariables = {
 export const openaiConfig = z.object({
   OPENAI_API_KEY: z.string({ error: 'is required' }).trim().min(1, { error: 'is required' }).describe('OpenAI API key.'),
   OPENAI_BASE_URL: variables.url().optional().describe('OpenAI-compatible gateway base URL (default: the OpenAI API).'),
-  OPENAI_IMAGE_MODEL: z.string().default('gpt-image-1.5').describe('Image model.'),
+  OPENAI_IMAGE_MODEL: z
+    .string()
+    .default('gpt-image-1.5')
+    .describe('Image model: gpt-image-1.5 (default), gpt-image-1, gpt-image-1-mini, or a newer GPT image model; see docs/images.md.'),
   OPENAI_MODERATION: z.enum(['auto', 'low']).default('auto').describe('Moderation level sent with image requests.'),
+  OPENAI_INPUT_FIDELITY: z
+    .enum(['high', 'low', 'off'])
+    .default('high')
+    .describe('input_fidelity of edits (reference face, pictures): high keeps faces closest; off sends none. A model that refuses it gets none.'),
   OPENAI_CONCURRENCY: variables.int(1, 50).default(4).describe('OpenAI image calls in flight per worker process.'),
   OPENAI_TIMEOUT_SECONDS: variables.int(1, 3600).default(600).describe('Timeout of one image call.'),
   BASE_PROMPT_APPEND: z.string().optional().describe('Text appended to every image prompt.'),
@@ -45,6 +52,7 @@ export function optionsFromConfig(config: OpenAIConfig): OpenAIImageProviderOpti
     baseURL: config.OPENAI_BASE_URL,
     model: config.OPENAI_IMAGE_MODEL,
     moderation: config.OPENAI_MODERATION,
+    inputFidelity: config.OPENAI_INPUT_FIDELITY,
     concurrency: config.OPENAI_CONCURRENCY,
     timeoutMs: config.OPENAI_TIMEOUT_SECONDS * 1000,
     promptAppend: config.BASE_PROMPT_APPEND,

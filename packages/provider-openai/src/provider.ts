@@ -4,6 +4,7 @@ import {
   describeError,
   type EncodedImage,
   extensionFor,
+  type ImageOutputOptions,
   type ImageProvider,
   InvalidImageError,
   InvalidResponseError,
@@ -13,13 +14,24 @@ import {
   throwIfAborted,
   ValidationError,
 } from '@avatargen/core';
-import OpenAI, { toFile } from 'openai';
+import OpenAI, { APIError, toFile } from 'openai';
 import type { ImageEditParamsNonStreaming, ImageGenerateParamsNonStreaming } from 'openai/resources/images';
-import { SOURCE, toAvatarGenError } from './errors.js';
+import { SOURCE, scrub, toAvatarGenError } from './errors.js';
 import { buildBasePrompt, buildGridPrompt } from './prompts.js';
 import { Semaphore } from './semaphore.js';
 
 export type Moderation = 'auto' | 'low';
+/** `input_fidelity` of edits; `off` sends none (models before gpt-image-1 refuse it). */
+export type InputFidelity = 'high' | 'low' | 'off';
+export const INPUT_FIDELITIES: readonly InputFidelity[] = ['high', 'low', 'off'];
+
+/**
+ * Parameters sent only to improve the answer: a model that refuses one (HTTP 400 naming it) gets
+ * the request again without it, and never again from this provider. `size` is not among them: it
+ * has always been sent, and a refused size is a configuration to fix, not to hide.
+ */
+export const DROPPABLE_PARAMS = ['input_fidelity', 'quality', 'output_format', 'output_compression', 'background'] as const;
+type DroppableParam = (typeof DROPPABLE_PARAMS)[number];
 
 /** The grid that buildGridPrompt asks for. */
 const GRID_ROWS = 2;
@@ -40,6 +52,8 @@ export interface OpenAIImageProviderOptions {
   model?: string;
   /** OPENAI_MODERATION, sent on both endpoints. Default auto. */
   moderation?: Moderation;
+  /** OPENAI_INPUT_FIDELITY, sent with edits (reference face, grids). Default high: faces kept closest. */
+  inputFidelity?: InputFidelity;
   /** OPENAI_CONCURRENCY: image calls in flight through this provider. Default 4. */
   concurrency?: number;
   /** Timeout of one call, from sending the request to the last byte of the answer. Default 600 000 (10 min). */
@@ -58,12 +72,26 @@ export const DEFAULT_CONCURRENCY = 4;
 const EDIT_INPUT_TYPES = new Set(['image/png', 'image/jpeg', 'image/webp']);
 
 type EditParams = ImageEditParamsNonStreaming & { moderation: Moderation };
+type Params = Record<string, unknown>;
+
+/** Thrown inside a call when the service refused an optional parameter: sent again without it. */
+class RefusedParameter extends Error {
+  constructor(
+    readonly param: DroppableParam,
+    readonly serverMessage: string,
+  ) {
+    super(`refused ${param}`);
+  }
+}
 
 /** An ImageProvider over the OpenAI Images API: base selfies and 2x2 grids. */
 export class OpenAIImageProvider implements ImageProvider {
   readonly model: string;
   readonly moderation: Moderation;
+  readonly inputFidelity: InputFidelity;
   readonly timeoutMs: number;
+  /** Per model, the optional parameters it refused (kept for the life of the process). */
+  private readonly refused = new Map<string, Set<DroppableParam>>();
   private readonly apiKey: string;
   private readonly promptAppend: string | undefined;
   private readonly client: OpenAI;
@@ -76,6 +104,7 @@ export class OpenAIImageProvider implements ImageProvider {
     this.apiKey = options.apiKey.trim();
     this.model = options.model?.trim() || DEFAULT_MODEL;
     this.moderation = options.moderation ?? 'auto';
+    this.inputFidelity = options.inputFidelity ?? 'high';
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.promptAppend = options.promptAppend?.trim() || undefined;
     this.slots = new Semaphore(options.concurrency ?? DEFAULT_CONCURRENCY);
@@ -105,17 +134,18 @@ export class OpenAIImageProvider implements ImageProvider {
     const face = request.referenceFace;
     const prompt = buildBasePrompt(request.persona, { append: this.promptAppend, withReferenceFace: face !== undefined });
     if (!face) {
-      const params: ImageGenerateParamsNonStreaming = {
-        model: this.model,
-        prompt,
-        size: 'auto',
-        n: 1,
-        moderation: this.moderation,
-      };
-      return this.call('images/generations', request.signal, (signal) => this.client.images.generate(params, { signal }));
+      const params = { model: this.model, prompt, ...outputParams(request.output), n: 1, moderation: this.moderation };
+      return this.send('images/generations', request.signal, params, (p, signal) =>
+        this.client.images.generate(p as unknown as ImageGenerateParamsNonStreaming, { signal }),
+      );
     }
     const image = await asUpload(face, `Reference face ${face.key}`, 'face');
-    return this.edit(prompt, image, request.signal);
+    return this.edit(prompt, [image], request.output, request.signal);
+  }
+
+  /** The optional parameters the configured model refused so far (dropped from every request). */
+  refusedParameters(model: string = this.model): string[] {
+    return [...(this.refused.get(model) ?? [])];
   }
 
   /** One edits call whose prompt asks for a 2x2 grid: four pictures as one grid image, cut apart by the pipeline. */
@@ -128,21 +158,53 @@ export class OpenAIImageProvider implements ImageProvider {
       );
     }
     const prompt = buildGridPrompt(request.persona, request.prompt, { append: this.promptAppend });
-    const image = await asUpload(request.base, 'Base image', 'base');
-    return { kind: 'grid', image: await this.edit(prompt, image, request.signal), rows: GRID_ROWS, cols: GRID_COLS };
+    // The base first, then the face it was made from: the service reads them in that order.
+    const images = [await asUpload(request.base, 'Base image', 'base')];
+    const face = request.referenceFace;
+    if (face) images.push(await asUpload(face, `Reference face ${face.key}`, 'face'));
+    return { kind: 'grid', image: await this.edit(prompt, images, request.output, request.signal), rows: GRID_ROWS, cols: GRID_COLS };
   }
 
-  private edit(prompt: string, image: File, signal: AbortSignal | undefined): Promise<EncodedImage> {
+  private edit(prompt: string, images: File[], output: ImageOutputOptions | undefined, signal: AbortSignal | undefined): Promise<EncodedImage> {
     // `moderation` is not in the SDK's edit types (6.49.0) but the form carries every key we give it.
-    const params: EditParams = {
+    const params: Params = {
       model: this.model,
       prompt,
-      image: [image],
-      size: 'auto',
+      image: images,
+      ...outputParams(output),
+      ...(this.inputFidelity === 'off' ? {} : { input_fidelity: this.inputFidelity }),
       n: 1,
       moderation: this.moderation,
     };
-    return this.call('images/edits', signal, (s) => this.client.images.edit(params, { signal: s }));
+    return this.send('images/edits', signal, params, (p, s) => this.client.images.edit(p as unknown as EditParams, { signal: s }));
+  }
+
+  /**
+   * A call without the parameters the model refused before; when it refuses another one now, that
+   * one is remembered, logged once and the call made again without it (at most once per parameter).
+   */
+  private async send(
+    operation: string,
+    signal: AbortSignal | undefined,
+    params: Params,
+    fire: (params: Params, signal: AbortSignal) => Promise<unknown>,
+  ): Promise<EncodedImage> {
+    for (;;) {
+      const refused = this.refused.get(this.model);
+      const sent = Object.fromEntries(Object.entries(params).filter(([key]) => !refused?.has(key as DroppableParam)));
+      try {
+        return await this.call(operation, signal, (s) => fire(sent, s), sent);
+      } catch (error) {
+        if (!(error instanceof RefusedParameter)) throw error;
+        const set = this.refused.get(this.model) ?? new Set<DroppableParam>();
+        set.add(error.param);
+        this.refused.set(this.model, set);
+        this.logger?.warn(
+          { operation, model: this.model, param: error.param },
+          `OpenAI model ${this.model} refused ${error.param}; it is no longer sent to this model (${scrub(error.serverMessage, this.apiKey)})`,
+        );
+      }
+    }
   }
 
   /**
@@ -153,6 +215,7 @@ export class OpenAIImageProvider implements ImageProvider {
     operation: string,
     callerSignal: AbortSignal | undefined,
     send: (signal: AbortSignal) => Promise<unknown>,
+    sent: Params,
   ): Promise<EncodedImage> {
     const release = await this.slots.acquire(callerSignal);
     const controller = new AbortController();
@@ -171,6 +234,8 @@ export class OpenAIImageProvider implements ImageProvider {
       this.logger?.debug({ operation, model: this.model, ms: Date.now() - started, bytes: image.data.length }, 'openai image call');
       return image;
     } catch (error) {
+      const param = refusedParam(error, sent);
+      if (param) throw new RefusedParameter(param, (error as APIError).message);
       const mapped = toAvatarGenError(error, {
         operation,
         apiKey: this.apiKey,
@@ -205,6 +270,9 @@ function validateOptions(options: OpenAIImageProviderOptions): string[] {
   }
   if (options.moderation !== undefined && options.moderation !== 'auto' && options.moderation !== 'low') {
     issues.push('OPENAI_MODERATION must be auto or low');
+  }
+  if (options.inputFidelity !== undefined && !INPUT_FIDELITIES.includes(options.inputFidelity)) {
+    issues.push('OPENAI_INPUT_FIDELITY must be high, low or off');
   }
   const c = options.concurrency;
   if (c !== undefined && !(Number.isInteger(c) && c >= 1)) issues.push('OPENAI_CONCURRENCY must be a whole number >= 1');
@@ -252,4 +320,34 @@ export function decodeAnswer(answer: unknown, operation: string): EncodedImage {
   } catch (error) {
     throw new InvalidResponseError(SOURCE, `${where} answered with a b64_json that is not an image (${describeError(error)})`);
   }
+}
+
+/**
+ * The Images API parameters of the task's output options. `size` is always sent (auto by default,
+ * as before); `output_compression` only with jpeg or webp, which are the formats it applies to.
+ */
+export function outputParams(output: ImageOutputOptions | undefined): Params {
+  const params: Params = { size: output?.size ?? 'auto' };
+  if (!output) return params;
+  if (output.quality !== undefined) params.quality = output.quality;
+  if (output.format !== undefined) params.output_format = output.format;
+  if (output.compression !== undefined && (output.format === 'jpeg' || output.format === 'webp')) {
+    params.output_compression = output.compression;
+  }
+  if (output.background !== undefined) params.background = output.background;
+  return params;
+}
+
+/**
+ * The optional parameter a 400 refuses, when it is one we sent: the error's `param`, or else the
+ * first one the message names in quotes (`Unknown parameter: 'input_fidelity'.`). Null otherwise:
+ * a 400 about anything else stays an error.
+ */
+function refusedParam(error: unknown, sent: Params): DroppableParam | null {
+  if (!(error instanceof APIError) || error.status !== 400) return null;
+  const named = typeof error.param === 'string' ? error.param : null;
+  const candidates = DROPPABLE_PARAMS.filter((p) => p in sent);
+  if (named) return (candidates as readonly string[]).includes(named) ? (named as DroppableParam) : null;
+  const message = error.message ?? '';
+  return candidates.find((p) => new RegExp(`['"\`]${p}['"\`]`).test(message)) ?? null;
 }

@@ -82,6 +82,76 @@ describe('OpenAI test server', () => {
     expect(server().requests[2]?.problems[0]).toMatch(/sent as image\/jpeg but the bytes are image\/png/);
   });
 
+  it('checks the GPT image options: values, compression only for jpeg/webp, transparent not in jpeg, input_fidelity only on edits', async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ...ok, quality: 'ultra' }, 'quality'],
+      [{ ...ok, output_format: 'gif' }, 'output_format'],
+      [{ ...ok, background: 'green' }, 'background'],
+      [{ ...ok, output_format: 'jpeg', output_compression: 101 }, 'output_compression'],
+      [{ ...ok, output_format: 'png', output_compression: 50 }, 'output_compression'],
+      [{ ...ok, output_compression: 50 }, 'output_compression'],
+      [{ ...ok, output_format: 'jpeg', background: 'transparent' }, 'background'],
+      [{ ...ok, input_fidelity: 'high' }, 'input_fidelity'],
+    ];
+    for (const [body, param] of cases) {
+      const res = await generate(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(((await res.json()) as { error: { param: string } }).error.param).toBe(param);
+    }
+    const good = { ...ok, quality: 'high', output_format: 'webp', output_compression: 0, background: 'transparent' };
+    // the default answer is a PNG; a webp one needs the test's encoder
+    expect((await generate(good)).status).toBe(500);
+    expect((await generate({ ...good, output_format: 'png', output_compression: undefined })).status).toBe(200);
+    const png = new Blob([facePng([5, 5, 5])], { type: 'image/png' });
+    expect((await edit(editForm(png, { input_fidelity: 'low' }))).status).toBe(200);
+    expect((await edit(editForm(png, { input_fidelity: 'max' }))).status).toBe(400);
+    expect(server().requests.map((r) => r.problems.length)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1]);
+  });
+
+  it('keeps several images in order, refuses a 17th, and answers in the asked format through encode', async () => {
+    const form = editForm(new Blob([facePng([1, 1, 1])], { type: 'image/png' }));
+    form.append('image[]', new Blob([facePng([2, 2, 2])], { type: 'image/png' }), 'second.png');
+    expect((await edit(form)).status).toBe(200);
+    expect(server().requests[0]?.files.map((f) => f.filename)).toEqual(['face.png', 'second.png']);
+    for (let i = 0; i < 15; i++) form.append('image[]', new Blob([facePng([3, 3, i])], { type: 'image/png' }), `more-${i}.png`);
+    expect((await edit(form)).status).toBe(400);
+
+    const encoded: string[] = [];
+    const other = await startOpenAIServer({
+      encode: (_png, format, compression) => {
+        encoded.push(`${format}:${String(compression)}`);
+        // a 1x1 "jpeg" frame header is all core's reader needs; the real encoder lives in the e2e test
+        return Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0x00, 0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00, 0xff, 0xd9]);
+      },
+    });
+    try {
+      const res = await fetch(`${other.baseURL}/images/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${other.apiKey}` },
+        body: JSON.stringify({ ...ok, output_format: 'jpeg', output_compression: 40, quality: 'low' }),
+      });
+      const body = (await res.json()) as { data: Array<{ b64_json: string }>; output_format: string; quality: string };
+      expect(readImageInfo(Buffer.from(body.data[0]?.b64_json ?? '', 'base64')).format).toBe('jpeg');
+      expect([body.output_format, body.quality]).toEqual(['jpeg', 'low']);
+      expect(encoded).toEqual(['jpeg:40']);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a model made to refuse a parameter answers 400 naming it, until reset', async () => {
+    server().refuse('gpt-image-1.5', ['quality']);
+    const res = await generate({ ...ok, quality: 'low' });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string; param: string } }).error).toMatchObject({
+      param: 'quality',
+      message: "Unknown parameter: 'quality'.",
+    });
+    expect((await generate(ok)).status).toBe(200);
+    server().reset();
+    expect((await generate({ ...ok, quality: 'low' })).status).toBe(200);
+  });
+
   it('serves scripted answers per endpoint in order, then the default', async () => {
     server().enqueue({ kind: 'server-error', endpoint: 'edits' }, { kind: 'rate-limit', retryAfter: '3' });
     const first = await generate(ok);

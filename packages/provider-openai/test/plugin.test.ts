@@ -41,10 +41,16 @@ describe('openaiPlugin', () => {
 
   it('uses the defaults: gpt-image-1.5, moderation auto, 4 in flight, 600 s', () => {
     const options = optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x' }, [openaiPlugin()]) as unknown as OpenAIConfig);
-    expect(options).toMatchObject({ model: 'gpt-image-1.5', moderation: 'auto', concurrency: 4, timeoutMs: 600_000 });
+    expect(options).toMatchObject({ model: 'gpt-image-1.5', moderation: 'auto', inputFidelity: 'high', concurrency: 4, timeoutMs: 600_000 });
     expect(options.baseURL).toBeUndefined();
     const provider = new OpenAIImageProvider(options);
     expect([provider.model, provider.moderation, provider.timeoutMs]).toEqual(['gpt-image-1.5', 'auto', 600_000]);
+  });
+
+  it('reads OPENAI_INPUT_FIDELITY (high, low, off) and refuses anything else, naming the variable', () => {
+    const read = (value: string) => optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x', OPENAI_INPUT_FIDELITY: value }, [openaiPlugin()]) as unknown as OpenAIConfig);
+    expect(['high', 'low', 'off'].map((v) => read(v).inputFidelity)).toEqual(['high', 'low', 'off']);
+    expect(() => read('max')).toThrow(/OPENAI_INPUT_FIDELITY/);
   });
 
   it('refuses to register without OPENAI_API_KEY, naming the variable', async () => {

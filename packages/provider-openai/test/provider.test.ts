@@ -88,6 +88,7 @@ describe('image-to-image from a reference face (POST /v1/images/edits)', () => {
       model: 'gpt-image-1.5',
       prompt: buildBasePrompt(persona, { withReferenceFace: true }),
       size: 'auto',
+      input_fidelity: 'high',
       n: 1,
       moderation: 'low',
     });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ValidationError } from '../errors.js';
 import { hasControlCharacters, type Platform } from './persona.js';
 
 /** Default bio instructions per platform, sent to the persona provider. */
@@ -24,8 +25,57 @@ const flag = z.preprocess((v) => {
   return v;
 }, z.boolean({ error: 'Must be on or off.' }));
 
-/** Every setting with its type, its default and the message shown when a value is refused. */
-export const settingsSchema = z.object({
+/** The Images API's output options (`quality`, `size`, `output_format`, `background`); see docs/images.md. */
+export const IMAGE_QUALITIES = ['auto', 'low', 'medium', 'high'] as const;
+export const IMAGE_SIZES = ['auto', '1024x1024', '1536x1024', '1024x1536'] as const;
+export const IMAGE_OUTPUT_FORMATS = ['png', 'jpeg', 'webp'] as const;
+export const IMAGE_BACKGROUNDS = ['auto', 'opaque', 'transparent'] as const;
+export type ImageQuality = (typeof IMAGE_QUALITIES)[number];
+export type ImageSize = (typeof IMAGE_SIZES)[number];
+export type ImageOutputFormat = (typeof IMAGE_OUTPUT_FORMATS)[number];
+export type ImageBackground = (typeof IMAGE_BACKGROUNDS)[number];
+
+const choice = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `Choose one of ${values.join(', ')}.` });
+
+const compression = z.preprocess(
+  (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+  z
+    .number({ error: 'Enter a whole number from 0 to 100.' })
+    .int({ error: 'Enter a whole number from 0 to 100.' })
+    .min(0, { error: 'Enter a whole number from 0 to 100.' })
+    .max(100, { error: 'Enter a whole number from 0 to 100.' }),
+);
+
+/**
+ * The output options one task uses. The defaults are what the service does when nothing is
+ * sent, so a site that never sets them gets the pictures it got before these settings existed.
+ */
+const imageOutputFields = {
+  image_quality: choice(IMAGE_QUALITIES),
+  image_size: choice(IMAGE_SIZES),
+  image_output_format: choice(IMAGE_OUTPUT_FORMATS),
+  /** 0-100, for jpeg and webp only (png is lossless). */
+  image_output_compression: compression,
+  image_background: choice(IMAGE_BACKGROUNDS),
+};
+export const IMAGE_OUTPUT_DEFAULTS = {
+  image_quality: 'auto',
+  image_size: 'auto',
+  image_output_format: 'png',
+  image_output_compression: 100,
+  image_background: 'auto',
+} as const;
+export const IMAGE_OUTPUT_KEYS = Object.keys(imageOutputFields) as Array<keyof typeof imageOutputFields>;
+
+/** JPEG has no alpha channel: a transparent background needs png or webp. */
+const TRANSPARENT_NEEDS_ALPHA = 'A transparent background needs the png or webp output format.';
+
+/**
+ * Every setting with its type, its default and the message shown when a value is refused; without
+ * the check across fields (settingsSchema has it), so it can be made partial or picked from.
+ */
+export const settingsObjectSchema = z.object({
   bio_prompt_facebook: bioPrompt.default(DEFAULT_BIO_PROMPTS.facebook),
   bio_prompt_instagram: bioPrompt.default(DEFAULT_BIO_PROMPTS.instagram),
   bio_prompt_x: bioPrompt.default(DEFAULT_BIO_PROMPTS.x),
@@ -45,11 +95,22 @@ export const settingsSchema = z.object({
       .max(20, { error: 'At most 20 tasks can run at once.' })
       .default(2),
   ),
+  image_quality: imageOutputFields.image_quality.default(IMAGE_OUTPUT_DEFAULTS.image_quality),
+  image_size: imageOutputFields.image_size.default(IMAGE_OUTPUT_DEFAULTS.image_size),
+  image_output_format: imageOutputFields.image_output_format.default(IMAGE_OUTPUT_DEFAULTS.image_output_format),
+  image_output_compression: imageOutputFields.image_output_compression.default(IMAGE_OUTPUT_DEFAULTS.image_output_compression),
+  image_background: imageOutputFields.image_background.default(IMAGE_OUTPUT_DEFAULTS.image_background),
+});
+
+export const settingsSchema = settingsObjectSchema.superRefine((s, ctx) => {
+  if (s.image_background === 'transparent' && s.image_output_format === 'jpeg') {
+    ctx.addIssue({ code: 'custom', path: ['image_background'], message: TRANSPARENT_NEEDS_ALPHA });
+  }
 });
 
 export type Settings = z.output<typeof settingsSchema>;
 export type SettingKey = keyof Settings;
-export const SETTING_KEYS = Object.keys(settingsSchema.shape) as SettingKey[];
+export const SETTING_KEYS = Object.keys(settingsObjectSchema.shape) as SettingKey[];
 
 export function defaultSettings(): Settings {
   return settingsSchema.parse({});
@@ -62,4 +123,73 @@ export function bioInstructions(s: Settings): Record<Platform, string> {
     x: s.bio_prompt_x,
     tiktok: s.bio_prompt_tiktok,
   };
+}
+
+export type ImageOutputSettings = Pick<Settings, (typeof IMAGE_OUTPUT_KEYS)[number]>;
+
+/**
+ * A task's own output options (the generate form, `imageOutput` of POST /api/v1/tasks), over the
+ * site's settings. Every key is optional; an empty string means "the site's setting".
+ */
+export const imageOutputOverrideSchema = z
+  .object({
+    quality: imageOutputFields.image_quality.optional(),
+    size: imageOutputFields.image_size.optional(),
+    format: imageOutputFields.image_output_format.optional(),
+    compression: imageOutputFields.image_output_compression.optional(),
+    background: imageOutputFields.image_background.optional(),
+  })
+  .strict();
+export type ImageOutputOverride = z.output<typeof imageOutputOverrideSchema>;
+
+/** The override's names as settings keys. */
+export const IMAGE_OUTPUT_OVERRIDE_KEYS = {
+  quality: 'image_quality',
+  size: 'image_size',
+  format: 'image_output_format',
+  compression: 'image_output_compression',
+  background: 'image_background',
+} as const satisfies Record<keyof ImageOutputOverride, keyof ImageOutputSettings>;
+
+/**
+ * The output options of a task's settings snapshot. A snapshot taken before these settings existed
+ * has none of the keys, and one that does not validate any more falls back per key: the defaults.
+ */
+export function imageOutputOf(snapshot: Partial<Record<string, unknown>>): ImageOutputSettings {
+  const out: Record<string, unknown> = {};
+  for (const key of IMAGE_OUTPUT_KEYS) {
+    const parsed = imageOutputFields[key].safeParse(snapshot[key]);
+    out[key] = parsed.success ? parsed.data : IMAGE_OUTPUT_DEFAULTS[key];
+  }
+  return out as ImageOutputSettings;
+}
+
+/**
+ * The settings a task runs with: the site's, with the task's own output options over them.
+ * `override` is the request's `imageOutput` (absent, or an object; empty strings and nulls mean
+ * the site's value). Throws ValidationError naming `imageOutput.<key>`.
+ */
+export function withImageOutput(settings: Settings, override: unknown): Settings {
+  if (override === undefined || override === null || override === '') return settings;
+  if (typeof override !== 'object' || Array.isArray(override)) {
+    throw new ValidationError({ imageOutput: 'Must be an object such as {"quality": "high"}.' });
+  }
+  const given = Object.fromEntries(Object.entries(override).filter(([, v]) => v !== '' && v !== null && v !== undefined));
+  const parsed = imageOutputOverrideSchema.safeParse(given);
+  if (!parsed.success) {
+    const fields: Record<string, string> = {};
+    for (const issue of parsed.error.issues) {
+      const key = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path[0];
+      fields[`imageOutput.${String(key)}`] ??= issue.code === 'unrecognized_keys' ? `Unknown output option; use ${Object.keys(IMAGE_OUTPUT_OVERRIDE_KEYS).join(', ')}.` : issue.message;
+    }
+    throw new ValidationError(fields);
+  }
+  const merged: Settings = { ...settings };
+  for (const [name, value] of Object.entries(parsed.data)) {
+    (merged as Record<string, unknown>)[IMAGE_OUTPUT_OVERRIDE_KEYS[name as keyof ImageOutputOverride]] = value;
+  }
+  if (merged.image_background === 'transparent' && merged.image_output_format === 'jpeg') {
+    throw new ValidationError({ [parsed.data.background ? 'imageOutput.background' : 'imageOutput.format']: TRANSPARENT_NEEDS_ALPHA });
+  }
+  return merged;
 }

@@ -9,7 +9,7 @@ import { type AvatarGenConfig, createRedactor } from '../config.js';
 import { type ErrorLogEntry, GenerationTask, Persona, type PersonaEntity, PersonaImage, type TaskEntity } from '../db/entities.js';
 import type { Orm } from '../db/orm.js';
 import { normalizePersona, type PersonaData } from '../domain/persona.js';
-import { bioInstructions, type Settings } from '../domain/settings.js';
+import { bioInstructions, imageOutputOf, type Settings } from '../domain/settings.js';
 import { assertTransition, isActive, isFinal, type TaskStatus } from '../domain/status.js';
 import {
   CancelledError,
@@ -24,6 +24,7 @@ import { extensionFor, readImageInfo } from '../image-info.js';
 import type {
   EncodedImage,
   FaceSource,
+  ImageOutputOptions,
   ImageProcessor,
   ImagePromptProvider,
   ImageProvider,
@@ -31,6 +32,7 @@ import type {
   PersonaProvider,
   PersonaBatch,
   Pictures,
+  ReferenceFace,
   UsageListener,
 } from '../ports.js';
 import { personaColumns, personaData } from '../services/views.js';
@@ -916,7 +918,18 @@ export class Pipeline {
     const what = { taskId: task.id, personaId };
     const prefix = `tasks/${task.storagePrefix}/${personaId}`;
 
+    const stored = imageOutputOf(settings);
+    const output: ImageOutputOptions = {
+      quality: stored.image_quality,
+      size: stored.image_size,
+      format: stored.image_output_format,
+      compression: stored.image_output_compression,
+      background: stored.image_background,
+    };
+    // Snapshots from before gender lock existed have no key: the setting's default (on).
+    const genderLock = settings.randomize_face_gender_lock !== false;
     let base: EncodedImage | undefined;
+    let referenceFace: ReferenceFace | undefined;
     if (row.baseImageKey) {
       const key = row.baseImageKey;
       try {
@@ -938,12 +951,13 @@ export class Pipeline {
                   faceSource: ports.faceSource,
                   persona,
                   seed,
-                  genderLock: settings.randomize_face_gender_lock,
+                  genderLock,
+                  output,
                   signal,
                   onFlag: (flag) => this.flagFace(task.id, personaId, flag.faceKey, flag.reason),
                   onFaceSourceProblem: (message) => this.log.warn(what, message),
                 })
-              : { image: await ports.imageProvider.baseImage({ persona, seed, signal }), faceKey: null };
+              : { image: await ports.imageProvider.baseImage({ persona, output, seed, signal }), faceKey: null, face: null };
             return { ...made, image: checkedImage(made.image, 'base image') };
           }),
         signal,
@@ -951,6 +965,7 @@ export class Pipeline {
       );
       const image = result.image;
       base = image;
+      referenceFace = result.face ?? undefined;
       const key = `${prefix}/base.${extensionFor(image.contentType)}`;
       await this.storing(
         () => ports.objectStorage.put(key, image.data, { contentType: image.contentType, cacheControl: CACHE_IMMUTABLE }),
@@ -961,6 +976,19 @@ export class Pipeline {
       await this.notifyTask(task.id);
     }
     const baseImage = base;
+    if (!referenceFace && row.baseFaceKey && ports.faceSource?.face) {
+      // Made in an earlier run: the face again, when the face source can find it by its key.
+      const faceKey = row.baseFaceKey;
+      const face = ports.faceSource.face;
+      referenceFace =
+        (await this.retrying(() => face.call(ports.faceSource, faceKey, { signal }), signal, { ...what, faceKey }).catch((error: unknown) => {
+          throwIfAborted(signal);
+          this.log.warn({ ...what, faceKey, error: describeError(error) }, 'the base face could not be read; pictures go without it');
+          return null;
+        })) ?? undefined;
+    }
+    // Gender lock keeps the pictures on the face the base was made from: both go to every request.
+    const pictureFace = genderLock ? referenceFace : undefined;
 
     const grids = task.imagesPerPersona / 4;
     const prompts = [...row.prompts];
@@ -996,7 +1024,16 @@ export class Pipeline {
           async () => {
             const shotSeed = `${seed}:${gridNo}`;
             const answer = await this.imageLimit(() =>
-              ports.imageProvider.pictures({ persona, base: baseImage, prompt, count: SHOTS, seed: shotSeed, signal }),
+              ports.imageProvider.pictures({
+                persona,
+                base: baseImage,
+                referenceFace: pictureFace,
+                output,
+                prompt,
+                count: SHOTS,
+                seed: shotSeed,
+                signal,
+              }),
             );
             const pictures = checkedPictures(answer, SHOTS);
             const crop = settings.crop_white_borders;

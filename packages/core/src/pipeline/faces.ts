@@ -1,6 +1,6 @@
 import type { Gender, PersonaData } from '../domain/persona.js';
 import { describeError, InvalidImageError, ModerationError, throwIfAborted } from '../errors.js';
-import type { EncodedImage, FaceSource, ImageProvider } from '../ports.js';
+import type { EncodedImage, FaceSource, ImageOutputOptions, ImageProvider, ReferenceFace } from '../ports.js';
 
 export interface FaceFlag {
   faceKey: string;
@@ -14,6 +14,7 @@ export interface BaseImageWithFacesOptions {
   seed: string;
   /** Pick a face of the persona's gender only. */
   genderLock: boolean;
+  output?: ImageOutputOptions;
   /** Faces tried before giving up on reference faces. Default 3. */
   maxFaceAttempts?: number;
   /** Called for every face the image service blocked, so it can be stored as an image flag. */
@@ -27,6 +28,8 @@ export interface BaseImageResult {
   image: EncodedImage;
   /** The face the image was made from, or null for text-to-image. */
   faceKey: string | null;
+  /** That face itself (null with faceKey). */
+  face: ReferenceFace | null;
 }
 
 /**
@@ -35,7 +38,7 @@ export interface BaseImageResult {
  * face source, or every face was blocked, fall back to text-to-image.
  */
 export async function baseImageWithFaces(options: BaseImageWithFacesOptions): Promise<BaseImageResult> {
-  const { imageProvider, faceSource, persona, seed, signal } = options;
+  const { imageProvider, faceSource, persona, seed, signal, output } = options;
   const attempts = options.maxFaceAttempts ?? 3;
   if (faceSource) {
     const gender: Gender | null = options.genderLock ? persona.gender : null;
@@ -58,8 +61,8 @@ export async function baseImageWithFaces(options: BaseImageWithFacesOptions): Pr
       if (tried.has(face.key)) continue;
       tried.add(face.key);
       try {
-        const image = await imageProvider.baseImage({ persona, referenceFace: face, seed, signal });
-        return { image, faceKey: face.key };
+        const image = await imageProvider.baseImage({ persona, referenceFace: face, output, seed, signal });
+        return { image, faceKey: face.key, face };
       } catch (error) {
         if (error instanceof InvalidImageError) {
           // A broken face file: not the persona's fault; try another face.
@@ -72,6 +75,6 @@ export async function baseImageWithFaces(options: BaseImageWithFacesOptions): Pr
     }
   }
   throwIfAborted(signal);
-  const image = await imageProvider.baseImage({ persona, seed, signal });
-  return { image, faceKey: null };
+  const image = await imageProvider.baseImage({ persona, output, seed, signal });
+  return { image, faceKey: null, face: null };
 }

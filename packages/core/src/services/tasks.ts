@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Orm } from '../db/orm.js';
 import { GenerationTask, type TaskEntity } from '../db/entities.js';
 import { type GenerationRequest, parseGenerationRequest } from '../domain/request.js';
+import { withImageOutput } from '../domain/settings.js';
 import { assertTransition, isActive, type TaskStatus } from '../domain/status.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
@@ -52,7 +53,8 @@ export class TasksService {
         ? { ...input, language: (input.language as { code: string }).code }
         : input,
     );
-    const settings = await this.settings.get();
+    // The snapshot holds what this task runs with: the site's settings and its own output options.
+    const settings = withImageOutput(await this.settings.get(), (input as { imageOutput?: unknown }).imageOutput);
     const id = shortId();
     const em = this.em;
     const task = em.create(GenerationTask, {

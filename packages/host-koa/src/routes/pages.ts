@@ -3,6 +3,10 @@ import {
   COUNT_MAX,
   COUNT_MIN,
   DESCRIPTION_MAX,
+  IMAGE_BACKGROUNDS,
+  IMAGE_OUTPUT_FORMATS,
+  IMAGE_QUALITIES,
+  IMAGE_SIZES,
   IMAGES_PER_PERSONA,
   listLanguages,
   PASSWORD_MAX_BYTES,
@@ -29,6 +33,20 @@ import { sendExport } from './exports.js';
 
 const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style'] as const;
 const PAGE_SIZE = 25;
+/** The Images API output options: the settings page's site defaults, the generate form's per-task choice. */
+const OUTPUT_CHOICES = {
+  quality: { setting: 'image_quality', label: 'Quality (quality)', values: IMAGE_QUALITIES },
+  size: { setting: 'image_size', label: 'Size (size)', values: IMAGE_SIZES },
+  format: { setting: 'image_output_format', label: 'Format (output_format)', values: IMAGE_OUTPUT_FORMATS },
+  background: { setting: 'image_background', label: 'Background (background)', values: IMAGE_BACKGROUNDS },
+} as const;
+/** The generate form's fields for a task's own output options, by their name in `imageOutput`. */
+const OUTPUT_FIELDS = ['quality', 'size', 'format', 'compression', 'background'] as const;
+
+/** The form's `output_<name>` fields as the request's `imageOutput` (an empty one: the site's setting). */
+function imageOutputFromForm(body: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(OUTPUT_FIELDS.map((name) => [name, body[`output_${name}`]]).filter(([, v]) => v !== undefined && v !== ''));
+}
 
 /** The server-rendered website. */
 export function pagesRouter(
@@ -127,23 +145,34 @@ export function pagesRouter(
   });
 
   // ---------------------------------------------------------------- generate
-  const generatePage = (ctx: HostContext, values: Record<string, unknown>, errors: Record<string, string> = {}, status = 200) =>
+  const generatePage = async (ctx: HostContext, values: Record<string, unknown>, errors: Record<string, string> = {}, status = 200) =>
     render(
       ctx,
       eta,
       'generate',
-      { values, errors, languages, counts: { min: COUNT_MIN, max: COUNT_MAX }, imageChoices: IMAGES_PER_PERSONA, descriptionMax: DESCRIPTION_MAX },
+      {
+        values,
+        errors,
+        languages,
+        counts: { min: COUNT_MIN, max: COUNT_MAX },
+        imageChoices: IMAGES_PER_PERSONA,
+        descriptionMax: DESCRIPTION_MAX,
+        outputChoices: OUTPUT_CHOICES,
+        site: await gen.settings.get(),
+      },
       status,
     );
   router.get('/generate', (ctx) => generatePage(c(ctx), { language: 'en', count: 10, imagesPerPersona: 4, description: '' }));
   router.post('/generate', async (ctx) => {
     const { _csrf, ...input } = bodyOf(ctx);
     try {
-      const task = await gen.tasks.submit(input, scopeOf(c(ctx)));
+      const task = await gen.tasks.submit({ ...input, imageOutput: imageOutputFromForm(input) }, scopeOf(c(ctx)));
       seeOther(c(ctx), `/datasets/${task.id}`);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      generatePage(c(ctx), input, error.fields, 422);
+      // `imageOutput.quality` is the form's `output_quality`
+      const errors = Object.fromEntries(Object.entries(error.fields).map(([k, m]) => [k.replace(/^imageOutput\./, 'output_'), m]));
+      await generatePage(c(ctx), input, errors, 422);
     }
   });
 
@@ -203,7 +232,16 @@ export function pagesRouter(
       ctx,
       eta,
       'settings',
-      { values: extra.values ?? saved, errors: extra.errors ?? {}, tokens, toggles: TOGGLES, ports, plugins: gen.plugins.list, ...extra },
+      {
+        values: extra.values ?? saved,
+        errors: extra.errors ?? {},
+        tokens,
+        toggles: TOGGLES,
+        outputChoices: OUTPUT_CHOICES,
+        ports,
+        plugins: gen.plugins.list,
+        ...extra,
+      },
       status,
     );
   };
