@@ -51,6 +51,7 @@ export {
   planPictures,
   type ShotPlan,
 } from './images.js';
+export { type BioRules, readBioInstructions } from './bio-rules.js';
 export { readCues, readAgeRange, readGenders, type DescriptionCues } from './cues.js';
 export { type City, COUNTRIES, type Country, countryForLocale, type PlaceCue, placeName, readPlace, type Region } from './places.js';
 export { fakerLocaleFor, sexedFirstNames } from './locales.js';

@@ -13,13 +13,14 @@ import {
   throwIfAborted,
 } from '@avatargen/core';
 import type { Faker } from '@faker-js/faker';
+import { type BioRules, composeBio, readBioInstructions } from './bio-rules.js';
 import { type DescriptionCues, MAX_AGE, MIN_AGE, readCues } from './cues.js';
 import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, localeData, pickWeighted, type SexedNames, sexedNames } from './locales.js';
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
 import { type Country, countryForLocale, pickHome, placeName } from './places.js';
 import { fill, HOBBY_EMOJI, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
 import { createRandom, type Random, seedWords } from './seed.js';
-import { clip, fitWithin, tidy } from './text.js';
+import { clip, tidy } from './text.js';
 
 /** Platform bio limits in characters (code points), as the platforms enforce them. */
 export const BIO_LIMITS: Record<Platform, number> = { x: 160, instagram: 150, tiktok: 80, facebook: 255 };
@@ -43,11 +44,17 @@ interface LocaleContext {
   languageCode: string;
   firstNames: SexedNames | undefined;
   lastNames: SexedNames | undefined;
+  /** What the request's bio instructions ask for, per platform (see bio-rules.ts). */
+  bioRules: Record<Platform, BioRules>;
   /** Where personas live: the country of the place named in the description, else the locale's (if the gazetteer has it). */
   country: Country | undefined;
 }
 
-async function localeContext(languageCode: string, description: string): Promise<LocaleContext> {
+async function localeContext(
+  languageCode: string,
+  description: string,
+  instructions: Partial<Record<Platform, string>> | undefined,
+): Promise<LocaleContext> {
   const locale = fakerLocaleFor(languageCode);
   const [faker, data, firstNames, lastNames] = await Promise.all([
     fakerFor(locale),
@@ -62,6 +69,12 @@ async function localeContext(languageCode: string, description: string): Promise
     faker,
     book,
     cues,
+    bioRules: {
+      facebook: readBioInstructions(instructions?.facebook),
+      instagram: readBioInstructions(instructions?.instagram),
+      x: readBioInstructions(instructions?.x),
+      tiktok: readBioInstructions(instructions?.tiktok),
+    },
     country: cues.place?.country ?? countryForLocale(locale),
     hasStates: data.states.length > 0,
     hasCompanies: !book.ownCompanies && (data.hasCompanies || book.companies === undefined),
@@ -200,10 +213,19 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
   vars.studied = fill(resolveGendered(status === 'student' ? book.studying : book.studied, gender), vars);
   vars.studiedAbout = fill(resolveGendered(book.studiedAbout, gender), vars);
 
-  // Each platform has its own voice; templates are tried from a seeded start until one fits the limit.
+  // Each platform has its own voice; templates are tried from a seeded start until one fits the
+  // limit, with what the platform's bio instruction asks for applied (length, emoji, hashtags, tone).
   const bio = (platform: Platform) => {
     const candidates = book.bios[platform].map((t) => tidy(fill(resolveGendered(t, gender), vars)));
-    return fitWithin(candidates, BIO_LIMITS[platform], r.int(0, Math.max(0, candidates.length - 2)));
+    const context = {
+      book,
+      gender,
+      hobbies: [h1, h2, h3],
+      emoji: vars.e1 as string,
+      platformLimit: BIO_LIMITS[platform],
+      multiline: platform === 'instagram',
+    };
+    return composeBio(candidates, ctx.bioRules[platform], context, r.int(0, Math.max(0, candidates.length - 2)));
   };
   const bios = { facebook: bio('facebook'), instagram: bio('instagram'), x: bio('x'), tiktok: bio('tiktok') };
 
@@ -247,7 +269,7 @@ export function createLocalPersonaProvider(): PersonaProvider {
       if (!Number.isInteger(count) || count < 1 || count > MAX_PERSONAS_PER_CALL) {
         throw ProviderError.badRequest(SOURCE, `count must be a whole number from 1 to ${MAX_PERSONAS_PER_CALL}, got ${count}`);
       }
-      const ctx = await localeContext(request.language?.code || 'en', request.description ?? '');
+      const ctx = await localeContext(request.language?.code || 'en', request.description ?? '', request.bioInstructions);
       const seed = String(request.seed ?? '');
       const personas: PersonaData[] = [];
       const rejected: RejectedPersona[] = [];
