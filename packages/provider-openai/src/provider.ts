@@ -190,13 +190,13 @@ export class OpenAIImageProvider implements ImageProvider {
     fire: (params: Params, signal: AbortSignal) => Promise<unknown>,
   ): Promise<EncodedImage> {
     for (;;) {
-      const refused = this.refused.get(this.model);
-      const sent = Object.fromEntries(Object.entries(params).filter(([key]) => !refused?.has(key as DroppableParam)));
       try {
-        return await this.call(operation, signal, (s) => fire(sent, s), sent);
+        return await this.call(operation, signal, params, fire);
       } catch (error) {
         if (!(error instanceof RefusedParameter)) throw error;
         const set = this.refused.get(this.model) ?? new Set<DroppableParam>();
+        // calls in flight together may all be refused: one line per parameter
+        if (set.has(error.param)) continue;
         set.add(error.param);
         this.refused.set(this.model, set);
         this.logger?.warn(
@@ -214,10 +214,13 @@ export class OpenAIImageProvider implements ImageProvider {
   private async call(
     operation: string,
     callerSignal: AbortSignal | undefined,
-    send: (signal: AbortSignal) => Promise<unknown>,
-    sent: Params,
+    params: Params,
+    fire: (params: Params, signal: AbortSignal) => Promise<unknown>,
   ): Promise<EncodedImage> {
     const release = await this.slots.acquire(callerSignal);
+    // Filtered once a slot is ours, so a call that waited sees what the calls before it learnt.
+    const refused = this.refused.get(this.model);
+    const sent = Object.fromEntries(Object.entries(params).filter(([key]) => !refused?.has(key as DroppableParam)));
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -229,7 +232,7 @@ export class OpenAIImageProvider implements ImageProvider {
     const started = Date.now();
     try {
       throwIfAborted(callerSignal);
-      const answer = await send(controller.signal);
+      const answer = await fire(sent, controller.signal);
       const image = decodeAnswer(answer, operation);
       this.logger?.debug({ operation, model: this.model, ms: Date.now() - started, bytes: image.data.length }, 'openai image call');
       return image;

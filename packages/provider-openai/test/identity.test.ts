@@ -148,6 +148,26 @@ describe('a model that refuses a parameter: dropped, remembered, logged once', (
     expect(logger.warnings[0]?.obj).toMatchObject({ param: 'input_fidelity', model: 'gpt-image-1.5' });
   });
 
+  it('calls that waited for a slot go without it; calls refused together log one line', async () => {
+    server().refuse('gpt-image-1.5', ['input_fidelity']);
+    const one = new Lines();
+    const queued = providerFor(server(), { concurrency: 1, logger: one });
+    await Promise.all([1, 2, 3].map((n) => queued.pictures({ persona, base, prompt: `p${n}`, count: 4, seed })));
+    expect(server().requests.map((r) => r.answer)).toEqual(['rejected', 'default', 'default', 'default']);
+    expect(one.warnings).toHaveLength(1);
+
+    server().reset();
+    server().refuse('gpt-image-1.5', ['input_fidelity']);
+    const many = new Lines();
+    const together = providerFor(server(), { concurrency: 3, logger: many });
+    await Promise.all([1, 2, 3].map((n) => together.pictures({ persona, base, prompt: `p${n}`, count: 4, seed })));
+    // all three are usually in flight when the first 400 comes back; each is sent again once
+    expect(server().requests.filter((r) => r.answer === 'rejected').length).toBeGreaterThanOrEqual(1);
+    expect(server().requests.filter((r) => r.answer !== 'rejected')).toHaveLength(3);
+    expect(server().requests.filter((r) => r.answer !== 'rejected').every((r) => r.fields.input_fidelity === undefined)).toBe(true);
+    expect(many.warnings).toHaveLength(1);
+  });
+
   it('two refused parameters are dropped one after the other', async () => {
     server().refuse('gpt-image-1.5', ['input_fidelity', 'background']);
     const provider = providerFor(server());
