@@ -36,7 +36,7 @@ export function localPlugin(options: LocalProviderOptions = {}): AvatarGenPlugin
 
 export { localPlugin as default };
 export { BIO_LIMITS, createLocalPersonaProvider, MAX_PERSONAS_PER_CALL } from './personas.js';
-export { createLocalPromptProvider } from './prompts.js';
+export { createLocalPromptProvider, PICTURE_KIND } from './prompts.js';
 export {
   baseOptions,
   createLocalImageProvider,

@@ -157,7 +157,10 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
   const education = status === 'student' ? 'university' : info.education;
   const schoolCity = status === 'student' || r.chance(0.4) ? currentCity : prevCity;
   const schoolState = schoolCity === currentCity ? currentState : prevState;
-  const school = fill(r.pick(education === 'university' ? book.universities : book.vocational), {
+  // "{state} State University" is an American pattern: elsewhere it would name a university that does not exist.
+  const universities =
+    ctx.country && ctx.country.id !== 'US' ? book.universities.filter((u) => !u.includes('State University')) : book.universities;
+  const school = fill(r.pick(education === 'university' ? universities : book.vocational), {
     city: schoolCity,
     state: schoolState || schoolCity,
     name: faker.person.lastName(),

@@ -645,8 +645,9 @@ export interface Home {
 export function pickHome(r: Random, cue: PlaceCue | undefined, country: Country): Home {
   const pool = cue?.city ? [cue.city] : cue?.region ? country.cities.filter((c) => c.region === cue.region) : country.cities;
   const city = r.pick(pool);
-  const sameRegion = country.cities.filter((c) => c.region === city.region && c !== city);
-  const others = country.cities.filter((c) => c !== city);
+  // by name: the US has two Portlands and two Charlestons
+  const sameRegion = country.cities.filter((c) => c.region === city.region && c.name !== city.name);
+  const others = country.cities.filter((c) => c.name !== city.name);
   const prev = sameRegion.length > 0 && r.chance(0.4) ? r.pick(sameRegion) : r.pick(others.length > 0 ? others : [city]);
   return { city, prev };
 }

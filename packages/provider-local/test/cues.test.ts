@@ -130,6 +130,7 @@ describe('personas live where the description says, in real cities with their ow
       expect(pairs, `${p.currentCity}, ${p.currentState}`).toContain(`${p.currentCity}|${p.currentState}`);
       expect(pairs, `${p.prevCity}, ${p.prevState}`).toContain(`${p.prevCity}|${p.prevState}`);
       expect(p.prevCity).not.toBe(p.currentCity);
+      if (countryId !== 'US') expect(p.eduEstablishment).not.toMatch(/State University/);
     }
   });
 
@@ -148,10 +149,11 @@ describe('personas live where the description says, in real cities with their ow
       ['ja', 'JP'],
     ] as const) {
       const pairs = realPairs(countryId);
-      const personas = await generate('people who like music', code, 60);
+      const personas = await generate('people who like music', code, 150);
       for (const p of personas) {
         expect(pairs, `${code}: ${p.currentCity}, ${p.currentState}`).toContain(`${p.currentCity}|${p.currentState}`);
         expect(pairs, `${code}: ${p.prevCity}, ${p.prevState}`).toContain(`${p.prevCity}|${p.prevState}`);
+        expect(p.prevCity, code).not.toBe(p.currentCity);
       }
       expect(new Set(personas.map((p) => p.currentCity)).size, code).toBeGreaterThan(5);
     }
