@@ -1,12 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type BaseImageRequest,
+  definePlugin,
   defaultSettings,
   IMAGE_OUTPUT_DEFAULTS,
+  type ImageProvider,
   imageOutputOf,
+  type PicturesRequest,
+  ProviderError,
+  type ReferenceFace,
   settingsSchema,
   ValidationError,
   withImageOutput,
 } from '../src/index.js';
+import { makeBorderedPng, makeGridPng } from '../src/testing.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 
 // Issue 23: the Images API's output options as settings, overridden per task, snapshotted.
@@ -117,5 +124,95 @@ describe('submission snapshots the options; an old snapshot without them still r
     expect(Object.keys((await h.gen.tasks.get(task.id)).settings)).not.toContain('image_quality');
     await h.gen.worker.start();
     expect((await waitForStatus(h.gen, task.id, ['completed', 'failed', 'partial'])).status).toBe('completed');
+  });
+});
+
+describe('the pipeline hands the image provider the output options and, with gender lock, the base face', () => {
+  const faces: ReferenceFace[] = [
+    { key: 'faces/1.png', contentType: 'image/png', data: makeBorderedPng({ width: 12, height: 12, border: 1 }) },
+    { key: 'faces/2.png', contentType: 'image/png', data: makeBorderedPng({ width: 14, height: 12, border: 1 }) },
+  ];
+  const bases: BaseImageRequest[] = [];
+  const pictures: PicturesRequest[] = [];
+  let failPictures = false;
+  let faceLookups = 0;
+  let drawn = 0;
+  /** Records what it is asked; its pictures fail while `failPictures` (to leave grids for a later run). */
+  const recorder: ImageProvider = {
+    async baseImage(request) {
+      bases.push(request);
+      return { data: makeBorderedPng(), contentType: 'image/png' };
+    },
+    async pictures(request) {
+      pictures.push(request);
+      if (failPictures) throw ProviderError.badRequest('test', 'no pictures in this run');
+      return { kind: 'grid', image: { data: makeGridPng(), contentType: 'image/png' }, rows: 2, cols: 2 };
+    },
+  };
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      plugins: [
+        definePlugin({
+          name: 'recording-images-and-faces',
+          register(context) {
+            context.provide('imageProvider', recorder);
+            context.provide('faceSource', {
+              async randomFace() {
+                return faces[drawn++ % faces.length] ?? null;
+              },
+              async face(key: string) {
+                faceLookups++;
+                return faces.find((f) => f.key === key) ?? null;
+              },
+            });
+          },
+        }),
+      ],
+    });
+    await h.gen.settings.update({ randomize_face_base: true, image_quality: 'high', image_output_format: 'webp', image_output_compression: 75 });
+  });
+  afterAll(() => h.close());
+
+  it('with gender lock: every pictures request has the face its base was made from, also in a later run (FaceSource.face)', async () => {
+    failPictures = true;
+    const task = await h.gen.tasks.submit({ ...REQUEST, imageOutput: { size: '1024x1536' } });
+    expect((await waitForStatus(h.gen, task.id, ['partial', 'failed', 'completed'])).status).toBe('failed');
+    const output = { quality: 'high', size: '1024x1536', format: 'webp', compression: 75, background: 'auto' };
+    expect(bases).toHaveLength(10);
+    expect(bases.every((b) => b.referenceFace !== undefined && JSON.stringify(b.output) === JSON.stringify(output))).toBe(true);
+    expect(pictures.length).toBeGreaterThan(0);
+    const faceOf = new Map(
+      (await h.gen.orm.em.fork().execute('select id, base_face_key from personas where task_id = ?', [task.id])).map((r) => [r.id, r.base_face_key]),
+    );
+    const check = (requests: PicturesRequest[]) => {
+      for (const r of requests) {
+        const personaId = Number(r.seed.split(':')[1]);
+        expect(r.referenceFace?.key).toBe(faceOf.get(personaId));
+        expect(r.output).toEqual(output);
+      }
+    };
+    check(pictures);
+    expect(faceLookups).toBe(0);
+
+    // the retry makes only the grids, in a new run: the faces are found again by their keys
+    failPictures = false;
+    pictures.length = 0;
+    const basesBefore = bases.length;
+    await h.gen.tasks.retry(task.id);
+    expect((await waitForStatus(h.gen, task.id, ['partial', 'failed', 'completed'])).status).toBe('completed');
+    expect(bases).toHaveLength(basesBefore);
+    expect(pictures).toHaveLength(10);
+    check(pictures);
+    expect(faceLookups).toBeGreaterThanOrEqual(10);
+  });
+
+  it('without gender lock the pictures go with the base alone', async () => {
+    await h.gen.settings.update({ randomize_face_gender_lock: false });
+    pictures.length = 0;
+    const task = await h.gen.tasks.submit(REQUEST);
+    expect((await waitForStatus(h.gen, task.id, ['partial', 'failed', 'completed'])).status).toBe('completed');
+    expect(pictures).toHaveLength(10);
+    expect(pictures.every((r) => r.referenceFace === undefined)).toBe(true);
   });
 });
