@@ -195,6 +195,8 @@ export interface Face {
   clothing: NonNullable<avataaars.Options['clothing']>[number];
   clothesColor: string;
   wearsGlasses: boolean;
+  /** The one pair of reading glasses the persona wears, in every picture. */
+  glasses: NonNullable<avataaars.Options['accessories']>[number];
   age: number;
 }
 
@@ -242,6 +244,7 @@ export function faceOf(persona: PersonaData): Face {
     clothing: r.pick(older ? ADULT_CLOTHING : CLOTHING),
     clothesColor: r.pick(CLOTHES),
     wearsGlasses: r.chance(age >= 55 ? 0.7 : age >= 45 ? 0.5 : 0.25),
+    glasses: r.pick(GLASSES),
     age,
   };
 }
@@ -333,7 +336,7 @@ function planShot(face: Face, prompt: string, size: number, r: Random, seed: str
     outdoors && /sun|golden|beach|midday/.test(p) && r.chance(0.6)
       ? ['sunglasses', 'wayfarers']
       : face.wearsGlasses
-        ? GLASSES
+        ? [face.glasses]
         : undefined;
   const shot: Partial<AvataaarsOptions> = {
     eyes: [r.pick(EYES)],
@@ -371,7 +374,7 @@ export function planPictures(persona: PersonaData, prompt: string, seed: string,
 /** The DiceBear options of the base portrait. */
 export function baseOptions(persona: PersonaData, size: number): AvataaarsOptions {
   const face = faceOf(persona);
-  return avatarOptions(face, size, { accessories: GLASSES, accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(persona));
+  return avatarOptions(face, size, { accessories: [face.glasses], accessoriesProbability: face.wearsGlasses ? 100 : 0 }, faceSeed(persona));
 }
 
 async function renderShot(plan: ShotPlan, size: number): Promise<Buffer> {

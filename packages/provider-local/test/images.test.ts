@@ -203,7 +203,14 @@ describe('one persona, one look', () => {
       for (const prompt of [...prompts, 'Full-body shot of Ann, catching snowflakes on a snowy street, bright midday sun.']) {
         const plans = planPictures(persona, prompt, 'task-9', 4, 512);
         expect(plans).toHaveLength(4);
-        for (const plan of plans) expect(identity(plan.avatar), `${persona.firstName}: ${prompt}`).toEqual(base);
+        for (const plan of plans) {
+          expect(identity(plan.avatar), `${persona.firstName}: ${prompt}`).toEqual(base);
+          // the same reading glasses, or none (sunglasses may replace them outdoors in the sun)
+          const glasses = plan.avatar.accessoriesProbability ? plan.avatar.accessories : [];
+          if (!glasses?.some((g) => g === 'sunglasses' || g === 'wayfarers')) {
+            expect(glasses, `${persona.firstName}: ${prompt}`).toEqual(faceOf(persona).wearsGlasses ? [faceOf(persona).glasses] : []);
+          }
+        }
       }
     }
   });
