@@ -110,6 +110,10 @@ describe('submission snapshots the options; an old snapshot without them still r
     await expect(h.gen.tasks.submit({ ...REQUEST, imageOutput: { size: '4096x4096' } })).rejects.toMatchObject({
       fields: { 'imageOutput.size': 'Choose one of auto, 1024x1024, 1536x1024, 1024x1536.' },
     });
+    // the request's own fields and the output options are refused together
+    await expect(h.gen.tasks.submit({ ...REQUEST, count: 5, imageOutput: { quality: 'best' } })).rejects.toMatchObject({
+      fields: { count: 'Generate at least 10 personas.', 'imageOutput.quality': 'Choose one of auto, low, medium, high.' },
+    });
     expect((await h.gen.tasks.list()).total).toBe(before);
   });
 

@@ -2,10 +2,10 @@ import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Orm } from '../db/orm.js';
 import { GenerationTask, type TaskEntity } from '../db/entities.js';
-import { type GenerationRequest, parseGenerationRequest } from '../domain/request.js';
-import { withImageOutput } from '../domain/settings.js';
+import { type GenerationRequest, validateGenerationRequest } from '../domain/request.js';
+import { type Settings, withImageOutput } from '../domain/settings.js';
 import { assertTransition, isActive, type TaskStatus } from '../domain/status.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
 import { deleteUnderPrefix } from '../storage/prefix.js';
 import type { Pipeline } from '../pipeline/engine.js';
@@ -48,13 +48,23 @@ export class TasksService {
 
   /** Validates the request (ValidationError with messages per field), snapshots the settings and queues the task. */
   async submit(input: GenerationRequest | Record<string, unknown>, scope: Scope = {}): Promise<TaskView> {
-    const request = parseGenerationRequest(
+    const checked = validateGenerationRequest(
       'language' in input && typeof input.language === 'object' && input.language !== null
         ? { ...input, language: (input.language as { code: string }).code }
         : input,
     );
     // The snapshot holds what this task runs with: the site's settings and its own output options.
-    const settings = withImageOutput(await this.settings.get(), (input as { imageOutput?: unknown }).imageOutput);
+    // Both are checked before either is refused, so a form shows every wrong field at once.
+    let settings: Settings | undefined;
+    let outputErrors: Record<string, string> = {};
+    try {
+      settings = withImageOutput(await this.settings.get(), (input as { imageOutput?: unknown }).imageOutput);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      outputErrors = error.fields;
+    }
+    if (!checked.ok || !settings) throw new ValidationError({ ...(checked.ok ? {} : checked.errors), ...outputErrors });
+    const request = checked.value;
     const id = shortId();
     const em = this.em;
     const task = em.create(GenerationTask, {
