@@ -139,11 +139,12 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
   if (ctx.country) {
     // Real cities with their own region, from the gazetteer (faker invents towns and mixes regions).
     const home = pickHome(r, cues.place, ctx.country);
-    const name = (place: { name: string; en: string }) => placeName(place, ctx.country as Country, ctx.languageCode);
-    currentCity = name(home.city);
-    currentState = name(home.city.region);
-    prevCity = name(home.prev);
-    prevState = name(home.prev.region);
+    // each city is named for its own country (the previous one may be abroad: "from Porto, living in Berlin")
+    const name = (place: { name: string; en: string }, of: Country) => placeName(place, of, ctx.languageCode);
+    currentCity = name(home.city, home.city.country);
+    currentState = name(home.city.region, home.city.country);
+    prevCity = name(home.prev, home.prev.country);
+    prevState = name(home.prev.region, home.prev.country);
   } else {
     // Locales the gazetteer lacks keep faker's places (its city names may be invented).
     const state = () => (ctx.hasStates ? faker.location.state() : '');

@@ -522,6 +522,11 @@ export interface PlaceCue {
   city?: City;
   /** The words of the description that named it. */
   matched: string;
+  /**
+   * Where they come from, when the description names a place after "from" / "originally from" /
+   * "aus" besides the place where they live ("from Porto, living in Lisbon"): their previous city.
+   */
+  origin?: PlaceCue;
 }
 
 interface NameEntry {
@@ -591,7 +596,7 @@ for (const entry of sorted) {
   if (!existing || (entry.city && !existing.city)) byName.set(key, entry);
 }
 const latinNames = sorted.filter((e) => !cjk.test(e.name)).map((e) => escapeRegExp(e.name));
-const PLACE = new RegExp(`(?<![\\p{L}\\p{N}])(?:${BEFORE})\\s+(?:the\\s+)?(${[...new Set(latinNames)].join('|')})(?![\\p{L}\\p{N}])`, 'giu');
+const PLACE = new RegExp(`(?<![\\p{L}\\p{N}])(${BEFORE})\\s+(?:the\\s+)?(${[...new Set(latinNames)].join('|')})(?![\\p{L}\\p{N}])`, 'giu');
 const CJK_PLACE = new RegExp(`(${[...new Set(sorted.filter((e) => cjk.test(e.name)).map((e) => escapeRegExp(e.name)))].join('|')})`, 'gu');
 
 /**
@@ -600,23 +605,25 @@ const CJK_PLACE = new RegExp(`(${[...new Set(sorted.filter((e) => cjk.test(e.nam
  * gazetteer, case-insensitively; Japanese names anywhere. The first place named wins.
  */
 export function readPlace(description: string): PlaceCue | undefined {
-  const found: Array<{ index: number; entry: NameEntry; matched: string }> = [];
+  const found: Array<{ index: number; entry: NameEntry; matched: string; from: boolean }> = [];
   for (const m of description.matchAll(PLACE)) {
-    const matched = m[1] as string;
+    const matched = m[2] as string;
     const entry = byName.get(matched.toLowerCase());
     if (!entry) continue;
     if (CAPITALISED_ONLY.has(entry.name) && matched[0] !== matched[0]?.toUpperCase()) continue;
-    found.push({ index: m.index ?? 0, entry, matched });
+    found.push({ index: m.index ?? 0, entry, matched, from: /^(?:from|aus)$/i.test(m[1] as string) });
   }
   for (const m of description.matchAll(CJK_PLACE)) {
     const entry = byName.get((m[1] as string).toLowerCase());
-    if (entry) found.push({ index: m.index ?? 0, entry, matched: m[1] as string });
+    if (entry) found.push({ index: m.index ?? 0, entry, matched: m[1] as string, from: false });
   }
   found.sort((a, b) => a.index - b.index);
-  const first = found[0];
-  if (!first) return undefined;
-  const { country, region, city } = first.entry;
-  return { country, region, city, matched: first.matched };
+  // "from X" alone says where people live ("designers from Porto"); next to another place it is their origin.
+  const home = found.find((f) => !f.from) ?? found[0];
+  if (!home) return undefined;
+  const origin = found.find((f) => f.from && f !== home && f.entry.name !== home.entry.name);
+  const cue = (f: (typeof found)[number]): PlaceCue => ({ country: f.entry.country, region: f.entry.region, city: f.entry.city, matched: f.matched });
+  return { ...cue(home), origin: origin ? cue(origin) : undefined };
 }
 
 /** The country whose cities a locale's personas live in when the description names no place. */
@@ -648,6 +655,18 @@ export function pickHome(r: Random, cue: PlaceCue | undefined, country: Country)
   // by name: the US has two Portlands and two Charlestons
   const sameRegion = country.cities.filter((c) => c.region === city.region && c.name !== city.name);
   const others = country.cities.filter((c) => c.name !== city.name);
-  const prev = sameRegion.length > 0 && r.chance(0.4) ? r.pick(sameRegion) : r.pick(others.length > 0 ? others : [city]);
+  const origin = cue?.origin;
+  const originPool = origin?.city
+    ? [origin.city]
+    : origin?.region
+      ? origin.country.cities.filter((c) => c.region === origin.region)
+      : origin?.country.cities;
+  const fromOrigin = originPool?.filter((c) => c.name !== city.name) ?? [];
+  const prev =
+    fromOrigin.length > 0
+      ? r.pick(fromOrigin)
+      : sameRegion.length > 0 && r.chance(0.4)
+        ? r.pick(sameRegion)
+        : r.pick(others.length > 0 ? others : [city]);
   return { city, prev };
 }

@@ -112,6 +112,32 @@ describe('places from the description', () => {
   });
 });
 
+describe('origin next to home', () => {
+  // description → home city, origin city (or region) named after "from" / "aus"
+  const table: Array<[string, string | undefined, string | undefined]> = [
+    ['people from Porto, living in Berlin', 'Berlin', 'Porto'],
+    ['originally from Bavaria, now based in Hamburg', 'Hamburg', 'Bayern'],
+    ['Leute aus Köln in München', 'München', 'Köln'],
+    ['designers from Porto', 'Porto', undefined],
+    ['people in Lisbon', 'Lisboa', undefined],
+  ];
+  it.each(table)('%s → home %s, origin %s', (text, home, origin) => {
+    const place = readPlace(text);
+    expect(place?.city?.name).toBe(home);
+    expect(place?.origin?.city?.name ?? place?.origin?.region?.name).toBe(origin);
+  });
+
+  it('makes the origin the previous city, named for its own country', async () => {
+    for (const p of await generate('people from Porto, living in Berlin', 'en')) {
+      expect([p.currentCity, p.currentState, p.prevCity, p.prevState]).toEqual(['Berlin', 'Berlin', 'Porto', 'Porto']);
+    }
+    for (const p of await generate('originally from Bavaria, now based in Hamburg', 'de')) {
+      expect([p.currentCity, p.prevState]).toEqual(['Hamburg', 'Bayern']);
+      expect(realPairs('DE')).toContain(`${p.prevCity}|${p.prevState}`);
+    }
+  });
+});
+
 describe('personas live where the description says, in real cities with their own region', () => {
   const table: Array<[string, string, string, (p: PersonaData) => boolean]> = [
     ['young people in Lisbon', 'pt', 'PT', (p) => p.currentCity === 'Lisboa' && p.currentState === 'Lisboa'],
