@@ -17,8 +17,8 @@ import { type BioRules, composeBio, readBioInstructions } from './bio-rules.js';
 import { type DescriptionCues, MAX_AGE, MIN_AGE, readCues } from './cues.js';
 import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, localeData, pickWeighted, type SexedNames, sexedNames } from './locales.js';
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
-import { type Country, countryForLocale, pickHome, placeName } from './places.js';
-import { fill, HOBBY_EMOJI, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
+import { type Country, countryForLocale, pickHome, placeName, readPlace } from './places.js';
+import { fill, HOBBY_EMOJI, PORTUGUESE_COMPANIES, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
 import { createRandom, type Random, seedWords } from './seed.js';
 import { clip, tidy } from './text.js';
 
@@ -39,8 +39,8 @@ interface LocaleContext {
   cues: DescriptionCues;
   /** The locale has states/regions of its own (otherwise faker would fall back to US states). */
   hasStates: boolean;
-  /** Faker has company names for the locale (otherwise the phrasebook's patterns are used). */
-  hasCompanies: boolean;
+  /** Company name patterns to use instead of faker's (undefined: faker's are fine). */
+  companies: readonly string[] | undefined;
   languageCode: string;
   firstNames: SexedNames | undefined;
   lastNames: SexedNames | undefined;
@@ -55,7 +55,14 @@ async function localeContext(
   description: string,
   instructions: Partial<Record<Platform, string>> | undefined,
 ): Promise<LocaleContext> {
-  const locale = fakerLocaleFor(languageCode);
+  // People of a place named in the description get that country's names (faker locale) when the bio
+  // language is of another gazetteer country: "people in Lisbon" with English bios are Portuguese,
+  // not American. Only between Latin-script countries: English bios get no kanji names.
+  const languageLocale = fakerLocaleFor(languageCode);
+  const own = countryForLocale(languageLocale);
+  const named = readPlace(description)?.country;
+  const switchNames = own && named && own !== named && own.lang !== 'ja' && named.lang !== 'ja';
+  const locale = switchNames ? (named.locales[0] ?? languageLocale) : languageLocale;
   const [faker, data, firstNames, lastNames] = await Promise.all([
     fakerFor(locale),
     localeData(locale),
@@ -77,7 +84,13 @@ async function localeContext(
     },
     country: cues.place?.country ?? countryForLocale(locale),
     hasStates: data.states.length > 0,
-    hasCompanies: !book.ownCompanies && (data.hasCompanies || book.companies === undefined),
+    companies: book.ownCompanies
+      ? book.companies
+      : locale === 'pt_PT'
+        ? PORTUGUESE_COMPANIES
+        : data.hasCompanies
+          ? undefined
+          : book.companies,
     languageCode,
     firstNames,
     lastNames,
@@ -170,9 +183,9 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
 
   const employer =
     info.place === 'company'
-      ? ctx.hasCompanies || !book.companies
-        ? faker.company.name()
-        : fill(r.pick(book.companies), { city: currentCity, name: faker.person.lastName() })
+      ? ctx.companies
+        ? fill(r.pick(ctx.companies), { city: currentCity, name: faker.person.lastName() })
+        : faker.company.name()
       : fill(r.pick(book.places[info.place]), { city: currentCity, name: faker.person.lastName() });
   const workplace = status === 'student' ? school : employer;
 

@@ -424,6 +424,15 @@ const pt: Phrasebook = {
   },
 };
 
+/** Company names of Portugal (faker's pt_PT ones end in the made-up "ULTDA"), for people of Portugal in any language. */
+export const PORTUGUESE_COMPANIES = [
+  '{name} & Filhos, Lda.',
+  '{name}, Lda.',
+  '{name} Consultores, Lda.',
+  'Grupo {name}, S.A.',
+  '{name} Tecnologias, S.A.',
+] as const;
+
 /**
  * European Portuguese: the Brazilian book with Portugal's words ("Olá", "cão", "reformada",
  * "a estudar", "contabilista"), schools, universities and company suffixes ("Lda.").
@@ -460,7 +469,7 @@ const ptPT: Phrasebook = {
     studio: ['Estúdio {name}', 'Atelier {name}'],
     workshop: ['Oficina {name}', 'Auto Reparadora de {city}'],
   },
-  companies: ['{name} & Filhos, Lda.', '{name}, Lda.', '{name} Consultores, Lda.', 'Grupo {name}, S.A.', '{name} Tecnologias, S.A.'],
+  companies: PORTUGUESE_COMPANIES,
   ownCompanies: true,
   universities: ['Universidade de {city}', 'Instituto Politécnico de {city}', 'Universidade Nova de {city}'],
   vocational: ['Escola Profissional de {city}', 'Centro de Formação Profissional de {city}'],

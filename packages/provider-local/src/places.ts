@@ -511,6 +511,8 @@ export interface City {
 export interface Country {
   id: string;
   lang: string;
+  /** faker locales of the country; the first gives names to people of a place named in a description. */
+  locales: FakerLocaleName[];
   cities: City[];
   regions: Region[];
 }
@@ -548,7 +550,7 @@ function build(): { countries: Country[]; entries: NameEntry[] } {
   const countries: Country[] = [];
   const entries: NameEntry[] = [];
   for (const source of SOURCES) {
-    const country: Country = { id: source.id, lang: source.lang, cities: [], regions: [] };
+    const country: Country = { id: source.id, lang: source.lang, locales: source.locales, cities: [], regions: [] };
     countries.push(country);
     for (const name of source.names) entries.push({ name, country });
     for (const line of source.cities.split('\n').map((l) => l.trim()).filter(Boolean)) {

@@ -1,6 +1,6 @@
 import { DEFAULT_BIO_PROMPTS, type PersonaData } from '@avatargen/core';
 import { describe, expect, it } from 'vitest';
-import { COUNTRIES, countryForLocale, createLocalPersonaProvider, readAgeRange, readCues, readGenders, readPlace } from '../src/index.js';
+import { COUNTRIES, countryForLocale, createLocalPersonaProvider, sexedFirstNames, readAgeRange, readCues, readGenders, readPlace } from '../src/index.js';
 
 const provider = createLocalPersonaProvider();
 
@@ -184,5 +184,27 @@ describe('personas live where the description says, in real cities with their ow
       expect(new Set(personas.map((p) => p.currentCity)).size, code).toBeGreaterThan(5);
     }
     expect(countryForLocale('ar')).toBeUndefined();
+  });
+});
+
+describe('people of a named place', () => {
+  it('have that country’s names when the bio language is of another Latin-script country', async () => {
+    const portuguese = await sexedFirstNames('pt_PT');
+    const personas = await generate('young people in Lisbon', 'en');
+    for (const p of personas) {
+      expect(portuguese?.[p.gender], p.firstName).toContain(p.firstName);
+      expect(p.workplace).not.toMatch(/ULTDA/);
+    }
+    expect(personas.map((p) => p.about).join(' ')).toMatch(/\b(Works|Studies|years)\b/); // still English text
+    const german = await sexedFirstNames('de');
+    for (const p of await generate('nurses in Munich', 'fr')) expect(german?.[p.gender], p.firstName).toContain(p.firstName);
+  });
+
+  it('keep the bio language’s names across scripts and within their own country', async () => {
+    const english = await sexedFirstNames('en_US');
+    for (const p of await generate('people in Tokyo', 'en')) expect(english?.[p.gender], p.firstName).toContain(p.firstName);
+    const japanese = await sexedFirstNames('ja');
+    for (const p of await generate('ベルリン在住 in Berlin', 'ja')) expect(japanese?.[p.gender], p.firstName).toContain(p.firstName);
+    for (const p of await generate('people in Texas', 'en')) expect(english?.[p.gender], p.firstName).toContain(p.firstName);
   });
 });
