@@ -131,7 +131,7 @@ const SOURCES: CountrySource[] = [
     id: 'FR',
     lang: 'fr',
     names: ['France', 'Frankreich', 'França', 'Francia'],
-    locales: ['fr', 'fr_BE'],
+    locales: ['fr'],
     cities: `
       Paris (Paris; Parigi) > Île-de-France
       Marseille (Marseille; Marseilles) > Provence-Alpes-Côte d'Azur
