@@ -105,7 +105,7 @@ async function holdWhileRunning(app: AvatargenProcess, ms: number, what: string)
 
 /** `avatargen generate` says "Task <id>: ..." on stderr once it submitted the task. */
 async function taskIdOf(app: AvatargenProcess): Promise<string> {
-  return (await app.waitFor(/Task (\S+): \d+ personas/, 120_000))[1] as string;
+  return (await app.waitFor(/Task (\S+) of \S+: \d+ personas/, 120_000))[1] as string;
 }
 
 /** The pino lines the process logged with this message. */

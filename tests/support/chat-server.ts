@@ -27,6 +27,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { listenOn } from './listen.js';
+import { checkAuth, invalid, readBody, Rejection, sendError, sendJson } from './openai-wire.js';
 
 export type ChatScriptedAnswer =
   | /** The normal answer, with only `count` personas when given (fewer than asked). */ { kind: 'normal'; count?: number }
@@ -102,16 +103,6 @@ const PARAMS = new Set([
 ]);
 const ROLES = new Set(['system', 'developer', 'user', 'assistant']);
 
-class Rejection extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: { message: string; type: string; param: string | null; code: string | null },
-  ) {
-    super(body.message);
-  }
-}
-const invalid = (message: string, param: string | null = null, code: string | null = null) =>
-  new Rejection(400, { message, type: 'invalid_request_error', param, code });
 
 const FIRST = ['Ana', 'Bruno', 'Chiara', 'Dmitri', 'Efua', 'Farid', 'Greta', 'Hiro', 'Ines', 'Jonas', 'Kemi', 'Luca'];
 const LAST = ['Silva', 'Costa', 'Rossi', 'Petrov', 'Mensah', 'Haddad', 'Berg', 'Tanaka', 'Moreau', 'Keller', 'Adeyemi', 'Bianchi'];
@@ -439,52 +430,6 @@ function strictProblem(schema: unknown, path: string[]): string | null {
   return null;
 }
 
-function checkAuth(header: string | undefined, apiKey: string): void {
-  if (!header || !/^Bearer\s+\S/.test(header)) {
-    throw new Rejection(401, {
-      message: "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-      type: 'invalid_request_error',
-      param: null,
-      code: null,
-    });
-  }
-  const key = header.replace(/^Bearer\s+/, '');
-  if (key !== apiKey) {
-    // Harsher than OpenAI (which masks the middle): echoing the whole key proves the client never passes the message on.
-    throw new Rejection(401, {
-      message: `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-      type: 'invalid_request_error',
-      param: null,
-      code: 'invalid_api_key',
-    });
-  }
-}
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
-function sendError(
-  res: ServerResponse,
-  status: number,
-  error: { message: string; type: string; param: string | null; code: string | null },
-  headers: Record<string, string> = {},
-): void {
-  sendJson(res, status, { error }, headers);
-}
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'x-request-id': `req_${Math.random().toString(16).slice(2)}`,
-    ...headers,
-  });
-  res.end(text);
-}

@@ -37,6 +37,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { readImageInfo } from '@avatargen/core';
 import { makeBorderedPng, makeGridPng } from '@avatargen/core/testing';
 import { listenOn } from './listen.js';
+import { checkAuth, invalid, readBody, Rejection, sendError, sendJson } from './openai-wire.js';
 
 export type ImagesEndpoint = 'generations' | 'edits';
 
@@ -176,17 +177,7 @@ const GENERATION_PARAMS = new Set([...COMMON_PARAMS, 'style']);
 const EDIT_FIELDS = new Set([...COMMON_PARAMS, 'input_fidelity']);
 const EDIT_FILE_FIELDS = new Set(['image', 'image[]', 'mask']);
 
-class Rejection extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: { message: string; type: string; param: string | null; code: string | null },
-  ) {
-    super(body.message);
-  }
-}
 
-const invalid = (message: string, param: string | null = null, code: string | null = null) =>
-  new Rejection(400, { message, type: 'invalid_request_error', param, code });
 
 export async function startOpenAIServer(options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
   const apiKey = options.apiKey ?? DEFAULT_KEY;
@@ -444,37 +435,7 @@ function now(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
-function checkAuth(header: string | undefined, apiKey: string): void {
-  if (!header || !/^Bearer\s+\S/.test(header)) {
-    throw new Rejection(401, {
-      message:
-        "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-      type: 'invalid_request_error',
-      param: null,
-      code: null,
-    });
-  }
-  const key = header.replace(/^Bearer\s+/, '');
-  if (key !== apiKey) {
-    // Deliberately harsher than OpenAI (which masks the middle): echoing the whole key proves
-    // that the client never passes the server's message on.
-    throw new Rejection(401, {
-      message: `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-      type: 'invalid_request_error',
-      param: null,
-      code: 'invalid_api_key',
-    });
-  }
-}
 
 function parseJsonBody(contentType: string | undefined, body: Buffer): Record<string, unknown> {
   if (!contentType?.startsWith('application/json')) {
@@ -629,22 +590,4 @@ function sendImage(res: ServerResponse, image: Buffer, fields: Record<string, un
   });
 }
 
-function sendError(
-  res: ServerResponse,
-  status: number,
-  error: { message: string; type: string; param: string | null; code: string | null },
-  headers: Record<string, string> = {},
-): void {
-  sendJson(res, status, { error }, headers);
-}
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'x-request-id': `req_${Math.random().toString(16).slice(2)}`,
-    ...headers,
-  });
-  res.end(text);
-}
