@@ -158,6 +158,13 @@ export function createS3FaceSource(options: S3FaceSourceOptions): S3FaceSource {
       return null;
     },
 
+    async face(key, { signal } = {}) {
+      throwIfAborted(signal);
+      // The key comes from the database: only faces under the face prefixes are ever read.
+      if (typeof key !== 'string' || !Object.values(prefixes).some((prefix) => key.startsWith(prefix))) return null;
+      return fetchFace(key, signal);
+    },
+
     refresh() {
       listings.clear();
       unusable.clear();

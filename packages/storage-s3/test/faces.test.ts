@@ -96,6 +96,20 @@ describe('S3 face source on s3rver', () => {
     expect([...seen].some((key) => key.startsWith('male/'))).toBe(true);
   });
 
+  it('reads a recorded face again by its key (for pictures made in a later run); null when gone or outside the face folders', async () => {
+    const source = faceSource();
+    const again = await source.face?.('male/dan.png');
+    expect(again?.key).toBe('male/dan.png');
+    expect(Buffer.from(again?.data ?? []).equals(face('male/dan.png'))).toBe(true);
+    expect(again?.contentType).toBe('image/png');
+    expect(await source.face?.('male/gone.png')).toBeNull();
+    expect(await source.face?.('female/corrupt.png')).toBeNull(); // not an image: skipped, as when drawn
+    expect(await source.face?.('other/zed.png')).toBeNull(); // in the bucket, but not a face folder
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(source.face?.('male/dan.png', { signal: aborted.signal })).rejects.toBeInstanceOf(CancelledError);
+  });
+
   it('returns null for an empty bucket and for a gender without faces', async () => {
     expect(await faceSource({ bucket: EMPTY }).randomFace({ gender: 'm' })).toBeNull();
     const onlyFemale = faceSource({ prefixes: { f: 'female/', m: 'nobody/' } });
