@@ -94,7 +94,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
     pipeline = new Pipeline({ orm, databaseUrl: url, config: plugins.config, secrets, logger, ports, ...options.pipeline });
     await pipeline.start();
     const settings = new SettingsService(orm);
-    const tasks = new TasksService(orm, settings, pipeline, ports.objectStorage);
+    const tasks = new TasksService(orm, settings, pipeline, ports.objectStorage, plugins.owners);
     const personas = new PersonasService(orm, ports.objectStorage);
     const openOrm = orm;
     const openPipeline = pipeline;

@@ -3,6 +3,7 @@ export * from './config.js';
 export type { ErrorLogEntry } from './db/entities.js';
 export { openDatabase, runMigrations, waitForDatabase, type Orm } from './db/orm.js';
 export * from './domain/index.js';
+export * from './domain/prices.js';
 export * from './errors.js';
 export * from './exports/index.js';
 export * from './image-info.js';

@@ -31,6 +31,8 @@ export interface ProviderUsage {
   inputTokens: number;
   /** Completion (output) tokens. */
   outputTokens: number;
+  /** Images the call made (image providers); what a per-image price multiplies. Default 0. */
+  images?: number;
 }
 
 /** Called once per call to a model that answered, failed answers included (their tokens were spent too). */
@@ -104,6 +106,8 @@ export interface BaseImageRequest {
   output?: ImageOutputOptions;
   seed: string;
   signal?: AbortSignal;
+  /** Optional: where the provider reports the model it used, its tokens and the images made (see ProviderUsage). */
+  onUsage?: UsageListener;
 }
 
 export interface PicturesRequest {
@@ -121,6 +125,8 @@ export interface PicturesRequest {
   count: number;
   seed: string;
   signal?: AbortSignal;
+  /** Optional: where the provider reports the model it used, its tokens and the images made (see ProviderUsage). */
+  onUsage?: UsageListener;
 }
 
 /**

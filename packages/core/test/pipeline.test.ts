@@ -158,13 +158,13 @@ describe('pipeline: a plugin that decorates a port', () => {
       expect(new Set(personas.map((p) => p.firstName)).size).toBe(10);
       expect(personas.map((p) => p.batchIndex)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
       // 3 persona calls (100 in, 10 per persona asked out), 10 prompt calls (one grid each)
-      expect(done.usage).toEqual({
+      expect(done.usage).toMatchObject({
         calls: 13,
         inputTokens: 3 * 100 + 10 * 7,
         outputTokens: 10 * (10 + 6 + 2) + 10 * 3,
         byModel: [
-          { provider: 'test-llm', model: 'm-1', calls: 3, inputTokens: 300, outputTokens: 180 },
-          { provider: 'test-llm', model: 'm-2', calls: 10, inputTokens: 70, outputTokens: 30 },
+          { provider: 'test-llm', model: 'm-1', calls: 3, inputTokens: 300, outputTokens: 180, images: 0 },
+          { provider: 'test-llm', model: 'm-2', calls: 10, inputTokens: 70, outputTokens: 30, images: 0 },
         ],
       });
       expect((await h.gen.tasks.list()).tasks.find((t) => t.id === task.id)?.usage).toEqual(done.usage);

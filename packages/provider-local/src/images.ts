@@ -431,6 +431,7 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
           .composite([{ input: avatar, left: 0, top: 0 }])
           .png()
           .toBuffer();
+        request.onUsage?.({ provider: 'local', model: 'dicebear', inputTokens: 0, outputTokens: 0, images: 1 });
         return { data, contentType: 'image/png' };
       });
     },
@@ -460,6 +461,7 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
         );
         images.push({ data, contentType: 'image/png' });
       }
+      request.onUsage?.({ provider: 'local', model: 'dicebear', inputTokens: 0, outputTokens: 0, images: images.length });
       return { kind: 'images', images };
     },
   };

@@ -12,6 +12,7 @@ import {
   type PicturesRequest,
   readImageInfo,
   throwIfAborted,
+  type UsageListener,
   ValidationError,
 } from '@avatargen/core';
 import OpenAI, { APIError, toFile } from 'openai';
@@ -135,12 +136,16 @@ export class OpenAIImageProvider implements ImageProvider {
     const prompt = buildBasePrompt(request.persona, { append: this.promptAppend, withReferenceFace: face !== undefined });
     if (!face) {
       const params = { model: this.model, prompt, ...outputParams(request.output), n: 1, moderation: this.moderation };
-      return this.send('images/generations', request.signal, params, (p, signal) =>
-        this.client.images.generate(p as unknown as ImageGenerateParamsNonStreaming, { signal }),
+      return this.send(
+        'images/generations',
+        request.signal,
+        params,
+        (p, signal) => this.client.images.generate(p as unknown as ImageGenerateParamsNonStreaming, { signal }),
+        request.onUsage,
       );
     }
     const image = await asUpload(face, `Reference face ${face.key}`, 'face');
-    return this.edit(prompt, [image], request.output, request.signal);
+    return this.edit(prompt, [image], request.output, request.signal, request.onUsage);
   }
 
   /** The optional parameters the configured model refused so far (dropped from every request). */
@@ -162,10 +167,16 @@ export class OpenAIImageProvider implements ImageProvider {
     const images = [await asUpload(request.base, 'Base image', 'base')];
     const face = request.referenceFace;
     if (face) images.push(await asUpload(face, `Reference face ${face.key}`, 'face'));
-    return { kind: 'grid', image: await this.edit(prompt, images, request.output, request.signal), rows: GRID_ROWS, cols: GRID_COLS };
+    return { kind: 'grid', image: await this.edit(prompt, images, request.output, request.signal, request.onUsage), rows: GRID_ROWS, cols: GRID_COLS };
   }
 
-  private edit(prompt: string, images: File[], output: ImageOutputOptions | undefined, signal: AbortSignal | undefined): Promise<EncodedImage> {
+  private edit(
+    prompt: string,
+    images: File[],
+    output: ImageOutputOptions | undefined,
+    signal: AbortSignal | undefined,
+    onUsage?: UsageListener,
+  ): Promise<EncodedImage> {
     // `moderation` is not in the SDK's edit types (6.49.0) but the form carries every key we give it.
     const params: Params = {
       model: this.model,
@@ -176,7 +187,7 @@ export class OpenAIImageProvider implements ImageProvider {
       n: 1,
       moderation: this.moderation,
     };
-    return this.send('images/edits', signal, params, (p, s) => this.client.images.edit(p as unknown as EditParams, { signal: s }));
+    return this.send('images/edits', signal, params, (p, s) => this.client.images.edit(p as unknown as EditParams, { signal: s }), onUsage);
   }
 
   /**
@@ -188,10 +199,11 @@ export class OpenAIImageProvider implements ImageProvider {
     signal: AbortSignal | undefined,
     params: Params,
     fire: (params: Params, signal: AbortSignal) => Promise<unknown>,
+    onUsage?: UsageListener,
   ): Promise<EncodedImage> {
     for (;;) {
       try {
-        return await this.call(operation, signal, params, fire);
+        return await this.call(operation, signal, params, fire, onUsage);
       } catch (error) {
         if (!(error instanceof RefusedParameter)) throw error;
         const set = this.refused.get(this.model) ?? new Set<DroppableParam>();
@@ -216,6 +228,7 @@ export class OpenAIImageProvider implements ImageProvider {
     callerSignal: AbortSignal | undefined,
     params: Params,
     fire: (params: Params, signal: AbortSignal) => Promise<unknown>,
+    onUsage?: UsageListener,
   ): Promise<EncodedImage> {
     const release = await this.slots.acquire(callerSignal);
     // Filtered once a slot is ours, so a call that waited sees what the calls before it learnt.
@@ -234,6 +247,15 @@ export class OpenAIImageProvider implements ImageProvider {
       throwIfAborted(callerSignal);
       const answer = await fire(sent, controller.signal);
       const image = decodeAnswer(answer, operation);
+      // The model and the image made, for the task's usage and cost; tokens where the answer has them.
+      const usage = (answer as { usage?: { input_tokens?: unknown; output_tokens?: unknown } } | null)?.usage;
+      onUsage?.({
+        provider: 'openai',
+        model: this.model,
+        inputTokens: typeof usage?.input_tokens === 'number' ? usage.input_tokens : 0,
+        outputTokens: typeof usage?.output_tokens === 'number' ? usage.output_tokens : 0,
+        images: 1,
+      });
       this.logger?.debug({ operation, model: this.model, ms: Date.now() - started, bytes: image.data.length }, 'openai image call');
       return image;
     } catch (error) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { hasControlCharacters, type Platform } from './persona.js';
+import { currencySchema, pricesSchema } from './prices.js';
 
 /** Default bio instructions per platform, sent to the persona provider. */
 export const DEFAULT_BIO_PROMPTS: Record<Platform, string> = {
@@ -100,6 +101,10 @@ export const settingsObjectSchema = z.object({
   image_output_format: imageOutputFields.image_output_format.default(IMAGE_OUTPUT_DEFAULTS.image_output_format),
   image_output_compression: imageOutputFields.image_output_compression.default(IMAGE_OUTPUT_DEFAULTS.image_output_compression),
   image_background: imageOutputFields.image_background.default(IMAGE_OUTPUT_DEFAULTS.image_background),
+  /** The price table: provider, model, unit and price (see domain/prices.ts); empty means no cost shown. */
+  prices: pricesSchema.default([]),
+  /** ISO 4217 code of the prices and the costs shown. */
+  currency: currencySchema.default('USD'),
 });
 
 export const settingsSchema = settingsObjectSchema.superRefine((s, ctx) => {

@@ -16,6 +16,7 @@ import {
   describeError,
   InvalidImageError,
   InvalidResponseError,
+  ModerationError,
   isDatabaseUnavailable,
   StorageError,
   throwIfAborted,
@@ -856,11 +857,12 @@ export class Pipeline {
       writes.push(
         this.em
           .execute(
-            `insert into task_usage (task_id, provider, model, calls, input_tokens, output_tokens) values (?, ?, ?, 1, ?, ?)
+            `insert into task_usage (task_id, provider, model, calls, input_tokens, output_tokens, images) values (?, ?, ?, 1, ?, ?, ?)
              on conflict (task_id, provider, model) do update set calls = task_usage.calls + 1,
                input_tokens = task_usage.input_tokens + excluded.input_tokens,
-               output_tokens = task_usage.output_tokens + excluded.output_tokens, updated_at = now()`,
-            [taskId, String(usage.provider), String(usage.model), tokens(usage.inputTokens), tokens(usage.outputTokens)],
+               output_tokens = task_usage.output_tokens + excluded.output_tokens,
+               images = task_usage.images + excluded.images, updated_at = now()`,
+            [taskId, String(usage.provider), String(usage.model), tokens(usage.inputTokens), tokens(usage.outputTokens), tokens(usage.images ?? 0)],
           )
           .then(
             () => undefined,
@@ -875,17 +877,44 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Adds to one of a task's counters (task_counters: the dataset card's and the usage figures).
+   * Like token usage, counting never fails the work: a write that fails is logged.
+   */
+  private async count(taskId: unknown, counter: 'images_requested' | 'images_made' | 'retries' | 'moderation_blocks', n = 1): Promise<void> {
+    if (typeof taskId !== 'string' || n <= 0) return;
+    await this.em
+      .execute(
+        `insert into task_counters (task_id, ${counter}) values (?, ?)
+         on conflict (task_id) do update set ${counter} = task_counters.${counter} + excluded.${counter}`,
+        [taskId, n],
+      )
+      .catch((error: unknown) => this.log.warn({ taskId, counter, error: describeError(error) }, 'task counter not recorded'));
+  }
+
   /** A provider call: outages are ridden out for PROVIDER_RETRY_WINDOW_SECONDS, bad answers retried JOB_RETRY_LIMIT times. */
-  private retrying<T>(fn: () => Promise<T>, signal: AbortSignal, what: Record<string, unknown>): Promise<T> {
+  private async retrying<T>(fn: () => Promise<T>, signal: AbortSignal, what: Record<string, unknown>): Promise<T> {
     const { config } = this.options;
-    return withRetry(fn, {
-      attempts: config.JOB_RETRY_LIMIT,
-      baseDelayMs: config.JOB_RETRY_DELAY_MS,
-      maxDelayMs: config.JOB_RETRY_MAX_DELAY_MS,
-      windowMs: config.PROVIDER_RETRY_WINDOW_SECONDS * 1000,
-      signal,
-      onRetry: (error, attempt, waitMs) => this.log.warn({ ...what, attempt, waitMs, error: describeError(error) }, 'retry'),
-    });
+    const retries: Array<Promise<void>> = [];
+    try {
+      return await withRetry(fn, {
+        attempts: config.JOB_RETRY_LIMIT,
+        baseDelayMs: config.JOB_RETRY_DELAY_MS,
+        maxDelayMs: config.JOB_RETRY_MAX_DELAY_MS,
+        windowMs: config.PROVIDER_RETRY_WINDOW_SECONDS * 1000,
+        signal,
+        onRetry: (error, attempt, waitMs) => {
+          retries.push(this.count(what.taskId, 'retries'));
+          this.log.warn({ ...what, attempt, waitMs, error: describeError(error) }, 'retry');
+        },
+      });
+    } catch (error) {
+      // A block is not retried: it ends here, counted once (blocked reference faces are counted in flagFace).
+      if (error instanceof ModerationError) await this.count(what.taskId, 'moderation_blocks');
+      throw error;
+    } finally {
+      await Promise.all(retries);
+    }
   }
 
   /** A storage call: a storage that refuses writes (read-only, full, S3 down) is waited out for STORAGE_RETRY_WINDOW_SECONDS. */
@@ -944,7 +973,8 @@ export class Pipeline {
     if (!base) {
       const result = await this.retrying(
         () =>
-          this.imageLimit(async () => {
+          this.imageLimit(() => this.withUsage(task.id, async (onUsage) => {
+            await this.count(task.id, 'images_requested');
             const made = settings.randomize_face_base
               ? await baseImageWithFaces({
                   imageProvider: ports.imageProvider,
@@ -954,12 +984,15 @@ export class Pipeline {
                   genderLock,
                   output,
                   signal,
+                  onUsage,
                   onFlag: (flag) => this.flagFace(task.id, personaId, flag.faceKey, flag.reason),
                   onFaceSourceProblem: (message) => this.log.warn(what, message),
                 })
-              : { image: await ports.imageProvider.baseImage({ persona, output, seed, signal }), faceKey: null, face: null };
-            return { ...made, image: checkedImage(made.image, 'base image') };
-          }),
+              : { image: await ports.imageProvider.baseImage({ persona, output, seed, signal, onUsage }), faceKey: null, face: null };
+            const checked = { ...made, image: checkedImage(made.image, 'base image') };
+            await this.count(task.id, 'images_made');
+            return checked;
+          })),
         signal,
         what,
       );
@@ -1023,17 +1056,21 @@ export class Pipeline {
         const cells = await this.retrying(
           async () => {
             const shotSeed = `${seed}:${gridNo}`;
+            await this.count(task.id, 'images_requested', SHOTS);
             const answer = await this.imageLimit(() =>
-              ports.imageProvider.pictures({
-                persona,
-                base: baseImage,
-                referenceFace: pictureFace,
-                output,
-                prompt,
-                count: SHOTS,
-                seed: shotSeed,
-                signal,
-              }),
+              this.withUsage(task.id, (onUsage) =>
+                ports.imageProvider.pictures({
+                  persona,
+                  base: baseImage,
+                  referenceFace: pictureFace,
+                  output,
+                  prompt,
+                  count: SHOTS,
+                  seed: shotSeed,
+                  signal,
+                  onUsage,
+                }),
+              ),
             );
             const pictures = checkedPictures(answer, SHOTS);
             const crop = settings.crop_white_borders;
@@ -1099,6 +1136,7 @@ export class Pipeline {
         }
         // The four cells of a grid come from one picture: a grid made again replaces all four rows.
         await this.em.upsertMany(PersonaImage, rows, { onConflictFields: ['personaId', 'idx'], onConflictAction: 'merge' });
+        await this.count(task.id, 'images_made', rows.length);
         await this.notifyTask(task.id);
       }),
     );
@@ -1116,6 +1154,7 @@ export class Pipeline {
       `insert into image_flags (kind, face_key, task_id, persona_id, reason) values ('moderation-block', ?, ?, ?, ?)`,
       [faceKey, taskId, personaId, reason],
     );
+    await this.count(taskId, 'moderation_blocks');
   }
 
   private async finishPersonaImages(taskId: string, personaId: number, problem: string | null): Promise<void> {

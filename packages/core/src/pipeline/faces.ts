@@ -1,6 +1,6 @@
 import type { Gender, PersonaData } from '../domain/persona.js';
 import { describeError, InvalidImageError, ModerationError, throwIfAborted } from '../errors.js';
-import type { EncodedImage, FaceSource, ImageOutputOptions, ImageProvider, ReferenceFace } from '../ports.js';
+import type { EncodedImage, FaceSource, ImageOutputOptions, ImageProvider, ReferenceFace, UsageListener } from '../ports.js';
 
 export interface FaceFlag {
   faceKey: string;
@@ -19,6 +19,8 @@ export interface BaseImageWithFacesOptions {
   maxFaceAttempts?: number;
   /** Called for every face the image service blocked, so it can be stored as an image flag. */
   onFlag?: (flag: FaceFlag) => void | Promise<void>;
+  /** Passed to every baseImage call: the provider's usage report. */
+  onUsage?: UsageListener;
   /** Called when the face source could not be used at all (empty, failing). */
   onFaceSourceProblem?: (message: string) => void;
   signal?: AbortSignal;
@@ -61,7 +63,7 @@ export async function baseImageWithFaces(options: BaseImageWithFacesOptions): Pr
       if (tried.has(face.key)) continue;
       tried.add(face.key);
       try {
-        const image = await imageProvider.baseImage({ persona, referenceFace: face, output, seed, signal });
+        const image = await imageProvider.baseImage({ persona, referenceFace: face, output, seed, signal, onUsage: options.onUsage });
         return { image, faceKey: face.key, face };
       } catch (error) {
         if (error instanceof InvalidImageError) {
@@ -75,6 +77,6 @@ export async function baseImageWithFaces(options: BaseImageWithFacesOptions): Pr
     }
   }
   throwIfAborted(signal);
-  const image = await imageProvider.baseImage({ persona, output, seed, signal });
+  const image = await imageProvider.baseImage({ persona, output, seed, signal, onUsage: options.onUsage });
   return { image, faceKey: null, face: null };
 }

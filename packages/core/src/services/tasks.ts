@@ -11,7 +11,7 @@ import { deleteUnderPrefix } from '../storage/prefix.js';
 import type { Pipeline } from '../pipeline/engine.js';
 import { shortId } from '../util.js';
 import type { SettingsService } from './settings.js';
-import { type ModelUsage, type TaskView, taskView } from './views.js';
+import { type ModelUsage, NO_COUNTS, type TaskCounts, type TaskView, taskView } from './views.js';
 
 /** Who is asking: a user sees only their own tasks; no userId (library use) sees all. */
 export interface Scope {
@@ -40,6 +40,8 @@ export class TasksService {
     private readonly settings: SettingsService,
     private readonly pipeline: Pipeline,
     private readonly storage: ObjectStorage,
+    /** Which plugin fills each port (gen.plugins.ports): snapshotted into each task at submission. */
+    private readonly owners: Partial<Record<string, { plugin: string }>> = {},
   ) {}
 
   private get em(): EntityManager {
@@ -82,6 +84,11 @@ export class TasksService {
       errorLog: [],
     });
     await em.flush();
+    const plugins = Object.fromEntries(Object.entries(this.owners).flatMap(([port, owner]) => (owner ? [[port, owner.plugin]] : [])));
+    await em.execute('insert into task_counters (task_id, plugins) values (?, ?::jsonb) on conflict (task_id) do nothing', [
+      id,
+      JSON.stringify(plugins),
+    ]);
     await this.pipeline.notifyTask(id);
     await this.pipeline.schedule();
     return this.get(task.id, scope);
@@ -101,7 +108,7 @@ export class TasksService {
     const out = new Map<string, ModelUsage[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return out;
     const rows = await em.execute(
-      `select task_id, provider, model, calls, input_tokens::float8 as input_tokens, output_tokens::float8 as output_tokens
+      `select task_id, provider, model, calls, input_tokens::float8 as input_tokens, output_tokens::float8 as output_tokens, images
        from task_usage where task_id in (?) order by task_id, provider, model`,
       [ids],
     );
@@ -112,9 +119,55 @@ export class TasksService {
         calls: row.calls,
         inputTokens: row.input_tokens,
         outputTokens: row.output_tokens,
+        images: row.images,
       });
     }
     return out;
+  }
+
+  /** Each task's counts (task_counters, rejected personas from its batches) and its port owners. */
+  private async extras(em: EntityManager, ids: string[]): Promise<Map<string, { counts: TaskCounts; plugins: Record<string, string> | null }>> {
+    const out = new Map<string, { counts: TaskCounts; plugins: Record<string, string> | null }>(
+      ids.map((id) => [id, { counts: { ...NO_COUNTS }, plugins: null }]),
+    );
+    if (ids.length === 0) return out;
+    const rows = await em.execute(
+      `select t.id, c.images_requested, c.images_made, c.retries, c.moderation_blocks, c.plugins,
+              (select coalesce(sum(b.rejected), 0)::int from persona_batches b where b.task_id = t.id) as rejected
+       from generation_tasks t left join task_counters c on c.task_id = t.id where t.id in (?)`,
+      [ids],
+    );
+    for (const row of rows) {
+      out.set(row.id, {
+        counts: {
+          imagesRequested: row.images_requested ?? 0,
+          imagesMade: row.images_made ?? 0,
+          retries: row.retries ?? 0,
+          moderationBlocks: row.moderation_blocks ?? 0,
+          rejectedPersonas: row.rejected ?? 0,
+        },
+        plugins: row.plugins ?? null,
+      });
+    }
+    return out;
+  }
+
+  /** Task views with usage, counts and cost at the site's current prices. */
+  private async views(em: EntityManager, rows: TaskEntity[]): Promise<TaskView[]> {
+    const ids = rows.map((r) => r.id);
+    const [counts, usage, extras, settings] = await Promise.all([
+      this.counts(em, ids),
+      this.usage(em, ids),
+      this.extras(em, ids),
+      this.settings.get(),
+    ]);
+    return rows.map((r) =>
+      taskView(r, counts.get(r.id) ?? { personas: 0, images: 0 }, usage.get(r.id), {
+        ...extras.get(r.id),
+        prices: settings.prices,
+        currency: settings.currency,
+      }),
+    );
   }
 
   private async counts(em: EntityManager, ids: string[]): Promise<Map<string, { personas: number; images: number }>> {
@@ -136,9 +189,8 @@ export class TasksService {
   async get(id: string, scope: Scope = {}): Promise<TaskView> {
     const em = this.em;
     const task = await this.find(em, id, scope);
-    const counts = await this.counts(em, [task.id]);
-    const usage = await this.usage(em, [task.id]);
-    return taskView(task, counts.get(task.id) ?? { personas: 0, images: 0 }, usage.get(task.id));
+    const [view] = await this.views(em, [task]);
+    return view as TaskView;
   }
 
   async list(options: ListOptions = {}): Promise<{ tasks: TaskView[]; total: number }> {
@@ -151,15 +203,7 @@ export class TasksService {
       limit: Math.min(Math.max(options.limit ?? 50, 1), 500),
       offset: Math.max(options.offset ?? 0, 0),
     });
-    const counts = await this.counts(
-      em,
-      rows.map((r) => r.id),
-    );
-    const usage = await this.usage(
-      em,
-      rows.map((r) => r.id),
-    );
-    return { tasks: rows.map((r) => taskView(r, counts.get(r.id) ?? { personas: 0, images: 0 }, usage.get(r.id))), total };
+    return { tasks: await this.views(em, rows), total };
   }
 
   /** Cancels a pending or running task: no new work is scheduled and in-flight calls are aborted. */

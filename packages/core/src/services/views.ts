@@ -1,5 +1,6 @@
 import type { PersonaEntity, PersonaImageEntity, TaskEntity, ErrorLogEntry } from '../db/entities.js';
 import type { PersonaData } from '../domain/persona.js';
+import { type Cost, estimateCost, type Price } from '../domain/prices.js';
 import type { Settings } from '../domain/settings.js';
 import { computeProgress, type Progress, type TaskStatus } from '../domain/status.js';
 import type { ObjectStorage, StyleParams } from '../ports.js';
@@ -20,8 +21,12 @@ export interface TaskView {
   updatedAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
-  /** Tokens the task's model calls used, as providers reported them (see ProviderUsage). */
+  /** Tokens the task's model calls used, as providers reported them (see ProviderUsage), and the task's counts. */
   usage: TaskUsage;
+  /** The usage at the site's price table (settings `prices`, `currency`): an estimate. */
+  cost: Cost;
+  /** Which plugin filled each port when the task was submitted (null for tasks from before this was recorded). */
+  plugins: Record<string, string> | null;
 }
 
 /** One provider and model's share of a task's token usage. */
@@ -31,22 +36,41 @@ export interface ModelUsage {
   calls: number;
   inputTokens: number;
   outputTokens: number;
+  /** Images the provider reported making (what a per-image price multiplies). */
+  images: number;
 }
 
+/** Per task counts the pipeline keeps beside the per-model usage. */
+export interface TaskCounts {
+  /** Images asked of the image provider (1 per base selfie, 4 per picture request), retries included. */
+  imagesRequested: number;
+  /** Images the image provider made that the pipeline kept. */
+  imagesMade: number;
+  /** Provider calls tried again after a failure. */
+  retries: number;
+  /** Requests the image service blocked (ModerationError), blocked reference faces included. */
+  moderationBlocks: number;
+  /** Personas the persona provider's answers held that could not be used. */
+  rejectedPersonas: number;
+}
+
+export const NO_COUNTS: TaskCounts = { imagesRequested: 0, imagesMade: 0, retries: 0, moderationBlocks: 0, rejectedPersonas: 0 };
+
 /** A task's token usage: totals, and per provider and model (what a price table would multiply). */
-export interface TaskUsage {
+export interface TaskUsage extends TaskCounts {
   calls: number;
   inputTokens: number;
   outputTokens: number;
   byModel: ModelUsage[];
 }
 
-/** Totals of the per-model rows. */
-export function taskUsage(byModel: ModelUsage[]): TaskUsage {
+/** Totals of the per-model rows, with the task's counts. */
+export function taskUsage(byModel: ModelUsage[], counts: TaskCounts = NO_COUNTS): TaskUsage {
   return {
     calls: byModel.reduce((sum, m) => sum + m.calls, 0),
     inputTokens: byModel.reduce((sum, m) => sum + m.inputTokens, 0),
     outputTokens: byModel.reduce((sum, m) => sum + m.outputTokens, 0),
+    ...counts,
     byModel,
   };
 }
@@ -74,7 +98,12 @@ export interface PersonaView extends PersonaData {
   imagesError: string | null;
 }
 
-export function taskView(task: TaskEntity, counts: { personas: number; images: number }, usage: ModelUsage[] = []): TaskView {
+export function taskView(
+  task: TaskEntity,
+  counts: { personas: number; images: number },
+  usage: ModelUsage[] = [],
+  extra: { counts?: TaskCounts; plugins?: Record<string, string> | null; prices?: readonly Price[]; currency?: string } = {},
+): TaskView {
   return {
     id: task.id,
     userId: task.userId ?? null,
@@ -95,7 +124,9 @@ export function taskView(task: TaskEntity, counts: { personas: number; images: n
     updatedAt: task.updatedAt,
     startedAt: task.startedAt ?? null,
     finishedAt: task.finishedAt ?? null,
-    usage: taskUsage(usage),
+    usage: taskUsage(usage, extra.counts),
+    cost: estimateCost(usage, extra.prices ?? [], extra.currency ?? 'USD'),
+    plugins: extra.plugins ?? null,
   };
 }
 
