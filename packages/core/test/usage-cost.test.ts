@@ -117,7 +117,7 @@ describe('usage per task, against the database', () => {
               (select count(*)::int from persona_images where task_id = ?) as images,
               (select coalesce(sum(calls), 0)::int from task_usage where task_id = ?) as calls`,
       [done.id, done.id, done.id, done.id, done.id],
-    )) as Array<Record<string, number>>;
+    )) as Array<{ rejected: number; personas: number; bases: number; images: number; calls: number }>;
     if (!db) throw new Error('no row');
     expect(done.status).toBe('partial');
     expect(db).toEqual({ rejected: 1, personas: 10, bases: 10, images: 36, calls: 2 + 19 });
