@@ -31,7 +31,7 @@ import { thumbnailUrl } from '../urls.js';
 import { intParam } from './api.js';
 import { sendExport } from './exports.js';
 
-const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style'] as const;
+const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style', 'provenance_marks'] as const;
 const PAGE_SIZE = 25;
 /** The Images API output options: the settings page's site defaults, the generate form's per-task choice. */
 const OUTPUT_CHOICES = {
