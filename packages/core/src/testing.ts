@@ -5,4 +5,3 @@
 export * from './testing/contracts.js';
 export * from './testing/png.js';
 export * from './testing/database.js';
-export * from './testing/exiftool.js';

@@ -60,23 +60,47 @@ const task = {
     startedAt: { type: 'string', format: 'date-time', nullable: true },
     finishedAt: { type: 'string', format: 'date-time', nullable: true },
     usage: { $ref: '#/components/schemas/Usage' },
+    cost: {
+      type: 'object',
+      description: "The usage at the site's price table (settings `prices` and `currency`): an estimate, at today's prices.",
+      properties: {
+        currency: { type: 'string', description: 'ISO 4217 code, e.g. USD.' },
+        amount: { type: 'number' },
+        complete: { type: 'boolean', description: 'False when some provider and model with usage has no price (its share counts as 0).' },
+      },
+    },
+    plugins: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: { type: 'string' },
+      description: 'Which plugin filled each port when the task was submitted (port → plugin name).',
+    },
   },
 };
 
 const tokenCounts = {
-  calls: { type: 'integer', description: 'Model calls that reported usage.' },
+  calls: { type: 'integer', description: 'Provider calls that reported usage.' },
   inputTokens: { type: 'integer', description: 'Prompt (input) tokens.' },
   outputTokens: { type: 'integer', description: 'Completion (output) tokens.' },
 };
 
 const usage = {
   type: 'object',
-  description: "Token usage of the task's model calls (persona and prompt providers that report it), in total and per provider and model.",
+  description:
+    "Usage of the task's provider calls (those that report it), in total and per provider and model, with the task's counts of images, retries, moderation blocks and rejected personas.",
   properties: {
     ...tokenCounts,
+    imagesRequested: { type: 'integer', description: 'Images asked of the image provider (1 per base selfie, 4 per picture request), retries included.' },
+    imagesMade: { type: 'integer', description: 'Images the image provider made that were kept.' },
+    retries: { type: 'integer', description: 'Provider calls tried again after a failure.' },
+    moderationBlocks: { type: 'integer', description: 'Requests the image service blocked, blocked reference faces included.' },
+    rejectedPersonas: { type: 'integer', description: "Personas in the persona provider's answers that could not be used." },
     byModel: {
       type: 'array',
-      items: { type: 'object', properties: { provider: { type: 'string' }, model: { type: 'string' }, ...tokenCounts } },
+      items: {
+        type: 'object',
+        properties: { provider: { type: 'string' }, model: { type: 'string' }, ...tokenCounts, images: { type: 'integer', description: 'Images made (what a per-image price multiplies).' } },
+      },
     },
   },
 };

@@ -126,6 +126,14 @@ describe('avatargen command', () => {
     try {
       const [row] = await orm.em.fork().execute('select u.email from generation_tasks t join users u on u.id = t.user_id where t.id = ?', [taskId]);
       expect(row?.email).toBe('cli@example.com');
+      // one line of usage and cost on stderr, its figures those recorded for the task
+      const [counts] = await orm.em
+        .fork()
+        .execute('select c.images_requested, c.images_made, (select sum(calls)::int from task_usage u where u.task_id = c.task_id) as calls from task_counters c where c.task_id = ?', [taskId]);
+      expect(counts).toEqual({ images_requested: 50, images_made: 50, calls: counts?.calls });
+      expect(err).toContain(
+        `Usage: ${counts?.calls} provider calls, 0 input and 0 output tokens, 50 of 50 images requested made, 0 retries, 0 moderation blocks, 0 rejected personas. Estimated cost: unknown (no price in the settings for the models used)`,
+      );
     } finally {
       await orm.close();
     }

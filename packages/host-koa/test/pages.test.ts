@@ -456,7 +456,16 @@ describe('pages', () => {
 
   it('dataset detail shows the tokens a text model reported, in all and per model', async () => {
     const c = await loggedIn();
-    expect((await c.get(`/datasets/${task.id}`)).text).not.toContain('id="task-usage"'); // provider-local reports none
+    // provider-local reports its images (model dicebear) and no tokens; set aside here for the token figures
+    const [local] = (await site.gen.orm.em
+      .fork()
+      .execute(`select calls, images from task_usage where task_id = ? and provider = 'local' and model = 'dicebear'`, [task.id])) as Array<{
+      calls: number;
+      images: number;
+    }>;
+    if (!local) throw new Error('provider-local reported no images');
+    expect((await c.get(`/datasets/${task.id}`)).text).toContain(`local/dicebear: 0 in · 0 out · ${local.calls} calls`);
+    await site.gen.orm.em.fork().execute('delete from task_usage where task_id = ?', [task.id]);
     await site.gen.orm.em
       .fork()
       .execute(
@@ -473,7 +482,39 @@ describe('pages', () => {
     const api = await c.get(`/api/v1/tasks/${task.id}`);
     expect(JSON.parse(api.text).usage).toMatchObject({ calls: 4, inputTokens: 12355, outputTokens: 683 });
     await site.gen.orm.em.fork().execute('delete from task_usage where task_id = ?', [task.id]);
+    await site.gen.orm.em
+      .fork()
+      .execute(`insert into task_usage (task_id, provider, model, calls, images) values (?, 'local', 'dicebear', ?, ?)`, [task.id, local.calls, local.images]);
     site.gen.pipeline.events.emit('task', task.id);
+  });
+
+  it('dataset detail and the API show the usage counts and the estimated cost at the settings prices', async () => {
+    const c = await loggedIn();
+    const [db] = (await site.gen.orm.em.fork().execute(
+      `select (select images_requested from task_counters where task_id = ?) as requested,
+              (select images_made from task_counters where task_id = ?) as made,
+              (select images from task_usage where task_id = ? and provider = 'local') as reported,
+              (select count(*)::int from persona_images where task_id = ?) + (select count(*)::int from personas where task_id = ? and base_image_key is not null) as stored`,
+      [task.id, task.id, task.id, task.id, task.id],
+    )) as Array<{ requested: number; made: number; reported: number; stored: number }>;
+    if (!db) throw new Error('no row');
+    // nothing failed here: every image asked for was made, reported and stored
+    expect(db).toEqual({ requested: db.stored, made: db.stored, reported: db.stored, stored: db.stored });
+    let text = (await c.get(`/datasets/${task.id}`)).text;
+    expect(text).toContain(`images ${db.made} made of ${db.requested} requested · 0 retries · 0 moderation blocks · 0 rejected personas`);
+    expect(text).toContain('<dd class="mono small" id="task-cost">no prices set</dd>');
+    await site.gen.settings.update({ prices: 'local dicebear image 0.5', currency: 'EUR' });
+    try {
+      site.gen.pipeline.events.emit('task', task.id);
+      text = (await c.get(`/datasets/${task.id}`)).text;
+      expect(text).toContain(`<dd class="mono small" id="task-cost">EUR ${(db.made * 0.5).toFixed(2)}</dd>`);
+      const api = JSON.parse((await c.get(`/api/v1/tasks/${task.id}`)).text);
+      expect(api.cost).toEqual({ currency: 'EUR', amount: db.made * 0.5, complete: true });
+      expect(api.usage).toMatchObject({ imagesRequested: db.requested, imagesMade: db.made, retries: 0, moderationBlocks: 0, rejectedPersonas: 0 });
+      expect(api.plugins).toMatchObject({ personaProvider: '@avatargen/provider-local', imageProvider: '@avatargen/provider-local' });
+    } finally {
+      await site.gen.settings.update({ prices: [], currency: 'USD' });
+    }
   });
 
   it('serves thumbnails (WebP, cached in storage) and full-size images with immutable caching', async () => {

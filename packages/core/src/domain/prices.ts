@@ -116,3 +116,10 @@ export function estimateCost(usage: readonly PricedUsage[], prices: readonly Pri
   }
   return { currency, amount: Math.round(amount * 1e6) / 1e6, complete };
 }
+
+/** A cost for people: "EUR 1.85", small amounts with 4 decimals ("USD 0.0060"), and "(incomplete)" when some usage has no price. */
+export function formatCost(cost: Cost): string {
+  if (!cost.complete && cost.amount === 0) return 'unknown (no price in the settings for the models used)';
+  const amount = cost.amount.toFixed(cost.amount > 0 && cost.amount < 1 ? 4 : 2);
+  return `${cost.currency} ${amount}${cost.complete ? '' : ' (incomplete: some provider/model has no price in the settings)'}`;
+}

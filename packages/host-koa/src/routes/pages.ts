@@ -4,6 +4,7 @@ import {
   COUNT_MIN,
   DESCRIPTION_MAX,
   IMAGE_BACKGROUNDS,
+  formatCost,
   IMAGE_OUTPUT_FORMATS,
   IMAGE_QUALITIES,
   IMAGE_SIZES,
@@ -31,7 +32,7 @@ import { thumbnailUrl } from '../urls.js';
 import { intParam } from './api.js';
 import { sendExport } from './exports.js';
 
-const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style', 'provenance_marks'] as const;
+const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style'] as const;
 const PAGE_SIZE = 25;
 /** The Images API output options: the settings page's site defaults, the generate form's per-task choice. */
 const OUTPUT_CHOICES = {
@@ -195,7 +196,9 @@ export function pagesRouter(
     const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
     const { task, demographics, personas } = await datasets.detail(id, pageNo, scope);
     const ethnicityTotal = demographics.ethnicity.reduce((sum, e) => sum + e.count, 0);
-    render(c(ctx), eta, 'dataset', { task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl });
+    // The estimate at the site's prices; none set says so rather than showing 0.
+    const cost = (await gen.settings.get()).prices.length > 0 ? formatCost(task.cost) : null;
+    render(c(ctx), eta, 'dataset', { task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl, cost });
   });
 
   router.get('/datasets/:id/events', async (ctx) => {
