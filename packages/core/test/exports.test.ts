@@ -102,7 +102,9 @@ describe('exports', () => {
       expect(data.length).toBe(entry.size);
       expect(createHash('sha256').update(data).digest('hex')).toBe(entry.sha256);
     }
-    const folders = [...new Set(paths.map((p) => p.split('/').slice(0, 2).join('/')))];
+    // the dataset card first, at the top
+    expect(paths.slice(0, 2)).toEqual(['DATASET.md', 'dataset.json']);
+    const folders = [...new Set(paths.slice(2).map((p) => p.split('/').slice(0, 2).join('/')))];
     expect(folders).toHaveLength(10);
     expect(folders).toContain('profiles/Maria_Garcia');
     expect(folders).toContain('profiles/Maria_Garcia_2');

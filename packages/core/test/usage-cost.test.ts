@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definePlugin, estimateCost, settingsSchema, type TaskView } from '../src/index.js';
+import { createHash } from 'node:crypto';
 import { errors } from './support/fakes.js';
+import { readAll, unzip } from './support/zip.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 
 describe('cost arithmetic', () => {
@@ -143,5 +145,59 @@ describe('usage per task, against the database', () => {
     await h.gen.settings.update({ prices: 'test-img img-1 image 0.05' });
     const again = await h.gen.tasks.get(done.id);
     expect(again.cost).toEqual({ currency: 'EUR', amount: 2.3, complete: false });
+  });
+
+  it('the dataset card holds the figures the database has, in the ZIP, the JSON export and from card()', async () => {
+    const em = h.gen.orm.em.fork();
+    const [db] = (await em.execute(
+      `select (select count(*)::int from personas where task_id = ?) as personas,
+              (select count(*)::int from persona_images where task_id = ?) as images,
+              (select coalesce(sum(rejected), 0)::int from persona_batches where task_id = ?) as rejected,
+              (select count(*) filter (where gender = 'f')::int from personas where task_id = ?) as f,
+              (select count(*) filter (where age between 25 and 34)::int from personas where task_id = ?) as age25,
+              (select retries from task_counters where task_id = ?) as retries,
+              (select moderation_blocks from task_counters where task_id = ?) as blocks`,
+      [done.id, done.id, done.id, done.id, done.id, done.id, done.id],
+    )) as Array<{ personas: number; images: number; rejected: number; f: number; age25: number; retries: number; blocks: number }>;
+    if (!db) throw new Error('no row');
+    const card = await h.gen.exports.card(done.id);
+    expect(card.counts).toEqual({
+      personas: db.personas,
+      images: db.images,
+      rejectedPersonas: db.rejected,
+      retries: db.retries,
+      moderationBlocks: db.blocks,
+      imagesRequested: 51,
+      providerCalls: 21,
+    });
+    expect(db).toMatchObject({ personas: 10, images: 36, rejected: 1, retries: 1, blocks: 1 });
+    expect(card.request).toEqual({ description: REQUEST.description, language: { code: 'en', name: 'English' }, count: 10, imagesPerPersona: 4 });
+    expect(card.demographics.gender.f).toBe(db.f);
+    expect(card.demographics.ageBands.find((b) => b.band === '25-34')?.count ?? 0).toBe(db.age25);
+    expect(card.demographics.ageBands.reduce((sum, b) => sum + b.count, 0)).toBe(db.personas);
+    expect(card.plugins?.imageProvider).toBe('test-services');
+    expect(card.models.map((m) => `${m.provider}/${m.model}`)).toEqual(['test-img/img-1', 'test-llm/m-1']);
+    expect(card.settings.currency).toBe('EUR');
+    expect(card.startedAt).not.toBeNull();
+    expect(card.finishedAt).not.toBeNull();
+    expect(card.statement).toMatch(/fictional.*AI-generated/s);
+
+    const json = await h.gen.exports.json(done.id);
+    expect(JSON.parse(JSON.stringify(json.dataset))).toEqual(JSON.parse(JSON.stringify(card)));
+
+    const files = await unzip(await readAll(await h.gen.exports.zip(done.id)));
+    const markdown = files.get('DATASET.md')?.toString('utf8') ?? '';
+    expect(JSON.parse(files.get('dataset.json')?.toString('utf8') ?? 'null')).toEqual(JSON.parse(JSON.stringify(card)));
+    expect(markdown).toContain(`- Personas: ${db.personas}`);
+    expect(markdown).toContain(`- Rejected personas: ${db.rejected}`);
+    expect(markdown).toContain(`- Retries: ${db.retries}`);
+    expect(markdown).toContain(`- Moderation blocks: ${db.blocks}`);
+    expect(markdown).toContain('- imageProvider: test-services');
+    expect(markdown).toContain('Every person in this dataset is fictional');
+    const manifest = JSON.parse(files.get('manifest.json')?.toString('utf8') ?? '{}') as { files: Array<{ path: string; size: number; sha256: string }> };
+    for (const name of ['DATASET.md', 'dataset.json']) {
+      const data = files.get(name) as Buffer;
+      expect(manifest.files.find((f) => f.path === name)).toEqual({ path: name, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+    }
   });
 });

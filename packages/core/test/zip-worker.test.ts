@@ -112,7 +112,7 @@ describe('ZIP export in a worker', () => {
     const manifest = JSON.parse((files.get('manifest.json') as Buffer).toString('utf8'));
     expect(manifest.missing).toHaveLength(1);
     expect(files.has(manifest.missing[0])).toBe(false);
-    expect(files.size).toBe(10 * 2 + keys.length - 1 + 1); // details.json and .csv, the objects found, the manifest
+    expect(files.size).toBe(2 + 10 * 2 + keys.length - 1 + 1); // the card (DATASET.md, dataset.json), details.json and .csv, the objects found, the manifest
 
     const download = await new ExportsService(h.gen.tasks, h.gen.personas, failing({ [keys[7] as string]: 'timed out' }, [])).zip(taskId);
     const error = await readAll(download).catch((e: unknown) => e);

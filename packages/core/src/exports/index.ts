@@ -9,9 +9,11 @@ import { readObject } from '../storage/read.js';
 import type { PersonasService } from '../services/personas.js';
 import type { Scope, TasksService } from '../services/tasks.js';
 import type { PersonaView, TaskView } from '../services/views.js';
+import { type DatasetCard, datasetCard, renderCardMarkdown } from './card.js';
 import { folderName } from './names.js';
 import { type DatasetFile, DatasetZipWriter, JoinedChunks, type ZipWorkerData, type ZipWorkerInput, type ZipWorkerOutput } from './zip.js';
 
+export * from './card.js';
 export { entryName, FOLDER_NAME_MAX, folderName } from './names.js';
 export type { ManifestEntry } from './zip.js';
 
@@ -167,12 +169,22 @@ export class ExportsService {
     private readonly storage: ObjectStorage,
   ) {}
 
-  /** The task and every persona, as one JSON document. */
-  async json(taskId: string, scope: Scope = {}): Promise<{ task: TaskView; personas: ReturnType<typeof personaRecord>[] }> {
+  /** The dataset card, built from the database (see DatasetCard). */
+  async card(taskId: string, scope: Scope = {}): Promise<DatasetCard> {
     const task = await this.tasks.get(taskId, scope);
+    return datasetCard(task, await this.personas.demographics(taskId, scope));
+  }
+
+  /** The dataset card, the task and every persona, as one JSON document. */
+  async json(
+    taskId: string,
+    scope: Scope = {},
+  ): Promise<{ dataset: DatasetCard; task: TaskView; personas: ReturnType<typeof personaRecord>[] }> {
+    const task = await this.tasks.get(taskId, scope);
+    const dataset = datasetCard(task, await this.personas.demographics(taskId, scope));
     const personas = [];
     for await (const persona of this.personas.all(taskId, scope)) personas.push(personaRecord(persona));
-    return { task, personas };
+    return { dataset, task, personas };
   }
 
   /** One row per persona, streamed. Access is checked before the stream is returned. */
@@ -196,14 +208,20 @@ export class ExportsService {
    */
   async zip(taskId: string, scope: Scope = {}): Promise<ZipExport> {
     const task = await this.tasks.get(taskId, scope);
-    const files = this.files(taskId, scope);
+    const card = datasetCard(task, await this.personas.demographics(taskId, scope));
+    const files = this.files(taskId, scope, card);
     const reader = this.storage.workerReader?.();
     if (reader && zipWorkers < MAX_ZIP_WORKERS) return zipInWorker(task, files, reader);
     return this.zipHere(task, files);
   }
 
   /** The dataset's files in archive order, one persona's at a time. */
-  private async *files(taskId: string, scope: Scope): AsyncGenerator<DatasetFile[]> {
+  private async *files(taskId: string, scope: Scope, card: DatasetCard): AsyncGenerator<DatasetFile[]> {
+    // The card first, hashed in the manifest like every other file.
+    yield [
+      { path: 'DATASET.md', text: renderCardMarkdown(card) },
+      { path: 'dataset.json', text: JSON.stringify(card, null, 2) },
+    ];
     const taken = new Set<string>();
     for await (const persona of this.personas.all(taskId, scope, EXPORT_PAGE)) {
       const folder = `profiles/${folderName(`${persona.firstName} ${persona.lastName}`, taken)}`;

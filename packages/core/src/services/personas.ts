@@ -18,6 +18,8 @@ export interface Demographics {
   ethnicity: Array<{ ethnicity: string; count: number }>;
   gender: { f: number; m: number };
   age: { min: number | null; avg: number | null; max: number | null };
+  /** Personas per age band (under 18, 18-24, 25-34 ... 65+, unknown), bands with nobody left out. */
+  ageBands: Array<{ band: string; count: number }>;
 }
 
 /** Reading a task's personas and their images (URLs derived from keys when read). */
@@ -91,7 +93,15 @@ export class PersonasService {
        from personas where task_id = ?`,
       [taskId],
     );
+    const ageBands = await em.execute(
+      `select case when age is null then 'unknown' when age < 18 then 'under 18' when age < 25 then '18-24' when age < 35 then '25-34'
+                   when age < 45 then '35-44' when age < 55 then '45-54' when age < 65 then '55-64' else '65+' end as band,
+              count(*)::int as count, min(coalesce(age, 1000)) as sort
+       from personas where task_id = ? group by 1 order by sort`,
+      [taskId],
+    );
     return {
+      ageBands: ageBands.map((r) => ({ band: r.band, count: r.count })),
       ethnicity: ethnicity.map((r) => ({ ethnicity: r.ethnicity, count: r.count })),
       gender: { f: summary?.f ?? 0, m: summary?.m ?? 0 },
       age: { min: summary?.min ?? null, avg: summary?.avg ?? null, max: summary?.max ?? null },

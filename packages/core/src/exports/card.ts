@@ -1,0 +1,138 @@
+import type { Settings } from '../domain/settings.js';
+import type { Demographics } from '../services/personas.js';
+import type { ModelUsage, TaskView } from '../services/views.js';
+
+/** What the dataset is for, said in every card. */
+export const FICTION_STATEMENT =
+  'Every person in this dataset is fictional: the names, biographies and other details were generated and describe no real person. ' +
+  'Every picture is AI-generated: none is a photograph of a real person.';
+export const INTENDED_USES = [
+  'testing and demonstrating software with realistic-looking but synthetic people',
+  'interface mock-ups, prototypes and documentation',
+  'training and evaluating systems where real personal data must not be used',
+];
+export const NOT_INTENDED_USES = ['passing any of these people off as real', 'fake accounts, impersonation or any other deception'];
+
+/**
+ * The dataset card (issue 18, item 2): what was asked, with which settings, plugins and models,
+ * when, what came out and what the people in it look like. Built from the database by
+ * ExportsService.card; the same card is in the ZIP (DATASET.md, dataset.json), the JSON export
+ * (`dataset`) and the dataset page.
+ */
+export interface DatasetCard {
+  id: string;
+  status: string;
+  request: { description: string; language: { code: string; name: string }; count: number; imagesPerPersona: number };
+  /** The settings snapshot the task ran with. */
+  settings: Settings;
+  /** Which plugin filled each port (port → plugin), as the task was submitted; null when not recorded. */
+  plugins: Record<string, string> | null;
+  /** Which provider and model did the work, with its calls, tokens and images. */
+  models: ModelUsage[];
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  counts: {
+    personas: number;
+    images: number;
+    rejectedPersonas: number;
+    retries: number;
+    moderationBlocks: number;
+    imagesRequested: number;
+    providerCalls: number;
+  };
+  demographics: {
+    gender: { f: number; m: number };
+    ageBands: Array<{ band: string; count: number }>;
+    ethnicity: Array<{ ethnicity: string; count: number }>;
+  };
+  statement: string;
+  intendedUses: string[];
+  notIntendedUses: string[];
+}
+
+export function datasetCard(task: TaskView, demographics: Demographics & { ageBands: Array<{ band: string; count: number }> }): DatasetCard {
+  return {
+    id: task.id,
+    status: task.status,
+    request: { description: task.description, language: task.language, count: task.count, imagesPerPersona: task.imagesPerPersona },
+    settings: task.settings,
+    plugins: task.plugins,
+    models: task.usage.byModel,
+    createdAt: task.createdAt,
+    startedAt: task.startedAt,
+    finishedAt: task.finishedAt,
+    counts: {
+      personas: task.progress.personasStored,
+      images: task.progress.imagesStored,
+      rejectedPersonas: task.usage.rejectedPersonas,
+      retries: task.usage.retries,
+      moderationBlocks: task.usage.moderationBlocks,
+      imagesRequested: task.usage.imagesRequested,
+      providerCalls: task.usage.calls,
+    },
+    demographics: { gender: demographics.gender, ageBands: demographics.ageBands, ethnicity: demographics.ethnicity },
+    statement: FICTION_STATEMENT,
+    intendedUses: INTENDED_USES,
+    notIntendedUses: NOT_INTENDED_USES,
+  };
+}
+
+/** Markdown text: one line, no table or heading syntax from the data. */
+const md = (value: unknown) => String(value ?? '').replace(/[\r\n]+/g, ' ').replace(/([\\`*_[\]<>|#])/g, '\\$1');
+const time = (date: Date | null) => (date ? new Date(date).toISOString() : '—');
+
+/** DATASET.md: the card for people. */
+export function renderCardMarkdown(card: DatasetCard): string {
+  const lines = [
+    `# Dataset ${md(card.id)}`,
+    '',
+    `> ${card.statement}`,
+    '',
+    '## Request',
+    '',
+    `- Description: ${md(card.request.description)}`,
+    `- Language: ${md(card.request.language.name)} (${md(card.request.language.code)})`,
+    `- Personas asked for: ${card.request.count}; images per persona: ${card.request.imagesPerPersona}`,
+    `- Status: ${md(card.status)}`,
+    `- Created ${time(card.createdAt)}, started ${time(card.startedAt)}, finished ${time(card.finishedAt)}`,
+    '',
+    '## Counts',
+    '',
+    `- Personas: ${card.counts.personas}`,
+    `- Images: ${card.counts.images} (base selfies not counted), ${card.counts.imagesRequested} requested from the image provider`,
+    `- Rejected personas: ${card.counts.rejectedPersonas}`,
+    `- Retries: ${card.counts.retries}`,
+    `- Moderation blocks: ${card.counts.moderationBlocks}`,
+    `- Provider calls: ${card.counts.providerCalls}`,
+    '',
+    '## Plugins and models',
+    '',
+    ...(card.plugins ? Object.entries(card.plugins).map(([port, plugin]) => `- ${md(port)}: ${md(plugin)}`) : ['- not recorded']),
+    ...card.models.map(
+      (m) => `- model ${md(m.provider)}/${md(m.model)}: ${m.calls} calls, ${m.inputTokens} input and ${m.outputTokens} output tokens, ${m.images} images`,
+    ),
+    '',
+    '## Demographics',
+    '',
+    `- Gender: ${card.demographics.gender.f} female, ${card.demographics.gender.m} male`,
+    `- Age: ${card.demographics.ageBands.map((b) => `${md(b.band)}: ${b.count}`).join(', ') || '—'}`,
+    `- Ethnicity: ${card.demographics.ethnicity.map((e) => `${md(e.ethnicity)}: ${e.count}`).join(', ') || '—'}`,
+    '',
+    '## Intended uses',
+    '',
+    ...card.intendedUses.map((u) => `- ${u}`),
+    '',
+    'Not for:',
+    '',
+    ...card.notIntendedUses.map((u) => `- ${u}`),
+    '',
+    '## Settings',
+    '',
+    '```json',
+    JSON.stringify(card.settings, null, 2),
+    '```',
+    '',
+  ];
+  return lines.join('\n');
+}
