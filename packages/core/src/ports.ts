@@ -62,8 +62,16 @@ export interface PersonaBatch {
   rejected: RejectedPersona[];
 }
 
+/** What a provider may say about itself, for the provenance marks (docs/provenance.md). */
+export interface ProviderDescription {
+  /** The model that makes its output, e.g. gpt-image-1. */
+  model?: string;
+}
+
 export interface PersonaProvider {
   generate(request: PersonaRequest): Promise<PersonaBatch>;
+  /** Optional: the model, named in every picture's provenance. */
+  describe?(): ProviderDescription;
 }
 
 export interface PromptRequest {
@@ -78,6 +86,8 @@ export interface PromptRequest {
 
 export interface ImagePromptProvider {
   nextPrompt(request: PromptRequest): Promise<string>;
+  /** Optional: the model, named in every picture's provenance. */
+  describe?(): ProviderDescription;
 }
 
 export interface ReferenceFace extends EncodedImage {
@@ -146,6 +156,8 @@ export interface ImageProvider {
    * rows * cols === count shots, or `count` separate images.
    */
   pictures(request: PicturesRequest): Promise<Pictures>;
+  /** Optional: the model, named in every picture's provenance. */
+  describe?(): ProviderDescription;
 }
 
 export interface CropWhiteBordersOptions {
@@ -191,6 +203,8 @@ export interface ProcessGridOptions {
   cropWhiteBorders: boolean | CropWhiteBordersOptions;
   /** Seed for randomizeStyle per cell (cell index is appended); null leaves the style alone. */
   styleSeed: string | null;
+  /** An XMP packet (renderXmp) written into every cell at its one encode; absent: none. */
+  xmp?: string;
   signal?: AbortSignal;
 }
 
@@ -198,7 +212,14 @@ export interface ProcessPictureOptions {
   cropWhiteBorders: boolean | CropWhiteBordersOptions;
   /** Seed for randomizeStyle, used as given; null leaves the style alone. */
   styleSeed: string | null;
+  /** An XMP packet (renderXmp) written into the picture at its one encode; absent: none. */
+  xmp?: string;
   signal?: AbortSignal;
+}
+
+export interface ThumbnailOptions {
+  /** An XMP packet (renderXmp) written into the thumbnail at its encode. */
+  xmp?: string;
 }
 
 export interface ProcessedImage extends EncodedImage {
@@ -215,8 +236,8 @@ export interface ImageProcessor {
   cropWhiteBorders(image: Bytes, options?: CropWhiteBordersOptions): Promise<Bytes>;
   /** A random but seed-deterministic look, encoded as JPEG. */
   randomizeStyle(image: Bytes, options: { seed: string; signal?: AbortSignal }): Promise<StyledImage>;
-  /** WebP of the given width for the web gallery. */
-  thumbnail(image: Bytes, width: number): Promise<Bytes>;
+  /** WebP of the given width for the web gallery; `xmp` is written into it when given. */
+  thumbnail(image: Bytes, width: number, options?: ThumbnailOptions): Promise<Bytes>;
   /** The whole chain for one grid in one call: split -> trim -> crop borders -> style, per cell (row-major). */
   processGrid(image: Bytes, options: ProcessGridOptions): Promise<ProcessedImage[]>;
   /** The same chain for one separate picture, without the split: trim -> crop borders -> style. */

@@ -5,3 +5,4 @@
 export * from './testing/contracts.js';
 export * from './testing/png.js';
 export * from './testing/database.js';
+export * from './testing/exiftool.js';

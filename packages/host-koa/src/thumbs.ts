@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { type AvatarGen, readObject } from '@avatargen/core';
+import { type AvatarGen, extractXmp, type PortName, readObject, readXmp, renderXmp } from '@avatargen/core';
 
 /** Larger originals are refused rather than read into memory for a thumbnail. */
 const MAX_ORIGINAL_BYTES = 64 * 1024 * 1024;
@@ -37,7 +37,8 @@ export class ThumbnailCache {
     if (!pending) {
       pending = (async () => {
         const original = await readObject(storage, key, MAX_ORIGINAL_BYTES);
-        const thumb = Buffer.from(await this.gen.port('imageProcessor').thumbnail(original, this.width));
+        const xmp = await this.provenanceOf(key, original);
+        const thumb = Buffer.from(await this.gen.port('imageProcessor').thumbnail(original, this.width, xmp ? { xmp } : undefined));
         await storage.put(thumbKey, thumb, { contentType: 'image/webp', cacheControl: 'public, max-age=31536000, immutable' }).catch((error) => {
           this.gen.logger.warn({ err: error, key: thumbKey }, 'thumbnail not cached');
         });
@@ -46,5 +47,25 @@ export class ThumbnailCache {
       this.inFlight.set(thumbKey, pending);
     }
     return pending;
+  }
+
+  /**
+   * The thumbnail's provenance XMP: the original's own packet when it is marked (same ids,
+   * providers and models); else, with the provenance_marks setting on, one made from the key
+   * (`tasks/<task id>/<persona id>/...`) and the plugins of this site (pictures made before
+   * marks existed). None when marks are off and the original has none.
+   */
+  private async provenanceOf(key: string, original: Uint8Array): Promise<string | undefined> {
+    const own = extractXmp(original);
+    if (own && readXmp(own).marked) return own;
+    if ((await this.gen.settings.get()).provenance_marks === false) return undefined;
+    const match = /^tasks\/([^/]+)\/(\d+)\//.exec(key);
+    if (!match) return undefined;
+    const ports: PortName[] = ['personaProvider', 'imagePromptProvider', 'imageProvider', 'imageProcessor'];
+    const providers = ports.flatMap((port) => {
+      const plugin = this.gen.plugins.ports[port]?.plugin;
+      return plugin ? [{ port, plugin }] : [];
+    });
+    return renderXmp({ datasetId: match[1] as string, personaId: match[2] as string, providers });
   }
 }

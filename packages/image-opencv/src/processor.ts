@@ -167,6 +167,17 @@ function chainOptions(options: ProcessPictureOptions | null | undefined): { bord
   };
 }
 
+/** A packet of ours is about 1-2 KB: anything near this is a mistake, not a mark. */
+const MAX_XMP_BYTES = 64 * 1024;
+
+/** The optional XMP packet of an output: a string of XML, or absent (null to the worker). */
+function xmpOption(xmp: unknown): string | null {
+  if (xmp === undefined || xmp === null) return null;
+  if (typeof xmp !== 'string' || !xmp.trimStart().startsWith('<')) throw new ValidationError({ xmp: 'must be an XMP packet (a string of XML)' });
+  if (Buffer.byteLength(xmp) > MAX_XMP_BYTES) throw new ValidationError({ xmp: `must be at most ${MAX_XMP_BYTES} bytes` });
+  return xmp;
+}
+
 /** First in, first out slots: a call only reaches piscina (and starts its clock) when a worker is free. */
 class Slots {
   #free: number;
@@ -298,9 +309,10 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     async applyStyle(image, params, options) {
       return run('applyStyle', image, { params: checkParams(params) }, options);
     },
-    async thumbnail(image, width) {
+    async thumbnail(image, width, options) {
       if (width === undefined) throw new ValidationError({ width: 'is required' });
-      return run('thumbnail', image, { width: positiveInteger('width', width, 0, MAX_THUMBNAIL_WIDTH) });
+      const xmp = xmpOption(optionsObject('options', options).xmp);
+      return run('thumbnail', image, { width: positiveInteger('width', width, 0, MAX_THUMBNAIL_WIDTH), xmp });
     },
     async processGrid(image, options) {
       const { borders, styleSeed } = chainOptions(options);
@@ -312,12 +324,13 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
           cols: positiveInteger('cols', options.cols, 2, MAX_SHOTS_PER_SIDE),
           borders,
           styleSeed,
+          xmp: xmpOption(options.xmp),
         },
         options,
       );
     },
     async processPicture(image, options) {
-      return run('processPicture', image, chainOptions(options), options);
+      return run('processPicture', image, { ...chainOptions(options), xmp: xmpOption(options.xmp) }, options);
     },
     close() {
       closed = true;

@@ -16,7 +16,7 @@ export type WorkerTask =
   | { op: 'cropWhiteBorders'; image: Uint8Array; settings: WhiteBorderSettings }
   | { op: 'randomizeStyle'; image: Uint8Array; seed: string }
   | { op: 'applyStyle'; image: Uint8Array; params: StyleParams }
-  | { op: 'thumbnail'; image: Uint8Array; width: number }
+  | { op: 'thumbnail'; image: Uint8Array; width: number; xmp: string | null }
   | {
       op: 'processGrid';
       image: Uint8Array;
@@ -24,8 +24,10 @@ export type WorkerTask =
       cols: number;
       borders: WhiteBorderSettings | null;
       styleSeed: string | null;
+      /** XMP packet written at each cell's encode, or null. */
+      xmp: string | null;
     }
-  | { op: 'processPicture'; image: Uint8Array; borders: WhiteBorderSettings | null; styleSeed: string | null };
+  | { op: 'processPicture'; image: Uint8Array; borders: WhiteBorderSettings | null; styleSeed: string | null; xmp: string | null };
 
 export interface WorkerResults {
   splitGrid: Uint8Array[];

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { extract, gridCells, type RawImage, type Rect, trimBox, type WhiteBorderSettings, whiteBorderBox } from './pixels.js';
 import type { WorkerReply, WorkerSettings, WorkerTask } from './protocol.js';
 import { chooseStyle, renderStyle } from './style.js';
@@ -112,22 +112,25 @@ function owned(bytes: Uint8Array): Uint8Array {
 
 const rawInput = (width: number, height: number) => ({ raw: { width, height, channels: 3 as const } });
 
-async function png(pixels: Uint8Array, width: number, height: number): Promise<Uint8Array> {
-  return owned(await sharp(pixels, rawInput(width, height)).png(PNG_OPTIONS).toBuffer());
+/** The provenance packet goes in at the one encode an output gets (sharp's withXmp): never a second pass. */
+const withXmp = (image: Sharp, xmp: string | null) => (xmp === null ? image : image.withXmp(xmp));
+
+async function png(pixels: Uint8Array, width: number, height: number, xmp: string | null = null): Promise<Uint8Array> {
+  return owned(await withXmp(sharp(pixels, rawInput(width, height)).png(PNG_OPTIONS), xmp).toBuffer());
 }
 
 /** JPEG holds at most this many pixels per side. */
 const JPEG_MAX_SIDE = 65_535;
 
-async function jpeg(pixels: Uint8Array, width: number, height: number, quality: number): Promise<Uint8Array> {
+async function jpeg(pixels: Uint8Array, width: number, height: number, quality: number, xmp: string | null = null): Promise<Uint8Array> {
   if (width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE) {
     throw new BadImage(`The result would be ${width}x${height} pixels: a JPEG holds at most ${JPEG_MAX_SIDE} per side`);
   }
-  return owned(await sharp(pixels, rawInput(width, height)).jpeg(jpegOptions(quality)).toBuffer());
+  return owned(await withXmp(sharp(pixels, rawInput(width, height)).jpeg(jpegOptions(quality)), xmp).toBuffer());
 }
 
-async function pngOf(image: RawImage, rect: Rect): Promise<Uint8Array> {
-  return png(extract(image, rect), rect.width, rect.height);
+async function pngOf(image: RawImage, rect: Rect, xmp: string | null = null): Promise<Uint8Array> {
+  return png(extract(image, rect), rect.width, rect.height, xmp);
 }
 
 const whole = (image: RawImage): Rect => ({ x: 0, y: 0, width: image.width, height: image.height });
@@ -136,8 +139,8 @@ const whole = (image: RawImage): Rect => ({ x: 0, y: 0, width: image.width, heig
  * The style kernel returns a view into its WebAssembly memory: it is encoded before the next
  * cell is rendered, so no pixel buffer is allocated per cell.
  */
-async function styled(image: RawImage, rect: Rect, params: ReturnType<typeof chooseStyle>) {
-  const data = await jpeg(renderStyle(image, rect, params), rect.width, rect.height, params.jpegQuality);
+async function styled(image: RawImage, rect: Rect, params: ReturnType<typeof chooseStyle>, xmp: string | null = null) {
+  const data = await jpeg(renderStyle(image, rect, params), rect.width, rect.height, params.jpegQuality, xmp);
   return { data, contentType: 'image/jpeg', params };
 }
 
@@ -169,10 +172,12 @@ async function perform(task: WorkerTask): Promise<unknown> {
     case 'thumbnail': {
       try {
         // never wider than the original: a thumbnail is for looking, not for inventing pixels
-        const data = await sharp(task.image, { limitInputPixels: settings.maxPixels, failOn: 'warning', autoOrient: true })
-          .resize({ width: task.width, withoutEnlargement: true })
-          .webp(WEBP_OPTIONS)
-          .toBuffer();
+        const data = await withXmp(
+          sharp(task.image, { limitInputPixels: settings.maxPixels, failOn: 'warning', autoOrient: true })
+            .resize({ width: task.width, withoutEnlargement: true })
+            .webp(WEBP_OPTIONS),
+          task.xmp ?? null,
+        ).toBuffer();
         return owned(data);
       } catch (error) {
         throw new BadImage(`Cannot make a thumbnail of the image: ${reasonOf(error)}`);
@@ -185,25 +190,25 @@ async function perform(task: WorkerTask): Promise<unknown> {
       const out = [];
       const cells = gridCells(image.width, image.height, task.rows, task.cols);
       for (const [index, cell] of cells.entries()) {
-        out.push(await processRect(image, cell, task.borders, task.styleSeed === null ? null : `${task.styleSeed}:${index}`));
+        out.push(await processRect(image, cell, task.borders, task.styleSeed === null ? null : `${task.styleSeed}:${index}`, task.xmp ?? null));
       }
       return out;
     }
     case 'processPicture': {
       const image = await decode(task.image);
-      return processRect(image, whole(image), task.borders, task.styleSeed);
+      return processRect(image, whole(image), task.borders, task.styleSeed, task.xmp ?? null);
     }
   }
 }
 
 /** What a grid cell or a separate picture goes through: trim -> crop white borders -> style (or PNG). */
-async function processRect(image: RawImage, area: Rect, borders: WhiteBorderSettings | null, styleSeed: string | null) {
+async function processRect(image: RawImage, area: Rect, borders: WhiteBorderSettings | null, styleSeed: string | null, xmp: string | null) {
   let rect = trimBox(image, area, 0);
   if (borders) rect = whiteBorderBox(image, rect, borders);
   if (styleSeed === null) {
-    return { data: await pngOf(image, rect), contentType: 'image/png', width: rect.width, height: rect.height, style: null };
+    return { data: await pngOf(image, rect, xmp), contentType: 'image/png', width: rect.width, height: rect.height, style: null };
   }
-  const { data, contentType, params } = await styled(image, rect, chooseStyle(styleSeed));
+  const { data, contentType, params } = await styled(image, rect, chooseStyle(styleSeed), xmp);
   return { data, contentType, width: rect.width, height: rect.height, style: params };
 }
 

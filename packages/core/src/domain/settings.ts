@@ -87,6 +87,8 @@ export const settingsObjectSchema = z.object({
   randomize_face_gender_lock: flag.default(true),
   crop_white_borders: flag.default(true),
   randomize_image_style: flag.default(true),
+  /** Provenance marks: XMP with IPTC DigitalSourceType and the dataset and persona in every stored picture (docs/provenance.md). */
+  provenance_marks: flag.default(true),
   max_concurrent_tasks: z.preprocess(
     (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
     z

@@ -40,6 +40,9 @@ import { personaColumns, personaData } from '../services/views.js';
 import { readObject } from '../storage/read.js';
 import { withRetry } from '../util.js';
 import { baseImageWithFaces } from './faces.js';
+import type { PortName } from '../ports.js';
+import type { PortOwner } from '../plugin.js';
+import { insertXmp, type Provenance, type ProvenanceProvider, renderXmp, signProvenance } from '../provenance.js';
 
 /** A reported token count as a whole, non-negative number (a provider's odd value must not fail the upsert). */
 function tokens(value: unknown): number {
@@ -71,6 +74,8 @@ export interface PipelineOptions {
   secrets?: readonly string[];
   logger: Logger;
   ports: PipelinePorts;
+  /** Which plugin filled each port (PluginContainer.owners): named in the provenance marks. */
+  owners?: Partial<Record<PortName, PortOwner>>;
   /** How often a worker re-checks running tasks for lost jobs and finished stages. Default 30 s. */
   reconcileIntervalMs?: number;
   /** pg-boss maintenance (expiry of jobs whose worker died). Default 60 s. */
@@ -917,6 +922,38 @@ export class Pipeline {
     }
   }
 
+  /** The plugins (and models, when a provider describes itself) that make and process the pictures. */
+  private providers(): ProvenanceProvider[] {
+    const { ports, owners } = this.options;
+    const used: Array<[PortName, object | undefined]> = [
+      ['personaProvider', ports.personaProvider],
+      ['imagePromptProvider', ports.imagePromptProvider],
+      ['imageProvider', ports.imageProvider],
+      ['imageProcessor', ports.imageProcessor],
+      ['faceSource', ports.faceSource],
+    ];
+    return used.flatMap(([port, implementation]) => {
+      if (!implementation) return [];
+      const describe = (implementation as { describe?: () => { model?: string } }).describe;
+      const model = typeof describe === 'function' ? describe.call(implementation).model : undefined;
+      return [{ port, plugin: owners?.[port]?.plugin ?? 'unknown', ...(model ? { model } : {}) }];
+    });
+  }
+
+  /**
+   * The provider's base selfie with its mark: the XMP goes into the container as it is (PNG iTXt,
+   * JPEG APP1, WebP XMP chunk), so the pixels are never encoded a second time.
+   */
+  private async marked(image: EncodedImage, provenance: Provenance, xmp: string): Promise<EncodedImage> {
+    let data: Uint8Array;
+    try {
+      data = insertXmp(image.data, image.contentType, xmp);
+    } catch (error) {
+      throw new InvalidResponseError('image provider', `Cannot mark the base image (${image.contentType}): ${describeError(error)}`);
+    }
+    return signProvenance({ data, contentType: image.contentType }, provenance);
+  }
+
   /** A storage call: a storage that refuses writes (read-only, full, S3 down) is waited out for STORAGE_RETRY_WINDOW_SECONDS. */
   private storing<T>(fn: () => Promise<T>, signal: AbortSignal, what: Record<string, unknown>): Promise<T> {
     const { config } = this.options;
@@ -957,6 +994,10 @@ export class Pipeline {
     };
     // Snapshots from before gender lock existed have no key: the setting's default (on).
     const genderLock = settings.randomize_face_gender_lock !== false;
+    // Provenance marks (docs/provenance.md); snapshots from before the setting have it on.
+    const provenance: Provenance | null =
+      settings.provenance_marks === false ? null : { datasetId: task.id, personaId, providers: this.providers() };
+    const xmp = provenance ? renderXmp(provenance) : undefined;
     let base: EncodedImage | undefined;
     let referenceFace: ReferenceFace | undefined;
     if (row.baseImageKey) {
@@ -996,7 +1037,7 @@ export class Pipeline {
         signal,
         what,
       );
-      const image = result.image;
+      const image = provenance ? await this.marked(result.image, provenance, xmp as string) : result.image;
       base = image;
       referenceFace = result.face ?? undefined;
       const key = `${prefix}/base.${extensionFor(image.contentType)}`;
@@ -1083,6 +1124,7 @@ export class Pipeline {
                       cols: pictures.cols,
                       cropWhiteBorders: crop,
                       styleSeed,
+                      xmp,
                       signal,
                     })
                   : await Promise.all(
@@ -1091,6 +1133,7 @@ export class Pipeline {
                         ports.imageProcessor.processPicture(image.data, {
                           cropWhiteBorders: crop,
                           styleSeed: styleSeed === null ? null : `${styleSeed}:${index}`,
+                          xmp,
                           signal,
                         }),
                       ),
@@ -1116,8 +1159,9 @@ export class Pipeline {
         for (const [cell, image] of cells.entries()) {
           const idx = gridNo * SHOTS + cell;
           const key = `${prefix}/${idx}.${extensionFor(image.contentType)}`;
+          const signed = provenance ? await signProvenance(image, provenance) : image;
           await this.storing(
-            () => ports.objectStorage.put(key, image.data, { contentType: image.contentType, cacheControl: CACHE_IMMUTABLE }),
+            () => ports.objectStorage.put(key, signed.data, { contentType: signed.contentType, cacheControl: CACHE_IMMUTABLE }),
             signal,
             { ...what, key },
           );
