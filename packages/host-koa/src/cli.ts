@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline as pipe } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -10,12 +10,15 @@ import {
   type DoctorReport,
   createLogger,
   databaseUrl,
+  extractXmp,
   isDatabaseUnavailable,
   isFinal,
   formatCost,
   loadConfig,
   loadEnvFile,
   openDatabase,
+  type Orm,
+  readXmp,
   runMigrations,
   type TaskView,
   UsersService,
@@ -64,10 +67,18 @@ Commands:
   generate               run one task to completion headless and write its ZIP
   doctor                 check the stored images against the database; --fix repairs
   plugins                list the plugins, the ports they fill and their configuration
+  verify                 read the provenance marks of pictures back; --json for a report
 
 Run "avatargen <command> --help" for the options of a command.
 Configuration comes from the environment and a .env file in the current folder; see docs/configuration.md.
 Plugins come from avatargen.config.{ts,mjs,js} in the current folder (or AVATARGEN_CONFIG); see docs/plugins.md.`,
+  verify: `avatargen verify <file-or-folder> [--json]
+
+Reads each picture (PNG, JPEG, WebP; a folder is searched, with its subfolders) and reports
+whether it carries the provenance mark (XMP Iptc4xmpExt:DigitalSourceType trainedAlgorithmicMedia,
+see docs/provenance.md), the dataset and persona ids it names, and whether that dataset and
+persona exist in this site's database. Exit codes: 0 every picture is marked, 1 one or more are
+not (or none was found), 2 a usage error.`,
   plugins: `avatargen plugins [--json]
 
 Lists the plugins this site loads (from avatargen.config.{ts,mjs,js} or AVATARGEN_CONFIG, and the
@@ -255,7 +266,7 @@ async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<numb
 }
 
 /** Only the database (migrate, user ...): embedded PostgreSQL when nothing is configured. */
-async function withDatabase<T>(io: Io, fn: (users: UsersService, logger: Logger) => Promise<T>): Promise<T> {
+async function withDatabase<T>(io: Io, fn: (users: UsersService, logger: Logger, orm: Orm) => Promise<T>): Promise<T> {
   const config = readConfig(io);
   const logger = createLogger(config);
   let url = databaseUrl(config);
@@ -268,7 +279,7 @@ async function withDatabase<T>(io: Io, fn: (users: UsersService, logger: Logger)
   try {
     const applied = await runMigrations(orm, url);
     if (applied.length) logger.info({ applied }, 'migrations applied');
-    return await fn(new UsersService(orm), logger);
+    return await fn(new UsersService(orm), logger, orm);
   } finally {
     await orm.close();
     await embedded?.stop();
@@ -567,6 +578,80 @@ async function pluginsCommand(args: string[], io: Io): Promise<number> {
   return report.problems.length > 0 ? 2 : 0;
 }
 
+const PICTURE = /\.(png|jpe?g|webp)$/i;
+
+/** The pictures under a path: the file itself, or every picture in a folder and its subfolders. */
+async function picturesAt(path: string): Promise<string[]> {
+  if (!(await stat(path)).isDirectory()) return [path];
+  const entries = await readdir(path, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && PICTURE.test(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+export interface VerifiedPicture {
+  file: string;
+  marked: boolean;
+  generator: string | null;
+  datasetId: string | null;
+  personaId: string | null;
+  /** Null when the picture names no dataset. */
+  datasetExists: boolean | null;
+  /** The persona exists in that dataset; null when the picture names no persona. */
+  personaExists: boolean | null;
+}
+
+/** `avatargen verify`: the provenance marks of pictures, checked against this site's database. */
+async function verifyCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.out(HELP.verify as string);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('verify takes one file or folder');
+  const target = resolve(io.cwd, positionals[0] as string);
+  const files = await picturesAt(target).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(error.code === 'ENOENT' ? `no such file or folder: ${target}` : `cannot read ${target}: ${error.message}`);
+  });
+  const found = await Promise.all(files.map(async (file) => ({ file, mark: readXmp(extractXmp(await readFile(file)) ?? '') })));
+  const report = await withDatabase(io, async (_users, _logger, orm) => {
+    const em = orm.em.fork();
+    const datasetIds = [...new Set(found.flatMap(({ mark }) => (mark.datasetId ? [mark.datasetId] : [])))];
+    const tasks = new Set(
+      datasetIds.length ? (await em.execute('select id from generation_tasks where id in (?)', [datasetIds])).map((r) => String(r.id)) : [],
+    );
+    // persona ids are integers; anything else names no persona of this site
+    const personaIds = [...new Set(found.flatMap(({ mark }) => (mark.personaId && /^\d{1,9}$/.test(mark.personaId) ? [Number(mark.personaId)] : [])))];
+    const personas = new Set(
+      personaIds.length
+        ? (await em.execute('select id, task_id from personas where id in (?)', [personaIds])).map((r) => `${r.task_id}/${r.id}`)
+        : [],
+    );
+    return found.map(({ file, mark }): VerifiedPicture => ({
+      file,
+      marked: mark.marked,
+      generator: mark.generator,
+      datasetId: mark.datasetId,
+      personaId: mark.personaId,
+      datasetExists: mark.datasetId === null ? null : tasks.has(mark.datasetId),
+      personaExists: mark.personaId === null ? null : personas.has(`${mark.datasetId}/${mark.personaId}`),
+    }));
+  });
+  const unmarked = report.filter((r) => !r.marked).length;
+  if (values.json) io.out(JSON.stringify({ pictures: report, marked: report.length - unmarked, unmarked }, null, 2));
+  else {
+    const exists = (value: boolean | null) => (value ? 'on this site' : 'not on this site');
+    for (const r of report) {
+      const ids = r.datasetId === null ? 'no dataset id' : `dataset ${r.datasetId} (${exists(r.datasetExists)}), persona ${r.personaId ?? '-'} (${exists(r.personaExists)})`;
+      io.out(`${r.marked ? 'marked  ' : 'UNMARKED'} ${r.file}${r.marked || r.datasetId !== null ? `: ${ids}` : ''}`);
+    }
+    io.out(`${report.length - unmarked} of ${report.length} picture${report.length === 1 ? '' : 's'} marked as AI-generated.`);
+  }
+  if (report.length === 0) io.err(`avatargen verify: no PNG, JPEG or WebP picture at ${target}`);
+  return report.length > 0 && unmarked === 0 ? 0 : 1;
+}
+
 /** The `avatargen` command. Returns the exit code. */
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
   const [command, ...rest] = argv;
@@ -600,6 +685,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         return await doctorCommand(rest, io);
       case 'plugins':
         return await pluginsCommand(rest, io);
+      case 'verify':
+        return await verifyCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

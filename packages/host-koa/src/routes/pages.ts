@@ -32,7 +32,7 @@ import { thumbnailUrl } from '../urls.js';
 import { intParam } from './api.js';
 import { sendExport } from './exports.js';
 
-const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style'] as const;
+const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style', 'provenance_marks'] as const;
 const PAGE_SIZE = 25;
 /** The Images API output options: the settings page's site defaults, the generate form's per-task choice. */
 const OUTPUT_CHOICES = {
@@ -198,7 +198,8 @@ export function pagesRouter(
     const ethnicityTotal = demographics.ethnicity.reduce((sum, e) => sum + e.count, 0);
     // The estimate at the site's prices; none set says so rather than showing 0.
     const cost = (await gen.settings.get()).prices.length > 0 ? formatCost(task.cost) : null;
-    render(c(ctx), eta, 'dataset', { task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl, cost });
+    const card = await gen.exports.card(id, scope);
+    render(c(ctx), eta, 'dataset', { task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl, cost, card });
   });
 
   router.get('/datasets/:id/events', async (ctx) => {
