@@ -488,6 +488,28 @@ describe('pages', () => {
     site.gen.pipeline.events.emit('task', task.id);
   });
 
+  it('dataset detail shows the dataset card, its figures those of the database', async () => {
+    const c = await loggedIn();
+    const [db] = (await site.gen.orm.em.fork().execute(
+      `select (select count(*)::int from personas where task_id = ?) as personas,
+              (select count(*)::int from persona_images where task_id = ?) as images,
+              (select coalesce(sum(rejected), 0)::int from persona_batches where task_id = ?) as rejected,
+              (select count(*) filter (where age >= 25 and age < 35)::int from personas where task_id = ?) as age25`,
+      [task.id, task.id, task.id, task.id],
+    )) as Array<{ personas: number; images: number; rejected: number; age25: number }>;
+    if (!db) throw new Error('no row');
+    const { text } = await c.get(`/datasets/${task.id}`);
+    expect(text).toContain(`<dd class="mono" id="card-personas">${db.personas}</dd>`);
+    expect(text).toContain(`<dd class="mono" id="card-images">${db.images}</dd>`);
+    expect(text).toContain(`<dd class="mono" id="card-rejected">${db.rejected}</dd>`);
+    expect(text).toContain('<dd class="mono" id="card-retries">0</dd>');
+    expect(text).toContain('<dd class="mono" id="card-blocks">0</dd>');
+    if (db.age25 > 0) expect(text).toMatch(new RegExp(`id="card-ages">[^<]*25-34: ${db.age25}`));
+    expect(text).toContain('<dt>imageProvider</dt><dd class="mono small">@avatargen/provider-local</dd>');
+    expect(text).toContain('<dd class="mono small">local/dicebear</dd>');
+    expect(text).toContain('Every person in this dataset is fictional');
+  });
+
   it('dataset detail and the API show the usage counts and the estimated cost at the settings prices', async () => {
     const c = await loggedIn();
     const [db] = (await site.gen.orm.em.fork().execute(
