@@ -648,6 +648,29 @@ describe('settings', () => {
     await site.gen.settings.update({ image_output_format: 'png', image_background: 'auto', image_quality: 'auto', image_output_compression: 100 });
   });
 
+  it('saves the price table and currency, naming the wrong line and field', async () => {
+    const c = await loggedIn();
+    expect((await c.get('/settings')).text).toContain('<label for="prices">Price table</label>');
+    const current = await site.gen.settings.get();
+    const form = { ...current, crop_white_borders: 'on', prices: 'openai gpt-image-1 image 0.04\nopenai gpt-image-1 0.04', currency: 'euro' } as Record<string, unknown>;
+    const bad = await c.post('/settings', form as Record<string, string>);
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('<p class="error" id="prices-error">Line 2: write &quot;provider model unit price&quot;');
+    expect(bad.text).toContain('<p class="error" id="currency-error">Enter a three-letter currency code such as USD or EUR.</p>');
+    expect((await site.gen.settings.get()).prices).toEqual([]);
+    const good = await c.post('/settings', { ...form, prices: 'openai gpt-image-1 image 0.04\nopenai gpt-4.1-mini input_token 0.4', currency: 'eur' } as Record<string, string>);
+    expect(good.status).toBe(303);
+    expect(await site.gen.settings.get()).toMatchObject({
+      currency: 'EUR',
+      prices: [
+        { provider: 'openai', model: 'gpt-image-1', unit: 'image', price: 0.04 },
+        { provider: 'openai', model: 'gpt-4.1-mini', unit: 'input_token', price: 0.4 },
+      ],
+    });
+    expect((await c.get('/settings')).text).toContain('>openai gpt-image-1 image 0.04\nopenai gpt-4.1-mini input_token 0.4</textarea>');
+    await site.gen.settings.update({ prices: [], currency: 'USD' });
+  });
+
   it('only administrators change settings', async () => {
     const member = await loggedIn(MEMBER);
     const page = await member.get('/settings');
