@@ -251,7 +251,12 @@ export function openApiDocument(): Record<string, unknown> {
         parameters: [idParam, { name: 'format', in: 'path', required: true, schema: { type: 'string', enum: ['json', 'csv', 'zip'] } }],
         post: { summary: 'Download the dataset (CSV and ZIP are streamed)', description: csrfNote, responses: { 200: { description: 'The file' }, ...errors(401, 403, 404) } },
       },
-      '/stats': { get: { summary: 'Your totals and the last 7 days', responses: { 200: { description: 'Stats', ...json({ type: 'object' }) }, ...errors(401) } } },
+      '/stats': {
+        get: {
+          summary: 'Your totals and the last 7 days: tasks, personas and images per day, and `costs`: the estimated cost per day at the settings prices',
+          responses: { 200: { description: 'Stats', ...json({ type: 'object' }) }, ...errors(401) },
+        },
+      },
       '/languages': { get: { summary: 'Bio languages', responses: { 200: { description: 'Languages', ...json({ type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } } }) } } } },
       '/settings': {
         get: { summary: 'Current settings', responses: { 200: { description: 'Settings', ...json(ref('Settings')) }, ...errors(401) } },

@@ -368,6 +368,39 @@ describe('pages', () => {
     expect((await member.get('/dashboard')).text).toContain('<span class="big mono" id="total-tasks">0</span>');
   });
 
+  it('dashboard shows the estimated cost per day of the last 7 days at the settings prices', async () => {
+    const c = await loggedIn();
+    expect((await c.get('/dashboard')).text).toContain('No prices set');
+    const [db] = (await site.gen.orm.em.fork().execute(
+      `select to_char((t.created_at at time zone 'utc')::date, 'YYYY-MM-DD') as date, sum(u.images)::int as images
+       from task_usage u join generation_tasks t on t.id = u.task_id where t.id = ? group by 1`,
+      [task.id],
+    )) as Array<{ date: string; images: number }>;
+    if (!db) throw new Error('no usage recorded');
+    await site.gen.settings.update({ prices: 'local dicebear image 0.5', currency: 'EUR' });
+    try {
+      let text = (await c.get('/dashboard')).text;
+      expect(text).toContain('Estimated cost per day (EUR)');
+      expect(text.match(/<td class="mono" data-date=/g)).toHaveLength(7);
+      expect(text).toContain(`<td class="mono" data-date="${db.date}">${(db.images * 0.5).toFixed(2)}</td>`);
+      // usage of a model without a price makes that day's figure incomplete
+      await site.gen.orm.em
+        .fork()
+        .execute(`insert into task_usage (task_id, provider, model, calls, input_tokens) values (?, 'openai', 'gpt-4.1-mini', 1, 1000)`, [task.id]);
+      text = (await c.get('/dashboard')).text;
+      expect(text).toContain(`<td class="mono" data-date="${db.date}">${(db.images * 0.5).toFixed(2)} (incomplete)</td>`);
+      const stats = JSON.parse((await c.get('/api/v1/stats')).text);
+      expect(stats.costs.currency).toBe('EUR');
+      expect(stats.costs.days.find((d: { date: string }) => d.date === db.date)).toEqual({ date: db.date, amount: db.images * 0.5, complete: false });
+      // a member sees the cost of their own tasks only: none
+      const member = await loggedIn(MEMBER);
+      expect((await member.get('/dashboard')).text).toContain(`<td class="mono" data-date="${db.date}">0.00</td>`);
+    } finally {
+      await site.gen.orm.em.fork().execute(`delete from task_usage where task_id = ? and provider = 'openai'`, [task.id]);
+      await site.gen.settings.update({ prices: [], currency: 'USD' });
+    }
+  });
+
   it('generate: every field labelled, a searchable language list, errors beside the fields', async () => {
     const c = await loggedIn();
     const form = await c.get('/generate');

@@ -3,6 +3,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Orm } from '../db/orm.js';
 import { GenerationTask, type TaskEntity } from '../db/entities.js';
 import { type GenerationRequest, validateGenerationRequest } from '../domain/request.js';
+import { estimateCost } from '../domain/prices.js';
 import { type Settings, withImageOutput } from '../domain/settings.js';
 import { assertTransition, isActive, type TaskStatus } from '../domain/status.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -31,6 +32,11 @@ export interface Stats {
   byStatus: Record<'completed' | 'partial' | 'failed' | 'running' | 'pending' | 'cancelled', number>;
   /** The last 7 days, oldest first: tasks created, personas and images stored, per UTC day. */
   days: Array<{ date: string; tasks: number; personas: number; images: number }>;
+  /**
+   * The last 7 days, oldest first: the estimated cost of the tasks created that UTC day, at the
+   * site's prices (`complete` false when some usage that day has no price). `pricesSet`: the table is not empty.
+   */
+  costs: { currency: string; pricesSet: boolean; days: Array<{ date: string; amount: number; complete: boolean }> };
 }
 
 /** Submitting, reading and managing generation tasks. */
@@ -304,12 +310,33 @@ export class TasksService {
        from d order by d.day`,
       [...params, ...params, ...params],
     );
+    // Usage per day and model, priced here with the one cost function (estimateCost).
+    const usageRows = await em.execute(
+      `select to_char((t.created_at at time zone 'utc')::date, 'YYYY-MM-DD') as date, u.provider, u.model,
+              sum(u.input_tokens)::float8 as input_tokens, sum(u.output_tokens)::float8 as output_tokens, sum(u.images)::float8 as images
+       from task_usage u join generation_tasks t on t.id = u.task_id
+       where (t.created_at at time zone 'utc')::date >= (now() at time zone 'utc')::date - 6 ${userFilter}
+       group by 1, 2, 3`,
+      params,
+    );
+    const settings = await this.settings.get();
     return {
       tasks: totals?.tasks ?? 0,
       personas: totals?.personas ?? 0,
       images: totals?.images ?? 0,
       byStatus,
       days: days.map((d) => ({ date: d.date, tasks: d.tasks, personas: d.personas, images: d.images })),
+      costs: {
+        currency: settings.currency,
+        pricesSet: settings.prices.length > 0,
+        days: days.map((d) => {
+          const usage = usageRows
+            .filter((r) => r.date === d.date)
+            .map((r) => ({ provider: r.provider, model: r.model, inputTokens: r.input_tokens, outputTokens: r.output_tokens, images: r.images }));
+          const cost = estimateCost(usage, settings.prices, settings.currency);
+          return { date: d.date as string, amount: cost.amount, complete: cost.complete };
+        }),
+      },
     };
   }
 }
