@@ -327,7 +327,10 @@ describe('a ZIP export of hostile names', () => {
       expect(files.has(manifest.missing[0] as string)).toBe(false);
       expect(files.has(`profiles/${'b'.repeat(78)}/images/01.png`)).toBe(true);
 
-      const folders = [...new Set(manifest.files.map((f) => f.path.split('/').slice(0, 2).join('/')))].map((f) => f.slice('profiles/'.length));
+      // the dataset card (DATASET.md, dataset.json) sits at the top, beside the profiles
+      const folders = [...new Set(manifest.files.filter((f) => f.path.startsWith('profiles/')).map((f) => f.path.split('/').slice(0, 2).join('/')))].map((f) =>
+        f.slice('profiles/'.length),
+      );
       expect(folders).toHaveLength(30);
       expect(new Set(folders.map((f) => f.toLowerCase())).size).toBe(30);
       expect(folders).toEqual([
