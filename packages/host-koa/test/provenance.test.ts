@@ -81,11 +81,11 @@ describe('provenance marks', () => {
         PersonaId: Number(key.split('/')[0]),
       });
       expect(String(tags.Description)).toMatch(/synthetic person/i);
-      // provider-local fills the persona, prompt and image ports; image-opencv processes
-      expect(tags.Providers?.map((p) => `${p.Port}=${p.Plugin}`)).toEqual([
-        'personaProvider=@avatargen/provider-local',
+      // provider-local fills the persona, prompt and image ports (and names its makers); image-opencv processes
+      expect(tags.Providers?.map((p) => `${p.Port}=${p.Plugin}${p.Model ? ` (${p.Model})` : ''}`)).toEqual([
+        'personaProvider=@avatargen/provider-local (faker)',
         'imagePromptProvider=@avatargen/provider-local',
-        'imageProvider=@avatargen/provider-local',
+        'imageProvider=@avatargen/provider-local (dicebear-avataaars)',
         'imageProcessor=@avatargen/image-opencv',
       ]);
     }
@@ -183,7 +183,7 @@ describe('provenance marks', () => {
         DigitalSourceType: DIGITAL_SOURCE_TYPE,
         DatasetId: tasks.marked,
         PersonaId: Number(marked),
-        Providers: expect.arrayContaining([{ Port: 'imageProvider', Plugin: '@avatargen/provider-local' }]),
+        Providers: expect.arrayContaining([{ Port: 'imageProvider', Plugin: '@avatargen/provider-local', Model: 'dicebear-avataaars' }]),
       });
       // marks are still off (the test before turned them off): an unmarked original gives an unmarked thumbnail
       const unmarked = personaOf(tasks.unmarked as string);

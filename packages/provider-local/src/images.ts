@@ -421,6 +421,8 @@ export function createLocalImageProvider(options: LocalImageOptions = {}): Image
   const layout = pictureLayout(options);
 
   return {
+    // Named in every picture's provenance mark.
+    describe: () => ({ model: 'dicebear-avataaars' }),
     async baseImage(request: BaseImageRequest): Promise<EncodedImage> {
       return step(request.signal, async () => {
         const face = faceOf(request.persona);

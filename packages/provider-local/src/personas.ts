@@ -280,6 +280,8 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
  */
 export function createLocalPersonaProvider(): PersonaProvider {
   return {
+    // Named in every picture's provenance mark: the personas are faker's, not a model's.
+    describe: () => ({ model: 'faker' }),
     async generate(request: PersonaRequest): Promise<PersonaBatch> {
       throwIfAborted(request.signal);
       const { count } = request;

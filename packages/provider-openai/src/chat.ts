@@ -190,6 +190,8 @@ export function createOpenAIChatProviders(options: OpenAIChatOptions = {}): Open
   }
 
   const personas: PersonaProvider = {
+    // The model, named in every picture's provenance mark.
+    describe: () => ({ model }),
     async generate(request: PersonaRequest): Promise<PersonaBatch> {
       throwIfAborted(request.signal);
       let count = request.count;
@@ -222,6 +224,7 @@ export function createOpenAIChatProviders(options: OpenAIChatOptions = {}): Open
   };
 
   const prompts: ImagePromptProvider = {
+    describe: () => ({ model }),
     async nextPrompt(request: PromptRequest): Promise<string> {
       throwIfAborted(request.signal);
       const answer = await complete(imagePromptMessages(request), 'image_prompt', imagePromptJsonSchema(), request.signal, request.onUsage);

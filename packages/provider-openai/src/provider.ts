@@ -88,6 +88,11 @@ class RefusedParameter extends Error {
 /** An ImageProvider over the OpenAI Images API: base selfies and 2x2 grids. */
 export class OpenAIImageProvider implements ImageProvider {
   readonly model: string;
+
+  /** The model, named in every picture's provenance mark. */
+  describe(): { model: string } {
+    return { model: this.model };
+  }
   readonly moderation: Moderation;
   readonly inputFidelity: InputFidelity;
   readonly timeoutMs: number;
