@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readImageInfo } from '@avatargen/core';
+import { extractXmp, readImageInfo, readXmp } from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/avatargen.js';
@@ -32,6 +32,19 @@ import { Client, readZip } from '../support/web-client.js';
  * painted, and the token appears in no output. Two broken configurations fail with one line.
  */
 const PLUGIN = '@acme/avatargen-painter';
+
+/** A PNG without its XMP chunk (iTXt "XML:com.adobe.xmp"): every other byte as it was. */
+function withoutXmpChunk(png: Buffer): Buffer {
+  const parts = [png.subarray(0, 8)];
+  for (let at = 8; at < png.length; ) {
+    const length = png.readUInt32BE(at);
+    const chunk = png.subarray(at, at + 12 + length);
+    const isXmp = chunk.toString('latin1', 4, 8) === 'iTXt' && chunk.toString('latin1', 8, 25) === 'XML:com.adobe.xmp';
+    if (!isXmp) parts.push(chunk);
+    at += 12 + length;
+  }
+  return Buffer.concat(parts);
+}
 const PLUGIN_DIR = join(ROOT, 'examples/image-provider-plugin');
 const TOKEN = `pt_${randomBytes(12).toString('hex')}`;
 const PAINTER_SIZE = 320;
@@ -244,7 +257,8 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
       for (const image of persona.images) expect([image.width, image.height]).toEqual([PAINTER_SIZE, PAINTER_SIZE]);
     }
 
-    // The stored base pictures are the painter's bytes for each persona and the pipeline's seed.
+    // The stored base pictures are the painter's bytes for each persona and the pipeline's seed,
+    // with the site's provenance mark put into the PNG container (nothing else changed).
     const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     const download = async (url: string) => {
       const res = await fetch(new URL(url, base as string), { headers: { cookie } });
@@ -267,17 +281,24 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
     const expected = JSON.parse(
       (await run(process.execPath, ['paint-expected.mjs', JSON.stringify(requests)], { cwd: site, env: cleanEnv({ PAINTER_API_TOKEN: TOKEN }) })).stdout,
     ) as string[];
+    const storedBases: string[] = [];
     for (const [i, persona] of personas.entries()) {
       const stored = await download(persona.baseImage?.url as string);
       expect(readImageInfo(stored)).toMatchObject({ contentType: 'image/png', width: PAINTER_SIZE, height: PAINTER_SIZE });
       expect(stored.includes(Buffer.from(`Software\0${PLUGIN} 1.0.0`, 'latin1')), 'the tEXt chunk the painter writes').toBe(true);
-      expect(stored.equals(Buffer.from(expected[i] as string, 'base64')), `base of persona ${persona.id}`).toBe(true);
+      const mark = extractXmp(stored);
+      expect(mark, `mark of persona ${persona.id}`).not.toBeNull();
+      expect(readXmp(mark as string)).toMatchObject({ marked: true, datasetId: id, personaId: String(persona.id) });
+      expect(mark).toContain(PLUGIN); // the mark names the plugin that painted it
+      const painted = Buffer.from(expected[i] as string, 'base64');
+      expect(withoutXmpChunk(stored).equals(painted), `base of persona ${persona.id}`).toBe(true);
+      storedBases.push(stored.toString('base64'));
     }
     const picture = await download(personas[0]?.images[0]?.url as string);
     expect(readImageInfo(picture)).toMatchObject({ width: PAINTER_SIZE, height: PAINTER_SIZE });
 
     // A ZIP export from the installed packages (core's zip-worker entry, the storage's worker reader)
-    // holds the painter's base pictures as stored.
+    // holds the painter's base pictures as stored, byte for byte.
     const zip = await fetch(new URL(`/api/v1/tasks/${id}/exports/zip`, base as string), {
       method: 'POST',
       headers: { cookie, 'x-csrf-token': c.csrf },
@@ -286,7 +307,7 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
     const entries = await readZip(Buffer.from(await zip.arrayBuffer()));
     expect([...entries.keys()].filter((k) => k.endsWith('/details.json'))).toHaveLength(10);
     const bases = [...entries.entries()].filter(([k]) => /\/images\/00\.png$/.test(k)).map(([, v]) => v.toString('base64'));
-    expect(bases.sort()).toEqual([...expected].sort());
+    expect(bases.sort()).toEqual([...storedBases].sort());
 
     // The settings page (an admin's) shows the plugin and its variables, the token hidden.
     const settings = await c.get('/settings');
@@ -304,7 +325,7 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
     summary.push(
       `$ avatargen start -> task ${id}: ${task?.status} in ${(taskMs / 1000).toFixed(1)} s, ${personas.length} personas, ` +
         `${personas.reduce((n, p) => n + p.images.length, 0)} pictures + ${personas.length} base pictures, all ${PAINTER_SIZE} x ${PAINTER_SIZE} from ${PLUGIN}; ` +
-        `the ${personas.length} stored bases are byte for byte the painter's; ${output.split('\n').length} lines of debug output without the token`,
+        `the ${personas.length} stored bases are byte for byte the painter's plus the provenance mark; ${output.split('\n').length} lines of debug output without the token`,
     );
   }, 150_000);
 
