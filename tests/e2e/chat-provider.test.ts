@@ -88,11 +88,17 @@ it('avatargen generate makes a whole dataset with a chat model for text and Open
   // 10 base selfies and 8 pictures each
   expect(zip).toEqual({ images: 10 + 80, missing: [], status: 'completed' });
 
-  // the tokens of every chat answer, summed on the task (the 429 had none)
-  const [usage] = await query<{ calls: number; input: number; output: number }>(
+  // the tokens of every chat answer, summed on the task (the 429 had none); the image calls are
+  // counted apart, under the image model, with the pictures they made
+  const rows = await query<{ model: string; calls: number; input: number; output: number; images: number }>(
     db.url,
-    'select sum(calls)::int as calls, sum(input_tokens)::int as input, sum(output_tokens)::int as output from task_usage',
+    'select model, sum(calls)::int as calls, sum(input_tokens)::int as input, sum(output_tokens)::int as output, sum(images)::int as images from task_usage group by model order by model',
   );
-  expect(usage).toEqual({ calls: chat.usageTotals().calls, input: chat.usageTotals().inputTokens, output: chat.usageTotals().outputTokens });
+  const text = rows.filter((r) => r.images === 0);
+  expect(text).toEqual([
+    { model: expect.any(String), calls: chat.usageTotals().calls, input: chat.usageTotals().inputTokens, output: chat.usageTotals().outputTokens, images: 0 },
+  ]);
   expect(chat.usageTotals().calls).toBe(3 + 20);
+  const imageRows = rows.filter((r) => r.images > 0);
+  expect(imageRows.map((r) => r.images)).toEqual([10 + 20]); // 10 base selfies and 20 grids of 4
 });
