@@ -27,7 +27,7 @@ const loadDicebear = () =>
     avataaars: style,
   })));
 import { SETTINGS } from './prompts.js';
-import { createRandom, type Random } from './seed.js';
+import { createRandom, type Random } from '@avatargen/core';
 
 export interface LocalImageOptions {
   /** Side of the base portrait in pixels. Default 512. */

@@ -19,7 +19,7 @@ import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, local
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
 import { type Country, countryForLocale, pickHome, placeName, readPlace } from './places.js';
 import { fill, HOBBY_EMOJI, PORTUGUESE_COMPANIES, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
-import { createRandom, type Random, seedWords } from './seed.js';
+import { createRandom, type Random, seedWords } from '@avatargen/core';
 import { clip, tidy } from './text.js';
 
 /** Platform bio limits in characters (code points), as the platforms enforce them. */

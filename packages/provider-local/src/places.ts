@@ -1,5 +1,5 @@
 import type { FakerLocaleName } from './locales.js';
-import type { Random } from './seed.js';
+import type { Random } from '@avatargen/core';
 
 /**
  * A small hand-checked gazetteer: real cities with the region (state, province, district,

@@ -1,5 +1,5 @@
 import { genderWord, type ImagePromptProvider, type PersonaData, type PromptRequest, throwIfAborted } from '@avatargen/core';
-import { createRandom } from './seed.js';
+import { createRandom } from '@avatargen/core';
 
 /**
  * Places a shot can happen, with what people do there; `key` is the word the image side

@@ -3,3 +3,4 @@ export * from './persona.js';
 export * from './request.js';
 export * from './settings.js';
 export * from './status.js';
+export * from './random.js';

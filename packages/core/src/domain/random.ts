@@ -6,7 +6,7 @@ export function seedWords(...parts: Array<string | number>): number[] {
   return [digest.readUInt32LE(0), digest.readUInt32LE(4), digest.readUInt32LE(8), digest.readUInt32LE(12)];
 }
 
-/** A small deterministic random source (sfc32 over the seed words). */
+/** The one seeded PRNG of the project (sfc32 over the seed words): persona choices, picture looks and styles all draw from it, never from Math.random, so one seed gives the same result anywhere. */
 export interface Random {
   /** [0, 1) */
   next(): number;
