@@ -8,6 +8,8 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 
 export const BCRYPT_COST = 12;
 export const PASSWORD_MIN = 10;
+/** A password an operator chooses for themselves: as long as the first admin's (config ADMIN_PASSWORD). */
+export const NEW_PASSWORD_MIN = 12;
 /** bcrypt reads only the first 72 bytes; a longer password would be silently cut, so it is refused. */
 export const PASSWORD_MAX_BYTES = 72;
 
@@ -36,9 +38,9 @@ const emailSchema = z
     error: 'Enter a valid email address.',
   });
 
-export function validatePassword(password: unknown): string | null {
-  if (typeof password !== 'string' || password.length < PASSWORD_MIN) {
-    return `Use at least ${PASSWORD_MIN} characters.`;
+export function validatePassword(password: unknown, min = PASSWORD_MIN): string | null {
+  if (typeof password !== 'string' || password.length < min) {
+    return `Use at least ${min} characters.`;
   }
   if (Buffer.byteLength(password, 'utf8') > PASSWORD_MAX_BYTES) {
     return `Use at most ${PASSWORD_MAX_BYTES} bytes (bcrypt ignores the rest); a shorter passphrase is as strong.`;
@@ -152,6 +154,29 @@ export class UsersService {
       if (!user) throw new NotFoundError(`No account for ${email}`);
       user.passwordHash = hash;
       await em.nativeDelete(Session, { userId: user.id });
+    });
+  }
+
+  /**
+   * A user changes their own password: `current` must be right (a wrong one is a ValidationError on
+   * `current`, and the caller counts it like a failed login), `next` at least NEW_PASSWORD_MIN
+   * characters and different from it. Every session of the account ends, as with setPassword; the
+   * caller starts a fresh one for the person who made the change.
+   */
+  async changePassword(userId: number, current: string, next: string): Promise<void> {
+    const problem = validatePassword(next, NEW_PASSWORD_MIN);
+    if (problem) throw new ValidationError({ next: problem });
+    const em = this.orm.em.fork();
+    const user = await em.findOne(User, { id: userId, active: true });
+    if (!user) throw new NotFoundError(`No account ${userId}`);
+    const ok =
+      typeof current === 'string' && Buffer.byteLength(current, 'utf8') <= PASSWORD_MAX_BYTES && (await bcrypt.compare(current, user.passwordHash));
+    if (!ok) throw new ValidationError({ current: 'The current password is wrong.' });
+    if (next === current) throw new ValidationError({ next: 'Choose a password different from the current one.' });
+    const hash = await bcrypt.hash(next, BCRYPT_COST);
+    await em.transactional(async (tem) => {
+      await tem.nativeUpdate(User, { id: user.id }, { passwordHash: hash });
+      await tem.nativeDelete(Session, { userId: user.id });
     });
   }
 

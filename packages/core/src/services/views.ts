@@ -5,6 +5,25 @@ import type { Settings } from '../domain/settings.js';
 import { computeProgress, type Progress, type TaskStatus } from '../domain/status.js';
 import type { ObjectStorage, StyleParams } from '../ports.js';
 
+/**
+ * How a status reads to a person (pages, screen readers, progress lines): one wording everywhere.
+ * Programs keep the status names themselves.
+ */
+export const STATUS_LABELS: Readonly<Record<TaskStatus, string>> = Object.freeze({
+  pending: 'Waiting to start',
+  'generating-data': 'Writing personas',
+  'data-generated': 'Personas written',
+  'generating-images': 'Making pictures',
+  completed: 'Completed',
+  partial: 'Ended with gaps',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+});
+
+export function statusLabel(status: string): string {
+  return Object.hasOwn(STATUS_LABELS, status) ? STATUS_LABELS[status as TaskStatus] : status;
+}
+
 /** A task as programs and pages see it. */
 export interface TaskView {
   id: string;
