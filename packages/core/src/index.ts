@@ -26,3 +26,4 @@ export * from './util.js';
 export * from './storage/read.js';
 export * from './storage/prefix.js';
 export { z } from 'zod';
+export * from './storage/keys.js';

@@ -21,6 +21,7 @@ import {
   readXmp,
   runMigrations,
   type TaskView,
+  thumbnailSource,
   UsersService,
   type UserView,
   ValidationError,
@@ -30,7 +31,6 @@ import type { Logger } from 'pino';
 import { type Backend, createHostApp, listen, startBackend } from './host.js';
 import { describePlugins, formatPlugins } from './plugin-report.js';
 import { readSite, type Site } from './site.js';
-import { thumbnailKey } from './thumbs.js';
 
 export interface Io {
   out: (line: string) => void;
@@ -476,15 +476,6 @@ export function generateOutcome(task: TaskView): { code: number; zip: boolean; m
     };
   }
   return { code: 1, zip: false, message: `Task ${task.id} ${task.status}.` };
-}
-
-/** The image a cached thumbnail of the host was made from (the inverse of thumbnailKey), or null. */
-export function thumbnailSource(key: string): string | null {
-  const match = /^tasks\/([^/]+)\/thumbs\/w(\d+)\/(.+)\.webp$/.exec(key);
-  if (!match) return null;
-  const source = `tasks/${match[1]}/${match[3]}`;
-  // Checked against the real scheme: if thumbs.ts changes it, thumbnails show up as orphans rather than hide real ones.
-  return thumbnailKey(source, Number(match[2])) === key ? source : null;
 }
 
 function formatBytes(bytes: number): string {

@@ -12,4 +12,4 @@ export { describePlugins, formatPlugins, type PluginReport, type PluginsReport }
 export { readSite, type Site } from './site.js';
 export { type AttemptStore, contentSecurityPolicy, DEFAULT_THROTTLE, LoginThrottle, safeNext, type ThrottleLimits } from './security.js';
 export { progressSummary, SseHub } from './sse.js';
-export { thumbnailKey, ThumbnailCache } from './thumbs.js';
+export { ThumbnailCache } from './thumbs.js';

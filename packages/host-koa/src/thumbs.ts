@@ -1,15 +1,9 @@
 import type { Readable } from 'node:stream';
-import { type AvatarGen, extractXmp, type PortName, readObject, readXmp, renderXmp } from '@avatargen/core';
+import { type AvatarGen, extractXmp, type PortName, personaIdOf, readObject, readXmp, renderXmp, taskFolderOf, thumbnailKey } from '@avatargen/core';
 
 /** Larger originals are refused rather than read into memory for a thumbnail. */
 const MAX_ORIGINAL_BYTES = 64 * 1024 * 1024;
 
-/** The storage key of an image's thumbnail: inside the task's folder, so deleting the task removes it. */
-export function thumbnailKey(key: string, width: number): string | null {
-  const match = /^tasks\/([^/]+)\/(.+)$/.exec(key);
-  if (!match || match[2]?.startsWith('thumbs/')) return null;
-  return `tasks/${match[1]}/thumbs/w${width}/${match[2]}.webp`;
-}
 
 /**
  * Gallery thumbnails (WebP, made by the ImageProcessor), cached in the object storage next to
@@ -59,13 +53,14 @@ export class ThumbnailCache {
     const own = extractXmp(original);
     if (own && readXmp(own).marked) return own;
     if ((await this.gen.settings.get()).provenance_marks === false) return undefined;
-    const match = /^tasks\/([^/]+)\/(\d+)\//.exec(key);
-    if (!match) return undefined;
+    const folder = taskFolderOf(key);
+    const personaId = personaIdOf(key);
+    if (folder === null || personaId === null) return undefined;
     const ports: PortName[] = ['personaProvider', 'imagePromptProvider', 'imageProvider', 'imageProcessor'];
     const providers = ports.flatMap((port) => {
       const plugin = this.gen.plugins.ports[port]?.plugin;
       return plugin ? [{ port, plugin }] : [];
     });
-    return renderXmp({ datasetId: match[1] as string, personaId: match[2] as string, providers });
+    return renderXmp({ datasetId: folder, personaId: String(personaId), providers });
   }
 }

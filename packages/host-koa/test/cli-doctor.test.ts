@@ -6,10 +6,10 @@ import { createLogger, type DoctorReport, type TaskView } from '@avatargen/core'
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT_PARTIAL, generateOutcome, type Io, main, thumbnailSource } from '../src/cli.js';
+import { thumbnailKey, thumbnailSource } from '@avatargen/core';
+import { EXIT_PARTIAL, generateOutcome, type Io, main } from '../src/cli.js';
 import { startBackend } from '../src/host.js';
 import { readSite } from '../src/site.js';
-import { thumbnailKey } from '../src/thumbs.js';
 import { readZip } from './support/zip.js';
 
 let db: TestDatabase;

@@ -1,9 +1,8 @@
-import { ConflictError, LoginAttempts, NotFoundError, openDatabase, type Orm, runMigrations, StorageError, ValidationError } from '@avatargen/core';
+import { ConflictError, LoginAttempts, NotFoundError, openDatabase, type Orm, runMigrations, StorageError, thumbnailKey, ValidationError } from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpError, statusFor } from '../src/errors.js';
 import { contentSecurityPolicy, csrfMatches, LoginThrottle, safeNext } from '../src/security.js';
-import { thumbnailKey } from '../src/thumbs.js';
 
 describe('LoginThrottle', () => {
   const limits = { perIp: 4, perAccountIp: 2, windowMs: 1000 };

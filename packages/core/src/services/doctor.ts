@@ -3,10 +3,10 @@ import type { Orm } from '../db/orm.js';
 import { FINAL_STATUSES, type TaskStatus } from '../domain/status.js';
 import { describeError } from '../errors.js';
 import type { ObjectStorage, StoredObject } from '../ports.js';
+import { TASKS_ROOT, taskFolderOf } from '../storage/keys.js';
 import type { TasksService } from './tasks.js';
 
-/** Every task's objects live under `tasks/<storage_prefix>/`. */
-const ROOT = 'tasks/';
+const ROOT = TASKS_ROOT;
 /** Keys per deleteMany call and per verification query (S3's DeleteObjects limit). */
 const PAGE = 1000;
 
@@ -98,11 +98,7 @@ interface TaskRow {
 
 const isEnded = (status: TaskStatus) => FINAL_STATUSES.includes(status);
 
-/** The task folder an object key is in (`tasks/<prefix>/...`), or null for a key directly under `tasks/`. */
-function folderOf(key: string): string | null {
-  const end = key.indexOf('/', ROOT.length);
-  return end > ROOT.length ? key.slice(ROOT.length, end) : null;
-}
+const folderOf = taskFolderOf;
 
 function addRef(map: Map<string, Ref[]>, ref: Ref): void {
   const list = map.get(ref.key);

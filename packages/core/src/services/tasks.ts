@@ -9,6 +9,7 @@ import { assertTransition, isActive, type TaskStatus } from '../domain/status.js
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
 import { deleteUnderPrefix } from '../storage/prefix.js';
+import { taskFolder } from '../storage/keys.js';
 import type { Pipeline } from '../pipeline/engine.js';
 import { shortId } from '../util.js';
 import type { SettingsService } from './settings.js';
@@ -274,7 +275,7 @@ export class TasksService {
     const task = await this.find(em, id, scope);
     if (isActive(task.status) || task.status === 'pending') await this.cancel(id, scope);
     // Everything under the task's prefix goes, rows or not (orphans and temp files of dead writes too).
-    await deleteUnderPrefix(this.storage, `tasks/${task.storagePrefix}/`);
+    await deleteUnderPrefix(this.storage, taskFolder(task.storagePrefix));
     await this.em.nativeDelete(GenerationTask, { id: task.id });
     await this.pipeline.notifyTask(id);
   }

@@ -1,5 +1,5 @@
 import { extname } from 'node:path';
-import type { AvatarGen } from '@avatargen/core';
+import { type AvatarGen, isTaskObjectKey, isThumbnailKey } from '@avatargen/core';
 import { Router } from '@koa/router';
 import { HttpError } from '../errors.js';
 import { type HostContext, scopeOf } from '../state.js';
@@ -24,7 +24,7 @@ function keyFromPath(ctx: HostContext, prefix: string): string {
   } catch {
     throw new HttpError(404, 'Not found.');
   }
-  if (!/^tasks\/[^/]+\/./.test(key) || key.includes('..') || key.includes('\\')) throw new HttpError(404, 'Not found.');
+  if (!isTaskObjectKey(key)) throw new HttpError(404, 'Not found.');
   return key;
 }
 
@@ -57,7 +57,7 @@ export function mediaRouter(gen: AvatarGen, thumbs: ThumbnailCache, serveMedia: 
     const c = ctx as unknown as HostContext;
     const key = keyFromPath(c, '/thumbs/');
     await authorize(gen, c, key);
-    if (!IMAGE_TYPES[extname(key).toLowerCase()] || key.split('/')[2] === 'thumbs') throw new HttpError(404, 'Not found.');
+    if (!IMAGE_TYPES[extname(key).toLowerCase()] || isThumbnailKey(key)) throw new HttpError(404, 'Not found.');
     const body = await thumbs.get(key);
     ctx.type = 'image/webp';
     ctx.set('Cache-Control', IMMUTABLE);
