@@ -9,6 +9,7 @@ import {
   readPersonas,
   readPrompt,
 } from '@avatargen/core';
+import PQueue from 'p-queue';
 import { PredictionClient, SOURCE, type StartStateEntry } from './client.js';
 import { personDataJson, promptsHistory } from './prompt.js';
 
@@ -39,40 +40,6 @@ export interface FlowiseProviders {
 export const DEFAULT_PERSONA_TIMEOUT_MS = 600_000;
 export const DEFAULT_PROMPT_TIMEOUT_MS = 120_000;
 
-/** A small FIFO semaphore whose waiters leave the queue when their signal fires. */
-class Slots {
-  #free: number;
-  readonly #waiting: Array<() => void> = [];
-  constructor(size: number) {
-    this.#free = size;
-  }
-  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else {
-      await new Promise<void>((resolve, reject) => {
-        const grant = () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          const at = this.#waiting.indexOf(grant);
-          if (at !== -1) this.#waiting.splice(at, 1);
-          reject(new CancelledError());
-        };
-        this.#waiting.push(grant);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-    }
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
-
 function positiveMs(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number of milliseconds`);
@@ -92,7 +59,18 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
   });
   const personaTimeoutMs = positiveMs('personaTimeoutMs', options.personaTimeoutMs, DEFAULT_PERSONA_TIMEOUT_MS);
   const promptTimeoutMs = positiveMs('promptTimeoutMs', options.promptTimeoutMs, DEFAULT_PROMPT_TIMEOUT_MS);
-  const slots = options.personaConcurrency ? new Slots(options.personaConcurrency) : undefined;
+  // Persona calls beyond personaConcurrency wait in order; one whose signal fires leaves the queue unsent.
+  const slots = options.personaConcurrency ? new PQueue({ concurrency: options.personaConcurrency }) : undefined;
+  const inSlot = async <T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> => {
+    if (!slots) return call();
+    try {
+      return await slots.add(call, { signal });
+    } catch (error) {
+      // p-queue rejects with the signal's reason; the pipeline expects a CancelledError
+      if (signal?.aborted && error === signal.reason) throw new CancelledError();
+      throw error;
+    }
+  };
 
   const personas: PersonaProvider = {
     async generate(request: PersonaRequest): Promise<PersonaBatch> {
@@ -115,7 +93,7 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
           timeoutMs: personaTimeoutMs,
           signal: request.signal,
         });
-      const answer = slots ? await slots.run(call, request.signal) : await call();
+      const answer = await inSlot(call, request.signal);
       const batch = readPersonas(answer.text);
       if (batch.personas.length === 0) {
         const reasons = batch.rejected.slice(0, 3).map((r) => r.reason);

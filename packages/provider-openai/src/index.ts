@@ -43,4 +43,3 @@ export {
 export { openaiPlugin as default } from './plugin.js';
 export { buildBasePrompt, buildGridPrompt, describePerson, type BasePromptOptions, type PromptOptions } from './prompts.js';
 export { isModerationBlock, parseRetryAfter, scrub } from './errors.js';
-export { Semaphore } from './semaphore.js';

@@ -1,5 +1,6 @@
 import {
   type BaseImageRequest,
+  CancelledError,
   ConfigError,
   describeError,
   type EncodedImage,
@@ -17,9 +18,9 @@ import {
 } from '@avatargen/core';
 import OpenAI, { APIError, toFile } from 'openai';
 import type { ImageEditParamsNonStreaming, ImageGenerateParamsNonStreaming } from 'openai/resources/images';
+import PQueue from 'p-queue';
 import { SOURCE, scrub, toAvatarGenError } from './errors.js';
 import { buildBasePrompt, buildGridPrompt } from './prompts.js';
-import { Semaphore } from './semaphore.js';
 
 export type Moderation = 'auto' | 'low';
 /** `input_fidelity` of edits; `off` sends none (models before gpt-image-1 refuse it). */
@@ -76,14 +77,7 @@ type EditParams = ImageEditParamsNonStreaming & { moderation: Moderation };
 type Params = Record<string, unknown>;
 
 /** Thrown inside a call when the service refused an optional parameter: sent again without it. */
-class RefusedParameter extends Error {
-  constructor(
-    readonly param: DroppableParam,
-    readonly serverMessage: string,
-  ) {
-    super(`refused ${param}`);
-  }
-}
+class RefusedParameter extends Error {}
 
 /** An ImageProvider over the OpenAI Images API: base selfies and 2x2 grids. */
 export class OpenAIImageProvider implements ImageProvider {
@@ -101,7 +95,8 @@ export class OpenAIImageProvider implements ImageProvider {
   private readonly apiKey: string;
   private readonly promptAppend: string | undefined;
   private readonly client: OpenAI;
-  private readonly slots: Semaphore;
+  /** OPENAI_CONCURRENCY calls at once; the rest wait in order, and leave when their signal fires. */
+  private readonly slots: PQueue;
   private readonly logger: ProviderLogger | undefined;
 
   constructor(options: OpenAIImageProviderOptions) {
@@ -113,7 +108,7 @@ export class OpenAIImageProvider implements ImageProvider {
     this.inputFidelity = options.inputFidelity ?? 'high';
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.promptAppend = options.promptAppend?.trim() || undefined;
-    this.slots = new Semaphore(options.concurrency ?? DEFAULT_CONCURRENCY);
+    this.slots = new PQueue({ concurrency: options.concurrency ?? DEFAULT_CONCURRENCY });
     this.logger = options.logger;
     this.client = new OpenAI({
       apiKey: this.apiKey,
@@ -127,12 +122,12 @@ export class OpenAIImageProvider implements ImageProvider {
 
   /** Calls to the service in flight now. */
   get inFlight(): number {
-    return this.slots.inFlight;
+    return this.slots.pending;
   }
 
   /** Calls waiting for a slot (OPENAI_CONCURRENCY reached). */
   get queued(): number {
-    return this.slots.queued;
+    return this.slots.size;
   }
 
   async baseImage(request: BaseImageRequest): Promise<EncodedImage> {
@@ -211,22 +206,26 @@ export class OpenAIImageProvider implements ImageProvider {
         return await this.call(operation, signal, params, fire, onUsage);
       } catch (error) {
         if (!(error instanceof RefusedParameter)) throw error;
-        const set = this.refused.get(this.model) ?? new Set<DroppableParam>();
-        // calls in flight together may all be refused: one line per parameter
-        if (set.has(error.param)) continue;
-        set.add(error.param);
-        this.refused.set(this.model, set);
-        this.logger?.warn(
-          { operation, model: this.model, param: error.param },
-          `OpenAI model ${this.model} refused ${error.param}; it is no longer sent to this model (${scrub(error.serverMessage, this.apiKey)})`,
-        );
       }
     }
   }
 
+  /** Remembers (and logs once) a parameter the model refused. */
+  private dropParameter(param: DroppableParam, operation: string, serverMessage: string): void {
+    const set = this.refused.get(this.model) ?? new Set<DroppableParam>();
+    // calls in flight together may all be refused: one line per parameter
+    if (set.has(param)) return;
+    set.add(param);
+    this.refused.set(this.model, set);
+    this.logger?.warn(
+      { operation, model: this.model, param },
+      `OpenAI model ${this.model} refused ${param}; it is no longer sent to this model (${scrub(serverMessage, this.apiKey)})`,
+    );
+  }
+
   /**
-   * One call: waits for a slot, runs with our own timer (the SDK's covers only the wait for the
-   * response headers, not the body), and turns every failure into a core error.
+   * One call: waits for a slot, then sends it. A caller that gives up (its signal fires) while it
+   * waits leaves the queue and is never sent; either way it gets a CancelledError.
    */
   private async call(
     operation: string,
@@ -235,7 +234,26 @@ export class OpenAIImageProvider implements ImageProvider {
     fire: (params: Params, signal: AbortSignal) => Promise<unknown>,
     onUsage?: UsageListener,
   ): Promise<EncodedImage> {
-    const release = await this.slots.acquire(callerSignal);
+    try {
+      return await this.slots.add(() => this.callInSlot(operation, callerSignal, params, fire, onUsage), { signal: callerSignal });
+    } catch (error) {
+      // p-queue rejects with the signal's reason; the pipeline expects a CancelledError
+      if (callerSignal?.aborted && error === callerSignal.reason) throw new CancelledError();
+      throw error;
+    }
+  }
+
+  /**
+   * One call in its slot, with our own timer (the SDK's covers only the wait for the response
+   * headers, not the body); every failure becomes a core error.
+   */
+  private async callInSlot(
+    operation: string,
+    callerSignal: AbortSignal | undefined,
+    params: Params,
+    fire: (params: Params, signal: AbortSignal) => Promise<unknown>,
+    onUsage?: UsageListener,
+  ): Promise<EncodedImage> {
     // Filtered once a slot is ours, so a call that waited sees what the calls before it learnt.
     const refused = this.refused.get(this.model);
     const sent = Object.fromEntries(Object.entries(params).filter(([key]) => !refused?.has(key as DroppableParam)));
@@ -265,7 +283,11 @@ export class OpenAIImageProvider implements ImageProvider {
       return image;
     } catch (error) {
       const param = refusedParam(error, sent);
-      if (param) throw new RefusedParameter(param, (error as APIError).message);
+      if (param) {
+        // remembered before the slot is given back, so the calls waiting for it go without it
+        this.dropParameter(param, operation, (error as APIError).message);
+        throw new RefusedParameter(param);
+      }
       const mapped = toAvatarGenError(error, {
         operation,
         apiKey: this.apiKey,
@@ -278,7 +300,6 @@ export class OpenAIImageProvider implements ImageProvider {
     } finally {
       clearTimeout(timer);
       callerSignal?.removeEventListener('abort', onAbort);
-      release();
     }
   }
 }

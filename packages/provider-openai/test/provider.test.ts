@@ -323,4 +323,23 @@ describe('options and concurrency', () => {
     expect(provider.inFlight).toBe(0);
     await expect(provider.baseImage({ persona, seed })).resolves.toMatchObject({ contentType: 'image/png' });
   });
+
+  it('a waiting call whose own signal fires leaves the queue and is never sent; the call in flight goes on', async () => {
+    server().enqueue({ kind: 'hang' });
+    const provider = providerFor(server(), { concurrency: 1 });
+    const running = new AbortController();
+    const waiting = new AbortController();
+    const first = provider.baseImage({ persona, seed, signal: running.signal });
+    const second = provider.baseImage({ persona, seed, signal: waiting.signal });
+    await server().waitForRequests(1);
+    expect([provider.inFlight, provider.queued]).toEqual([1, 1]);
+    waiting.abort(new Error('the task was cancelled'));
+    await expect(second).rejects.toBeInstanceOf(CancelledError);
+    expect([provider.inFlight, provider.queued]).toEqual([1, 0]);
+    running.abort();
+    await expect(first).rejects.toBeInstanceOf(CancelledError);
+    await expect(provider.baseImage({ persona, seed })).resolves.toMatchObject({ contentType: 'image/png' });
+    // the hanging call and the last one: the cancelled call never reached the server
+    expect(server().requests).toHaveLength(2);
+  });
 });

@@ -1,6 +1,5 @@
-import { CancelledError } from '@avatargen/core';
 import { describe, expect, it } from 'vitest';
-import { isModerationBlock, parseRetryAfter, scrub, Semaphore } from '../src/index.js';
+import { isModerationBlock, parseRetryAfter, scrub } from '../src/index.js';
 
 describe('parseRetryAfter', () => {
   const now = Date.parse('2026-01-01T00:00:00Z');
@@ -37,52 +36,5 @@ describe('scrub', () => {
     expect(scrub('key abcd1234 here', 'abcd1234')).toBe('key [redacted] here');
     expect(scrub('Incorrect API key provided: sk-proj-****abcd1234.', 'other')).toBe('Incorrect API key provided: [redacted].');
     expect(scrub('x'.repeat(1000), 'k').length).toBeLessThan(400);
-  });
-});
-
-describe('Semaphore', () => {
-  it('lets `limit` holders in and hands slots over in order', async () => {
-    const slots = new Semaphore(2);
-    const a = await slots.acquire();
-    const b = await slots.acquire();
-    const order: string[] = [];
-    const c = slots.acquire().then((release) => {
-      order.push('c');
-      return release;
-    });
-    const d = slots.acquire().then((release) => {
-      order.push('d');
-      return release;
-    });
-    expect([slots.inFlight, slots.queued]).toEqual([2, 2]);
-    a();
-    a(); // a second release of the same slot changes nothing
-    const releaseC = await c;
-    expect(order).toEqual(['c']);
-    expect([slots.inFlight, slots.queued]).toEqual([2, 1]);
-    b();
-    const releaseD = await d;
-    expect(order).toEqual(['c', 'd']);
-    releaseC();
-    releaseD();
-    expect([slots.inFlight, slots.queued]).toEqual([0, 0]);
-  });
-
-  it('a waiter whose signal fires leaves the queue with CancelledError', async () => {
-    const slots = new Semaphore(1);
-    const held = await slots.acquire();
-    const controller = new AbortController();
-    const waiting = slots.acquire(controller.signal);
-    expect(slots.queued).toBe(1);
-    controller.abort();
-    await expect(waiting).rejects.toBeInstanceOf(CancelledError);
-    expect(slots.queued).toBe(0);
-    held();
-    expect(slots.inFlight).toBe(0);
-    await expect(slots.acquire(controller.signal)).rejects.toBeInstanceOf(CancelledError);
-  });
-
-  it('refuses a limit below 1', () => {
-    expect(() => new Semaphore(0)).toThrow(RangeError);
   });
 });
