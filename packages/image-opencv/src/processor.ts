@@ -12,8 +12,8 @@ import {
   type StyleParams,
   ValidationError,
 } from '@avatargen/core';
+import PQueue from 'p-queue';
 import { Piscina } from 'piscina';
-import { TransferBuffers } from './buffers.js';
 import { ImageTimeoutError, rebuildError } from './errors.js';
 import { admit, type InputLimits, parseFormats } from './limits.js';
 import { DEFAULT_WHITE_BORDERS, type WhiteBorderSettings } from './pixels.js';
@@ -72,16 +72,16 @@ export const DEFAULT_MAX_PIXELS = 50_000_000;
 const MAX_GRID = 16;
 /** Shots per side of a grid that processGrid cuts (a provider's grid, not any split). */
 const MAX_SHOTS_PER_SIDE = 8;
-/** Inputs up to this size travel in buffers that are used again (see TransferBuffers). */
-const MAX_REUSED_BUFFER = 16 * 1024 * 1024;
 const MAX_THUMBNAIL_WIDTH = 8192;
 
 // Under vitest or tsx this module is TypeScript and so is the worker, which the worker thread
-// cannot load by itself: tsx is preloaded there. Built, both are JavaScript side by side in dist/.
+// cannot load by itself: tsx is preloaded there, and workspace packages resolve to their sources
+// (`source` condition) as vitest resolves them. Built, both are JavaScript side by side in dist/
+// and the worker imports core's built dist/domain.js.
 const fromSource = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
 // tsx is resolved from this package, not from the process's working folder, which may be anywhere.
-const WORKER_EXEC_ARGV = fromSource ? ['--import', resolveTsx()] : [];
+const WORKER_EXEC_ARGV = fromSource ? ['--conditions=source', '--import', resolveTsx()] : [];
 
 function resolveTsx(): string {
   try {
@@ -178,38 +178,6 @@ function xmpOption(xmp: unknown): string | null {
   return xmp;
 }
 
-/** First in, first out slots: a call only reaches piscina (and starts its clock) when a worker is free. */
-class Slots {
-  #free: number;
-  #waiting: Array<() => void> = [];
-  constructor(count: number) {
-    this.#free = count;
-  }
-  async acquire(signal?: AbortSignal): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiting = this.#waiting.filter((w) => w !== wake);
-        reject(new CancelledError());
-      };
-      const wake = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      this.#waiting.push(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-  release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#free++;
-  }
-}
-
 /**
  * An ImageProcessor backed by sharp in a piscina pool. Workers start on the first call (a web
  * process that never touches images starts none) and stay until close().
@@ -223,14 +191,11 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     formats: parseFormats(options.formats),
   };
   const workerSettings: WorkerSettings = { maxPixels: limits.maxPixels, jpegOptimizeCoding: options.jpegOptimizeCoding ?? false };
-  const slots = new Slots(threads);
-  // one buffer per worker is out at a time; 8 MiB idle per worker keeps two of a usual input's
-  const buffers = new TransferBuffers(threads * 8 * 1024 * 1024, MAX_REUSED_BUFFER);
+  // A call reaches piscina (and starts its clock) only when a worker is free; first in, first out.
+  const queue = new PQueue({ concurrency: threads });
   let pool: Piscina | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
 
   const getPool = () => {
     if (pool) return pool;
@@ -259,33 +224,29 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     if (call?.signal !== undefined && !(call.signal instanceof AbortSignal)) throw new ValidationError({ signal: 'must be an AbortSignal' });
     if (call?.signal?.aborted) throw new CancelledError();
     const bytes = admit(image, limits);
-    inFlight++;
     try {
-      await slots.acquire(call?.signal);
-      const timer = new AbortController();
-      const clock = setTimeout(() => timer.abort(), limit);
-      const signal = call?.signal ? AbortSignal.any([call.signal, timer.signal]) : timer.signal;
-      // the worker gets its own copy (the caller's buffer is never detached) and sends it back
-      const input = buffers.copy(bytes);
-      try {
-        const reply: WorkerReply<WorkerResults[K]> = await getPool().run(
-          { ...task, op, image: input },
-          { transferList: [input.buffer as ArrayBuffer], signal },
-        );
-        buffers.give(reply.input);
-        if (!reply.ok) throw rebuildError(reply.kind, reply.message, reply.field);
-        return reply.value;
-      } catch (error) {
-        if (timer.signal.aborted) throw new ImageTimeoutError(op, limit);
-        if (call?.signal?.aborted) throw new CancelledError();
-        throw error;
-      } finally {
-        clearTimeout(clock);
-        slots.release();
-      }
-    } finally {
-      inFlight--;
-      if (inFlight === 0) drained?.();
+      return await queue.add(
+        async () => {
+          const timer = new AbortController();
+          const clock = setTimeout(() => timer.abort(), limit);
+          const signal = call?.signal ? AbortSignal.any([call.signal, timer.signal]) : timer.signal;
+          try {
+            // piscina copies the input for the worker: the caller's buffer is never detached
+            const reply: WorkerReply<WorkerResults[K]> = await getPool().run({ ...task, op, image: bytes }, { signal });
+            if (!reply.ok) throw rebuildError(reply.kind, reply.message, reply.field);
+            return reply.value;
+          } catch (error) {
+            if (timer.signal.aborted) throw new ImageTimeoutError(op, limit);
+            throw error;
+          } finally {
+            clearTimeout(clock);
+          }
+        },
+        { signal: call?.signal },
+      );
+    } catch (error) {
+      if (call?.signal?.aborted) throw new CancelledError();
+      throw error;
     }
   }
 
@@ -335,7 +296,7 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     close() {
       closed = true;
       closing ??= (async () => {
-        if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+        await queue.onIdle();
         await pool?.close();
       })();
       return closing;

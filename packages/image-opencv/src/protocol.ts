@@ -43,10 +43,4 @@ export interface WorkerResults {
 /** Errors cross the thread boundary as data and are rebuilt as typed errors on the main thread. */
 export type WorkerFailureKind = 'invalid-image' | 'validation' | 'error';
 
-export type WorkerReply<T> = (
-  | { ok: true; value: T }
-  | { ok: false; kind: WorkerFailureKind; message: string; field?: string }
-) & {
-  /** The task's input buffer, moved back so that the pool can use it again (TransferBuffers). */
-  input?: ArrayBuffer;
-};
+export type WorkerReply<T> = { ok: true; value: T } | { ok: false; kind: WorkerFailureKind; message: string; field?: string };

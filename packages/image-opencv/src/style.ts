@@ -1,14 +1,12 @@
-import type { StyleParams, StylePreset } from '@avatargen/core';
+// The worker imports this module: core's light entry only, never the ORM.
+import { createRandom, type StyleParams, type StylePreset, seedWords } from '@avatargen/core/domain';
 import { GRAIN_BITS, GRAIN_MASK, type KernelCoefficients, kernelFits, runJs, runKernel } from './kernel.js';
-import { seededRandom, seedWords } from './random.js';
 import type { RawImage, Rect } from './pixels.js';
 
 /**
  * The style step: a colour preset, contrast, a light blur or an unsharp mask, film grain and a
  * vignette, all chosen from the seed. The pixel work is one pass over raw RGB (kernel.ts); only
  * the JPEG encoding is left to sharp.
- *
- * This module runs inside the pool's worker threads, so it imports nothing from core at runtime.
  */
 
 /** Same order as STYLE_PRESETS in core (a test checks they match). */
@@ -26,7 +24,7 @@ const between = (low: number, high: number, t: number) => low + (high - low) * t
  * rounded values, so stored parameters replay to the same bytes.
  */
 export function chooseStyle(seed: string): StyleParams {
-  const random = seededRandom(`style:${seed}`);
+  const { next: random } = createRandom(`style:${seed}`);
   const presetDraw = random();
   const contrastBand = random();
   const contrastDraw = random();
@@ -92,7 +90,7 @@ let sharedGrain: Int16Array | undefined;
 export function grainTable(): Int16Array {
   if (sharedGrain) return sharedGrain;
   const table = new Int16Array(1 << GRAIN_BITS);
-  let state = seedWords('avatargen grain table')[0] | 0;
+  let state = (seedWords('avatargen grain table')[0] as number) | 0;
   for (let i = 0; i < table.length; i++) {
     state = (state + 0x6d2b79f5) | 0;
     let t = Math.imul(state ^ (state >>> 15), 1 | state);
@@ -150,7 +148,7 @@ export function coefficients(params: StyleParams, width: number, height: number)
     },
     grain: grainTable(),
     // grain: a seed-chosen stretch of the shared table, row after row
-    grainStart: seedWords(`grain:${params.seed}`)[0] & GRAIN_MASK,
+    grainStart: (seedWords(`grain:${params.seed}`)[0] as number) & GRAIN_MASK,
   };
 }
 

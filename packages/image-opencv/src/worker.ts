@@ -1,6 +1,4 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { move, transferableSymbol, valueSymbol, workerData } from 'piscina';
+import { workerData } from 'piscina';
 import sharp, { type Sharp } from 'sharp';
 import { extract, gridCells, type RawImage, type Rect, trimBox, type WhiteBorderSettings, whiteBorderBox } from './pixels.js';
 import type { WorkerReply, WorkerSettings, WorkerTask } from './protocol.js';
@@ -8,38 +6,14 @@ import { chooseStyle, renderStyle } from './style.js';
 
 /**
  * The pool's worker: decodes once with sharp, does the geometry and the style pass on raw
- * pixels, encodes once per output. It imports nothing from core at runtime (a worker stays
- * small and starts fast); failures go back as data, typed by `kind`.
+ * pixels, encodes once per output. Of core it imports only the light `@avatargen/core/domain`
+ * (through style.ts); failures go back as data, typed by `kind`.
  */
 
 // One libvips thread per worker: the pool is the parallelism, threads must not fight over cores.
 sharp.concurrency(1);
 // Every input is new bytes: the operation cache would only hold memory.
 sharp.cache(false);
-
-/**
- * A young-generation collection, run after each task. sharp's decoded pixels (3 MB for a 1024 px
- * grid) are native memory freed only when V8 collects their Buffer, and V8 waits for ~64 MB of
- * them: by then glibc hands the lot back to the kernel and every decode touches fresh pages
- * again (a page fault per 4 KiB, ~9 ms a grid on our VMs). Collected at once, the next decode
- * reuses the same memory. A scavenge of this small heap takes well under a millisecond.
- * The flag is switched on only to fetch `gc` and off again, as Jest does.
- */
-type Gc = (options: { type: 'minor' | 'major' }) => void;
-const collectGarbage = ((): (() => void) => {
-  // a process started with --expose-gc already has it, and its flag is left as it was
-  const exposed = (globalThis as { gc?: Gc }).gc;
-  if (typeof exposed === 'function') return () => exposed({ type: 'minor' });
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as Gc;
-    return () => gc({ type: 'minor' });
-  } catch {
-    return () => {};
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-})();
 
 const settings: WorkerSettings = {
   maxPixels: 50_000_000,
@@ -103,20 +77,13 @@ function reasonOf(error: unknown): string {
   return line.trim().replace(/:$/, '') || 'unreadable data';
 }
 
-/** A buffer the worker owns outright (sharp's output memory cannot be transferred, only copied). */
-function owned(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !Buffer.isBuffer(bytes)
-    ? bytes
-    : new Uint8Array(bytes);
-}
-
 const rawInput = (width: number, height: number) => ({ raw: { width, height, channels: 3 as const } });
 
 /** The provenance packet goes in at the one encode an output gets (sharp's withXmp): never a second pass. */
 const withXmp = (image: Sharp, xmp: string | null) => (xmp === null ? image : image.withXmp(xmp));
 
 async function png(pixels: Uint8Array, width: number, height: number, xmp: string | null = null): Promise<Uint8Array> {
-  return owned(await withXmp(sharp(pixels, rawInput(width, height)).png(PNG_OPTIONS), xmp).toBuffer());
+  return withXmp(sharp(pixels, rawInput(width, height)).png(PNG_OPTIONS), xmp).toBuffer();
 }
 
 /** JPEG holds at most this many pixels per side. */
@@ -126,7 +93,7 @@ async function jpeg(pixels: Uint8Array, width: number, height: number, quality: 
   if (width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE) {
     throw new BadImage(`The result would be ${width}x${height} pixels: a JPEG holds at most ${JPEG_MAX_SIDE} per side`);
   }
-  return owned(await withXmp(sharp(pixels, rawInput(width, height)).jpeg(jpegOptions(quality)), xmp).toBuffer());
+  return withXmp(sharp(pixels, rawInput(width, height)).jpeg(jpegOptions(quality)), xmp).toBuffer();
 }
 
 async function pngOf(image: RawImage, rect: Rect, xmp: string | null = null): Promise<Uint8Array> {
@@ -172,13 +139,12 @@ async function perform(task: WorkerTask): Promise<unknown> {
     case 'thumbnail': {
       try {
         // never wider than the original: a thumbnail is for looking, not for inventing pixels
-        const data = await withXmp(
+        return await withXmp(
           sharp(task.image, { limitInputPixels: settings.maxPixels, failOn: 'warning', autoOrient: true })
             .resize({ width: task.width, withoutEnlargement: true })
             .webp(WEBP_OPTIONS),
           task.xmp ?? null,
         ).toBuffer();
-        return owned(data);
       } catch (error) {
         throw new BadImage(`Cannot make a thumbnail of the image: ${reasonOf(error)}`);
       }
@@ -212,42 +178,12 @@ async function processRect(image: RawImage, area: Rect, borders: WhiteBorderSett
   return { data, contentType, width: rect.width, height: rect.height, style: params };
 }
 
-/** Every Uint8Array inside the result, so their memory moves to the main thread instead of being copied. */
-function buffersOf(value: unknown, found: Set<ArrayBuffer> = new Set()): Set<ArrayBuffer> {
-  if (value instanceof Uint8Array) {
-    if (value.buffer instanceof ArrayBuffer) found.add(value.buffer);
-  } else if (Array.isArray(value)) {
-    for (const item of value) buffersOf(item, found);
-  } else if (value !== null && typeof value === 'object') {
-    for (const item of Object.values(value)) buffersOf(item, found);
-  }
-  return found;
-}
-
-export default async function handle(task: WorkerTask): Promise<unknown> {
-  let reply: WorkerReply<unknown>;
+export default async function handle(task: WorkerTask): Promise<WorkerReply<unknown>> {
   try {
-    reply = { ok: true, value: await perform(task) };
+    return { ok: true, value: await perform(task) };
   } catch (error) {
-    if (error instanceof BadImage) reply = { ok: false, kind: 'invalid-image', message: error.message };
-    else if (error instanceof BadArgument) reply = { ok: false, kind: 'validation', message: error.message, field: error.field };
-    else reply = { ok: false, kind: 'error', message: error instanceof Error ? error.message : String(error) };
+    if (error instanceof BadImage) return { ok: false, kind: 'invalid-image', message: error.message };
+    if (error instanceof BadArgument) return { ok: false, kind: 'validation', message: error.message, field: error.field };
+    return { ok: false, kind: 'error', message: error instanceof Error ? error.message : String(error) };
   }
-  // after the reply has gone out, while the main thread reads it
-  setImmediate(collectGarbage);
-  // the input buffer goes back to the pool, to carry the next input
-  const transfer = reply.ok ? buffersOf(reply.value) : new Set<ArrayBuffer>();
-  const input = task.image?.buffer;
-  if (input instanceof ArrayBuffer && !transfer.has(input)) {
-    reply.input = input;
-    transfer.add(input);
-  }
-  return move({
-    get [transferableSymbol]() {
-      return [...transfer];
-    },
-    get [valueSymbol]() {
-      return reply;
-    },
-  });
 }
