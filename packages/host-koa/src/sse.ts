@@ -1,12 +1,17 @@
 import { PassThrough } from 'node:stream';
-import { type AvatarGen, isFinal, NotFoundError, type Scope, type TaskView } from '@avatargen/core';
+import { type AvatarGen, isFinal, NotFoundError, type Scope, statusLabel, type TaskView } from '@avatargen/core';
 import type { HostContext } from './state.js';
 
-/** What a progress event carries: enough for a progress bar and a status line. */
+/**
+ * What a progress event carries: enough for a progress bar and a status line (`label`: the status
+ * as pages word it, so the badge and the screen-reader line say the same). A page that shows the
+ * personas reads them again when `progress.personasStored` or `progress.imagesStored` moves.
+ */
 export function progressSummary(task: TaskView) {
   return {
     id: task.id,
     status: task.status,
+    label: statusLabel(task.status),
     progress: task.progress,
     errors: task.errorLog.length,
     finishedAt: task.finishedAt,

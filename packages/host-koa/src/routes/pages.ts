@@ -1,5 +1,8 @@
 import {
   type AvatarGen,
+  canTransition,
+  closeLanguages,
+  ConflictError,
   COUNT_MAX,
   COUNT_MIN,
   DESCRIPTION_MAX,
@@ -10,12 +13,16 @@ import {
   IMAGE_SIZES,
   IMAGES_PER_PERSONA,
   listLanguages,
+  NEW_PASSWORD_MIN,
   PASSWORD_MAX_BYTES,
   PORTS,
   type PortName,
   SETTING_KEYS,
+  STATUS_LABELS,
+  statusLabel,
   TASK_STATUSES,
   type TaskStatus,
+  NotFoundError,
   ValidationError,
 } from '@avatargen/core';
 import { Router } from '@koa/router';
@@ -24,10 +31,10 @@ import type { Next } from 'koa';
 import type { AuthCache } from '../auth-cache.js';
 import type { DatasetCache } from '../dataset-cache.js';
 import { HttpError } from '../errors.js';
-import { render } from '../render.js';
+import { render as renderView } from '../render.js';
 import { type LoginThrottle, newCsrfToken, safeNext } from '../security.js';
 import type { SseHub } from '../sse.js';
-import { bodyOf, type HostContext, scopeOf, sessionOf } from '../state.js';
+import { bodyOf, type HostContext, type SessionData, scopeOf, sessionOf } from '../state.js';
 import { thumbnailUrl } from '../urls.js';
 import { intParam } from './api.js';
 import { sendExport } from './exports.js';
@@ -47,6 +54,20 @@ const OUTPUT_FIELDS = ['quality', 'size', 'format', 'compression', 'background']
 /** The form's `output_<name>` fields as the request's `imageOutput` (an empty one: the site's setting). */
 function imageOutputFromForm(body: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(OUTPUT_FIELDS.map((name) => [name, body[`output_${name}`]]).filter(([, v]) => v !== undefined && v !== ''));
+}
+
+/** A one-time message for the next page this session sees ("Dataset deleted."). */
+function setFlash(ctx: HostContext, text: string): void {
+  const session = sessionOf(ctx);
+  if (session) session.flash = text;
+}
+
+/** Every page gets the status wording and the session's flash message, which is shown once. */
+function render(ctx: HostContext, eta: Eta, view: string, data: Record<string, unknown> = {}, status = 200): void {
+  const session = sessionOf(ctx) as (SessionData & { flash?: unknown }) | null;
+  const flash = typeof session?.flash === 'string' ? session.flash : undefined;
+  if (session && flash !== undefined) delete session.flash;
+  renderView(ctx, eta, view, { label: statusLabel, flash, ...data }, status);
 }
 
 /** The server-rendered website. */
@@ -163,7 +184,7 @@ export function pagesRouter(
       },
       status,
     );
-  router.get('/generate', (ctx) => generatePage(c(ctx), { language: 'en', count: 10, imagesPerPersona: 4, description: '' }));
+  router.get('/generate', (ctx) => generatePage(c(ctx), { language: 'English', count: 10, imagesPerPersona: 4, description: '' }));
   router.post('/generate', async (ctx) => {
     const { _csrf, ...input } = bodyOf(ctx);
     try {
@@ -173,6 +194,11 @@ export function pagesRouter(
       if (!(error instanceof ValidationError)) throw error;
       // `imageOutput.quality` is the form's `output_quality`
       const errors = Object.fromEntries(Object.entries(error.fields).map(([k, m]) => [k.replace(/^imageOutput\./, 'output_'), m]));
+      // A name or code that is not in the list: say what is close to it.
+      if (errors.language && typeof input.language === 'string') {
+        const close = closeLanguages(input.language);
+        if (close.length) errors.language = `${errors.language} Did you mean ${close.map((l) => `${l.name} (${l.code})`).join(', ')}?`;
+      }
       await generatePage(c(ctx), input, errors, 422);
     }
   });
@@ -184,7 +210,17 @@ export function pagesRouter(
     if (statusQuery && !(TASK_STATUSES as readonly string[]).includes(statusQuery)) throw new ValidationError({ status: 'Unknown status.' });
     const status = (view === 'exports' ? undefined : statusQuery) as TaskStatus | undefined;
     const { tasks, total } = await gen.tasks.list({ ...scopeOf(ctx), status, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
-    render(ctx, eta, view, { tasks, total, page, pages: Math.max(1, Math.ceil(total / PAGE_SIZE)), status: status ?? '', statuses: TASK_STATUSES });
+    render(ctx, eta, view, {
+      tasks,
+      total,
+      page,
+      pages: Math.max(1, Math.ceil(total / PAGE_SIZE)),
+      status: status ?? '',
+      // the filter shows the words, the address keeps the status names
+      statuses: TASK_STATUSES.map((value) => ({ value, label: STATUS_LABELS[value] })),
+      filtered: status !== undefined,
+      base: `/${view}`,
+    });
   };
   router.get('/history', (ctx) => listPage(c(ctx), 'history'));
   router.get('/datasets', (ctx) => listPage(c(ctx), 'datasets'));
@@ -206,16 +242,55 @@ export function pagesRouter(
     await sse.open(c(ctx), ctx.params.id as string, scopeOf(c(ctx)));
   });
 
-  for (const action of ['cancel', 'retry'] as const) {
-    router.post(`/datasets/:id/${action}`, async (ctx) => {
-      const id = ctx.params.id as string;
-      await gen.tasks[action](id, scopeOf(c(ctx)));
-      seeOther(c(ctx), `/datasets/${encodeURIComponent(id)}`);
-    });
-  }
+  // The demographics and the page of personas alone, for the live dataset page to swap in while
+  // the task runs (the same templates as the full page, so both always agree).
+  router.get('/datasets/:id/live', async (ctx) => {
+    const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
+    const { task, demographics, personas } = await datasets.detail(ctx.params.id as string, pageNo, scopeOf(c(ctx)));
+    const ethnicityTotal = demographics.ethnicity.reduce((sum, e) => sum + e.count, 0);
+    // not the page wrapper: a fragment must not use up the session's flash message
+    renderView(c(ctx), eta, 'dataset-live', { label: statusLabel, task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl });
+  });
+
+  // One persona: every picture at full size, its prompts and each picture's style parameters.
+  router.get('/datasets/:id/personas/:personaId', async (ctx) => {
+    const id = ctx.params.id as string;
+    const raw = ctx.params.personaId as string;
+    if (!/^[1-9]\d{0,9}$/.test(raw) || Number(raw) > 2_147_483_647) throw new HttpError(404, 'Not found.');
+    const scope = scopeOf(c(ctx));
+    const task = await gen.tasks.get(id, scope); // 404 for a missing dataset or another user's
+    const persona = await gen.personas.get(Number(raw), scope);
+    // a persona of another dataset is not at this address, even one the user may see
+    if (persona.taskId !== task.id) throw new NotFoundError(`No persona ${raw} in ${id}`);
+    render(c(ctx), eta, 'persona', { task, persona });
+  });
+
+  // Cancelling asks first: the form posted without `confirm=yes` (no script, or the script's
+  // dialog not shown) answers with a page that asks; the script adds the field once asked.
+  router.post('/datasets/:id/cancel', async (ctx) => {
+    const hc = c(ctx);
+    const id = ctx.params.id as string;
+    const scope = scopeOf(hc);
+    if (bodyOf(ctx).confirm !== 'yes') {
+      const task = await gen.tasks.get(id, scope); // 404 for a missing dataset or another user's
+      if (!canTransition(task.status, 'cancelled')) throw new ConflictError(`This dataset has ended (${statusLabel(task.status)}): there is nothing to cancel.`);
+      return render(hc, eta, 'cancel-confirm', { task });
+    }
+    const task = await gen.tasks.cancel(id, scope);
+    setFlash(hc, `Dataset ${task.id} cancelled. What was finished is kept; Retry makes what is missing.`);
+    seeOther(hc, `/datasets/${encodeURIComponent(id)}`);
+  });
+  router.post('/datasets/:id/retry', async (ctx) => {
+    const id = ctx.params.id as string;
+    const task = await gen.tasks.retry(id, scopeOf(c(ctx)));
+    setFlash(c(ctx), `Dataset ${task.id} queued again: only what is missing will be made.`);
+    seeOther(c(ctx), `/datasets/${encodeURIComponent(id)}`);
+  });
   router.post('/datasets/:id/delete', async (ctx) => {
-    await gen.tasks.delete(ctx.params.id as string, scopeOf(c(ctx)));
-    seeOther(c(ctx), '/datasets?deleted=1');
+    const id = ctx.params.id as string;
+    await gen.tasks.delete(id, scopeOf(c(ctx)));
+    setFlash(c(ctx), `Dataset ${id} deleted, with its personas and images.`);
+    seeOther(c(ctx), '/datasets');
   });
   router.post('/datasets/:id/export', async (ctx) => {
     const format = String(bodyOf(ctx).format ?? '');
@@ -287,6 +362,52 @@ export function pagesRouter(
     await gen.users.revokeToken(user.id, tokenId);
     auth.forgetTokens();
     seeOther(c(ctx), '/settings');
+  });
+
+  // ---------------------------------------------------------------- own password
+  const passwordPage = (ctx: HostContext, errors: Record<string, string> = {}, status = 200) =>
+    render(ctx, eta, 'password', { errors, min: NEW_PASSWORD_MIN, maxBytes: PASSWORD_MAX_BYTES }, status);
+  router.get('/settings/password', (ctx) => passwordPage(c(ctx)));
+  router.post('/settings/password', async (ctx) => {
+    const hc = c(ctx);
+    const user = hc.state.user;
+    if (!user) throw new HttpError(401, 'Log in first.');
+    const body = bodyOf(ctx);
+    const text = (name: string) => (typeof body[name] === 'string' ? (body[name] as string) : '');
+    const [current, next, again] = [text('current'), text('next'), text('again')];
+    if (!current) return passwordPage(hc, { current: 'Enter your current password.' }, 422);
+    if (next !== again) return passwordPage(hc, { again: 'The two new passwords differ.' }, 422);
+    // A wrong current password counts like a failed login, in the same buckets: a stolen session
+    // cannot be used to guess the password faster than the login page allows.
+    const wait = await throttle.attempt(ctx.ip, user.email);
+    if (wait > 0) {
+      const minutes = Math.ceil(wait / 60_000);
+      ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
+      return passwordPage(hc, { current: `Too many failed attempts. Try again in ${minutes} minute${minutes > 1 ? 's' : ''}.` }, 429);
+    }
+    try {
+      await gen.users.changePassword(user.id, current, next);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      if (error.fields.current) hc.state.log.info({ ip: ctx.ip, userId: user.id }, 'password change: wrong current password');
+      else await throttle.succeeded(ctx.ip, user.email); // the password was right: not a guess
+      return passwordPage(hc, error.fields, error.fields.current ? 401 : 422);
+    }
+    await throttle.succeeded(ctx.ip, user.email);
+    // Every session of the account was ended (a stolen one included); this person gets a new one,
+    // under a new id, as at login.
+    auth.clear();
+    const session = sessionOf(ctx);
+    if (!session) throw new Error('no session');
+    const data = (ctx.session as unknown as { toJSON(): Record<string, unknown> }).toJSON();
+    for (const key of Object.keys(data)) delete (session as Record<string, unknown>)[key];
+    session.userId = user.id;
+    session.csrf = newCsrfToken();
+    session.flash = 'Password changed. Other sessions of your account have been logged out.';
+    (ctx.session as unknown as { maxAge: number }).maxAge = sessionMaxAgeMs;
+    await (ctx.session as unknown as { regenerate(): Promise<void> }).regenerate();
+    hc.state.log.info({ userId: user.id }, 'password changed');
+    seeOther(hc, '/settings');
   });
   return router;
 }
