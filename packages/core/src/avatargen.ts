@@ -30,7 +30,7 @@ export interface CreateAvatarGenOptions {
   /** Run pending migrations on start. Default true. */
   migrate?: boolean;
   /** Pipeline tuning (tests and benchmarks shorten these). */
-  pipeline?: { reconcileIntervalMs?: number; maintenanceIntervalSeconds?: number; pollingIntervalSeconds?: number };
+  pipeline?: { reconcileIntervalMs?: number; maintenanceIntervalSeconds?: number; pollingIntervalSeconds?: number; jobAttempts?: number };
 }
 
 export interface AvatarGen {

@@ -12,7 +12,7 @@ describe('startup', () => {
       const [row] = await harnesses[0]!.gen.orm.em.fork().execute('select count(*)::int as n, count(distinct name)::int as names from mikro_orm_migrations');
       expect(row).toEqual({ n: MIGRATIONS.length, names: MIGRATIONS.length });
       const queues = await harnesses[0]!.gen.orm.em.fork().execute(`select name from pgboss.queue where name like 'avatargen-%' order by name`);
-      expect(queues.map((q) => q.name)).toEqual(['avatargen-persona-batch', 'avatargen-persona-images']);
+      expect(queues.map((q) => q.name)).toEqual(['avatargen-dead', 'avatargen-persona-batch', 'avatargen-persona-images']);
       await Promise.all(harnesses.map((h) => h.close()));
     } finally {
       await db.drop();

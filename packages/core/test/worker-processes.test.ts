@@ -143,4 +143,39 @@ describe('worker processes', () => {
     for await (const object of createFilesystemStorage({ root: e.STORAGE_ROOT }).list(`tasks/${task.id}/`)) objects.push(object.key);
     expect(objects.sort()).toEqual(keys);
   }, 240_000);
+
+  it('a job that kills every worker it meets is given up after its attempts; the rest of the task is made', async () => {
+    // Batch 0's fourth persona (first name ending "0x3") kills the worker that asks for its base image.
+    // One image job per worker, so each death takes only the poison job with it.
+    const e = env('poison', { JOB_EXPIRE_SECONDS: '2', JOB_ATTEMPTS: '3', POISON_NAME_END: '0x3', IMAGE_JOBS_PER_WORKER: '1' });
+    writeFileSync(e.CALL_LOG, '');
+    const task = await submitter.gen.tasks.submit({ ...REQUEST, count: 10, imagesPerPersona: 4 });
+    let deaths = 0;
+    let ended = false;
+    // A supervisor, as systemd would be: a worker that dies is started again.
+    const supervise = (async () => {
+      while (!ended) {
+        const worker = await startWorker(e).catch((error: Error) => {
+          if (/exited with 3/.test(error.message)) deaths++; // died before it said it was ready
+          return null;
+        });
+        if (!worker) continue;
+        children.push(worker);
+        const code = await new Promise<number | null>((r) => worker.once('exit', (c) => r(c)));
+        if (code === 3) deaths++;
+      }
+    })();
+    const done = await waitForStatus(submitter.gen, task.id, ['completed', 'partial', 'failed'], 90_000);
+    ended = true;
+    await Promise.all(children.splice(0).map((c) => stop(c)));
+    await supervise.catch(() => undefined);
+    expect(done.status).toBe('partial');
+    expect(done.progress).toMatchObject({ personasStored: 10, imagesStored: 36 });
+    expect(deaths).toBe(3); // one death per attempt, then no more
+    const [poisoned] = await submitter.gen.orm.em
+      .fork()
+      .execute(`select images_status, images_error from personas where task_id = ? and first_name like '%0x3'`, [task.id]);
+    expect(poisoned).toEqual({ images_status: 'failed', images_error: 'Given up: its job stopped its worker repeatedly.' });
+    expect(done.errorLog.map((entry) => entry.message).join('\n')).toMatch(/0x3 .*Given up: its job stopped its worker repeatedly/);
+  }, 150_000);
 });

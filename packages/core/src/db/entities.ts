@@ -100,6 +100,8 @@ export const PersonaBatchRow = defineEntity({
     received: p.integer().default(0),
     rejected: p.integer().default(0),
     error: p.text().nullable(),
+    /** The queue job sent for this batch (pg-boss job id). */
+    jobId: p.uuid().nullable(),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
 });
@@ -136,6 +138,8 @@ export const Persona = defineEntity({
     prompts: p.json<string[]>(),
     imagesStatus: p.string().$type<'pending' | 'done' | 'failed'>(),
     imagesError: p.text().nullable(),
+    /** The queue job sent for this persona's images (pg-boss job id). */
+    jobId: p.uuid().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
   },
 });

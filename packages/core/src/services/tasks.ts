@@ -248,13 +248,13 @@ export class TasksService {
         throw new ConflictError('The task is complete: nothing is missing to retry.');
       }
       await em.execute(
-        `update persona_batches b set status = 'pending', error = null
+        `update persona_batches b set status = 'pending', error = null, job_id = null
          where b.task_id = ? and (b.status = 'failed' or b.size > (select count(*) from personas p where p.task_id = b.task_id and p.batch_no = b.batch_no))`,
         [task.id],
       );
       // A persona is redone when it is not done, lacks its base image, or lacks any of its images.
       await em.execute(
-        `update personas p set images_status = 'pending', images_error = null
+        `update personas p set images_status = 'pending', images_error = null, job_id = null
          where p.task_id = ? and (p.images_status <> 'done' or p.base_image_key is null
            or (select count(*) from persona_images i where i.persona_id = p.id) < ?)`,
         [task.id, task.imagesPerPersona],

@@ -52,7 +52,7 @@ export interface FakeOptions {
    * count, a 3x3 grid...) per seed and call.
    */
   pictures?: 'grid' | 'images' | ((request: { seed: string; count: number }, attempt: number) => Pictures);
-  failBase?: (seed: string, face: string | undefined) => Error | null;
+  failBase?: (seed: string, face: string | undefined, firstName?: string) => Error | null;
   /** Append one line per call ("persona <seed>", "grid <seed>"...) to this file (for worker processes). */
   callLog?: string;
 }
@@ -125,11 +125,11 @@ export function fakeServices(options: FakeOptions = {}) {
   };
 
   const imageProvider = {
-    async baseImage(request: { seed: string; referenceFace?: { key: string }; signal?: AbortSignal }): Promise<EncodedImage> {
+    async baseImage(request: { seed: string; persona?: { firstName: string }; referenceFace?: { key: string }; signal?: AbortSignal }): Promise<EncodedImage> {
       calls.base++;
       return imageCall(options.baseLatencyMs, request.signal, () => {
         log(`base ${request.seed}`);
-        const failure = options.failBase?.(request.seed, request.referenceFace?.key);
+        const failure = options.failBase?.(request.seed, request.referenceFace?.key, request.persona?.firstName);
         if (failure) throw failure;
         return { data: base, contentType: 'image/png' };
       });

@@ -11,6 +11,11 @@ const fakes = fakeServices({
   personaLatencyMs: Number(env.PERSONA_LATENCY_MS ?? 20),
   gridLatencyMs: Number(env.GRID_LATENCY_MS ?? 20),
   callLog: env.CALL_LOG,
+  // A poison persona (by the end of its first name): asking for its base image kills this worker.
+  failBase: (_seed, _face, firstName) => {
+    if (env.POISON_NAME_END && firstName?.endsWith(env.POISON_NAME_END)) process.exit(3);
+    return null;
+  },
 });
 const gen = await createAvatarGen({
   config: {
@@ -21,7 +26,7 @@ const gen = await createAvatarGen({
     IMAGE_JOBS_PER_WORKER: env.IMAGE_JOBS_PER_WORKER ?? 4,
   },
   plugins: [fakePlugin(fakes, env.STORAGE_ROOT as string)],
-  pipeline: FAST_PIPELINE,
+  pipeline: { ...FAST_PIPELINE, jobAttempts: Number(env.JOB_ATTEMPTS ?? 8) },
 });
 await gen.worker.start();
 process.stdout.write('ready\n');

@@ -1,0 +1,181 @@
+import PQueue from 'p-queue';
+import { GenerationTask, Persona } from '../db/entities.js';
+import { normalizePersona, type PersonaData } from '../domain/persona.js';
+import { bioInstructions } from '../domain/settings.js';
+import { CancelledError, describeError, isDatabaseUnavailable } from '../errors.js';
+import type { PersonaBatch } from '../ports.js';
+import { personaColumns } from '../services/views.js';
+import type { BatchJob } from './queue.js';
+import { now, type StageSupport } from './support.js';
+
+export const BATCH_SIZE = 10;
+
+/** Splits a count into batches of at most `size`: 37 -> [10, 10, 10, 7]. */
+export function batchSizes(count: number, size = BATCH_SIZE): number[] {
+  const sizes: number[] = [];
+  for (let left = count; left > 0; left -= size) sizes.push(Math.min(size, left));
+  return sizes;
+}
+
+/**
+ * The persona stage: one job per batch of at most BATCH_SIZE personas. A batch asks the persona
+ * provider for what it still lacks, checks every answer at our edge, and stores the personas and
+ * closes the batch in one transaction, so a batch run twice never stores anyone twice.
+ */
+export class PersonaStage {
+  /** Persona provider calls in flight in this process (MULTITHREAD_FLOWISE). */
+  private readonly calls: PQueue;
+
+  constructor(
+    private readonly support: StageSupport,
+    private readonly advance: (taskId: string) => Promise<void>,
+  ) {
+    this.calls = new PQueue({ concurrency: support.config.MULTITHREAD_FLOWISE });
+  }
+
+  async run(job: BatchJob): Promise<void> {
+    const { support } = this;
+    const em = support.em;
+    const task = await em.findOne(GenerationTask, { id: job.taskId });
+    if (task?.status !== 'generating-data' || task.run !== job.run) return;
+    const [batch] = await em.execute(
+      `select b.size, b.status, count(p.id)::int as stored, coalesce(max(p.batch_index) + 1, 0)::int as next_index
+       from persona_batches b left join personas p on p.task_id = b.task_id and p.batch_no = b.batch_no
+       where b.task_id = ? and b.batch_no = ? group by b.size, b.status`,
+      [job.taskId, job.batchNo],
+    );
+    if (batch?.status !== 'pending') {
+      await this.advance(job.taskId);
+      return;
+    }
+    // A retried batch asks only for the personas it still lacks.
+    const wanted: number = batch.size - batch.stored;
+    const controller = support.track(job.taskId);
+    try {
+      if (wanted <= 0) {
+        await this.finish(job.taskId, job.batchNo, [], 0, null, false, batch.next_index);
+        return;
+      }
+      const settings = task.settings;
+      const seed = `${task.id}:${job.batchNo}${task.run > 0 && batch.stored > 0 ? `:${task.run}` : ''}`;
+      const personas: PersonaData[] = [];
+      const reasons: string[] = [];
+      const { signal } = controller;
+      // A provider may answer with fewer personas than asked (a model that stopped early, a smaller
+      // batch after a cut answer): ask again for the rest, while each round brings someone new.
+      for (let round = 0; personas.length < wanted && round < Math.max(1, support.config.JOB_RETRY_LIMIT); round++) {
+        let result: PersonaBatch;
+        try {
+          result = await support.retrying(
+            () =>
+              this.calls.add(
+                () =>
+                  support.withUsage(task.id, (onUsage) =>
+                    support.ports.personaProvider.generate({
+                      count: wanted - personas.length,
+                      description: task.description,
+                      language: { code: task.languageCode, name: task.languageName },
+                      bioInstructions: bioInstructions(settings),
+                      seed: round === 0 ? seed : `${seed}:rest${round}`,
+                      signal,
+                      onUsage,
+                    }),
+                  ),
+                { signal },
+              ),
+            signal,
+            { taskId: task.id, batch: job.batchNo, round },
+          );
+        } catch (error) {
+          // The first answer's failure fails the batch; a later one keeps what earlier rounds got.
+          if (round === 0 || error instanceof CancelledError || signal.aborted || isDatabaseUnavailable(error)) throw error;
+          reasons.push(`asking again for the rest failed: ${describeError(error)}`);
+          break;
+        }
+        // Validate again at our edge: a plugin's answer is input like any other.
+        reasons.push(...result.rejected.map((r) => r.reason));
+        let added = 0;
+        for (const candidate of result.personas) {
+          const normalized = normalizePersona(candidate);
+          if (!normalized.ok) reasons.push(normalized.reason);
+          else if (personas.length < wanted) {
+            personas.push(normalized.persona);
+            added++;
+          }
+        }
+        if (added === 0) break;
+      }
+      const total = batch.stored + personas.length;
+      const message =
+        total < batch.size
+          ? `Batch ${job.batchNo + 1}: ${total} of ${batch.size} personas${
+              reasons.length ? ` (${reasons.length} rejected: ${[...new Set(reasons)].slice(0, 3).join('; ')})` : ''
+            }`
+          : null;
+      await this.finish(job.taskId, job.batchNo, personas, reasons.length, message && support.redact(message), false, batch.next_index);
+    } catch (error) {
+      if (error instanceof CancelledError || controller.signal.aborted) return;
+      if (isDatabaseUnavailable(error)) throw error; // not the batch's fault: it is sent again
+      const message = support.redact(`Batch ${job.batchNo + 1} failed: ${describeError(error)}`);
+      support.log.warn({ taskId: job.taskId, batch: job.batchNo, error: describeError(error) }, 'persona batch failed');
+      await this.finish(job.taskId, job.batchNo, [], 0, message, true, batch.next_index);
+    } finally {
+      support.untrack(job.taskId, controller);
+    }
+    await this.advance(job.taskId);
+  }
+
+  /** Closes a batch whose job stopped its worker again and again, keeping what it stored. */
+  async giveUp(taskId: string, batchNo: number, message: string): Promise<void> {
+    await this.finish(taskId, batchNo, [], 0, `Batch ${batchNo + 1}: ${message}`, true);
+  }
+
+  /** Stores a batch's personas and closes the batch in one transaction; a second run finds it closed. */
+  private async finish(
+    taskId: string,
+    batchNo: number,
+    personas: PersonaData[],
+    rejected: number,
+    message: string | null,
+    failed = false,
+    firstIndex = 0,
+  ): Promise<void> {
+    const closed = await this.support.em.transactional(async (em) => {
+      const [row] = await em.execute(
+        `select (select count(*)::int from personas where task_id = ? and batch_no = ?) as stored
+         from persona_batches where task_id = ? and batch_no = ? and status = 'pending' for update`,
+        [taskId, batchNo, taskId, batchNo],
+      );
+      if (!row) return false;
+      const received: number = row.stored + personas.length;
+      await em.execute(
+        `update persona_batches set status = ?, received = ?, rejected = rejected + ?, error = ?, updated_at = now()
+         where task_id = ? and batch_no = ?`,
+        [failed || received === 0 ? 'failed' : 'done', received, rejected, message, taskId, batchNo],
+      );
+      if (personas.length > 0) {
+        await em.upsertMany(
+          Persona,
+          personas.map((p, i) => ({
+            taskId,
+            batchNo,
+            batchIndex: firstIndex + i,
+            ...personaColumns(p),
+            prompts: [],
+            imagesStatus: 'pending' as const,
+            createdAt: new Date(),
+          })),
+          { onConflictFields: ['taskId', 'batchNo', 'batchIndex'], onConflictAction: 'ignore' },
+        );
+      }
+      if (message) {
+        await em.execute(
+          `update generation_tasks set error_log = error_log || ?::jsonb, updated_at = now() where id = ?`,
+          [JSON.stringify([{ at: now(), stage: 'personas', message }]), taskId],
+        );
+      }
+      return true;
+    });
+    if (closed) await this.support.notifyTask(taskId);
+  }
+}
