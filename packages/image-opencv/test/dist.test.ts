@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { copyFile, readFile, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { InvalidImageError, readImageInfo } from '@avatargen/core';
@@ -7,24 +7,33 @@ import { build } from 'tsup';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-// inside the package so that sharp and piscina resolve as they do from dist/ (git ignores every
-// folder named dist); not under node_modules, so that vitest still resolves core to its sources
-const outDir = resolve(root, 'test/.build/dist');
+// The package as published (package.json beside dist/), inside this one so that sharp and piscina
+// resolve as they do from dist/; not under node_modules, so that vitest still resolves core to its
+// sources.
+const published = resolve(root, 'test/.build/package');
+const outDir = resolve(published, 'dist');
 
 describe('built package', () => {
   afterAll(() => rm(resolve(root, 'test/.build'), { recursive: true, force: true }));
 
   it('runs its pool on the built worker.js, without tsx', async () => {
+    const common = { config: resolve(root, 'tsup.config.ts'), outDir, dts: false, sourcemap: false, silent: true, clean: false } as const;
+    // tsup takes the dependencies as external from the package.json of its working directory
+    await build({ ...common, entry: [resolve(root, 'src/index.ts')], external: ['@avatargen/core', 'piscina', 'sharp'] });
+    // The published worker imports core's built dist/domain.js. Here core may not be built (a
+    // fresh clone), so the worker takes core's light entry from its sources, bundled in (its
+    // provenance code reads ../package.json, which is this package's copy).
     await build({
-      config: resolve(root, 'tsup.config.ts'),
-      entry: [resolve(root, 'src/index.ts'), resolve(root, 'src/worker.ts')],
-      outDir,
-      // tsup takes the dependencies as external from the package.json of its working directory
-      external: ['@avatargen/core', 'piscina', 'sharp'],
-      dts: false,
-      sourcemap: false,
-      silent: true,
+      ...common,
+      entry: [resolve(root, 'src/worker.ts')],
+      external: ['piscina', 'sharp'],
+      noExternal: ['@avatargen/core'],
+      esbuildOptions(options) {
+        options.conditions = ['source'];
+      },
     });
+    await copyFile(resolve(root, 'package.json'), resolve(published, 'package.json'));
+    expect(await readFile(resolve(outDir, 'worker.js'), 'utf8')).not.toMatch(/from ["']@avatargen\/core/);
     const built = (await import(pathToFileURL(resolve(outDir, 'index.js')).href)) as typeof import('../src/index.js');
     const processor = built.createImageProcessor({ threads: 1 });
     try {

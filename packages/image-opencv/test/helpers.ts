@@ -1,19 +1,5 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { RawImage } from '../src/pixels.js';
-
-/** The realistic inputs beside the checkout (CI has a read-only copy of ../shared), or BENCH_INPUTS. */
-export const INPUTS =
-  process.env.BENCH_INPUTS ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/bench/inputs');
-
-export const hasInputs = existsSync(resolve(INPUTS, 'grid_1024.png'));
-
-export function input(name: string): Promise<Buffer> {
-  return readFile(resolve(INPUTS, name));
-}
 
 export type Pixel = [number, number, number];
 
@@ -87,4 +73,36 @@ export function meanSaturation(image: RawImage): number {
     sum += Math.max(r, g, b) - Math.min(r, g, b);
   }
   return sum / (image.data.length / 3);
+}
+
+/** A photo-like picture: smooth colour gradients, a few soft shapes and fine noise (no white). */
+export function photo(width: number, height: number, seed = 1): RawImage {
+  const random = noise(seed);
+  const blobs = Array.from({ length: 5 }, () => ({ x: random() * width, y: random() * height, r: (0.1 + random() * 0.3) * width, tone: random() }));
+  return rawImage(width, height, (x, y) => {
+    let light = 0;
+    for (const b of blobs) light += Math.max(0, 1 - Math.hypot(x - b.x, y - b.y) / b.r) * (b.tone - 0.5);
+    const grain = (random() - 0.5) * 24;
+    const channel = (base: number) => Math.max(0, Math.min(235, Math.round(base + light * 90 + grain)));
+    return [channel(60 + (x / width) * 110), channel(70 + (y / height) * 80), channel(140 - ((x + y) / (width + height)) * 70)];
+  });
+}
+
+/**
+ * A 2x2 grid of photo-like shots on white, as an image service returns it: 1024 px square, a 20 px
+ * white frame and 16 px white gutters, so that each cell trims to a 484 px shot.
+ */
+export async function photoGrid(): Promise<{ png: Buffer; raw: RawImage; shots: Array<{ x: number; y: number }> }> {
+  const size = 1024;
+  const shot = 484;
+  const shots = [20, 520].flatMap((y) => [20, 520].map((x) => ({ x, y })));
+  const data = new Uint8Array(size * size * 3).fill(255);
+  for (const [i, at] of shots.entries()) {
+    const picture = photo(shot, shot, i + 1);
+    for (let row = 0; row < shot; row++) {
+      data.set(picture.data.subarray(row * shot * 3, (row + 1) * shot * 3), ((at.y + row) * size + at.x) * 3);
+    }
+  }
+  const raw = { data, width: size, height: size };
+  return { png: await png(raw), raw, shots };
 }

@@ -4,7 +4,7 @@ import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImageProcessor, ImageTimeoutError, type OpencvImageProcessor } from '../src/index.js';
 import { jpegScans, MAX_JPEG_SCANS } from '../src/limits.js';
-import { bordered, crop, decode, hasInputs, input, meanSaturation, png, rawImage } from './helpers.js';
+import { bordered, crop, decode, meanSaturation, photo, photoGrid, png, rawImage } from './helpers.js';
 
 let processor: OpencvImageProcessor;
 beforeAll(() => {
@@ -265,53 +265,52 @@ describe('randomizeStyle and presets', () => {
   });
 });
 
-describe.skipIf(!hasInputs)('realistic inputs (../shared/bench/inputs)', () => {
-  it('turns grid_1024.png into four 484 px cells without the white frame', async () => {
-    const grid = await input('grid_1024.png');
-    const cells = await processor.processGrid(grid, { cropWhiteBorders: true, styleSeed: 'real' });
-    expect(cells.map((c) => [c.width, c.height])).toEqual(Array.from({ length: 4 }, () => [484, 484]));
-    const plain = await processor.processGrid(grid, { cropWhiteBorders: true, styleSeed: null });
-    const source = await decode(grid);
-    const first = await decode(plain[0]!.data);
-    expect(Buffer.from(first.data).equals(Buffer.from(crop(source, 20, 20, 484, 484).data))).toBe(true);
+describe('realistic inputs (made by the test)', () => {
+  let grid: Awaited<ReturnType<typeof photoGrid>>;
+  beforeAll(async () => {
+    grid = await photoGrid();
   });
 
-  it('crops the borders of the single images by the old rules', async () => {
-    for (const name of ['single_512.png', 'single_1024.png']) {
-      const bytes = await input(name);
-      const source = await decode(bytes);
-      const out = await decode(await processor.cropWhiteBorders(bytes));
-      expect(out.width * out.height).toBeLessThan(source.width * source.height);
-      // find where the output sits in the source, then check the removed strips were white lines
-      const box = locate(source, out);
-      expect(box).not.toBeNull();
-      const { x, y } = box!;
-      const whiteShare = (pixels: number[][]) => pixels.filter((p) => p.every((v) => v >= 220)).length / pixels.length;
-      const px = (px: number, py: number) => Array.from(source.data.subarray((py * source.width + px) * 3, (py * source.width + px) * 3 + 3));
-      for (let row = 0; row < y; row++) expect(whiteShare(Array.from({ length: source.width }, (_, i) => px(i, row)))).toBeGreaterThanOrEqual(0.95);
-      for (let col = 0; col < x; col++) expect(whiteShare(Array.from({ length: out.height }, (_, i) => px(col, y + i)))).toBeGreaterThanOrEqual(0.95);
-      // the first kept row is not white (or the scan depth was reached)
-      if (y < 50) expect(whiteShare(Array.from({ length: source.width }, (_, i) => px(i, y)))).toBeLessThan(0.95);
+  it('turns a 1024 px grid into four 484 px shots without the white frame, pixel for pixel', async () => {
+    const cells = await processor.processGrid(grid.png, { cropWhiteBorders: true, styleSeed: 'real' });
+    expect(cells.map((c) => [c.contentType, c.width, c.height])).toEqual(Array.from({ length: 4 }, () => ['image/jpeg', 484, 484]));
+    const plain = await processor.processGrid(grid.png, { cropWhiteBorders: true, styleSeed: null });
+    for (const [i, cell] of plain.entries()) {
+      const { x, y } = grid.shots[i]!;
+      const expected = crop(grid.raw, x, y, 484, 484);
+      expect(Buffer.from((await decode(cell.data)).data).equals(Buffer.from(expected.data)), `cell ${i}`).toBe(true);
     }
   });
 
-  it('styles the realistic single images deterministically', async () => {
-    const bytes = await input('single_512.png');
+  it('crops the near-white borders of single pictures by the old rules', async () => {
+    for (const [size, borders] of [
+      [512, { top: 12, right: 7, bottom: 30, left: 3 }],
+      [1024, { top: 0, right: 41, bottom: 9, left: 18 }],
+    ] as const) {
+      // a photo inside near-white borders (every channel 225-255)
+      const source = photo(size, size, size);
+      const framed = bordered(size, size, borders, 225, 7);
+      const width = size - borders.left - borders.right;
+      const height = size - borders.top - borders.bottom;
+      for (let y = borders.top; y < borders.top + height; y++) {
+        const start = (y * size + borders.left) * 3;
+        framed.data.set(source.data.subarray(start, start + width * 3), start);
+      }
+      const out = await decode(await processor.cropWhiteBorders(await png(framed)));
+      expect([out.width, out.height]).toEqual([width, height]);
+      expect(Buffer.from(out.data).equals(Buffer.from(crop(framed, borders.left, borders.top, width, height).data))).toBe(true);
+    }
+  });
+
+  it('styles a realistic picture deterministically, and differently for another seed', async () => {
+    const bytes = await png(photo(512, 512, 3));
     const a = await processor.randomizeStyle(bytes, { seed: 'real-1' });
     const b = await processor.randomizeStyle(bytes, { seed: 'real-1' });
     expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(true);
+    const c = await processor.randomizeStyle(bytes, { seed: 'real-2' });
+    expect(Buffer.from(c.data).equals(Buffer.from(a.data))).toBe(false);
   });
 });
-
-/** Top-left corner where `part` sits inside `whole`, by exact pixel match. */
-function locate(whole: { data: Uint8Array; width: number; height: number }, part: { data: Uint8Array; width: number; height: number }) {
-  for (let y = 0; y <= whole.height - part.height; y++) {
-    for (let x = 0; x <= whole.width - part.width; x++) {
-      if (Buffer.from(crop(whole, x, y, part.width, part.height).data).equals(Buffer.from(part.data))) return { x, y };
-    }
-  }
-  return null;
-}
 
 describe('bad input', () => {
   let good: Buffer;
@@ -364,8 +363,7 @@ describe('bad input', () => {
     expect(() => createImageProcessor({ formats: ['tiff'] })).toThrow(/Unknown image format/);
   });
 
-  it('leaves the caller\'s bytes alone while the transfer buffers go round', async () => {
-    // one worker, so that every call after the first travels in a buffer an earlier call used
+  it('leaves the caller\'s bytes alone, through good and failed calls', async () => {
     const single = createImageProcessor({ threads: 1 });
     try {
       const images = [bordered(90, 60, { top: 4, right: 0, bottom: 0, left: 9 }), bordered(60, 90, { top: 0, right: 5, bottom: 8, left: 0 })];
@@ -379,7 +377,6 @@ describe('bad input', () => {
         const i = round % 2;
         const out = readImageInfo(await single.cropWhiteBorders(inputs[i]!));
         expect([out.width, out.height]).toEqual(expected[i]);
-        // a failed call sends its buffer back too
         await expect(single.cropWhiteBorders(inputs[i]!.subarray(0, 40))).rejects.toBeInstanceOf(InvalidImageError);
       }
       for (const [i, bytes] of inputs.entries()) expect(bytes.equals(copies[i]!)).toBe(true);
@@ -463,9 +460,13 @@ describe('bad input', () => {
   });
 });
 
-describe.skipIf(!hasInputs)('timeouts, cancelling and close', () => {
+describe('timeouts, cancelling and close', () => {
+  let grid: Buffer;
+  beforeAll(async () => {
+    grid = (await photoGrid()).png;
+  });
+
   it('times out a slow call with a clear error, replaces the worker and keeps working', async () => {
-    const grid = await input('grid_1024.png');
     const single = createImageProcessor({ threads: 1 });
     try {
       const error = await single.processGrid(grid, { cropWhiteBorders: true, styleSeed: 's', timeoutMs: 1 }).catch((e: unknown) => e);
@@ -483,7 +484,7 @@ describe.skipIf(!hasInputs)('timeouts, cancelling and close', () => {
   it('applies the processor-wide timeout', async () => {
     const hurried = createImageProcessor({ threads: 1, timeoutMs: 1 });
     try {
-      await expect(hurried.processGrid(await input('grid_1024.png'), { cropWhiteBorders: true, styleSeed: 's' })).rejects.toBeInstanceOf(
+      await expect(hurried.processGrid(grid, { cropWhiteBorders: true, styleSeed: 's' })).rejects.toBeInstanceOf(
         ImageTimeoutError,
       );
     } finally {
@@ -492,7 +493,6 @@ describe.skipIf(!hasInputs)('timeouts, cancelling and close', () => {
   });
 
   it('cancels with an AbortSignal, before and during the call', async () => {
-    const grid = await input('grid_1024.png');
     const aborted = AbortSignal.abort();
     await expect(processor.processGrid(grid, { cropWhiteBorders: true, styleSeed: null, signal: aborted })).rejects.toBeInstanceOf(
       CancelledError,
@@ -506,10 +506,10 @@ describe.skipIf(!hasInputs)('timeouts, cancelling and close', () => {
 
   it('close() lets calls in flight finish, then refuses new ones', async () => {
     const closing = createImageProcessor({ threads: 1 });
-    const grid = makeGridPng();
-    const inFlight = [closing.splitGrid(grid), closing.splitGrid(grid), closing.thumbnail(grid, 20)];
+    const small = makeGridPng();
+    const inFlight = [closing.splitGrid(small), closing.splitGrid(small), closing.thumbnail(small, 20)];
     const closed = closing.close();
-    await expect(closing.splitGrid(grid)).rejects.toBeInstanceOf(CancelledError);
+    await expect(closing.splitGrid(small)).rejects.toBeInstanceOf(CancelledError);
     const results = await Promise.all(inFlight);
     expect(results[0]).toHaveLength(4);
     await closed;
