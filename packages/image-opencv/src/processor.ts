@@ -30,10 +30,7 @@ export interface ImageProcessorOptions {
   maxPixels?: number;
   /** Accepted input formats among png, jpeg (jpg), webp, gif. Default png, jpeg, webp. */
   formats?: string[];
-  /**
-   * Optimised Huffman tables for JPEG output: files 3-14% smaller, encoding about twice as slow.
-   * Default false (the chain is about 5 ms per grid faster).
-   */
+  /** Optimised Huffman tables for JPEG output: smaller files, slower encoding. Default false. */
   jpegOptimizeCoding?: boolean;
   /**
    * Pool errors that belong to no call (a worker that dies while idle, a close that times out).

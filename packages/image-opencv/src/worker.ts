@@ -22,14 +22,13 @@ const settings: WorkerSettings = {
 };
 
 // Encoder options are fixed, so the same pixels always give the same bytes.
-// Lossless cells: adaptive filtering makes photo-like PNGs about a quarter smaller for ~50% more
-// encoding time, and storage lasts longer than the few ms spent here.
+// Lossless cells: adaptive filtering makes photo-like PNGs smaller, and storage lasts longer than
+// the encoding.
 const PNG_OPTIONS = { compressionLevel: 6, adaptiveFiltering: true, palette: false } as const;
 const jpegOptions = (quality: number) =>
   ({
     quality,
     chromaSubsampling: '4:2:0',
-    // optimised Huffman tables make files 3-14% smaller but double the encoding time
     optimiseCoding: settings.jpegOptimizeCoding,
     progressive: false,
     mozjpeg: false,
