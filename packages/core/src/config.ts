@@ -53,6 +53,10 @@ export const configSchema = z.object({
   DB_PASSWORD: z.string().optional().describe('PostgreSQL password. Quote it in .env when it holds # or $.'),
   APP_PORT: int(1, 65535).default(8085).describe('HTTP port of the website.'),
   APP_HOST: z.string().default('127.0.0.1').describe('Address the website listens on.'),
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http or https URL such as https://avatars.example.com' })
+    .optional()
+    .describe('Public base URL of the website, for absolute picture links in the JSON and CSV exports (default http://APP_HOST:APP_PORT).'),
   SECRET_KEY: z.string().min(32, { error: 'must be at least 32 characters' }).optional().describe('Signs session cookies. Generated and kept in DATA_DIR when unset.'),
   TRUST_PROXY: bool.default(false).describe('Trust X-Forwarded-* headers (only behind a proxy you run, such as nginx).'),
   ADMIN_EMAIL: z.email().optional().describe('First admin account created by `avatargen start` on an empty database.'),

@@ -265,13 +265,6 @@ export interface ObjectStorage {
    * Callers use readObject(), which falls back to get().
    */
   read?(key: string): Promise<Uint8Array>;
-  /**
-   * Optional: how a worker thread opens this same storage for reading. ZIP exports are then built
-   * in a worker (reading, checksums and ZIP framing off the main thread); without it they are
-   * built on the main thread, through read() or get(). A storage that wraps another (to count,
-   * cache or check reads) must leave this out or wrap it too: a worker reads past the wrapper.
-   */
-  workerReader?(): WorkerReaderSpec;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   deleteMany(keys: readonly string[]): Promise<void>;
@@ -288,31 +281,6 @@ export interface ObjectStorage {
   /** The URL a browser uses to fetch the object (derived when read, never stored). */
   publicUrl(key: string): string;
   close?(): Promise<void>;
-}
-
-/**
- * What a worker thread needs to read a storage: it imports `module` (a file: URL or a package
- * name, resolved from @avatargen/core) and calls its export `factory` with `options`, which must
- * survive structured cloning (plain data: no functions, clients or class instances).
- */
-export interface WorkerReaderSpec {
-  module: string;
-  factory: string;
-  options: unknown;
-}
-
-/**
- * Reads objects inside a worker thread (made by a WorkerReaderSpec's factory). It may block the
- * worker: nothing else runs there. Errors are the storage's (StorageError with notFound when the
- * object does not exist).
- */
-export interface WorkerObjectReader {
-  /**
-   * The object's bytes: inside `scratch` when they fit (the caller uses them before the next
-   * call), otherwise in a new buffer.
-   */
-  read(key: string, scratch: Buffer): Uint8Array | Promise<Uint8Array>;
-  close?(): void | Promise<void>;
 }
 
 export interface FaceSource {

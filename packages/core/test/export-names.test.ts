@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
 import { entryName } from '../src/exports/names.js';
-import { ExportsService, FOLDER_NAME_MAX, folderName, neutralizeCell, normalizePersona, type ObjectStorage, type PersonaData } from '../src/index.js';
+import { FOLDER_NAME_MAX, folderName, neutralizeCell, normalizePersona, type PersonaData } from '../src/index.js';
 import { samplePersona } from '../src/testing.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 import { readAll, unzip } from './support/zip.js';
@@ -283,93 +283,84 @@ describe('a ZIP export of hostile names', () => {
     for (const [first, last] of names.slice(0, 20)) expect(`${first}${last}`).not.toMatch(/[\p{Cc}\p{Cf}]/u);
   });
 
-  it('writes safe, unique entry names, and the manifest lists exactly them, on either thread', async () => {
+  it('writes safe, unique entry names, and the manifest lists exactly them', async () => {
     // One image of the flag persona is gone: the manifest lists it as missing, under the same name.
     const flag = (await h.gen.personas.list(taskId, { perPage: 10, page: 1 })).personas[7];
     rmSync(join(h.storageRoot, flag?.images[1]?.key as string));
-    const storage = h.gen.port('objectStorage');
-    const mainThread = new ExportsService(h.gen.tasks, h.gen.personas, { ...storage, workerReader: undefined } as ObjectStorage);
-    const archives: Buffer[] = [];
-    for (const exports of [h.gen.exports, mainThread]) {
-      const archive = await readAll(await exports.zip(taskId));
-      archives.push(archive);
-      const entries = await entryNames(archive);
-      const files = await unzip(archive);
-      expect(files.size).toBe(entries.length);
+    const archive = await readAll(await h.gen.exports.zip(taskId));
+    const entries = await entryNames(archive);
+    const files = await unzip(archive);
+    expect(files.size).toBe(entries.length);
 
-      for (const { raw, utf8, name } of entries) {
-        // valid UTF-8, flagged as such when not ASCII, and the name yauzl reads from it
-        const decoded = strict.decode(raw);
-        expect(decoded).toBe(name);
-        expect(utf8 || /^[\x20-\x7e]*$/.test(name), name).toBe(true);
-        expect(name, JSON.stringify(name)).not.toMatch(INVISIBLE);
-        for (const segment of name.split('/')) {
-          expect(isReserved(segment), name).toBe(false);
-          expect(segment).not.toMatch(/^$|^\.|[. ]$|[\\:*?"<>|]/);
-        }
+    for (const { raw, utf8, name } of entries) {
+      // valid UTF-8, flagged as such when not ASCII, and the name yauzl reads from it
+      const decoded = strict.decode(raw);
+      expect(decoded).toBe(name);
+      expect(utf8 || /^[\x20-\x7e]*$/.test(name), name).toBe(true);
+      expect(name, JSON.stringify(name)).not.toMatch(INVISIBLE);
+      for (const segment of name.split('/')) {
+        expect(isReserved(segment), name).toBe(false);
+        expect(segment).not.toMatch(/^$|^\.|[. ]$|[\\:*?"<>|]/);
       }
-
-      const manifest = JSON.parse((files.get('manifest.json') as Buffer).toString('utf8')) as {
-        files: Array<{ path: string; size: number; sha256: string }>;
-        missing: string[];
-      };
-      const raws = new Set(entries.map((e) => e.raw.toString('hex')));
-      for (const { path, size, sha256 } of manifest.files) {
-        expect(path, JSON.stringify(path)).not.toMatch(INVISIBLE); // a lone surrogate would encode as U+FFFD below
-        expect(raws.has(Buffer.from(path, 'utf8').toString('hex')), JSON.stringify(path)).toBe(true);
-        const data = files.get(path);
-        expect(data, path).toBeDefined();
-        expect(data?.length).toBe(size);
-        expect(createHash('sha256').update(data as Buffer).digest('hex')).toBe(sha256);
-      }
-      expect(manifest.files.map((f) => f.path).sort()).toEqual([...files.keys()].filter((p) => p !== 'manifest.json').sort());
-      expect(manifest.missing).toEqual([`profiles/${'b'.repeat(78)}/images/02.png`]);
-      expect(files.has(manifest.missing[0] as string)).toBe(false);
-      expect(files.has(`profiles/${'b'.repeat(78)}/images/01.png`)).toBe(true);
-
-      // the dataset card (DATASET.md, dataset.json) sits at the top, beside the profiles
-      const folders = [...new Set(manifest.files.filter((f) => f.path.startsWith('profiles/')).map((f) => f.path.split('/').slice(0, 2).join('/')))].map((f) =>
-        f.slice('profiles/'.length),
-      );
-      expect(folders).toHaveLength(30);
-      expect(new Set(folders.map((f) => f.toLowerCase())).size).toBe(30);
-      expect(folders).toEqual([
-        'CON_',
-        'nul_',
-        'Aux_.txt',
-        'COM1_',
-        'LPT9_.x',
-        'Com1_.tar.gz',
-        'a'.repeat(79),
-        'b'.repeat(78),
-        `${'c'.repeat(76)}👨👩`,
-        'd'.repeat(79),
-        'Evegnp.exe_Smith',
-        'Zed_Null',
-        'Maria_Garcia',
-        'maria_GARCIA_2',
-        '＋Plus_－Minus',
-        `${'a'.repeat(79)}_2`,
-        'Zoë_Ångström',
-        'CON__2',
-        'Ünïcödé_Nämé',
-        'Plain_Person',
-        // stored rows
-        'CON__3',
-        'NUL__2',
-        'Evegnp.exe_Smithx',
-        'aux_.txt_2', // Aux_.txt above
-        `${'e'.repeat(76)}👨👩`,
-        `${'f'.repeat(79)}_`, // U+FFFD dropped, the space after it kept
-        'Zoë_Ångström_2',
-        'LPT1_',
-        'h'.repeat(79), // the flag's tag characters dropped, the black flag past the cut
-        '=HYPERLINK(-http---evil-)_＝1+1',
-      ]);
     }
-    // The worker and the main thread name every entry alike.
-    const [inWorker, here] = await Promise.all(archives.map(entryNames));
-    expect(inWorker?.map((e) => e.name)).toEqual(here?.map((e) => e.name));
+
+    const manifest = JSON.parse((files.get('manifest.json') as Buffer).toString('utf8')) as {
+      files: Array<{ path: string; size: number; sha256: string }>;
+      missing: string[];
+    };
+    const raws = new Set(entries.map((e) => e.raw.toString('hex')));
+    for (const { path, size, sha256 } of manifest.files) {
+      expect(path, JSON.stringify(path)).not.toMatch(INVISIBLE); // a lone surrogate would encode as U+FFFD below
+      expect(raws.has(Buffer.from(path, 'utf8').toString('hex')), JSON.stringify(path)).toBe(true);
+      const data = files.get(path);
+      expect(data, path).toBeDefined();
+      expect(data?.length).toBe(size);
+      expect(createHash('sha256').update(data as Buffer).digest('hex')).toBe(sha256);
+    }
+    expect(manifest.files.map((f) => f.path).sort()).toEqual([...files.keys()].filter((p) => p !== 'manifest.json').sort());
+    expect(manifest.missing).toEqual([`profiles/${'b'.repeat(78)}/images/02.png`]);
+    expect(files.has(manifest.missing[0] as string)).toBe(false);
+    expect(files.has(`profiles/${'b'.repeat(78)}/images/01.png`)).toBe(true);
+
+    // the dataset card (DATASET.md, dataset.json) sits at the top, beside the profiles
+    const folders = [...new Set(manifest.files.filter((f) => f.path.startsWith('profiles/')).map((f) => f.path.split('/').slice(0, 2).join('/')))].map((f) =>
+      f.slice('profiles/'.length),
+    );
+    expect(folders).toHaveLength(30);
+    expect(new Set(folders.map((f) => f.toLowerCase())).size).toBe(30);
+    expect(folders).toEqual([
+      'CON_',
+      'nul_',
+      'Aux_.txt',
+      'COM1_',
+      'LPT9_.x',
+      'Com1_.tar.gz',
+      'a'.repeat(79),
+      'b'.repeat(78),
+      `${'c'.repeat(76)}👨👩`,
+      'd'.repeat(79),
+      'Evegnp.exe_Smith',
+      'Zed_Null',
+      'Maria_Garcia',
+      'maria_GARCIA_2',
+      '＋Plus_－Minus',
+      `${'a'.repeat(79)}_2`,
+      'Zoë_Ångström',
+      'CON__2',
+      'Ünïcödé_Nämé',
+      'Plain_Person',
+      // stored rows
+      'CON__3',
+      'NUL__2',
+      'Evegnp.exe_Smithx',
+      'aux_.txt_2', // Aux_.txt above
+      `${'e'.repeat(76)}👨👩`,
+      `${'f'.repeat(79)}_`, // U+FFFD dropped, the space after it kept
+      'Zoë_Ångström_2',
+      'LPT1_',
+      'h'.repeat(79), // the flag's tag characters dropped, the black flag past the cut
+      '=HYPERLINK(-http---evil-)_＝1+1',
+    ]);
   });
 
   it('neutralises formula cells behind invisible or fullwidth characters in the CSV and details.csv', async () => {

@@ -3,10 +3,24 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JoinedChunks } from '../src/exports/zip.js';
-import { CSV_COLUMNS, ExportsService, folderName, neutralizeCell, NotFoundError, type ObjectStorage, StorageError } from '../src/index.js';
+import {
+  absoluteUrl,
+  CSV_COLUMNS,
+  ExportsService,
+  folderName,
+  loadConfig,
+  neutralizeCell,
+  NotFoundError,
+  type ObjectStorage,
+  PersonasService,
+  publicBaseUrl,
+  StorageError,
+} from '../src/index.js';
 import { type Harness, REQUEST, startHarness, waitForStatus } from './support/harness.js';
 import { readAll, unzip } from './support/zip.js';
+
+/** A picture link of the JSON export. */
+const urlOf = (link: unknown) => (link as { url?: string } | null | undefined)?.url;
 
 describe('exports', () => {
   let h: Harness;
@@ -61,11 +75,51 @@ describe('exports', () => {
     ]);
   });
 
-  it('writes JSON with the task and every persona', async () => {
+  it('writes JSON with the task and every persona, and no owner or raw settings', async () => {
     const json = await h.gen.exports.json(taskId);
     expect(json.task.id).toBe(taskId);
     expect(json.personas).toHaveLength(10);
     expect(json.personas[0]?.images).toHaveLength(4);
+    const text = JSON.stringify(json);
+    expect(text).not.toMatch(/"userId"|"settings"|"key"|"taskId"|"max_concurrent_tasks"|"prices"|"currency"/);
+    expect(Object.keys(json.task).sort()).toEqual(
+      ['count', 'createdAt', 'description', 'finishedAt', 'id', 'imagesPerPersona', 'language', 'startedAt', 'status'].sort(),
+    );
+    // the settings that matter to a dataset user, in the card's `generation` section
+    expect(json.dataset.generation.bio_prompt_facebook).toBeTypeOf('string');
+    expect(json.dataset.generation.image_output_format).toBe('png');
+  });
+
+  it('links pictures by absolute URLs in the JSON and CSV exports, against the public base URL', async () => {
+    const exports = new ExportsService(h.gen.tasks, h.gen.personas, h.gen.port('objectStorage'), 'https://avatars.example.com/');
+    const json = await exports.json(taskId);
+    const persona = json.personas[0];
+    expect(persona?.baseImage).toEqual({ url: expect.stringMatching(/^https:\/\/avatars\.example\.com\/media\/.+\.png$/) });
+    for (const image of persona?.images ?? []) expect(image).toMatchObject({ url: expect.stringMatching(/^https:\/\/avatars\.example\.com\/media\//) });
+    const rows: Record<string, string>[] = parse((await readAll(await exports.csv(taskId))).toString('utf8'), { columns: true, bom: true });
+    expect(rows[0]?.base_image_url).toBe(urlOf(persona?.baseImage));
+    expect(rows[0]?.image_urls?.split(' ')).toEqual(persona?.images.map(urlOf));
+    // the assembled site links against http://APP_HOST:APP_PORT when PUBLIC_URL is unset
+    const site = await h.gen.exports.json(taskId);
+    expect(urlOf(site.personas[0]?.baseImage)).toMatch(/^http:\/\/127\.0\.0\.1:8085\/media\//);
+
+    // A storage whose URLs are absolute already (S3) keeps them.
+    const storage = h.gen.port('objectStorage');
+    const cdn: ObjectStorage = { ...storage, list: (p) => storage.list(p), publicUrl: (key) => `https://cdn.example.com/bucket/${key}` };
+    const onCdn = new ExportsService(h.gen.tasks, new PersonasService(h.gen.orm, cdn), cdn, 'https://avatars.example.com');
+    const cdnJson = await onCdn.json(taskId);
+    expect(urlOf(cdnJson.personas[0]?.baseImage)).toMatch(/^https:\/\/cdn\.example\.com\/bucket\//);
+  });
+
+  it('takes the public base URL from PUBLIC_URL, else from APP_HOST and APP_PORT', () => {
+    expect(publicBaseUrl(loadConfig({ PUBLIC_URL: 'https://avatars.example.com/' }))).toBe('https://avatars.example.com');
+    expect(publicBaseUrl(loadConfig({ PUBLIC_URL: 'https://example.com/avatars' }))).toBe('https://example.com/avatars');
+    expect(publicBaseUrl(loadConfig({ APP_HOST: '0.0.0.0', APP_PORT: '9000' }))).toBe('http://0.0.0.0:9000');
+    expect(publicBaseUrl(loadConfig({ APP_HOST: '::1' }))).toBe('http://[::1]:8085');
+    expect(() => loadConfig({ PUBLIC_URL: 'ftp://example.com' })).toThrow(/PUBLIC_URL/);
+    expect(() => loadConfig({ PUBLIC_URL: 'avatars.example.com' })).toThrow(/PUBLIC_URL/);
+    expect(absoluteUrl('/media/a/b.png', 'https://example.com/avatars')).toBe('https://example.com/avatars/media/a/b.png');
+    expect(absoluteUrl('https://cdn.example.com/b/a.png', 'https://example.com')).toBe('https://cdn.example.com/b/a.png');
   });
 
   it('writes a CSV with one row per persona and no live formulas', async () => {
@@ -123,21 +177,35 @@ describe('exports', () => {
     ]);
     const details = JSON.parse((files.get('profiles/Maria_Garcia/details.json') as Buffer).toString('utf8'));
     expect(details.firstName).toBe('Maria');
+    // details point at the archive's own pictures, relative to the persona's folder; no URLs
+    expect(details.baseImage).toEqual({ path: 'images/00.png' });
+    expect(details.images.map((i: { path: string }) => i.path)).toEqual(['images/01.png', 'images/02.png', 'images/03.png', 'images/04.png']);
+    for (const folder of folders) {
+      const text = (files.get(`${folder}/details.json`) as Buffer).toString('utf8');
+      expect(text).not.toMatch(/\/media\/|"url"|"key"|"userId"/);
+      const record = JSON.parse(text);
+      for (const path of [record.baseImage.path, ...record.images.map((i: { path: string }) => i.path)]) expect(files.has(`${folder}/${path}`)).toBe(true);
+      const [row] = parse((files.get(`${folder}/details.csv`) as Buffer).toString('utf8'), { columns: true, bom: true }) as Record<string, string>[];
+      expect(row?.base_image_url).toBe('images/00.png');
+      expect(row?.image_urls).toBe('images/01.png images/02.png images/03.png images/04.png');
+    }
+    // the card: the generation settings, not the raw snapshot
+    const card = JSON.parse((files.get('dataset.json') as Buffer).toString('utf8'));
+    expect(card).not.toHaveProperty('settings');
+    expect(card.generation.randomize_image_style).toBeTypeOf('boolean');
+    expect((files.get('DATASET.md') as Buffer).toString('utf8')).toContain('## Generation settings');
+    expect((files.get('DATASET.md') as Buffer).toString('utf8')).not.toContain('max_concurrent_tasks');
   });
 
   it('lists a missing object in the manifest, and fails the download when storage fails', async () => {
     const page = await h.gen.personas.list(taskId, { perPage: 1 });
     const [gone, broken] = page.personas[0]?.images ?? [];
     rmSync(join(h.storageRoot, gone?.key as string));
-    // built in a worker (the filesystem storage has a worker reader) and on this thread
-    const storageHere: ObjectStorage = { ...h.gen.port('objectStorage'), workerReader: undefined };
-    for (const exports of [h.gen.exports, new ExportsService(h.gen.tasks, h.gen.personas, storageHere)]) {
-      const files = await unzip(await readAll(await exports.zip(taskId)));
-      const manifest = JSON.parse((files.get('manifest.json') as Buffer).toString('utf8'));
-      expect(manifest.missing).toHaveLength(1);
-      expect(manifest.missing[0]).toMatch(/^profiles\/.+\/images\/0[1-4]\.png$/);
-      expect(files.has(manifest.missing[0])).toBe(false);
-    }
+    const files = await unzip(await readAll(await h.gen.exports.zip(taskId)));
+    const manifest = JSON.parse((files.get('manifest.json') as Buffer).toString('utf8'));
+    expect(manifest.missing).toHaveLength(1);
+    expect(manifest.missing[0]).toMatch(/^profiles\/.+\/images\/0[1-4]\.png$/);
+    expect(files.has(manifest.missing[0])).toBe(false);
     // A storage that fails to read an object (an outage, not a missing key) fails the download.
     const storage = h.gen.port('objectStorage');
     const failing: ObjectStorage = {
@@ -147,7 +215,6 @@ describe('exports', () => {
       get: (key) =>
         key === broken?.key ? Promise.reject(new StorageError('get', key, 'connection reset')) : storage.get(key),
       read: undefined,
-      workerReader: undefined, // on the main thread; the worker's path is tested below
     };
     const exports = new ExportsService(h.gen.tasks, h.gen.personas, failing);
     await expect(readAll(await exports.zip(taskId))).rejects.toThrow(/connection reset/);
@@ -163,24 +230,5 @@ describe('exports', () => {
   it('checks access before exporting', async () => {
     await expect(h.gen.exports.zip(taskId, { userId: 999 })).rejects.toBeInstanceOf(NotFoundError);
     await expect(h.gen.exports.csv(taskId, { userId: 999 })).rejects.toBeInstanceOf(NotFoundError);
-  });
-});
-
-describe('JoinedChunks', () => {
-  it('joins small chunks, passes large ones on uncopied, and keeps the order', async () => {
-    const joined = new JoinedChunks(1024 * 1024);
-    const small = (n: number, fill: number) => Buffer.alloc(n, fill);
-    const large = Buffer.alloc(40 * 1024, 9);
-    const input = [small(30, 1), small(4, 2), small(12, 3), large, small(5, 4), ...Array.from({ length: 5 }, (_, i) => small(4000, 10 + i)), small(7, 5)];
-    const out: Buffer[] = [];
-    joined.on('data', (chunk: Buffer) => out.push(chunk));
-    const ended = new Promise((resolve) => joined.on('end', resolve));
-    for (const chunk of input) joined.write(chunk);
-    joined.end();
-    await ended;
-    expect(Buffer.concat(out).equals(Buffer.concat(input))).toBe(true);
-    // the three small ones joined, the large one as it came, 16 KiB gathered (5 + 5 x 4000), the rest at the end
-    expect(out.map((c) => c.length)).toEqual([46, 40 * 1024, 20_005, 7]);
-    expect(out[1]).toBe(large);
   });
 });

@@ -1,8 +1,7 @@
 /**
  * `@avatargen/storage-filesystem`: the ObjectStorage on a local folder (the zero-setup default),
- * its reader for worker threads, and the plugin that fills `objectStorage` with it.
+ * and the plugin that fills `objectStorage` with it.
  */
-export { type FilesystemReaderOptions, openFilesystemReader } from './filesystem-reader.js';
 export { storageKeySegments } from './paths.js';
 export { filesystemStoragePlugin, type FilesystemStoragePluginOptions } from './plugin.js';
 export {

@@ -1,8 +1,7 @@
 import { constants } from 'node:fs';
-// Only core's errors, not all of core: the worker-thread reader imports this module.
-import { StorageError } from '@avatargen/core/errors';
+import { StorageError } from '@avatargen/core';
 
-// Key rules and error mapping shared by the filesystem storage and its worker-thread reader.
+// Key rules and error mapping of the filesystem storage.
 
 /** Temporary files of unfinished writes start with this; they are never listed and no key may use it. */
 export const TEMP_PREFIX = '.avatargen-tmp-';

@@ -3,8 +3,7 @@ import { constants, type Dirent } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
 import { join, parse, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
-import { assertDeletablePrefix, type Bytes, type ObjectStorage, type PutOptions, StorageError, type StoredObject, type WorkerReaderSpec } from '@avatargen/core';
-import type { FilesystemReaderOptions } from './filesystem-reader.js';
+import { assertDeletablePrefix, type Bytes, type ObjectStorage, type PutOptions, StorageError, type StoredObject } from '@avatargen/core';
 import { fsFailure, isNotFound, linkRefused, OPEN_FLAGS, readFailure, storageKeySegments, systemMessage, TEMP_PREFIX } from './paths.js';
 
 export interface FilesystemStorageOptions {
@@ -31,8 +30,6 @@ export interface FilesystemStorage extends ObjectStorage {
   readonly root: string;
   /** The whole object in one buffer (always there, unlike ObjectStorage's optional read). */
   read(key: string): Promise<Uint8Array>;
-  /** The reader a worker thread opens: `openFilesystemReader({ root })` from dist/filesystem-reader.js. */
-  workerReader(): WorkerReaderSpec;
   /**
    * Removes every object whose key starts with `prefix`, and under it the temporary files (whatever
    * their age: the caller means everything there) and the folders left empty; returns how many
@@ -57,11 +54,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Largest single read of get(): objects up to this size come out as one chunk. */
 const READ_CHUNK = 1024 * 1024;
-
-// The worker-thread reader is its own small module (built as dist/filesystem-reader.js): a worker
-// loads it without the rest of this package or of core (it takes only @avatargen/core/errors).
-// Under vitest or tsx this file is TypeScript, and so is it.
-const READER_URL = new URL(import.meta.url.endsWith('.ts') ? './filesystem-reader.ts' : './filesystem-reader.js', import.meta.url).href;
 
 /**
  * ObjectStorage on a local folder, the zero-setup default. Writes are atomic (a temporary file in
@@ -389,10 +381,6 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): File
       } finally {
         await handle.close();
       }
-    },
-
-    workerReader(): WorkerReaderSpec {
-      return { module: READER_URL, factory: 'openFilesystemReader', options: { root } satisfies FilesystemReaderOptions };
     },
 
     delete: remove,

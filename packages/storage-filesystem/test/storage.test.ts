@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildContainer, createLogger, loadConfig, type ObjectStorage, readObject, StorageError } from '@avatargen/core';
 import { describeObjectStorageContract } from '@avatargen/core/testing';
-import filesystemStorage, { createFilesystemStorage, filesystemStoragePlugin, openFilesystemReader } from '../src/index.js';
+import filesystemStorage, { createFilesystemStorage, filesystemStoragePlugin } from '../src/index.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -113,7 +113,6 @@ describe('filesystem storage', () => {
       () => storage.delete(key),
       () => storage.deleteMany(['fine.txt', key]),
       () => storage.publicUrl(key),
-      () => openFilesystemReader({ root }).read(key, Buffer.alloc(16)),
     ];
     for (const attempt of attempts) {
       const error = await Promise.resolve()
@@ -150,8 +149,6 @@ describe('filesystem storage', () => {
       () => (storage.read as (key: string) => Promise<Uint8Array>)('door/secret.txt'),
       () => (storage.read as (key: string) => Promise<Uint8Array>)('file-link.txt'),
       () => storage.put('file-link.txt', Buffer.from('overwritten'), { contentType: 'text/plain' }),
-      async () => openFilesystemReader({ root }).read('door/secret.txt', Buffer.alloc(64)),
-      async () => openFilesystemReader({ root }).read('file-link.txt', Buffer.alloc(64)),
     ]) {
       const error = await attempt().then(
         () => null,
@@ -186,13 +183,12 @@ describe('filesystem storage', () => {
     await symlink(join(real, 'a'), join(real, 'inner'));
     await expect(storage.get('inner/big.bin')).rejects.toThrow(/symbolic link/);
     await expect(storage.get('a/none.bin')).rejects.toMatchObject({ notFound: true });
-    // the worker thread's reader (see the worker-reader test below) follows the same rules
-    const reader = openFilesystemReader({ root: join(base, 'linked-root', 'alias') });
-    expect(Buffer.from(await reader.read('a/big.bin', Buffer.alloc(1024))).equals(big)).toBe(true);
-    expect((await reader.read('a/empty.bin', Buffer.alloc(1024))).length).toBe(0);
-    expect(() => reader.read('inner/big.bin', Buffer.alloc(1024))).toThrow(/symbolic link/);
+    // read() follows the same rules
+    expect(Buffer.from(await storage.read('a/big.bin')).equals(big)).toBe(true);
+    expect((await storage.read('a/empty.bin')).length).toBe(0);
+    await expect(storage.read('inner/big.bin')).rejects.toThrow(/symbolic link/);
     for (const key of ['a/none.bin', 'a', 'none/deeper.bin']) {
-      expect(() => reader.read(key, Buffer.alloc(1024)), key).toThrow(expect.objectContaining({ notFound: true }));
+      await expect(storage.read(key), key).rejects.toMatchObject({ notFound: true });
     }
   });
 
@@ -204,27 +200,7 @@ describe('filesystem storage', () => {
     // Opened without O_NONBLOCK, each of these would wait for a writer forever.
     await expect(storage.get('x/pipe.bin')).rejects.toMatchObject({ notFound: true });
     await expect((storage.read as (key: string) => Promise<Uint8Array>)('x/pipe.bin')).rejects.toMatchObject({ notFound: true });
-    expect(() => openFilesystemReader({ root }).read('x/pipe.bin', Buffer.alloc(16))).toThrow(expect.objectContaining({ notFound: true }));
     expect(await listKeys(storage, 'x/')).toEqual(['x/real.bin']);
-  });
-
-  it("offers a worker reader that reads into the caller's scratch buffer when the object fits", async () => {
-    const root = join(base, 'worker-reader');
-    const storage = createFilesystemStorage({ root });
-    await storage.put('x/small.bin', Buffer.from('small object'), { contentType: 'application/octet-stream' });
-    const spec = storage.workerReader?.();
-    expect(spec?.factory).toBe('openFilesystemReader');
-    expect(structuredClone(spec?.options)).toEqual({ root });
-    const reader = openFilesystemReader(spec?.options as { root: string });
-    const scratch = Buffer.alloc(64);
-    const small = await reader.read('x/small.bin', scratch);
-    expect(Buffer.from(small).toString()).toBe('small object');
-    expect(small.buffer).toBe(scratch.buffer); // no new memory
-    const tiny = Buffer.alloc(4);
-    const whole = await reader.read('x/small.bin', tiny);
-    expect(Buffer.from(whole).toString()).toBe('small object');
-    expect(whole.buffer).not.toBe(tiny.buffer);
-    expect(() => openFilesystemReader({ root: '' })).toThrow(StorageError);
   });
 
   it('readObject reads whole objects by read() or by the stream, and refuses ones over the limit', async () => {

@@ -23,8 +23,8 @@ export interface DatasetCard {
   id: string;
   status: string;
   request: { description: string; language: { code: string; name: string }; count: number; imagesPerPersona: number };
-  /** The settings snapshot the task ran with. */
-  settings: Settings;
+  /** The settings that shaped the pictures and texts, from the task's snapshot (see GenerationSettings). */
+  generation: GenerationSettings;
   /** Which plugin filled each port (port → plugin), as the task was submitted; null when not recorded. */
   plugins: Record<string, string> | null;
   /** Which provider and model did the work, with its calls, tokens and images. */
@@ -51,12 +51,40 @@ export interface DatasetCard {
   notIntendedUses: string[];
 }
 
+/**
+ * The settings a dataset user needs to know how the data was made: bio instructions, reference
+ * faces, picture processing and output, provenance marks. The site's own (task limits, prices)
+ * stay out of exports.
+ */
+export const GENERATION_SETTINGS = [
+  'bio_prompt_facebook',
+  'bio_prompt_instagram',
+  'bio_prompt_x',
+  'bio_prompt_tiktok',
+  'randomize_face_base',
+  'randomize_face_gender_lock',
+  'crop_white_borders',
+  'randomize_image_style',
+  'provenance_marks',
+  'image_quality',
+  'image_size',
+  'image_output_format',
+  'image_output_compression',
+  'image_background',
+] as const satisfies readonly (keyof Settings)[];
+export type GenerationSettings = Partial<Pick<Settings, (typeof GENERATION_SETTINGS)[number]>>;
+
+function generationSettings(settings: Settings): GenerationSettings {
+  // A snapshot from before a setting existed lacks it: left out rather than guessed.
+  return Object.fromEntries(GENERATION_SETTINGS.filter((key) => settings[key] !== undefined).map((key) => [key, settings[key]]));
+}
+
 export function datasetCard(task: TaskView, demographics: Demographics & { ageBands: Array<{ band: string; count: number }> }): DatasetCard {
   return {
     id: task.id,
     status: task.status,
     request: { description: task.description, language: task.language, count: task.count, imagesPerPersona: task.imagesPerPersona },
-    settings: task.settings,
+    generation: generationSettings(task.settings),
     plugins: task.plugins,
     models: task.usage.byModel,
     createdAt: task.createdAt,
@@ -127,10 +155,10 @@ export function renderCardMarkdown(card: DatasetCard): string {
     '',
     ...card.notIntendedUses.map((u) => `- ${u}`),
     '',
-    '## Settings',
+    '## Generation settings',
     '',
     '```json',
-    JSON.stringify(card.settings, null, 2),
+    JSON.stringify(card.generation, null, 2),
     '```',
     '',
   ];

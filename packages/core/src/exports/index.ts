@@ -1,21 +1,34 @@
-import { Readable, type Writable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
+import type { AvatarGenConfig } from '../config.js';
 import { StorageError } from '../errors.js';
 import { extensionFor } from '../image-info.js';
-import type { ObjectStorage, WorkerReaderSpec } from '../ports.js';
-import { readObject } from '../storage/read.js';
+import type { ObjectStorage } from '../ports.js';
 import type { PersonasService } from '../services/personas.js';
 import type { Scope, TasksService } from '../services/tasks.js';
 import type { PersonaView, TaskView } from '../services/views.js';
+import { readObject } from '../storage/read.js';
 import { type DatasetCard, datasetCard, renderCardMarkdown } from './card.js';
 import { folderName } from './names.js';
-import { type DatasetFile, DatasetZipWriter, JoinedChunks, type ZipWorkerData, type ZipWorkerInput, type ZipWorkerOutput } from './zip.js';
+import { DatasetZipWriter, type HashedFile, hashed } from './zip.js';
 
 export * from './card.js';
 export { entryName, FOLDER_NAME_MAX, folderName } from './names.js';
 export type { ManifestEntry } from './zip.js';
+
+/** The site's public base URL: PUBLIC_URL, else the address the website listens on. */
+export function publicBaseUrl(config: Pick<AvatarGenConfig, 'PUBLIC_URL' | 'APP_HOST' | 'APP_PORT'>): string {
+  if (config.PUBLIC_URL) return config.PUBLIC_URL.replace(/\/+$/, '');
+  const host = config.APP_HOST.includes(':') ? `[${config.APP_HOST}]` : config.APP_HOST;
+  return `http://${host}:${config.APP_PORT}`;
+}
+
+/** A storage URL as a link that works outside the site: a path ('/media/...') is put under `base`. */
+export function absoluteUrl(url: string, base: string): string {
+  if (URL.canParse(url)) return url;
+  return `${base.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`;
+}
 
 /** Columns of the CSV export, in order. */
 export const CSV_COLUMNS = [
@@ -58,7 +71,28 @@ export function neutralizeCell(value: string): string {
   return FORMULA_START.test(value) ? `'${value}` : value;
 }
 
-function csvRow(p: PersonaView): Record<(typeof CSV_COLUMNS)[number], string | number | null> {
+/**
+ * Where a persona's pictures are: absolute URLs in the JSON and CSV exports, the archive's own
+ * files (relative to the persona's folder) in the ZIP. `images` follows `persona.images`.
+ */
+interface PictureLinks {
+  base: string | null;
+  images: string[];
+}
+
+function urlLinks(p: PersonaView, publicBase: string): PictureLinks {
+  return { base: p.baseImage ? absoluteUrl(p.baseImage.url, publicBase) : null, images: p.images.map((i) => absoluteUrl(i.url, publicBase)) };
+}
+
+/** The persona's pictures in its ZIP folder: the base selfie as 00, then 01, 02... */
+function zipLinks(p: PersonaView): PictureLinks {
+  return {
+    base: p.baseImage ? `images/00.${p.baseImage.key.split('.').pop() ?? 'bin'}` : null,
+    images: p.images.map((i) => `images/${String(i.index + 1).padStart(2, '0')}.${extensionFor(i.contentType)}`),
+  };
+}
+
+function csvRow(p: PersonaView, links: PictureLinks): Record<(typeof CSV_COLUMNS)[number], string | number | null> {
   return {
     id: p.id,
     first_name: p.firstName,
@@ -79,8 +113,8 @@ function csvRow(p: PersonaView): Record<(typeof CSV_COLUMNS)[number], string | n
     bio_x: p.bios.x,
     bio_tiktok: p.bios.tiktok,
     about: p.about,
-    base_image_url: p.baseImage?.url ?? '',
-    image_urls: p.images.map((i) => i.url).join(' '),
+    base_image_url: links.base ?? '',
+    image_urls: links.images.join(' '),
   };
 }
 
@@ -94,79 +128,71 @@ const csvOptions = {
   cast: { string: (value: string) => neutralizeCell(value) },
 };
 
-/** A persona as written to details.json and the JSON export: its data and image references. */
-function personaRecord(p: PersonaView) {
-  // The persona as people read it: no pipeline bookkeeping, image references without storage keys.
-  const { taskId, batchNo, batchIndex, imagesStatus, imagesError, images, ...persona } = p;
-  return { ...persona, images: images.map(({ index, url, width, height, style }) => ({ index, url, width, height, style })) };
+/** A picture as the exports describe it: `url` in the JSON export, `path` (inside the archive) in the ZIP. */
+export type PictureRecord = ({ url: string } | { path: string }) & {
+  index: number;
+  width: number;
+  height: number;
+  style: PersonaView['images'][number]['style'];
+};
+
+/** A persona as written to details.json and the JSON export. */
+export type PersonaRecord = Omit<PersonaView, 'taskId' | 'batchNo' | 'batchIndex' | 'imagesStatus' | 'imagesError' | 'baseImage' | 'images'> & {
+  baseImage: { url: string } | { path: string } | null;
+  images: PictureRecord[];
+};
+
+/** The persona as people read it: no pipeline bookkeeping and no storage keys. */
+function personaRecord(p: PersonaView, links: PictureLinks, field: 'url' | 'path'): PersonaRecord {
+  const { taskId, batchNo, batchIndex, imagesStatus, imagesError, baseImage, images, ...persona } = p;
+  const link = (target: string) => (field === 'url' ? { url: target } : { path: target });
+  return {
+    ...persona,
+    baseImage: links.base === null ? null : link(links.base),
+    images: images.map(({ index, width, height, style }, i) => ({ index, ...link(links.images[i] as string), width, height, style })),
+  };
 }
 
-/**
- * Personas loaded at a time for a ZIP. A page stays in memory while its images are written (long
- * enough to reach the old generation): small pages keep the export's memory small.
- */
+/** The task in the JSON export: what was asked and how it went; no owner, no settings snapshot. */
+export interface ExportedTask {
+  id: string;
+  description: string;
+  language: { code: string; name: string };
+  count: number;
+  imagesPerPersona: number;
+  status: string;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+function exportedTask(t: TaskView): ExportedTask {
+  const { id, description, language, count, imagesPerPersona, status, createdAt, startedAt, finishedAt } = t;
+  return { id, description, language, count, imagesPerPersona, status, createdAt, startedAt, finishedAt };
+}
+
+/** A file of the ZIP, in archive order: text (deflated) or a stored object (stored as it is). */
+type DatasetFile = { path: string; text: string } | { path: string; key: string };
+
+/** Personas loaded at a time for a ZIP: small pages keep the export's memory small. */
 const EXPORT_PAGE = 20;
-/** Objects read ahead of the ZIP writer on the main thread. */
-const PREFETCH = 8;
-/** Bytes of finished ZIP waiting for a slow reader before we stop adding entries. */
-const BUFFERED_MAX = 2 * 1024 * 1024;
-
-/** Size of the archive pieces a ZIP worker sends back. */
-const PIECE_BYTES = 1024 * 1024;
-/** Personas' file lists sent to a ZIP worker and not yet written. */
-const GROUPS_AHEAD = 2;
 /**
- * ZIP workers at once in this process. Each is a thread with its own heap (~10 MB); with two
- * cores more would only share them. An export past the limit is built on the main thread.
+ * Objects read (and hashed) ahead of the ZIP writer: storage latency (S3) overlaps with writing,
+ * and the window bounds memory whatever the dataset size.
  */
-const MAX_ZIP_WORKERS = 2;
-let zipWorkers = 0;
-
-// Under vitest or tsx this module is TypeScript and so is the worker. Built, both are JavaScript
-// side by side in dist/.
-const fromSource = import.meta.url.endsWith('.ts');
-const ZIP_WORKER_URL = new URL(fromSource ? './zip-worker.ts' : './zip-worker.js', import.meta.url);
-
-function startZipWorker(workerData: ZipWorkerData): Worker {
-  if (!fromSource) return new Worker(ZIP_WORKER_URL, { workerData });
-  // A worker thread does not inherit tsx's hooks, and `--import tsx` registers none there (Node
-  // 20): the worker registers them itself, then loads the TypeScript.
-  let tsx = 'tsx/esm/api';
-  try {
-    tsx = import.meta.resolve(tsx);
-  } catch {} // resolved from the working folder then
-  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ZIP_WORKER_URL.href)}); })`;
-  // A storage's reader (another package's TypeScript) imports workspace packages by name: their
-  // sources too, as vitest resolves them (the `source` export condition), not their dist/.
-  const execArgv = process.execArgv.includes('--conditions=source') ? process.execArgv : [...process.execArgv, '--conditions=source'];
-  return new Worker(boot, { eval: true, workerData, execArgv });
-}
-
-/** The error a ZIP worker reported, as the main thread throws it. */
-function workerFailure(error: Extract<ZipWorkerOutput, { type: 'failed' }>['error']): Error {
-  if (!error.storage) return new Error(`ZIP export failed: ${error.message}`);
-  const { operation, key, retryable, keyRefused } = error.storage;
-  return new StorageError(operation, key, error.message, { retryable, keyRefused });
-}
-
-/** A ZIP export: a plain Readable, with one extra for callers that write it out themselves. */
-export interface ZipExport extends Readable {
-  /**
-   * Lets the export fill its memory again once `destination` has written it out, instead of
-   * taking new memory for every piece: less garbage, a steadier memory size. Call it when the
-   * export is piped straight into `destination` (an HTTP response, a socket, a file stream), with
-   * nothing in between that could still hold a piece. False when the export has no such memory
-   * (built on the main thread); the caller may then join its chunks into larger writes.
-   */
-  reuseAfter(destination: Writable): boolean;
-}
+const READ_AHEAD = 8;
 
 /** Dataset exports: JSON, CSV and a streamed ZIP with a sha256 manifest. */
 export class ExportsService {
+  /**
+   * `publicBase` is the site's public base URL (publicBaseUrl(config)): storage URLs that are
+   * paths, such as the filesystem storage's '/media/...', are made absolute against it.
+   */
   constructor(
     private readonly tasks: TasksService,
     private readonly personas: PersonasService,
     private readonly storage: ObjectStorage,
+    private readonly publicBase = 'http://127.0.0.1:8085',
   ) {}
 
   /** The dataset card, built from the database (see DatasetCard). */
@@ -175,25 +201,22 @@ export class ExportsService {
     return datasetCard(task, await this.personas.demographics(taskId, scope));
   }
 
-  /** The dataset card, the task and every persona, as one JSON document. */
-  async json(
-    taskId: string,
-    scope: Scope = {},
-  ): Promise<{ dataset: DatasetCard; task: TaskView; personas: ReturnType<typeof personaRecord>[] }> {
+  /** The dataset card, the task and every persona, as one JSON document; pictures as absolute URLs. */
+  async json(taskId: string, scope: Scope = {}): Promise<{ dataset: DatasetCard; task: ExportedTask; personas: PersonaRecord[] }> {
     const task = await this.tasks.get(taskId, scope);
     const dataset = datasetCard(task, await this.personas.demographics(taskId, scope));
     const personas = [];
-    for await (const persona of this.personas.all(taskId, scope)) personas.push(personaRecord(persona));
-    return { dataset, task, personas };
+    for await (const persona of this.personas.all(taskId, scope)) personas.push(personaRecord(persona, urlLinks(persona, this.publicBase), 'url'));
+    return { dataset, task: exportedTask(task), personas };
   }
 
-  /** One row per persona, streamed. Access is checked before the stream is returned. */
+  /** One row per persona, streamed; pictures as absolute URLs. Access is checked before the stream is returned. */
   async csv(taskId: string, scope: Scope = {}): Promise<Readable> {
     await this.tasks.get(taskId, scope);
     const source = Readable.from(
-      (async function* (personas: PersonasService) {
-        for await (const persona of personas.all(taskId, scope)) yield csvRow(persona);
-      })(this.personas),
+      (async function* (personas: PersonasService, publicBase: string) {
+        for await (const persona of personas.all(taskId, scope)) yield csvRow(persona, urlLinks(persona, publicBase));
+      })(this.personas, this.publicBase),
     );
     const out = stringify(csvOptions);
     source.on('error', (error) => out.destroy(error));
@@ -202,196 +225,67 @@ export class ExportsService {
 
   /**
    * The dataset as a ZIP, written as a stream (memory stays flat whatever the size):
-   * profiles/<name>/details.json, details.csv, images/NN.<ext>, and manifest.json last with a
-   * sha256 per file. Images are stored, not deflated (they are compressed already). Built in a
-   * worker thread when the storage offers a worker reader, else on the main thread.
+   * DATASET.md and dataset.json (the card), profiles/<name>/details.json, details.csv,
+   * images/NN.<ext>, and manifest.json last with a sha256 per file. Images are stored, not
+   * deflated (they are compressed already); details point at them inside the archive. A slow
+   * reader holds back reading from the storage. A missing object is listed in the manifest; any
+   * other storage failure destroys the stream with the StorageError.
    */
-  async zip(taskId: string, scope: Scope = {}): Promise<ZipExport> {
+  async zip(taskId: string, scope: Scope = {}): Promise<Readable> {
     const task = await this.tasks.get(taskId, scope);
     const card = datasetCard(task, await this.personas.demographics(taskId, scope));
-    const files = this.files(taskId, scope, card);
-    const reader = this.storage.workerReader?.();
-    if (reader && zipWorkers < MAX_ZIP_WORKERS) return zipInWorker(task, files, reader);
-    return this.zipHere(task, files);
+    const writer = new DatasetZipWriter(task.createdAt);
+    this.writeZip(writer, task, this.files(taskId, scope, card)).catch((error: unknown) => writer.output.destroy(error as Error));
+    return writer.output;
   }
 
-  /** The dataset's files in archive order, one persona's at a time. */
-  private async *files(taskId: string, scope: Scope, card: DatasetCard): AsyncGenerator<DatasetFile[]> {
-    // The card first, hashed in the manifest like every other file.
-    yield [
-      { path: 'DATASET.md', text: renderCardMarkdown(card) },
-      { path: 'dataset.json', text: JSON.stringify(card, null, 2) },
-    ];
+  /** The dataset's files in archive order. */
+  private async *files(taskId: string, scope: Scope, card: DatasetCard): AsyncGenerator<DatasetFile> {
+    yield { path: 'DATASET.md', text: renderCardMarkdown(card) };
+    yield { path: 'dataset.json', text: JSON.stringify(card, null, 2) };
     const taken = new Set<string>();
     for await (const persona of this.personas.all(taskId, scope, EXPORT_PAGE)) {
       const folder = `profiles/${folderName(`${persona.firstName} ${persona.lastName}`, taken)}`;
-      const files: DatasetFile[] = [
-        { path: `${folder}/details.json`, text: JSON.stringify(personaRecord(persona), null, 2) },
-        { path: `${folder}/details.csv`, text: stringifySync([csvRow(persona)], csvOptions) },
-      ];
-      if (persona.baseImage) {
-        const ext = persona.baseImage.key.split('.').pop() ?? 'bin';
-        files.push({ path: `${folder}/images/00.${ext}`, key: persona.baseImage.key });
-      }
-      for (const image of persona.images) {
-        const nn = String(image.index + 1).padStart(2, '0');
-        files.push({ path: `${folder}/images/${nn}.${extensionFor(image.contentType)}`, key: image.key });
-      }
-      yield files;
+      const links = zipLinks(persona);
+      yield { path: `${folder}/details.json`, text: JSON.stringify(personaRecord(persona, links, 'path'), null, 2) };
+      yield { path: `${folder}/details.csv`, text: stringifySync([csvRow(persona, links)], csvOptions) };
+      if (persona.baseImage && links.base) yield { path: `${folder}/${links.base}`, key: persona.baseImage.key };
+      for (const [i, image] of persona.images.entries()) yield { path: `${folder}/${links.images[i]}`, key: image.key };
     }
   }
 
-  /** The ZIP built on this thread, reading objects through the storage's read() or get(). */
-  private zipHere(task: TaskView, groups: AsyncGenerator<DatasetFile[]>): ZipExport {
-    const writer = new DatasetZipWriter(task.createdAt);
-    const { archive } = writer;
-    // A plain Node stream for callers (zip-stream is built on readable-stream).
-    const output = new JoinedChunks(256 * 1024);
-    archive.on('error', (error: Error) => output.destroy(error));
-    archive.pipe(output);
-    let aborted = false;
-    output.once('close', () => {
-      aborted = true;
-      archive.destroy();
-    });
-    // Files go through a window in archive order: images are read a few ahead of the writer
-    // (they are small), across persona boundaries, so storage latency overlaps with writing; the
-    // window bounds memory whatever the dataset size.
-    type Pending = { path: string; data: Promise<Buffer | null>; compress: boolean };
+  /** Reads the objects a few ahead (in archive order) and writes every file into the archive. */
+  private async writeZip(writer: DatasetZipWriter, task: TaskView, files: AsyncGenerator<DatasetFile>): Promise<void> {
+    type Pending = { path: string; file: Promise<HashedFile | null>; compress: boolean };
     const window: Pending[] = [];
-    const flush = async (keep: number) => {
-      while (window.length > keep && !aborted) {
+    const drain = async (keep: number) => {
+      while (window.length > keep && !writer.closed) {
         const next = window.shift() as Pending;
-        const data = await next.data;
-        if (!data) {
-          writer.addMissing(next.path);
-          continue;
-        }
-        await writer.add(next.path, data, next.compress);
-        // Wait while the reader is behind: the archive takes whatever it is given.
-        while (!aborted && archive.readableLength + archive.writableLength > BUFFERED_MAX) {
-          await new Promise((r) => setTimeout(r, 2));
-        }
+        const file = await next.file;
+        if (file) await writer.add(next.path, file, next.compress);
+        else writer.addMissing(next.path);
       }
     };
-    // A missing object is listed in the manifest; any other storage failure fails the download
-    // rather than handing out an archive that looks complete.
-    const fetch = (key: string) => {
-      const data = readObject(this.storage, key).catch((error: unknown) => {
-        if (error instanceof StorageError && error.notFound) return null;
-        throw error;
-      });
-      data.catch(() => undefined); // awaited in order by flush; no unhandled rejection if the client left first
-      return data;
-    };
-    const write = async () => {
-      for await (const files of groups) {
-        for (const file of files) {
-          if (aborted) return;
-          if ('text' in file) {
-            window.push({ path: file.path, data: Promise.resolve(Buffer.from(file.text)), compress: true });
-          } else {
-            window.push({ path: file.path, data: fetch(file.key), compress: false });
-            await flush(PREFETCH - 1);
-          }
-        }
+    for await (const file of files) {
+      if (writer.closed) return;
+      if ('text' in file) {
+        window.push({ path: file.path, file: hashed(Buffer.from(file.text)), compress: true });
+      } else {
+        window.push({ path: file.path, file: this.read(file.key), compress: false });
+        await drain(READ_AHEAD - 1);
       }
-      await flush(0);
-      if (aborted) return;
-      await writer.finish(task);
-    };
-    write().catch((error) => output.destroy(error as Error));
-    return Object.assign(output, { reuseAfter: () => false });
+    }
+    await drain(0);
+    if (!writer.closed) await writer.finish(task);
   }
-}
 
-/**
- * The ZIP built by a worker thread: this thread only lists the files and hands the archive's
- * pieces to the caller; reading, hashing and ZIP framing run in the worker. A piece is
- * acknowledged when the caller's stream has room, so a slow client holds back the worker.
- */
-function zipInWorker(task: TaskView, groups: AsyncGenerator<DatasetFile[]>, reader: WorkerReaderSpec): ZipExport {
-  const workerData: ZipWorkerData = { reader, date: task.createdAt.getTime(), batchBytes: PIECE_BYTES };
-  const worker = startZipWorker(workerData);
-  zipWorkers++;
-  const post = (message: ZipWorkerInput, transfer: ArrayBuffer[] = []) => worker.postMessage(message, transfer);
-  // Pieces pushed to the caller and not yet given back, oldest first (see reuseAfter).
-  const pushed: ArrayBuffer[] = [];
-  let destination: Writable | undefined;
-  const giveBack = () => {
-    if (!destination || destination.writableLength > 0 || pushed.length === 0) return;
-    // The destination has written out everything it was given. The pieces still buffered in
-    // `output` (the newest) were not given to it yet.
-    let unread = output.readableLength;
-    let handedOn = pushed.length;
-    while (unread > 0 && handedOn > 0) unread -= (pushed[--handedOn] as ArrayBuffer).byteLength;
-    for (const buffer of pushed.splice(0, handedOn)) post({ type: 'reuse', buffer }, [buffer]);
-  };
-  let ended = false;
-  let piecesWaiting = 0; // received, pushed, not yet acknowledged: the caller is behind
-  let groupsInWorker = 0;
-  let groupTaken: (() => void) | undefined;
-  const output = new Readable({
-    highWaterMark: PIECE_BYTES,
-    read() {
-      giveBack();
-      for (; piecesWaiting > 0; piecesWaiting--) post({ type: 'ack' });
-    },
-    destroy(error, callback) {
-      groupTaken?.(); // the feeder sees the stream is gone and stops
-      worker.terminate().then(
-        () => callback(error),
-        () => callback(error),
-      );
-    },
-  });
-  worker.once('exit', () => {
-    zipWorkers--;
-    if (!ended) output.destroy(new Error('ZIP export failed: the worker stopped'));
-  });
-  worker.on('error', (error) => output.destroy(error));
-  worker.on('message', (message: ZipWorkerOutput) => {
-    switch (message.type) {
-      case 'piece':
-        giveBack();
-        if (destination && message.length === message.buffer.byteLength) pushed.push(message.buffer);
-        if (output.push(Buffer.from(message.buffer, 0, message.length))) post({ type: 'ack' });
-        else piecesWaiting++;
-        break;
-      case 'taken':
-        groupsInWorker--;
-        groupTaken?.();
-        break;
-      case 'end':
-        ended = true;
-        output.push(null);
-        void worker.terminate();
-        break;
-      case 'failed':
-        output.destroy(workerFailure(message.error));
-        break;
-    }
-  });
-  const feed = async () => {
-    for await (const files of groups) {
-      if (output.destroyed) return;
-      post({ type: 'files', files });
-      groupsInWorker++;
-      while (groupsInWorker >= GROUPS_AHEAD && !output.destroyed) {
-        await new Promise<void>((resolve) => (groupTaken = resolve));
-      }
-    }
-    if (output.destroyed) return;
-    const { id, description, count, status } = task;
-    post({ type: 'finish', task: { id, description, count, status } });
-  };
-  feed().catch((error) => output.destroy(error as Error));
-  return Object.assign(output, {
-    reuseAfter(target: Writable): boolean {
-      destination = target;
-      target.on('drain', giveBack);
-      output.once('close', () => target.off('drain', giveBack));
-      return true;
-    },
-  });
+  /** An object and its hash; null when the storage no longer has it. */
+  private read(key: string): Promise<HashedFile | null> {
+    const file = readObject(this.storage, key).then(hashed, (error: unknown) => {
+      if (error instanceof StorageError && error.notFound) return null;
+      throw error;
+    });
+    file.catch(() => undefined); // awaited in order; no unhandled rejection if the client left first
+    return file;
+  }
 }

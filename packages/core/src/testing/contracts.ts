@@ -15,7 +15,6 @@ import {
   type ImageProvider,
   type ObjectStorage,
   type PersonaProvider,
-  type WorkerObjectReader,
 } from '../ports.js';
 import { encodePng, makeBorderedPng, makeGridPng } from './png.js';
 
@@ -305,33 +304,6 @@ export function describeObjectStorageContract(name: string, subject: ContractSub
       const error = await read(`${prefix}/r/missing.bin`).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StorageError);
       expect((error as StorageError).notFound).toBe(true);
-    });
-
-    it('offers a reader for worker threads, when it has one: plain options, the same bytes and errors', async (context) => {
-      const spec = storage().workerReader?.();
-      if (!spec) return context.skip();
-      // What a worker gets: options copied by structured cloning, the factory found by name.
-      const options = structuredClone(spec.options);
-      const factory = ((await import(spec.module)) as Record<string, unknown>)[spec.factory];
-      expect(factory, `${spec.module} exports ${spec.factory}`).toBeTypeOf('function');
-      const reader = (await (factory as (options: unknown) => WorkerObjectReader | Promise<WorkerObjectReader>)(options)) as WorkerObjectReader;
-      const big = Buffer.alloc(1_500_000, 5);
-      const small = Buffer.from('a small object');
-      await storage().put(`${prefix}/w/big.bin`, big, { contentType: 'application/octet-stream' });
-      await storage().put(`${prefix}/w/small.bin`, small, { contentType: 'application/octet-stream' });
-      const scratch = Buffer.alloc(1_000_000);
-      expect(Buffer.from(await reader.read(`${prefix}/w/small.bin`, scratch)).equals(small)).toBe(true);
-      expect(Buffer.from(await reader.read(`${prefix}/w/big.bin`, scratch)).equals(big)).toBe(true);
-      const missing = await Promise.resolve()
-        .then(() => reader.read(`${prefix}/w/missing.bin`, scratch))
-        .catch((e: unknown) => e);
-      expect(missing).toBeInstanceOf(StorageError);
-      expect((missing as StorageError).notFound).toBe(true);
-      const refused = await Promise.resolve()
-        .then(() => reader.read(`${prefix}/../escape.bin`, scratch))
-        .catch((e: unknown) => e);
-      expect((refused as StorageError).keyRefused).toBe(true);
-      await reader.close?.();
     });
 
     it('lists every object under a prefix and only those', async () => {
