@@ -437,7 +437,6 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     await mkdir(dirname(out), { recursive: true });
     const zip = await gen.exports.zip(final.id);
     const file = createWriteStream(out);
-    zip.reuseAfter(file); // piped straight into the file
     await pipe(zip, file);
     io.out(out);
     return outcome.code;
