@@ -159,19 +159,20 @@ export class UsersService {
 
   /**
    * A user changes their own password: `current` must be right (a wrong one is a ValidationError on
-   * `current`, and the caller counts it like a failed login), `next` at least NEW_PASSWORD_MIN
-   * characters and different from it. Every session of the account ends, as with setPassword; the
+   * `current`, and the caller counts it like a failed login); then `next` must be at least
+   * NEW_PASSWORD_MIN characters and differ from it. Every session of the account ends, as with setPassword; the
    * caller starts a fresh one for the person who made the change.
    */
   async changePassword(userId: number, current: string, next: string): Promise<void> {
-    const problem = validatePassword(next, NEW_PASSWORD_MIN);
-    if (problem) throw new ValidationError({ next: problem });
     const em = this.orm.em.fork();
     const user = await em.findOne(User, { id: userId, active: true });
     if (!user) throw new NotFoundError(`No account ${userId}`);
+    // The current password first: an error about the new one then tells that the current one was right.
     const ok =
       typeof current === 'string' && Buffer.byteLength(current, 'utf8') <= PASSWORD_MAX_BYTES && (await bcrypt.compare(current, user.passwordHash));
     if (!ok) throw new ValidationError({ current: 'The current password is wrong.' });
+    const problem = validatePassword(next, NEW_PASSWORD_MIN);
+    if (problem) throw new ValidationError({ next: problem });
     if (next === current) throw new ValidationError({ next: 'Choose a password different from the current one.' });
     const hash = await bcrypt.hash(next, BCRYPT_COST);
     await em.transactional(async (tem) => {
