@@ -1,4 +1,5 @@
 import { type AvatarGen, type Demographics, isFinal, NotFoundError, type PersonaPage, type Scope, type TaskView } from '@avatargen/core';
+import { LRUCache } from 'lru-cache';
 
 export interface DatasetDetail {
   task: TaskView;
@@ -9,11 +10,14 @@ export interface DatasetDetail {
 interface Entry {
   ownerId: number | null;
   detail: DatasetDetail;
-  /** The API's JSON of this detail, made on first use, kept as UTF-8 bytes: a string body would be
-   * measured (Buffer.byteLength) and encoded again on every response, which is most of the CPU a
-   * cached answer costs. */
+  /** The API's JSON of this detail, made on first use and kept as UTF-8 bytes: a string body would
+   * be measured and encoded again on every response. */
   json?: Buffer;
-  storedAt: number;
+}
+
+interface Page {
+  taskId: string;
+  page: number;
 }
 
 /**
@@ -21,19 +25,33 @@ interface Entry {
  * a finished dataset is read far more often than it changes. Every change to a task, from any
  * process, arrives as a `task` event (PostgreSQL NOTIFY) and drops its entries; a short time to
  * live bounds staleness should the notification connection ever miss one, and when it reconnects
- * (a `resync` event) everything is dropped. Access is checked on
- * every read: the owner is kept with the entry and another user gets the same 404 as before.
+ * (a `resync` event) everything is dropped. Requests that miss together share one read, made for
+ * whoever asks; access is checked on every answer: the owner is kept with the entry and another
+ * user gets the same 404 as before.
  */
 export class DatasetCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: LRUCache<string, Entry, Page>;
+  /** Changes heard per task since the last resync: a read its task changed during is not kept. */
   private readonly versions = new Map<string, number>();
-  /** Bumped by clear(): a read that started before it is not kept. */
-  private epoch = 0;
 
   constructor(
     private readonly gen: AvatarGen,
-    private readonly options: { maxEntries?: number; ttlMs?: number } = {},
+    options: { maxEntries?: number; ttlMs?: number } = {},
   ) {
+    this.entries = new LRUCache<string, Entry, Page>({
+      max: options.maxEntries ?? 200,
+      ttl: options.ttlMs ?? 30_000,
+      // A read whose entry is dropped meanwhile still answers those waiting for it, and is not kept.
+      ignoreFetchAbort: true,
+      fetchMethod: async (key, _stale, { context: { taskId, page } }) => {
+        const version = this.versions.get(taskId);
+        const entry = await this.load(taskId, page);
+        // Only finished tasks that did not change while being read are kept (dropping the entry of
+        // a read in progress keeps its answer out of the cache).
+        if (!isFinal(entry.detail.task.status) || this.versions.get(taskId) !== version) this.entries.delete(key);
+        return entry;
+      },
+    });
     gen.pipeline.events.on('task', (taskId: string) => this.invalidate(taskId));
     // The notification connection was lost and is back: changes made meanwhile were not heard.
     gen.pipeline.events.on('resync', () => this.clear());
@@ -44,9 +62,8 @@ export class DatasetCache {
     for (const key of this.entries.keys()) if (key.startsWith(`${taskId}:`)) this.entries.delete(key);
   }
 
-  /** Drops every entry (and the versions, which only matter to reads in flight, now refused by the epoch). */
+  /** Drops every entry; reads in progress are not kept either. */
   clear(): void {
-    this.epoch++;
     this.entries.clear();
     this.versions.clear();
   }
@@ -55,46 +72,29 @@ export class DatasetCache {
     return this.entries.size;
   }
 
-  private lookup(taskId: string, page: number, scope: Scope): Entry | undefined {
-    const key = `${taskId}:${page}`;
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    if (Date.now() - entry.storedAt > (this.options.ttlMs ?? 30_000)) {
-      this.entries.delete(key);
-      return undefined;
-    }
-    if (scope.userId !== undefined && entry.ownerId !== scope.userId) throw new NotFoundError(`No task ${taskId}`);
-    // least recently used goes first
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    return entry;
+  /** Read for everyone: one request's read may answer another user's request, so access is checked after. */
+  private async load(taskId: string, page: number): Promise<Entry> {
+    const task = await this.gen.tasks.get(taskId); // 404 for a missing task
+    const [demographics, personas] = await Promise.all([
+      this.gen.personas.demographics(taskId),
+      this.gen.personas.list(taskId, { page, perPage: 20 }),
+    ]);
+    return { ownerId: task.userId, detail: { task, demographics, personas } };
   }
 
-  private async load(taskId: string, page: number, scope: Scope): Promise<Entry> {
-    const version = this.versions.get(taskId) ?? 0;
-    const epoch = this.epoch;
-    const task = await this.gen.tasks.get(taskId, scope); // 404 for a missing task or another user's
-    const [demographics, personas] = await Promise.all([
-      this.gen.personas.demographics(taskId, scope),
-      this.gen.personas.list(taskId, { ...scope, page, perPage: 20 }),
-    ]);
-    const entry: Entry = { ownerId: task.userId, detail: { task, demographics, personas }, storedAt: Date.now() };
-    // Only finished tasks, and only when nothing changed while reading.
-    if (isFinal(task.status) && this.epoch === epoch && (this.versions.get(taskId) ?? 0) === version) {
-      this.entries.set(`${taskId}:${page}`, entry);
-      const max = this.options.maxEntries ?? 200;
-      while (this.entries.size > max) this.entries.delete(this.entries.keys().next().value as string);
-    }
+  private async entry(taskId: string, page: number, scope: Scope): Promise<Entry> {
+    const entry = (await this.entries.fetch(`${taskId}:${page}`, { context: { taskId, page } })) as Entry;
+    if (scope.userId !== undefined && entry.ownerId !== scope.userId) throw new NotFoundError(`No task ${taskId}`);
     return entry;
   }
 
   async detail(taskId: string, page: number, scope: Scope): Promise<DatasetDetail> {
-    return (this.lookup(taskId, page, scope) ?? (await this.load(taskId, page, scope))).detail;
+    return (await this.entry(taskId, page, scope)).detail;
   }
 
   /** The detail as UTF-8 JSON; `shape` turns it into the API's answer (made once per entry). */
   async json(taskId: string, page: number, scope: Scope, shape: (detail: DatasetDetail) => unknown): Promise<Buffer> {
-    const entry = this.lookup(taskId, page, scope) ?? (await this.load(taskId, page, scope));
+    const entry = await this.entry(taskId, page, scope);
     entry.json ??= Buffer.from(JSON.stringify(shape(entry.detail)));
     return entry.json;
   }
