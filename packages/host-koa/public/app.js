@@ -102,6 +102,8 @@
             if (now && next && !now.contains(document.activeElement)) now.replaceWith(document.importNode(next, true));
           }
           shownCounts = asked;
+          // at most one read a second, however fast a big dataset moves
+          if (wanted !== shownCounts) await new Promise((resolve) => setTimeout(resolve, 1000));
         }
       } catch {
         // the next change tries again
