@@ -95,12 +95,10 @@
           const response = await fetch(panel.dataset.live, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
           if (!response.ok) break;
           const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
-          for (const id of ['demographics', 'personas']) {
-            const now = document.getElementById(id);
-            const next = fresh.getElementById(id);
-            // a section with the focus in it is left alone until the next change
-            if (now && next && !now.contains(document.activeElement)) now.replaceWith(document.importNode(next, true));
-          }
+          const sections = ['demographics', 'personas'].map((id) => [document.getElementById(id), fresh.getElementById(id)]);
+          // someone reading or tabbing through the personas keeps their place: swapped at the next change after
+          if (sections.some(([now]) => now?.contains(document.activeElement))) break;
+          for (const [now, next] of sections) if (now && next) now.replaceWith(document.importNode(next, true));
           shownCounts = asked;
           // at most one read a second, however fast a big dataset moves
           if (wanted !== shownCounts) await new Promise((resolve) => setTimeout(resolve, 1000));
