@@ -11,13 +11,12 @@
  * (`--conditions=source --import tsx` runs the workspace from its TypeScript sources; with the
  * published packages, build and run it as plain JavaScript.)
  */
-import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { createAvatarGen, isFinal, loadConfig, type TaskView } from '@avatargen/core';
+import { createAvatarGen, loadConfig } from '@avatargen/core';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
 import { filesystemStoragePlugin } from '@avatargen/storage-filesystem';
@@ -61,7 +60,7 @@ try {
   });
   process.stderr.write(`task ${submitted.id}: ${submitted.status}\n`);
 
-  const task = await untilFinished(submitted.id);
+  const task = await gen.tasks.waitUntilEnded(submitted.id);
   process.stderr.write(`task ${task.id}: ${task.status}, ${task.progress.personasStored} personas, ${task.progress.imagesStored} images\n`);
   for (const entry of task.errorLog) process.stderr.write(`  ${entry.stage}: ${entry.message}\n`);
 
@@ -70,7 +69,6 @@ try {
     await mkdir(dirname(out), { recursive: true });
     const zip = await gen.exports.zip(task.id);
     const file = createWriteStream(out);
-    zip.reuseAfter(file); // piped straight into the file: the export reuses its buffers
     await pipeline(zip, file);
     // One JSON line on stdout for scripts: where the dataset is and what it holds.
     process.stdout.write(`${JSON.stringify({ taskId: task.id, zip: out, personas: task.progress.personasStored, images: task.progress.imagesStored })}\n`);
@@ -80,14 +78,3 @@ try {
   await gen.close();
 }
 process.exit(exitCode);
-
-/** Waits for the task to finish: woken by the pipeline's task events, with a slow poll as a safety net. */
-async function untilFinished(id: string): Promise<TaskView> {
-  for (;;) {
-    const task = await gen.tasks.get(id);
-    if (isFinal(task.status)) return task;
-    const changed = once(gen.pipeline.events, 'task');
-    const tick = new Promise((r) => setTimeout(r, 1000).unref());
-    await Promise.race([changed, tick]);
-  }
-}

@@ -27,6 +27,7 @@ const gatedImages = definePlugin({
           held++;
           await new Promise<void>((resolve, reject) => {
             gate.promise.then(resolve);
+            if (request.signal?.aborted) reject(new CancelledError());
             request.signal?.addEventListener('abort', () => reject(new CancelledError()), { once: true });
           }).finally(() => held--);
         }

@@ -385,47 +385,7 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
         io.err(progressLine(t));
       }
     };
-    const final = await new Promise<TaskView>((resolveFinal, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      // One read at a time, and at most one waiting: reads that overlap can answer out of order,
-      // and the bar went backwards.
-      let reading = Promise.resolve();
-      let waiting = false;
-      let done = false;
-      const check = () => {
-        if (waiting) return reading;
-        waiting = true;
-        reading = reading.then(() => {
-          waiting = false;
-          return read();
-        });
-        return reading;
-      };
-      const read = async () => {
-        if (done) return;
-        try {
-          const current = await gen.tasks.get(task.id);
-          show(current);
-          if (isFinal(current.status)) {
-            done = true;
-            gen.pipeline.events.off('task', onTask);
-            clearInterval(timer);
-            resolveFinal(current);
-          }
-        } catch (error) {
-          // The database restarting under us: the task goes on; ask again on the next tick.
-          if (isDatabaseUnavailable(error)) return;
-          clearInterval(timer);
-          reject(error);
-        }
-      };
-      const onTask = (id: string) => {
-        if (id === task.id) void check();
-      };
-      gen.pipeline.events.on('task', onTask);
-      timer = setInterval(check, 1000);
-      void check();
-    });
+    const final = await gen.tasks.waitUntilEnded(task.id, { onChange: show });
     if (io.isTTY) io.errRaw('\n');
     for (const entry of final.errorLog) io.err(`  [${entry.stage}] ${entry.message}`);
     io.err(usageSummary(final));

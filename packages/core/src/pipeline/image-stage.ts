@@ -42,6 +42,16 @@ export class ImageStage {
   }
 
   async run(job: ImagesJob): Promise<void> {
+    // Tracked before the task is read: a cancel that lands after that read still aborts this work.
+    const controller = this.support.track(job.taskId);
+    try {
+      await this.work(job, controller);
+    } finally {
+      this.support.untrack(job.taskId, controller);
+    }
+  }
+
+  private async work(job: ImagesJob, controller: AbortController): Promise<void> {
     const em = this.support.em;
     const task = await em.findOne(GenerationTask, { id: job.taskId });
     if (task?.status !== 'generating-images' || task.run !== job.run) return;
@@ -50,7 +60,6 @@ export class ImageStage {
       await this.advance(job.taskId);
       return;
     }
-    const controller = this.support.track(job.taskId);
     try {
       const problem = await this.makeImages(task, persona, controller.signal);
       await this.finishPersonaImages(task.id, persona.id, problem);
@@ -58,8 +67,6 @@ export class ImageStage {
       if (error instanceof CancelledError || controller.signal.aborted) return;
       if (isDatabaseUnavailable(error)) throw error; // not the persona's fault: it is sent again
       await this.finishPersonaImages(task.id, persona.id, describeError(error));
-    } finally {
-      this.support.untrack(job.taskId, controller);
     }
     await this.advance(job.taskId);
   }
@@ -144,6 +151,7 @@ export class ImageStage {
         () =>
           this.calls.add(() => this.support.withUsage(task.id, async (onUsage) => {
             await this.support.count(task.id, 'images_requested');
+            throwIfAborted(signal); // cancelled while counting: no call starts
             const made = settings.randomize_face_base
               ? await baseImageWithFaces({
                   imageProvider: ports.imageProvider,
@@ -226,6 +234,7 @@ export class ImageStage {
           async () => {
             const shotSeed = `${seed}:${gridNo}`;
             await this.support.count(task.id, 'images_requested', SHOTS);
+            throwIfAborted(signal);
             const answer = await this.calls.add(() =>
               this.support.withUsage(task.id, (onUsage) =>
                 ports.imageProvider.pictures({

@@ -34,6 +34,16 @@ export class PersonaStage {
   }
 
   async run(job: BatchJob): Promise<void> {
+    // Tracked before the task is read: a cancel that lands after that read still aborts this work.
+    const controller = this.support.track(job.taskId);
+    try {
+      await this.work(job, controller);
+    } finally {
+      this.support.untrack(job.taskId, controller);
+    }
+  }
+
+  private async work(job: BatchJob, controller: AbortController): Promise<void> {
     const { support } = this;
     const em = support.em;
     const task = await em.findOne(GenerationTask, { id: job.taskId });
@@ -50,7 +60,6 @@ export class PersonaStage {
     }
     // A retried batch asks only for the personas it still lacks.
     const wanted: number = batch.size - batch.stored;
-    const controller = support.track(job.taskId);
     try {
       if (wanted <= 0) {
         await this.finish(job.taskId, job.batchNo, [], 0, null, false, batch.next_index);
@@ -119,8 +128,6 @@ export class PersonaStage {
       const message = support.redact(`Batch ${job.batchNo + 1} failed: ${describeError(error)}`);
       support.log.warn({ taskId: job.taskId, batch: job.batchNo, error: describeError(error) }, 'persona batch failed');
       await this.finish(job.taskId, job.batchNo, [], 0, message, true, batch.next_index);
-    } finally {
-      support.untrack(job.taskId, controller);
     }
     await this.advance(job.taskId);
   }

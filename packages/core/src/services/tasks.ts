@@ -5,8 +5,8 @@ import { GenerationTask, type TaskEntity } from '../db/entities.js';
 import { type GenerationRequest, validateGenerationRequest } from '../domain/request.js';
 import { estimateCost } from '../domain/prices.js';
 import { type Settings, withImageOutput } from '../domain/settings.js';
-import { assertTransition, isActive, type TaskStatus } from '../domain/status.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { assertTransition, isActive, isFinal, type TaskStatus } from '../domain/status.js';
+import { ConflictError, isDatabaseUnavailable, NotFoundError, ValidationError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
 import { deleteUnderPrefix } from '../storage/prefix.js';
 import { taskFolder } from '../storage/keys.js';
@@ -191,6 +191,57 @@ export class TasksService {
     for (const row of personas) (out.get(row.task_id) as { personas: number }).personas = row.n;
     for (const row of images) (out.get(row.task_id) as { images: number }).images = row.n;
     return out;
+  }
+
+  /**
+   * Waits until the task has ended and returns it. Woken by the pipeline's task events (from any
+   * process), with a poll every `pollMs` as a safety net; reads run one at a time, so `onChange`
+   * sees the task only move forward. A database outage meanwhile is waited out; `timeoutMs` and
+   * `signal` end the wait (the task goes on).
+   */
+  async waitUntilEnded(
+    id: string,
+    options: { scope?: Scope; onChange?: (task: TaskView) => void; signal?: AbortSignal; timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<TaskView> {
+    const { events } = this.pipeline;
+    const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
+    let wake: () => void = () => undefined;
+    const onTask = (taskId: string) => {
+      if (taskId === id) wake();
+    };
+    events.on('task', onTask);
+    try {
+      let last = '';
+      for (;;) {
+        options.signal?.throwIfAborted();
+        let task: TaskView | undefined;
+        try {
+          task = await this.get(id, options.scope);
+        } catch (error) {
+          if (!isDatabaseUnavailable(error)) throw error;
+        }
+        if (task) {
+          const seen = `${task.status}:${task.progress.personasStored}:${task.progress.imagesStored}`;
+          if (seen !== last) options.onChange?.(task);
+          last = seen;
+          if (isFinal(task.status)) return task;
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`Task ${id} has not ended in time (${task ? task.status : 'database unavailable'}).`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, Math.min(options.pollMs ?? 1000, left));
+          function done() {
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', done);
+            resolve();
+          }
+          wake = done;
+          options.signal?.addEventListener('abort', done, { once: true });
+        });
+      }
+    } finally {
+      events.off('task', onTask);
+    }
   }
 
   async get(id: string, scope: Scope = {}): Promise<TaskView> {
