@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AvatarGen, createAvatarGen, type AvatarGenPlugin, type TaskStatus, type TaskView } from '../../src/index.js';
+import { type AvatarGen, createAvatarGen, type AvatarGenPlugin, isFinal, type TaskStatus, type TaskView } from '../../src/index.js';
 import { createTestDatabase, type TestDatabase } from '../../src/testing.js';
 import { fakePlugin, fakeServices, type FakeOptions } from './fakes.js';
 
@@ -61,6 +61,12 @@ export async function waitForStatus(
   statuses: TaskStatus[],
   timeoutMs = 30_000,
 ): Promise<TaskView> {
+  // Waiting for the end: the facade's helper, woken by task events.
+  if (statuses.every(isFinal)) {
+    const ended = await gen.tasks.waitUntilEnded(taskId, { timeoutMs });
+    if (!statuses.includes(ended.status)) throw new Error(`task ${taskId} ended ${ended.status}, not ${statuses.join('/')}`);
+    return ended;
+  }
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const task = await gen.tasks.get(taskId);

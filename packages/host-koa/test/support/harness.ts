@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AvatarGen, createAvatarGen, type TaskStatus, type TaskView } from '@avatargen/core';
+import { type AvatarGen, createAvatarGen, isFinal, type TaskStatus, type TaskView } from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
@@ -73,6 +73,12 @@ export async function startSite(
 }
 
 export async function waitForStatus(gen: AvatarGen, id: string, statuses: TaskStatus[], timeoutMs = 60_000): Promise<TaskView> {
+  // Waiting for the end: the facade's helper, woken by task events.
+  if (statuses.every(isFinal)) {
+    const ended = await gen.tasks.waitUntilEnded(id, { timeoutMs });
+    if (!statuses.includes(ended.status)) throw new Error(`task ${id} ended ${ended.status}, not ${statuses.join('/')}`);
+    return ended;
+  }
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const task = await gen.tasks.get(id);
