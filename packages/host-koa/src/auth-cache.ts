@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { AvatarGen, UserView } from '@avatargen/core';
 import { LRUCache } from 'lru-cache';
 
@@ -89,4 +89,34 @@ export class AuthCache {
     const hash = createHash('sha256').update(token).digest('base64url');
     return this.unbox(this.tokens, hash, await this.tokens.fetch(hash, { context: token }));
   }
+}
+
+/**
+ * Koa's `keys` (Keygrip's signatures: HMAC-SHA1 in base64url, the first secret signs, any one
+ * verifies) with its verdicts remembered. koa-session checks the session cookie's signature on
+ * every request, with an HMAC per secret and a constant-time compare; the same cookie comes back
+ * on every request of a visit, so the verdict for a (value, signature) pair is kept.
+ */
+export function rememberedKeys(secrets: string[], max = 10_000) {
+  if (secrets.length === 0) throw new Error('rememberedKeys: give at least one secret');
+  const sign = (data: string, secret: string) => createHmac('sha1', secret).update(data).digest('base64url');
+  const verdicts = new LRUCache<string, number>({ max });
+  const index = (data: string, digest: string): number => {
+    const key = `${digest}\n${data}`;
+    let found = verdicts.get(key);
+    if (found === undefined) {
+      const given = Buffer.from(digest);
+      found = secrets.findIndex((secret) => {
+        const expected = Buffer.from(sign(data, secret));
+        return expected.length === given.length && timingSafeEqual(expected, given);
+      });
+      verdicts.set(key, found);
+    }
+    return found;
+  };
+  return {
+    sign: (data: string) => sign(data, secrets[0] as string),
+    verify: (data: string, digest: string) => index(data, digest) > -1,
+    index,
+  };
 }

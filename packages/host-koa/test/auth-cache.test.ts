@@ -1,5 +1,7 @@
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { AuthCache } from '../src/auth-cache.js';
+import { AuthCache, rememberedKeys } from '../src/auth-cache.js';
 import { PASSWORD, type Site, startSite } from './support/harness.js';
 
 // The real session and account services on PostgreSQL; spies only count (and, in one test,
@@ -98,6 +100,54 @@ describe('AuthCache', () => {
       expect(sessionReads).toHaveBeenCalledTimes(2);
     } finally {
       sessionReads.mockRestore();
+    }
+  });
+});
+
+describe('rememberedKeys', () => {
+  const OLD = 'an older secret key, 0123456789abcdef';
+  const SECRET = 'the current secret key, 0123456789abcdef';
+
+  /** A Koa app that sets the signed cookie `c` on /set?v=… and answers its value (or "none") on /get. */
+  async function cookieApp(keys: Koa['keys']) {
+    const app = new Koa({ keys: keys as string[] });
+    app.use((ctx) => {
+      if (ctx.path === '/set') ctx.cookies.set('c', String(ctx.query.v), { signed: true });
+      ctx.body = ctx.cookies.get('c', { signed: true }) ?? 'none';
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      close: () => new Promise((r) => server.close(r)),
+      set: async (v: string) => (await fetch(`${base}/set?v=${v}`)).headers.getSetCookie().map((c) => c.split(';')[0]).join('; '),
+      get: async (cookie: string) => (await fetch(`${base}/get`, { headers: { cookie } })).text(),
+    };
+  }
+
+  it('signs and checks cookies as Koa’s own keys do (over and over), and refuses a forged signature', async () => {
+    const plain = await cookieApp([SECRET]);
+    const remembered = await cookieApp(rememberedKeys([SECRET]) as unknown as Koa['keys']);
+    const rotated = await cookieApp(rememberedKeys([SECRET, OLD]) as unknown as Koa['keys']);
+    const old = await cookieApp([OLD]);
+    try {
+      const fromPlain = await plain.set('a1');
+      expect(await remembered.get(fromPlain)).toBe('a1');
+      expect(await remembered.get(fromPlain)).toBe('a1');
+      const fromRemembered = await remembered.set('b2');
+      expect(fromRemembered).toBe(await plain.set('b2'));
+      expect(await plain.get(fromRemembered)).toBe('b2');
+      const forged = fromRemembered.replace(/c\.sig=[^;]+/, 'c.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA');
+      expect(forged).not.toBe(fromRemembered);
+      expect(await remembered.get(forged)).toBe('none');
+      expect(await remembered.get(forged)).toBe('none');
+      expect(await remembered.get(fromPlain.replace('c=a1', 'c=a2'))).toBe('none');
+      // a cookie signed with an older secret still counts while that secret is listed
+      const fromOld = await old.set('c3');
+      expect(await rotated.get(fromOld)).toBe('c3');
+      expect(await remembered.get(fromOld)).toBe('none');
+    } finally {
+      await Promise.all([plain.close(), remembered.close(), rotated.close(), old.close()]);
     }
   });
 });
