@@ -30,7 +30,17 @@ describe('pipeline: cancel, retry, delete', () => {
     // the signals handed to the grid calls in flight fire
     await waitUntil(() => h.fakes.calls.inFlightImage === 0, 5_000, 'in-flight image calls to stop');
     const gridsAtCancel = h.fakes.calls.grid;
-    await new Promise((r) => setTimeout(r, 1200));
+    // every job the task still had in the queue is taken and ended: one that started work would have called by then
+    const liveJobs = async () =>
+      (
+        await h.gen.orm.em
+          .fork()
+          .execute(`select count(*)::int as n from pgboss.job where data->>'taskId' = ? and state in ('created', 'retry', 'active')`, [task.id])
+      )[0]?.n as number;
+    await waitUntil(async () => (await liveJobs()) === 0, 10_000, 'the queued jobs of the cancelled task to end');
+    // and a reconcile pass (they run every 300 ms here) sends it no new work
+    await h.gen.pipeline.reconcile();
+    expect(await liveJobs()).toBe(0);
     expect(h.fakes.calls.grid).toBe(gridsAtCancel);
     expect((await h.gen.tasks.get(task.id)).status).toBe('cancelled');
     await expect(h.gen.tasks.cancel(task.id)).rejects.toThrow(/cannot go from cancelled to cancelled/);
