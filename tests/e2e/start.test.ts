@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,9 +111,11 @@ describe('avatargen start with zero setup', () => {
     expect(await portOpen(pgPort)).toBe(false);
   });
 
-  it('starts again on the same folder: same data, no new admin, the same password works', async () => {
-    app = runAvatargen(['start'], { cwd: dir, env: { APP_PORT: String(port) } });
+  it('starts again on the same folder, through the command as npm start runs it: same data, no new admin, the same password works', async () => {
+    // More image threads than cores, so the warning shows the libuv pool the command sized (cores + 4).
+    app = runAvatargen(['start'], { cwd: dir, env: { APP_PORT: String(port), IMAGE_PROCESSOR_THREADS: '64' }, command: true });
     await app.waitFor(/listening on http/, 90_000);
+    expect(app.output()).toContain(`64 worker threads share libuv's ${availableParallelism() + 4} threads`);
     expect(app.output()).not.toContain('First admin account created');
     // the operator is reminded which account is the admin, and how to reset its password
     expect(app.output()).toContain('Admin account: admin@localhost (forgot the password? "avatargen user set-password --email admin@localhost")');

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 /** The `avatargen` command run from sources, as `npm start` does. */
 export const BIN = fileURLToPath(new URL('../../packages/host-koa/src/bin.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
+/** The installed command's entry (bin/avatargen.cjs), which sizes libuv's thread pool first. */
+export const COMMAND = fileURLToPath(new URL('../../packages/host-koa/bin/avatargen.cjs', import.meta.url));
 
 export interface AvatargenProcess {
   child: ChildProcess;
@@ -20,13 +22,18 @@ export interface AvatargenProcess {
  * Starts `avatargen <args>` as a child process in `cwd` with exactly `env` (plus PATH and HOME):
  * nothing from the test runner's environment leaks in.
  */
-export function runAvatargen(args: string[], options: { cwd: string; env?: Record<string, string> }): AvatargenProcess {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', TSX, BIN, ...args], {
+export function runAvatargen(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string>; /** through bin/avatargen.cjs, as `npm start` */ command?: boolean },
+): AvatargenProcess {
+  const argv = options.command ? [COMMAND, ...args] : ['--conditions=source', '--import', TSX, BIN, ...args];
+  const child = spawn(process.execPath, argv, {
     cwd: options.cwd,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...(options.command ? { AVATARGEN_FROM_SOURCE: '1' } : {}),
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,10 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --heap-growing-percent=25
-// V8 tuned for a small, steady footprint: a host streams exports and images whose buffers die
-// young, and its ORM pages are short-lived garbage. A 1 MB young generation (default up to 16)
-// and an old generation that grows by 25% before the next full collection keep a 300 x 20 ZIP
-// export under 150 MB RSS (bench:export: ~180 MB without them) with the dataset API's p95 well
-// under 50 ms (bench:http). --optimize-for-size saves as much but slows requests by half.
-// Installed, the bin runs by this line; the root's `npm start` repeats the flags.
+// The command's ES module entry; bin/avatargen.cjs starts it, after sizing libuv's thread pool.
 import { main } from './cli.js';
 
 main(process.argv.slice(2)).then(
