@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MIGRATIONS } from '../src/db/migrations/index.js';
 import {
   ConflictError,
@@ -143,14 +143,31 @@ describe('database services', () => {
       expect(await users.authenticateToken(token)).toEqual(await users.findById(user.id));
       await expect.poll(lastUsed).toBeTypeOf('number');
       const first = (await lastUsed()) as number;
-      await new Promise((r) => setTimeout(r, 20));
-      await users.authenticateToken(token);
-      await new Promise((r) => setTimeout(r, 50));
-      expect(await lastUsed()).toEqual(first); // within the minute: no second write
-      // another process (a fresh service) writing within the minute is skipped by the update's condition
-      await new UsersService(orm).authenticateToken(token);
-      await new Promise((r) => setTimeout(r, 50));
-      expect(await lastUsed()).toEqual(first);
+      // The write is not awaited by the request: catch each one the services start, to wait for its end.
+      const writes: Promise<unknown>[] = [];
+      const fork = orm.em.fork.bind(orm.em);
+      const forks = vi.spyOn(orm.em, 'fork').mockImplementation((...args) => {
+        const em = fork(...args);
+        const execute = em.execute.bind(em);
+        em.execute = ((query: string, ...rest: unknown[]) => {
+          const result = (execute as (...all: unknown[]) => Promise<unknown>)(query, ...rest);
+          if (/^\s*update api_tokens set last_used_at/.test(String(query))) writes.push(result.catch((e: unknown) => e));
+          return result;
+        }) as typeof em.execute;
+        return em;
+      });
+      try {
+        await users.authenticateToken(token);
+        expect(writes).toHaveLength(0); // within the minute: this process does not even try a second write
+        expect(await lastUsed()).toEqual(first);
+        // another process (a fresh service) writing within the minute is skipped by the update's condition
+        await new UsersService(orm).authenticateToken(token);
+        expect(writes).toHaveLength(1);
+        expect(await writes[0]).not.toBeInstanceOf(Error);
+        expect(await lastUsed()).toEqual(first);
+      } finally {
+        forks.mockRestore();
+      }
       // an hour later (the row says so), the next use is recorded again
       await orm.em.fork().execute(`update api_tokens set last_used_at = now() - interval '1 hour' where id = ?`, [view.id]);
       await new UsersService(orm).authenticateToken(token);
