@@ -34,7 +34,3 @@ export function bodyOf(ctx: Context): Record<string, unknown> {
   const body = (ctx.request as { body?: unknown }).body;
   return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
 }
-
-export interface HostServices {
-  gen: AvatarGen;
-}

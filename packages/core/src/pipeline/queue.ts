@@ -44,6 +44,13 @@ export interface JobQueueOptions {
   maintenanceIntervalSeconds: number;
   /** How often idle work loops poll (new work also wakes local loops at once). */
   pollingMs: number;
+  /**
+   * Whether the queue's own connections wait for each commit to reach the disk. Off by default:
+   * the work is idempotent, so a commit lost in a PostgreSQL crash only reruns a job (or resends
+   * one from the reconcile) and corrupts nothing, and each job costs two fewer fsyncs. The task,
+   * persona and image rows are written on the ORM's connections, which keep the server's setting.
+   */
+  synchronousCommit?: boolean;
   log: Logger;
   /** Logs a database outage once, anything else as an error. */
   trouble(error: unknown, what: string): void;
@@ -74,6 +81,7 @@ export class JobQueue {
       connectionString: options.databaseUrl,
       max: 4,
       maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
+      ...this.connectionOptions(),
     });
     this.boss.on('error', (error: Error) => options.trouble(error, 'queue error'));
   }
@@ -96,8 +104,13 @@ export class JobQueue {
     } finally {
       await lock.end().catch(() => undefined);
     }
-    this.pool = new pg.Pool({ connectionString: this.options.databaseUrl, max: 2, idleTimeoutMillis: 10_000 });
+    this.pool = new pg.Pool({ connectionString: this.options.databaseUrl, max: 2, idleTimeoutMillis: 10_000, ...this.connectionOptions() });
     this.pool.on('error', (error) => this.options.trouble(error, 'queue connection error'));
+  }
+
+  /** Session settings of the queue's connections (pg-boss's pool and ours). */
+  private connectionOptions(): { options?: string } {
+    return this.options.synchronousCommit === true ? {} : { options: '-c synchronous_commit=off' };
   }
 
   /** pg-boss's retries are for jobs whose worker died or stopped (expiry, stop); provider errors are retried inside the job. */
