@@ -103,6 +103,19 @@ describe('avatargen start with zero setup', () => {
     expect(entries.has('manifest.json')).toBe(true);
   });
 
+  it('generate beside the running site uses its database: the dataset shows on the site', async () => {
+    const out = join(dir, 'beside.zip');
+    const cli = runAvatargen(['generate', '-d', 'Ferry crews in Oslo', '-l', 'nb', '-n', '10', '-i', '4', '-o', out], { cwd: dir });
+    const code = await cli.exited;
+    expect(code, cli.output().slice(-3000)).toBe(0);
+    expect(cli.output()).toMatch(/Using the database of the site running on this folder \(process \d+\)/);
+    expect(statSync(out).size).toBeGreaterThan(0);
+    const c = new Client(base);
+    expect((await c.login('admin@localhost', password)).status).toBe(303);
+    const tasks = (await c.get('/api/v1/tasks')).json() as { tasks: Array<{ description: string; status: string }> };
+    expect(tasks.tasks.find((t) => t.description === 'Ferry crews in Oslo')?.status).toBe('completed');
+  });
+
   it('stops on SIGTERM, and PostgreSQL with it', async () => {
     const code = await app?.stop(30_000);
     expect(code).toBe(0);
@@ -122,8 +135,8 @@ describe('avatargen start with zero setup', () => {
     const c = new Client(base);
     expect((await c.login('admin@localhost', password)).status).toBe(303);
     const tasks = (await c.get('/api/v1/tasks')).json() as { total: number; tasks: Array<{ status: string }> };
-    expect(tasks.total).toBe(1);
-    expect(tasks.tasks[0]?.status).toBe('completed');
+    expect(tasks.total).toBe(2); // the site's and the one generate made beside it
+    expect(tasks.tasks.every((t) => t.status === 'completed')).toBe(true);
     expect(await app.stop()).toBe(0);
   });
 });

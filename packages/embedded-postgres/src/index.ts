@@ -51,6 +51,12 @@ export interface EmbeddedPostgres {
   port: number;
   database: string;
   dataDir: string;
+  /**
+   * The pid of the process whose server this is, when the folder's server was already running
+   * for another live process (a site started with `avatargen start`): this handle shares it, and
+   * its stop() leaves it running.
+   */
+  sharedWith?: number;
   /** Fast shutdown; resolves when the server process has exited. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -213,7 +219,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     }
   }
 
-  await stopOrphan(dataDir, logger);
+  const running = await stopOrphan(dataDir, logger);
+  if (running) return shareRunning(dataDir, database, state, running, logger);
 
   // The remembered port when it is still free, otherwise a new one; retried on a lost race.
   let server: InstanceType<typeof EmbeddedPostgresClass> | undefined;
@@ -246,7 +253,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   }
   logger?.info({ port, database }, 'embedded PostgreSQL started');
 
-  const running = server;
+  const started = server;
   let stopping: Promise<void> | undefined;
   let removeHooks = () => {};
   const handle: EmbeddedPostgres = {
@@ -257,14 +264,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     stop() {
       stopping ??= (async () => {
         removeHooks();
-        await running.stop();
+        await started.stop();
         logger?.info({ port }, 'embedded PostgreSQL stopped');
       })();
       return stopping;
     },
   };
   if (options.stopOnExit) {
-    removeHooks = stopEmbeddedPostgresOnExit(handle, () => (running as unknown as { process?: { kill(signal: string): void } }).process);
+    removeHooks = stopEmbeddedPostgresOnExit(handle, () => (started as unknown as { process?: { kill(signal: string): void } }).process);
   }
   return handle;
 }
@@ -279,11 +286,34 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * The server another live process runs on this folder (a site started with `avatargen start`),
+ * shared rather than started twice: `avatargen generate` beside a running site uses its database.
+ * Its port comes from postmaster.pid (line 4), its password from the folder's state.
+ */
+async function shareRunning(
+  dataDir: string,
+  database: string,
+  state: ClusterState,
+  running: { port: number; owner: number },
+  logger: EmbeddedPostgresLogger | undefined,
+): Promise<EmbeddedPostgres> {
+  const base = `postgresql://${USER}:${encodeURIComponent(state.password)}@127.0.0.1:${running.port}`;
+  try {
+    await ensureDatabase(`${base}/postgres`, database);
+  } catch (error) {
+    throw failure(`${dataDir} is in use by the PostgreSQL of process ${running.owner}, which did not answer on port ${running.port}: ${(error as Error).message}`, error);
+  }
+  logger?.info({ port: running.port, owner: running.owner }, 'using the embedded PostgreSQL that another process runs on this folder');
+  return { url: `${base}/${database}`, port: running.port, database, dataDir, sharedWith: running.owner, stop: async () => {} };
+}
+
+/**
  * A server left running by a host that died (killed, crashed) holds the data folder, and a new
  * start would wait for it forever. Such an orphan (its parent is gone: adopted by PID 1) is shut
- * down fast; a server whose parent still runs belongs to another live process: that is an error.
+ * down fast. A server whose parent still runs belongs to another live process: its port and that
+ * process are returned, to share it.
  */
-async function stopOrphan(dataDir: string, logger: Pick<EmbeddedPostgresLogger, 'warn'> | undefined): Promise<void> {
+async function stopOrphan(dataDir: string, logger: Pick<EmbeddedPostgresLogger, 'warn'> | undefined): Promise<{ port: number; owner: number } | undefined> {
   const lock = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
   const pid = Number(lock?.split('\n')[0]);
   if (!lock || !Number.isInteger(pid) || pid <= 0 || !alive(pid)) return; // none, or stale: PostgreSQL copes
@@ -291,8 +321,11 @@ async function stopOrphan(dataDir: string, logger: Pick<EmbeddedPostgresLogger, 
   // Field 4 of /proc/<pid>/stat is the parent pid (after the command in parentheses).
   const parent = stat ? Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) : Number.NaN;
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  if (!cmdline.includes('postgres') || parent !== 1) {
-    throw failure(`${dataDir} is in use by a running PostgreSQL (pid ${pid}) of another process; stop that process first`);
+  if (!cmdline.includes('postgres')) throw failure(`${dataDir} is locked by process ${pid}, which is not PostgreSQL`);
+  if (parent !== 1) {
+    const port = Number(lock.split('\n')[3]);
+    if (!Number.isInteger(port) || port <= 0) throw failure(`${dataDir} is in use by a running PostgreSQL (pid ${pid}) whose port is unknown`);
+    return { port, owner: parent };
   }
   logger?.warn({ pid, dataDir }, 'stopping an embedded PostgreSQL left running by a host that died');
   process.kill(pid, 'SIGINT'); // fast shutdown: ends its sessions, writes a checkpoint

@@ -28,7 +28,7 @@ describe('embedded PostgreSQL left running by a host that died', () => {
     if (base) await rm(base, { recursive: true, force: true });
   });
 
-  it('refuses a folder a live process uses, and takes over from one whose host was killed', async () => {
+  it('shares the server of a folder a live process uses, and takes over from one whose host was killed', async () => {
     base = await mkdtemp(join(tmpdir(), 'avatargen-orphan-'));
     await chmod(base, 0o755);
     const dataDir = join(base, 'pg');
@@ -38,8 +38,18 @@ describe('embedded PostgreSQL left running by a host that died', () => {
     await client.query('create table kept (n int); insert into kept values (42)');
     await client.end();
 
-    // Its host is alive: the folder is not ours to take.
-    await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(/in use by a running PostgreSQL/);
+    // Its host is alive: the folder is not ours to take, but its server is ours to share (the CLI
+    // beside a running site), and stopping the shared handle leaves it running for its host.
+    const shared = await startEmbeddedPostgres({ dataDir, database: 'second' });
+    expect(shared.sharedWith).toBe(child.pid);
+    const s = new pg.Client({ connectionString: shared.url.replace(/\/second$/, '/avatargen') });
+    await s.connect();
+    expect((await s.query('select n from kept')).rows).toEqual([{ n: 42 }]);
+    await s.end();
+    await shared.stop();
+    const still = new pg.Client({ connectionString: url });
+    await still.connect(); // the host's server still runs
+    await still.end();
 
     // The host dies without stopping its server: the server is orphaned, and a new start takes over.
     await new Promise((r) => {

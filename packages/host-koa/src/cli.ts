@@ -365,6 +365,7 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
   const logger = quietLogger(site);
   const backend = await startBackend(site, logger);
   const { gen } = backend;
+  if (backend.embedded?.sharedWith) io.err(`Using the database of the site running on this folder (process ${backend.embedded.sharedWith}).`);
   try {
     // The task belongs to an account, so it can be seen, retried and deleted on the site and the API.
     const owner = values.user ? await gen.users.findByEmail(values.user) : await ensureFirstAdmin(gen.users, config, io.err);
