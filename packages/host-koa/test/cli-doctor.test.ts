@@ -90,22 +90,41 @@ describe('avatargen doctor', () => {
     // cannot be stored (EEXIST is no outage: not retried), the other nine are complete.
     const [seq] = (await sql.query(`select case when is_called then last_value else last_value - 1 end as n from personas_id_seq`)).rows;
     const blocked = Number(seq.n) + 10;
+    // Planted as soon as the task is there: its submission notifies every process (core's task channel).
     let blocker: string | undefined;
-    const planting = (async () => {
-      for (let i = 0; i < 2000 && !blocker; i++) {
-        const rows = (await sql.query('select storage_prefix from generation_tasks')).rows;
-        if (rows[0]) {
-          const folder = join(storageRoot(), 'tasks', rows[0].storage_prefix);
-          mkdirSync(folder, { recursive: true });
-          blocker = join(folder, String(blocked));
-          writeFileSync(blocker, 'not a folder');
-        } else await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    await listener.query('listen avatargen_task');
+    const planting = new Promise<void>((resolve, reject) => {
+      let started = false;
+      listener.on('notification', (message) => {
+        if (started || !message.payload) return;
+        started = true;
+        listener
+          .query('select storage_prefix from generation_tasks where id = $1', [message.payload])
+          .then(({ rows }) => {
+            const folder = join(storageRoot(), 'tasks', rows[0].storage_prefix);
+            mkdirSync(folder, { recursive: true });
+            blocker = join(folder, String(blocked));
+            writeFileSync(blocker, 'not a folder');
+            resolve();
+          }, reject);
+      });
+    });
     const run = io();
     const out = join(dir, 'partial.zip');
-    const code = await main(['generate', '-d', 'Bakers in Lyon', '-n', '10', '-i', '4', '-o', out], run.io);
-    await planting;
+    let code: number;
+    try {
+      code = await main(['generate', '-d', 'Bakers in Lyon', '-n', '10', '-i', '4', '-o', out], run.io);
+      // the notification came long before generate ended: this only waits for the write to finish
+      let timer: NodeJS.Timeout | undefined;
+      const never = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the task was never notified')), 5_000);
+      });
+      await Promise.race([planting, never]).finally(() => clearTimeout(timer));
+    } finally {
+      await listener.end();
+    }
     const stderr = run.err.join('\n');
     expect(stderr).toMatch(/ended partial: personas 10 of 10, images 36 of 40\./);
     expect(code).toBe(EXIT_PARTIAL);
@@ -157,18 +176,9 @@ describe('avatargen doctor', () => {
     const backend = await startBackend(site, createLogger(site.config, undefined, site.secrets));
     try {
       await backend.gen.worker.start();
-      const deadline = Date.now() + 60_000;
-      let status = '';
-      while (Date.now() < deadline) {
-        const view = await backend.gen.tasks.get(task.id);
-        status = view.status;
-        if (status === 'completed' || status === 'partial' || status === 'failed') {
-          expect(view.progress).toMatchObject({ personasStored: 10, imagesStored: 40 });
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(status).toBe('completed');
+      const view = await backend.gen.tasks.waitUntilEnded(task.id, { timeoutMs: 60_000 });
+      expect(view.progress).toMatchObject({ personasStored: 10, imagesStored: 40 });
+      expect(view.status).toBe('completed');
     } finally {
       await backend.close();
     }

@@ -98,11 +98,13 @@ function requests(): Array<[string, () => Promise<Reply>]> {
 describe('PostgreSQL goes away and comes back', () => {
   it('answers 503 with Retry-After (never 500) while it is down, and 200 again once it is back, without a restart', async () => {
     for (const [name, send] of requests().slice(0, 6)) expect((await send()).status, name).toBe(200);
+    const lastAnswered = Date.now(); // what those requests read is remembered from before then
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
 
     await pg.stop();
-    // past the short memory of sessions and tokens (authCacheMs, 1 s), so every request asks the database
-    await new Promise((r) => setTimeout(r, 1100));
+    // The time must pass: past the short memory of sessions and tokens (authCacheMs, 1 s), so every
+    // request asks the database. The stop took part of it already.
+    await new Promise((r) => setTimeout(r, Math.max(0, lastAnswered + 1_050 - Date.now())));
     const password = decodeURIComponent(new URL(pg.url).password);
     for (const [name, send] of requests()) {
       const reply = await send();
@@ -149,7 +151,9 @@ describe('/healthz', () => {
     const storage = gen.port('objectStorage');
     const puts = vi.spyOn(storage, 'put');
     try {
-      await new Promise((r) => setTimeout(r, 350)); // the last check has expired
+      // The time must pass: a check serves every request for healthCacheMs (300 ms here), and the
+      // burst below must start a fresh one, not be served the last test's
+      await new Promise((r) => setTimeout(r, 350));
       const replies = await Promise.all(Array.from({ length: 20 }, () => fetch(`${server.url}/healthz`)));
       expect(replies.map((r) => r.status)).toEqual(Array(20).fill(200));
       expect(puts.mock.calls.map(([key]) => key)).toEqual([host.health.probeKey]);
@@ -167,10 +171,16 @@ describe('/healthz', () => {
     if (!mounted) throw new Error('this test needs root to mount a tmpfs (mount -t tmpfs); run the tests as root, as CI does');
     execFileSync('mount', ['-o', 'remount,ro', storageRoot]);
     try {
-      await new Promise((r) => setTimeout(r, 350));
-      const reply = await fetch(`${server.url}/healthz`);
-      expect(reply.status).toBe(503);
-      expect(await reply.json()).toEqual({ status: 'unavailable', database: true, storage: false });
+      // once the last check (kept healthCacheMs, 300 ms) has expired, the next one finds the storage refusing writes
+      await expect
+        .poll(
+          async () => {
+            const reply = await fetch(`${server.url}/healthz`);
+            return { status: reply.status, body: await reply.json() };
+          },
+          { timeout: 5000, interval: 50 },
+        )
+        .toEqual({ status: 503, body: { status: 'unavailable', database: true, storage: false } });
     } finally {
       execFileSync('mount', ['-o', 'remount,rw', storageRoot]);
     }

@@ -25,6 +25,25 @@ function changeQuietly(sql: string, params: unknown[]) {
   return site.gen.orm.em.fork().execute(sql, params);
 }
 
+/**
+ * Resolves once the pipeline has heard a notification sent now through PostgreSQL: notifications
+ * are delivered in commit order, so every one sent before it has been heard (and emitted) too.
+ */
+async function notificationsHeard(): Promise<void> {
+  const marker = `heard-${Math.random().toString(36).slice(2)}`;
+  const { events } = site.gen.pipeline;
+  const heard = new Promise<void>((resolve) => {
+    const onTask = (id: string) => {
+      if (id !== marker) return;
+      events.off('task', onTask);
+      resolve();
+    };
+    events.on('task', onTask);
+  });
+  await site.gen.orm.em.fork().execute('select pg_notify(?, ?)', ['avatargen_task', marker]);
+  await heard;
+}
+
 beforeAll(async () => {
   site = await startSite({ worker: false });
   userId = (await site.gen.users.create({ email: 'resync@example.com', password: PASSWORD })).id;
@@ -55,6 +74,7 @@ describe("the pipeline's resync event", () => {
 
   it('makes every open progress stream read its task again', async () => {
     const task = await submit('Lock keepers');
+    await notificationsHeard(); // the submission's own notifications come back before the stream opens, not after
     const res = await fetch(new URL(`/api/v1/tasks/${task.id}/events`, site.url), { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
     const seen: SseEvent[] = [];
@@ -66,12 +86,22 @@ describe("the pipeline's resync event", () => {
       },
       15_000,
     );
-    await expect.poll(() => seen.length).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 200)); // the reads the stream started with are over
+    // the reads the stream starts with are over: the first, and one more for a change made before it subscribed
+    await expect.poll(() => seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen.map((e) => e.event)).toEqual(['progress', 'progress']);
 
-    await changeQuietly(`update generation_tasks set status = 'failed', finished_at = now() where id = ?`, [task.id]);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(seen.some((e) => e.event === 'done')).toBe(false); // nobody told the stream
+    // a stream hears of its task through the pipeline's task events only: record them
+    const told: string[] = [];
+    const onTask = (id: string) => told.push(id);
+    site.gen.pipeline.events.on('task', onTask);
+    try {
+      await changeQuietly(`update generation_tasks set status = 'failed', finished_at = now() where id = ?`, [task.id]);
+      await notificationsHeard(); // a notification the change made would have been heard by now
+    } finally {
+      site.gen.pipeline.events.off('task', onTask);
+    }
+    expect(told).not.toContain(task.id); // nobody told the stream
+    expect(seen.some((e) => e.event === 'done')).toBe(false);
 
     site.gen.pipeline.events.emit('resync');
     const events = await collecting;
