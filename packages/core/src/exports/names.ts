@@ -1,7 +1,7 @@
 /**
  * Names of the entries in a dataset ZIP. One set of rules, used for the persona folders and again
  * by the ZIP writer on every path it is given, so the manifest lists exactly the names the archive
- * holds. This module is loaded by the ZIP worker too: no imports.
+ * holds.
  */
 
 /** Longest persona folder name, in UTF-16 units (at most 240 bytes of UTF-8), before a _2 suffix. */
@@ -23,7 +23,7 @@ const FORBIDDEN = /[/\\:*?"<>|]/g;
  */
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(?=\.|$)/i;
 
-/** Made on first use: the ZIP worker loads this module and never cuts. */
+/** Made on first use. */
 let graphemes: Intl.Segmenter | undefined;
 
 /** The first graphemes of `text` that fit in `max` UTF-16 units: no emoji or accent is split. */

@@ -1,6 +1,6 @@
 import { webcrypto } from 'node:crypto';
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import ZipStream from 'zip-stream';
 import { entryName } from './names.js';
 
@@ -33,6 +33,48 @@ export async function hashed(data: Buffer): Promise<HashedFile> {
   return { data, sha256: Buffer.from(digest).toString('hex') };
 }
 
+/** Chunks below this size are joined before they go on. */
+const SMALL_CHUNK = 16 * 1024;
+
+/**
+ * The archive's bytes with its small chunks joined. zip-stream writes every header field as a
+ * chunk of its own (about 30 per entry), and downstream each chunk costs as much as a whole image
+ * (an HTTP chunk, a socket write, objects for the garbage collector). Small chunks wait until
+ * 16 KiB gather or a large one comes, which goes on as it is, after them.
+ */
+class JoinedChunks extends Transform {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor() {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (chunk.length >= SMALL_CHUNK) {
+      this.release();
+      this.push(chunk);
+    } else {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes >= SMALL_CHUNK) this.release();
+    }
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.release();
+    callback();
+  }
+
+  private release(): void {
+    if (this.pending.length === 0) return;
+    this.push(Buffer.concat(this.pending, this.pendingBytes));
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+}
+
 /**
  * Writes a dataset's files into a ZIP (zip-stream's public entry() and finalize()) and keeps its
  * manifest: a sha256 per file, and the objects the storage no longer had. Every path goes through
@@ -40,7 +82,7 @@ export async function hashed(data: Buffer): Promise<HashedFile> {
  */
 export class DatasetZipWriter {
   /** The archive as a plain Node stream (zip-stream is built on readable-stream). */
-  readonly output = new PassThrough({ highWaterMark: 256 * 1024 });
+  readonly output = new JoinedChunks();
   private readonly archive = new ZipStream({ zlib: { level: 6 } });
   private readonly files: ManifestEntry[] = [];
   private readonly missing: string[] = [];
