@@ -15,6 +15,8 @@ export interface AvatargenProcess {
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** SIGTERM, then the exit code (SIGKILL after `timeoutMs`). */
   stop(timeoutMs?: number): Promise<number | null>;
+  /** Ctrl+C as a terminal sends it: SIGINT to the whole process group (started with `group`), then the exit code. */
+  interrupt(): Promise<number | null>;
   exited: Promise<number | null>;
 }
 
@@ -24,7 +26,14 @@ export interface AvatargenProcess {
  */
 export function runAvatargen(
   args: string[],
-  options: { cwd: string; env?: Record<string, string>; /** through bin/avatargen.cjs, as `npm start` */ command?: boolean },
+  options: {
+    cwd: string;
+    env?: Record<string, string>;
+    /** through bin/avatargen.cjs, as `npm start` */
+    command?: boolean;
+    /** in a process group of its own, as in a terminal (for interrupt()) */
+    group?: boolean;
+  },
 ): AvatargenProcess {
   const argv = options.command ? [COMMAND, ...args] : ['--conditions=source', '--import', TSX, BIN, ...args];
   const child = spawn(process.execPath, argv, {
@@ -37,6 +46,7 @@ export function runAvatargen(
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.group === true,
   });
   return watchProcess(child, 'avatargen');
 }
@@ -80,6 +90,11 @@ export function watchProcess(child: ChildProcess, name: string): AvatargenProces
         });
         check();
       });
+    },
+    async interrupt() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      process.kill(-(child.pid as number), 'SIGINT');
+      return exited;
     },
     async stop(timeoutMs = 30_000) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

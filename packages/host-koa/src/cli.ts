@@ -253,6 +253,7 @@ async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<numb
     if (server) io.out(`avatargen ${role} listening on ${server.url}`);
     else io.out('avatargen worker started');
     await untilSignal(async (signal) => {
+      gen.pipeline.shuttingDown();
       logger.info({ signal }, 'shutting down');
       await server?.close();
       await backend.close();

@@ -69,6 +69,7 @@ export class Pipeline {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private started = false;
   private working = false;
+  private stopping = false;
   /** True from the first "database unavailable" error until the database answers again (one log line each way). */
   private databaseAway = false;
 
@@ -125,6 +126,11 @@ export class Pipeline {
 
   /** Logs a database outage once (then quietly), and anything else as the error it is. */
   private databaseTrouble(error: unknown, what: string): void {
+    // Stopping (Ctrl+C reaches an embedded PostgreSQL too, which ends our connections): expected.
+    if (this.stopping && isDatabaseUnavailable(error)) {
+      this.log.debug({ error: describeError(error) }, what);
+      return;
+    }
     if (isDatabaseUnavailable(error)) {
       if (!this.databaseAway) this.log.warn({ error: describeError(error) }, `${what}: the database is unavailable; waiting for it`);
       else this.log.debug({ error: describeError(error) }, what);
@@ -185,9 +191,18 @@ export class Pipeline {
     tick();
   }
 
+  /**
+   * Marks the process as shutting down before stop() is reached: a lost database is expected from
+   * here on (Ctrl+C reaches an embedded PostgreSQL in the same terminal) and logged at debug only.
+   */
+  shuttingDown(): void {
+    this.stopping = true;
+  }
+
   /** Stops taking work; running jobs finish (or go back to the queue after `timeoutMs`). */
   async stop(timeoutMs = 30_000): Promise<void> {
     this.working = false;
+    this.stopping = true;
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
     if (!this.started) return;
     this.started = false;
