@@ -14,7 +14,7 @@ export interface HostProcess {
   logs(): Array<Record<string, unknown>>;
 }
 
-function collect(child: ChildProcess, lines: string[]): void {
+function collect(child: ChildProcess, lines: string[], onLine?: (line: string) => void): void {
   for (const stream of [child.stdout, child.stderr]) {
     let rest = '';
     stream?.setEncoding('utf8');
@@ -22,6 +22,7 @@ function collect(child: ChildProcess, lines: string[]): void {
       const parts = (rest + chunk).split('\n');
       rest = parts.pop() ?? '';
       lines.push(...parts);
+      for (const line of parts) onLine?.(line);
     });
   }
 }
@@ -49,7 +50,13 @@ export async function startWeb(port: number, env: Record<string, string>): Promi
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
-  collect(child, lines);
+  let listening: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => {
+    listening = resolve;
+  });
+  collect(child, lines, (line) => {
+    if (line.includes('listening on')) listening();
+  });
   const host: HostProcess = {
     child,
     port,
@@ -64,14 +71,22 @@ export async function startWeb(port: number, env: Record<string, string>): Promi
         }
       }),
   };
-  const deadline = Date.now() + 60_000;
-  while (!lines.some((l) => l.includes('listening on'))) {
-    if (child.exitCode !== null) throw new Error(`avatargen web exited (${child.exitCode}):\n${lines.join('\n')}`);
-    if (Date.now() > deadline) {
+  // Its "listening on" line, or its exit, or a minute without either.
+  let timer: NodeJS.Timeout | undefined;
+  let onExit: (code: number | null) => void = () => undefined;
+  const failed = new Promise<never>((_, reject) => {
+    onExit = (code) => reject(new Error(`avatargen web exited (${code}):\n${lines.join('\n')}`));
+    child.once('exit', onExit);
+    timer = setTimeout(() => {
       child.kill('SIGKILL');
-      throw new Error(`avatargen web did not start:\n${lines.join('\n')}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+      reject(new Error(`avatargen web did not start:\n${lines.join('\n')}`));
+    }, 60_000);
+  });
+  try {
+    await Promise.race([started, failed]);
+  } finally {
+    clearTimeout(timer);
+    child.off('exit', onExit);
   }
   return host;
 }

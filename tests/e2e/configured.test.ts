@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AvatargenProcess, freePort, runAvatargen } from '../support/avatargen.js';
 import { type FlowiseServer, startFlowiseServer } from '../support/flowise-server.js';
 import { type OpenAIServer, startOpenAIServer } from '../support/openai-server.js';
-import { Client } from '../support/web-client.js';
+import { Client, collectEvents } from '../support/web-client.js';
 
 /**
  * `avatargen start` with Flowise and OpenAI configured: the assembler picks provider-flowise and
@@ -70,13 +70,14 @@ it('generates a 10 x 4 dataset through Flowise and OpenAI, and never prints thei
   const created = await c.request('POST', '/api/v1/tasks', { json: { description: 'Tram drivers in Lisbon', language: 'pt', count: 10, imagesPerPersona: 4 } });
   expect(created.status).toBe(201);
   const id = (created.json() as { id: string }).id;
-  let task: { status: string; progress: { personasStored: number; imagesStored: number }; errorLog: unknown[] } | undefined;
-  for (let i = 0; i < 600; i++) {
-    task = (await c.get(`/api/v1/tasks/${id}`)).json() as typeof task;
-    if (task && ['completed', 'failed', 'cancelled'].includes(task.status)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  expect(task?.errorLog).toEqual([]);
+  // the task's progress stream says when it has ended ('done')
+  const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  const stream = await fetch(new URL(`/api/v1/tasks/${id}/events`, base), { headers: { cookie } });
+  expect(stream.status).toBe(200);
+  const events = await collectEvents(stream, (e) => e.event === 'done' || e.event === 'gone', 120_000);
+  expect(events.at(-1)?.event).toBe('done');
+  const task = (await c.get(`/api/v1/tasks/${id}`)).json() as { status: string; progress: { personasStored: number; imagesStored: number }; errorLog: unknown[] };
+  expect(task.errorLog).toEqual([]);
   expect(task).toMatchObject({ status: 'completed', progress: { personasStored: 10, imagesStored: 40 } });
   expect(flowise.requests.filter((r) => r.flowId === flowise.personaFlowId)).toHaveLength(1);
   expect(flowise.requests.filter((r) => r.flowId === flowise.promptFlowId)).toHaveLength(10);
