@@ -8,8 +8,8 @@ import { join } from 'node:path';
 export function hostNodeFlags(): string[] {
   // BENCH_HOST_FLAGS tries other V8 settings (printed with the result).
   if (process.env.BENCH_HOST_FLAGS !== undefined) return process.env.BENCH_HOST_FLAGS.split(/\s+/).filter(Boolean);
-  const first = readFileSync(join(import.meta.dirname, '../packages/host-koa/src/bin.ts'), 'utf8').split('\n', 1)[0] ?? '';
+  const first = readFileSync(join(import.meta.dirname, '../packages/host-koa/bin/avatargen.cjs'), 'utf8').split('\n', 1)[0] ?? '';
   const match = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
-  if (!match) throw new Error(`unexpected shebang in host-koa/src/bin.ts: ${first}`);
+  if (!match) throw new Error(`unexpected shebang in host-koa/bin/avatargen.cjs: ${first}`);
   return (match[1] ?? '').trim().split(/\s+/).filter(Boolean);
 }

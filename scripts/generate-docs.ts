@@ -36,7 +36,7 @@ interface Property {
 
 /** Groups of core's variables, in order; a variable belongs to the first group whose test matches. */
 const GROUPS: Array<{ title: string; match: (name: string) => boolean; intro: string }> = [
-  { title: 'Runtime', match: (n) => ['NODE_ENV', 'LOG_LEVEL', 'DATA_DIR'].includes(n), intro: '' },
+  { title: 'Runtime', match: (n) => ['NODE_ENV', 'LOG_LEVEL', 'LOG_FORMAT', 'DATA_DIR'].includes(n), intro: '' },
   {
     title: 'Database',
     match: (n) => n === 'DATABASE_URL' || n.startsWith('DB_'),
@@ -47,7 +47,7 @@ const GROUPS: Array<{ title: string; match: (name: string) => boolean; intro: st
   },
   {
     title: 'Website',
-    match: (n) => n.startsWith('APP_') || ['SECRET_KEY', 'TRUST_PROXY'].includes(n) || n.startsWith('ADMIN_'),
+    match: (n) => n.startsWith('APP_') || ['PUBLIC_URL', 'SECRET_KEY', 'TRUST_PROXY'].includes(n) || n.startsWith('ADMIN_'),
     intro: 'Every web process of one site needs the same SECRET_KEY (or one shared DATA_DIR, where the generated key is kept).',
   },
   { title: 'Worker tuning', match: () => true, intro: '' },

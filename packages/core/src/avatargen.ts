@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { type AvatarGenConfig, type ConfigInput, createRedactor, databaseUrl, loadConfig, secretVariables } from './config.js';
 import { openDatabase, type Orm, runMigrations, waitForDatabase } from './db/orm.js';
-import { ExportsService } from './exports/index.js';
+import { ExportsService, publicBaseUrl } from './exports/index.js';
 import { createLogger } from './logger.js';
 import { Pipeline, type PipelinePorts } from './pipeline/engine.js';
 import { type AvatarGenPlugin, buildContainer, type LoadedPlugin, type PortOwner, runClosers } from './plugin.js';
@@ -109,7 +109,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       users: new UsersService(orm, logger),
       sessions: new SessionStore(orm),
       loginAttempts: new LoginAttempts(orm),
-      exports: new ExportsService(tasks, personas, ports.objectStorage),
+      exports: new ExportsService(tasks, personas, ports.objectStorage, publicBaseUrl(plugins.config)),
       doctor: new Doctor(orm, ports.objectStorage, tasks),
       pipeline,
       worker: {

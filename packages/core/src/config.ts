@@ -44,6 +44,7 @@ const bool = variables.flag();
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto').describe('Log lines as JSON (for journald and log shippers) or pretty (for people); auto: pretty on a terminal, JSON otherwise.'),
   DATA_DIR: z.string().default('./.avatargen').describe('Folder for zero-setup data: embedded PostgreSQL and filesystem storage.'),
   DATABASE_URL: pgUrl.optional().describe('PostgreSQL URL. Or use DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD. Neither: embedded PostgreSQL.'),
   DB_HOST: optionalText.describe('PostgreSQL host (instead of DATABASE_URL).'),

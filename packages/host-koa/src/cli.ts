@@ -29,6 +29,7 @@ import {
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedded-postgres';
 import type { Logger } from 'pino';
 import { type Backend, createHostApp, listen, startBackend } from './host.js';
+import { logDestination } from './log-format.js';
 import { describePlugins, formatPlugins } from './plugin-report.js';
 import { readSite, type Site } from './site.js';
 
@@ -178,7 +179,7 @@ async function openSite(io: Io): Promise<Site> {
  */
 function quietLogger(site: Site): Logger {
   const { config } = site;
-  return createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, process.stderr, site.secrets);
+  return createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, logDestination(config, 'stderr'), site.secrets);
 }
 
 /** The start banner: which plugin fills each port, and the database. */
@@ -235,7 +236,7 @@ async function ensureFirstAdmin(users: UsersService, config: AvatarGenConfig, sa
 async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<number> {
   const site = await openSite(io);
   const { config } = site;
-  const logger = createLogger(config, undefined, site.secrets);
+  const logger = createLogger(config, logDestination(config), site.secrets);
   const backend = await startBackend(site, logger);
   const { gen } = backend;
   try {
@@ -269,7 +270,7 @@ async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<numb
 /** Only the database (migrate, user ...): embedded PostgreSQL when nothing is configured. */
 async function withDatabase<T>(io: Io, fn: (users: UsersService, logger: Logger, orm: Orm) => Promise<T>): Promise<T> {
   const config = readConfig(io);
-  const logger = createLogger(config);
+  const logger = createLogger(config, logDestination(config, 'stderr'));
   let url = databaseUrl(config);
   let embedded: EmbeddedPostgres | null = null;
   if (!url) {

@@ -31,7 +31,7 @@ beforeAll(async () => {
       },
     }),
   );
-  site = await startSite({ worker: false, logger });
+  site = await startSite({ worker: false, logger, config: { PUBLIC_URL: 'https://avatars.example.com' } });
   const admin = await site.gen.users.create({ email: 'ops@example.com', password: PASSWORD, isAdmin: true });
   await site.gen.users.create({ email: 'viewer@example.com', password: PASSWORD });
   token = (await site.gen.users.createToken(admin.id, 'tests')).token;
@@ -198,6 +198,8 @@ describe('exports', () => {
     expect(body.task.id).toBe(id);
     expect(body.personas).toHaveLength(20);
     expect(body.personas[0]?.images).toHaveLength(8);
+    // picture links are absolute, on the site's PUBLIC_URL (the filesystem storage serves /media/...)
+    expect(JSON.stringify(body.personas[0]?.images)).toMatch(/"https:\/\/avatars\.example\.com\/media\/tasks\//);
     expect(Object.keys(body.personas[0]?.bios ?? {})).toEqual(['facebook', 'instagram', 'x', 'tiktok']);
   });
 
