@@ -138,17 +138,28 @@ describe('PostgreSQL restarts and an outage under a running site', () => {
     expect(atStop.status).toBe('generating-images');
     expect(atStop.progress.imagesStored).toBeLessThan(200);
     await owned.stop();
-    await sleep(2_000);
+    const stoppedAt = Date.now();
     // The site says so: 503 with Retry-After, never 500; /healthz says the database is down.
-    const during = await c.get(`/api/v1/tasks/${taskId}`);
-    expect(during.status).toBe(503);
-    expect(during.headers.get('retry-after')).toBeTruthy();
+    // (The first answer that is not a 200 must be that 503: the web process notices with its next query.)
+    let during: Awaited<ReturnType<Client['get']>> | undefined;
+    await expect
+      .poll(
+        async () => {
+          during = await c.get(`/api/v1/tasks/${taskId}`);
+          return during.status;
+        },
+        { timeout: 30_000, interval: 100 },
+      )
+      .not.toBe(200);
+    expect(during?.status).toBe(503);
+    expect(during?.headers.get('retry-after')).toBeTruthy();
     expect((await fetch(`${base}/healthz`)).status).toBe(503);
     // A worker started now waits for the database instead of exiting.
     const late = runAvatargen(['worker'], { cwd: dir, env });
     workers.push(late);
     await late.waitFor(/not reachable; waiting for it/, 60_000);
-    await sleep(55_000);
+    // The time must pass: this is the 60 s outage, counted from the stop (the checks above were part of it).
+    await sleep(Math.max(0, stoppedAt + 60_000 - Date.now()));
     expectAlive();
     const outageEnded = Date.now();
     await owned.start();
@@ -194,9 +205,20 @@ describe('PostgreSQL restarts and an outage under a running site', () => {
     // Progress reaches the web process only through NOTIFY from the workers.
     await collectEvents(events, (e) => e.event === 'progress' && JSON.parse(e.data).progress.imagesStored > 0, 120_000);
     expect((await c.request('POST', `/api/v1/tasks/${id}/cancel`)).status).toBe(200);
-    await sleep(1_500); // calls in flight are aborted; what was already stored stays
+    // Calls in flight are aborted and the jobs still queued end without work: once no job of the task
+    // waits or runs in any worker (pg-boss's table says so), nothing more can be stored.
+    const liveJobs = async () =>
+      (
+        await query<{ n: number }>(
+          `select count(*)::int as n from pgboss.job
+            where name <> 'avatargen-dead' and data->>'taskId' = $1 and state in ('created', 'retry', 'active')`,
+          [id],
+        )
+      )[0]?.n;
+    await expect.poll(liveJobs, { timeout: 60_000, interval: 200 }).toBe(0);
     const atCancel = await query<{ n: number }>('select count(*)::int as n from persona_images where task_id = $1', [id]);
-    await sleep(4_000);
+    expect(atCancel[0]?.n).toBeGreaterThan(0); // what was already stored stays
+    expect(await liveJobs()).toBe(0);
     const later = await query<{ n: number }>('select count(*)::int as n from persona_images where task_id = $1', [id]);
     expect(later[0]?.n).toBe(atCancel[0]?.n);
     expect((await getTask(c, id)).status).toBe('cancelled');
