@@ -58,6 +58,22 @@ describe('AuthCache', () => {
     }
   });
 
+  it('with a time to live of 0 keeps nothing, but requests that miss together still share one read', async () => {
+    await site.gen.sessions.set('sid-zero', { userId, csrf: 'c0' }, HOUR);
+    const cache = new AuthCache(site.gen, 0);
+    const sessionReads = vi.spyOn(site.gen.sessions, 'get');
+    try {
+      const together = await Promise.all(Array.from({ length: 5 }, () => cache.store.get('sid-zero')));
+      for (const session of together) expect(session).toEqual({ userId, csrf: 'c0' });
+      expect(sessionReads).toHaveBeenCalledTimes(1);
+      await cache.store.set('sid-zero', { userId, csrf: 'c1' }, HOUR);
+      expect(await cache.store.get('sid-zero')).toEqual({ userId, csrf: 'c1' });
+      expect(sessionReads).toHaveBeenCalledTimes(2);
+    } finally {
+      sessionReads.mockRestore();
+    }
+  });
+
   it('keeps a write made while an older read is still on its way', async () => {
     await site.gen.sessions.set('sid-race', { userId, csrf: 'old' }, HOUR);
     const cache = new AuthCache(site.gen, 60_000);
