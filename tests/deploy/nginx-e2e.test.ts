@@ -13,7 +13,6 @@ import { type HostProcess, runCommand, startWeb } from './hosts.js';
 import { findNginx, freePort, plainGet, preparePrefix, PUBLIC_DIR, removePrefix, startNginx, stopChild, TlsClient } from './support.js';
 
 const nginx = findNginx();
-if (!nginx && !process.env.CI) console.warn('nginx end-to-end test skipped: no nginx on this machine (apt-get install nginx)');
 const ADMIN = { email: 'ops@example.com', password: 'correct horse battery' };
 
 let db: TestDatabase | undefined;
@@ -31,7 +30,7 @@ const killAll = () => {
 };
 process.once('exit', killAll);
 
-describe.skipIf(!nginx && !process.env.CI)('nginx in front of two avatargen web processes', () => {
+describe('nginx in front of two avatargen web processes', () => {
   beforeAll(async () => {
     expect(nginx, 'nginx must be installed in CI (.ci/run installs it)').toBeTruthy();
     db = await createTestDatabase('avatargen_deploy');
