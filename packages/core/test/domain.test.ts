@@ -74,7 +74,7 @@ describe('generation request validation', () => {
   });
 
   it('gives a readable message per field', () => {
-    const result = validateGenerationRequest({ description: '   ', language: 'xx', count: 5, imagesPerPersona: 6 });
+    const result = validateGenerationRequest({ description: '   ', language: 'klingon', count: 5, imagesPerPersona: 6 });
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.errors).toEqual({

@@ -74,7 +74,7 @@ describe('database services', () => {
       const error = await users.create({ email: 'long@example.com', password: long }).catch((e) => e);
       expect(error).toBeInstanceOf(ValidationError);
       expect(error.fields.password).toMatch(/at most 72 bytes/);
-      await expect(users.create({ email: 'short@example.com', password: 'short' })).rejects.toThrow(/at least 10 characters/);
+      await expect(users.create({ email: 'short@example.com', password: 'short' })).rejects.toThrow(/at least 12 characters/);
       for (const email of ['not-an-email', 'a@b', 'a b@example.com', 'x@-bad.com', '@example.com']) {
         await expect(users.create({ email, password: 'long enough pw' })).rejects.toThrow(/valid email/);
       }

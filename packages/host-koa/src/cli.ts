@@ -116,7 +116,7 @@ Applies pending database migrations and exits. Safe to run from several processe
       The account cannot log in; its sessions end and its API tokens stop working.
   user enable --email <email>
 
-Passwords: at least 10 characters and at most 72 bytes (bcrypt's limit).`,
+Passwords: at least 12 characters and at most 72 bytes (bcrypt's limit).`,
   generate: `avatargen generate --description <text> [options]
 
 Runs one generation task in this process (with a worker) and writes the dataset as a ZIP.
@@ -124,7 +124,7 @@ Runs one generation task in this process (with a worker) and writes the dataset 
   --description, -d <text>   who the personas are (required)
   --count, -n <number>       personas, 10-300 (default 10)
   --images, -i <number>      images per persona: 4, 8, 12, 16 or 20 (default 4)
-  --language, -l <code>      bio language code (default en)
+  --language, -l <language>  bio language, by name or code: Portuguese, pt, pt-BR (default en)
   --out, -o <file>           ZIP to write (default DATA_DIR/exports/avatargen-<task id>.zip)
   --user, -u <email>         the account the task belongs to (default: the first admin; on an
                              empty database it is made, as "avatargen start" does)

@@ -148,6 +148,13 @@ describe('avatargen command', () => {
     const bad = io();
     expect(await main(['generate', '-d', 'x', '-n', '3'], bad.io)).toBe(2);
     expect(bad.err.join('\n')).toContain('count: Generate at least 10 personas.');
+    // languages by name, and a near miss named
+    const byName = io();
+    expect(await main(['generate', '-d', 'Tram drivers in Lisbon', '-l', 'Portuguese', '-o', join(dir, 'out', 'pt.zip')], byName.io)).toBe(0);
+    expect(byName.err.join('\n')).toMatch(/Task \S+ of /);
+    const near = io();
+    expect(await main(['generate', '-d', 'x', '-l', 'Portugese'], near.io)).toBe(2);
+    expect(near.err.join('\n')).toContain('language: Choose a bio language from the list. Did you mean Portuguese (pt)');
   });
 });
 

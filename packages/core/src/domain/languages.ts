@@ -182,12 +182,14 @@ function distance(a: string, b: string): number {
 /**
  * Up to `n` catalogue entries close to `query`, closest first, for a "did you mean" message:
  * names or codes that start with it, then names that contain it, then names within a few typos
- * (edit distance at most a third of the length, and at least 2). Empty when nothing is close.
+ * (edit distance at most a third of the length, and at least 2; 1 for a query of three letters or
+ * fewer, which reads as a code). Empty when nothing is close.
  */
 export function closeLanguages(query: string, n = 3): Language[] {
   const q = typeof query === 'string' ? fold(query).slice(0, 100) : '';
   if (!q || n <= 0) return [];
-  const limit = Math.max(2, Math.floor(q.length / 3));
+  // A typo or two in a name; in a code of two or three letters one is already a different code.
+  const limit = q.length <= 3 ? 1 : Math.max(2, Math.floor(q.length / 3));
   const scored: Array<{ language: Language; score: number }> = [];
   for (const language of listLanguages()) {
     const name = fold(language.name);

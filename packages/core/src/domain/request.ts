@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
-import { findLanguage, type Language } from './languages.js';
+import { closeLanguages, findLanguage, type Language } from './languages.js';
 import { hasControlCharacters } from './persona.js';
 
 export const COUNT_MIN = 10;
@@ -32,7 +32,12 @@ const requestSchema = z.object({
     ),
   language: z
     .string({ error: 'Choose a bio language.' })
-    .refine((code) => findLanguage(code) !== undefined, { error: 'Choose a bio language from the list.' }),
+    .superRefine((query, context) => {
+      if (findLanguage(query) !== undefined) return;
+      // A near miss names what was probably meant (the form, the API and the CLI all say it).
+      const close = closeLanguages(query).map((l) => `${l.name} (${l.code})`);
+      context.addIssue({ code: 'custom', message: `Choose a bio language from the list${close.length ? `. Did you mean ${close.join(', ')}?` : '.'}` });
+    }),
   count: z.preprocess(
     toInt,
     z

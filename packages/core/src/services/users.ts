@@ -7,9 +7,10 @@ import { ApiToken, type ApiTokenEntity, Session, User, type UserEntity } from '.
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 
 export const BCRYPT_COST = 12;
-export const PASSWORD_MIN = 10;
-/** A password an operator chooses for themselves: as long as the first admin's (config ADMIN_PASSWORD). */
-export const NEW_PASSWORD_MIN = 12;
+/** One rule everywhere (CLI, site, API, ADMIN_PASSWORD): at least 12 characters. */
+export const PASSWORD_MIN = 12;
+/** A password an operator chooses for themselves: the same rule. */
+export const NEW_PASSWORD_MIN = PASSWORD_MIN;
 /** bcrypt reads only the first 72 bytes; a longer password would be silently cut, so it is refused. */
 export const PASSWORD_MAX_BYTES = 72;
 

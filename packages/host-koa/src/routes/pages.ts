@@ -1,7 +1,6 @@
 import {
   type AvatarGen,
   canTransition,
-  closeLanguages,
   ConflictError,
   COUNT_MAX,
   COUNT_MIN,
@@ -194,11 +193,6 @@ export function pagesRouter(
       if (!(error instanceof ValidationError)) throw error;
       // `imageOutput.quality` is the form's `output_quality`
       const errors = Object.fromEntries(Object.entries(error.fields).map(([k, m]) => [k.replace(/^imageOutput\./, 'output_'), m]));
-      // A name or code that is not in the list: say what is close to it.
-      if (errors.language && typeof input.language === 'string') {
-        const close = closeLanguages(input.language);
-        if (close.length) errors.language = `${errors.language} Did you mean ${close.map((l) => `${l.name} (${l.code})`).join(', ')}?`;
-      }
       await generatePage(c(ctx), input, errors, 422);
     }
   });
