@@ -26,14 +26,7 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type AvatarGenPlugin,
-  createAvatarGen,
-  definePlugin,
-  type ImageProcessor,
-  type ObjectStorage,
-  readObject,
-} from '@avatargen/core';
+import { type AvatarGenPlugin, createAvatarGen, definePlugin, type ImageProcessor, type ObjectStorage, readObject } from '@avatargen/core';
 import { createTestDatabase, encodePng } from '@avatargen/core/testing';
 import { localPlugin } from '@avatargen/provider-local';
 import { createFilesystemStorage, filesystemStoragePlugin } from '@avatargen/storage-filesystem';
@@ -69,10 +62,20 @@ function benchImagesPlugin(): AvatarGenPlugin {
     randomizeStyle: async (bytes, { seed }) => ({
       data: bytes,
       contentType: 'image/png',
-      params: { seed, preset: 'natural', contrast: 1, blurSigma: null, sharpenAmount: null, grainSigma: null, vignetteStrength: null, jpegQuality: 90 },
+      params: {
+        seed,
+        preset: 'natural',
+        contrast: 1,
+        blurSigma: null,
+        sharpenAmount: null,
+        grainSigma: null,
+        vignetteStrength: null,
+        jpegQuality: 90,
+      },
     }),
     thumbnail: async (bytes) => bytes,
-    processGrid: async () => [0, 1, 2, 3].map((i) => ({ ...image(), width: SIDE, height: SIDE, style: null, data: images[(n + i) % images.length] as Buffer })),
+    processGrid: async () =>
+      [0, 1, 2, 3].map((i) => ({ ...image(), width: SIDE, height: SIDE, style: null, data: images[(n + i) % images.length] as Buffer })),
     processPicture: async (bytes) => ({ data: bytes, contentType: 'image/png', width: SIDE, height: SIDE, style: null }),
   };
   return definePlugin({
@@ -111,7 +114,10 @@ const statusMb = (pid: number, field: 'VmRSS' | 'VmHWM') =>
   Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 
 /** The dataset made once, in this process, on the filesystem storage. */
-async function makeDatasets(dbUrl: string, dataDir: string): Promise<{ token: string; tasks: Array<{ id: string; count: number; keys: string[] }> }> {
+async function makeDatasets(
+  dbUrl: string,
+  dataDir: string,
+): Promise<{ token: string; tasks: Array<{ id: string; count: number; keys: string[] }> }> {
   const plugins = [localPlugin({ imageSize: 32 }), benchImagesPlugin(), filesystemStoragePlugin({ root: join(dataDir, 'storage') })];
   const config = { DATABASE_URL: dbUrl, DATA_DIR: dataDir, LOG_LEVEL: 'silent', IMAGE_JOBS_PER_WORKER: 12, IMAGE_CONCURRENCY: 12 };
   const gen = await createAvatarGen({ config, plugins, pipeline: { reconcileIntervalMs: 500, pollingIntervalSeconds: 0.5 } });
@@ -123,14 +129,18 @@ async function makeDatasets(dbUrl: string, dataDir: string): Promise<{ token: st
     const started = Date.now();
     const tasks = [];
     for (const count of SIZES) {
-      const task = await gen.tasks.submit({ description: 'Export bench people', language: 'en', count, imagesPerPersona: IMAGES }, { userId: user.id });
+      const task = await gen.tasks.submit(
+        { description: 'Export bench people', language: 'en', count, imagesPerPersona: IMAGES },
+        { userId: user.id },
+      );
       tasks.push({ id: task.id, count, keys: [] as string[] });
     }
     for (const task of tasks) {
       for (;;) {
         const current = await gen.tasks.get(task.id);
         if (current.status === 'completed') break;
-        if (current.status === 'failed' || current.status === 'cancelled') throw new Error(`task ${current.status}: ${JSON.stringify(current.errorLog.slice(-3))}`);
+        if (current.status === 'failed' || current.status === 'cancelled')
+          throw new Error(`task ${current.status}: ${JSON.stringify(current.errorLog.slice(-3))}`);
         await new Promise((r) => setTimeout(r, 500));
       }
       for await (const persona of gen.personas.all(task.id)) {
@@ -138,7 +148,9 @@ async function makeDatasets(dbUrl: string, dataDir: string): Promise<{ token: st
         for (const image of persona.images) task.keys.push(image.key);
       }
     }
-    console.log(`datasets: ${tasks.map((t) => `${t.count} personas x ${IMAGES} images (+ base) = ${t.keys.length} objects`).join('; ')}, made in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `datasets: ${tasks.map((t) => `${t.count} personas x ${IMAGES} images (+ base) = ${t.keys.length} objects`).join('; ')}, made in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     return { token, tasks };
   } finally {
     await gen.close();
@@ -162,7 +174,9 @@ async function exportOnce(env: NodeJS.ProcessEnv, taskId: string, token: string,
   const bin = fromSource
     ? ['--conditions=source', '--import', 'tsx', join(repoRoot, 'packages/host-koa/src/bin.ts')]
     : [existsSync(launcher) ? launcher : join(repoRoot, 'packages/host-koa/dist/bin.js')];
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${label}.cpuprofile`] : [];
+  const profile = process.env.BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`, `--cpu-prof-name=${label}.cpuprofile`]
+    : [];
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags(), ...profile, ...bin, 'web'], {
     cwd: env.DATA_DIR,
     env: { ...env, APP_PORT: String(port), APP_HOST: '127.0.0.1' },
@@ -184,15 +198,19 @@ async function exportOnce(env: NodeJS.ProcessEnv, taskId: string, token: string,
     const t0 = performance.now();
     const zipBytes = await new Promise<number>((resolve, reject) => {
       // A plain node:http client that only counts bytes: the download itself should cost little.
-      const req = request(`http://127.0.0.1:${port}/api/v1/tasks/${taskId}/exports/zip`, { method: 'POST', headers: { authorization: `Bearer ${token}` } }, (res) => {
-        if (res.statusCode !== 200) reject(new Error(`export answered ${res.statusCode}`));
-        let bytes = 0;
-        res.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-        });
-        res.on('end', () => resolve(bytes));
-        res.on('error', reject);
-      });
+      const req = request(
+        `http://127.0.0.1:${port}/api/v1/tasks/${taskId}/exports/zip`,
+        { method: 'POST', headers: { authorization: `Bearer ${token}` } },
+        (res) => {
+          if (res.statusCode !== 200) reject(new Error(`export answered ${res.statusCode}`));
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+          });
+          res.on('end', () => resolve(bytes));
+          res.on('error', reject);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -253,10 +271,16 @@ async function main(): Promise<void> {
       }
       const raw = await readRaw(storage, large.keys);
       vsRaw[name] = largeRate / raw;
-      console.log(`${`${name} raw reads`.padEnd(16)} ${raw.toFixed(1)} MB/s (storage port, one after another); export ${vsRaw[name]?.toFixed(3)}x that`);
+      console.log(
+        `${`${name} raw reads`.padEnd(16)} ${raw.toFixed(1)} MB/s (storage port, one after another); export ${vsRaw[name]?.toFixed(3)}x that`,
+      );
     }
     await onS3.close();
-    console.log(`host node flags: ${nodeFlags().join(' ') || '(none)'}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
+    console.log(
+      `host node flags: ${nodeFlags().join(' ') || '(none)'}; load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} on ${availableParallelism()} cores`,
+    );
     const fields = Object.entries(growth).map(([k, v]) => `export.${k}_mb=${v.toFixed(1)}`);
     console.log(
       `BENCH export.peak_growth_mb=${Math.max(...Object.values(growth)).toFixed(1)} export.vs_raw=${vsRaw.fs?.toFixed(3)} export.s3_vs_raw=${vsRaw.s3?.toFixed(3)} ${fields.join(' ')}`,

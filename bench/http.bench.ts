@@ -37,7 +37,9 @@ interface Result {
   errors: number;
   timeouts: number;
 }
-type Autocannon = ((options: Record<string, unknown>) => { on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void } & PromiseLike<Result>) & {
+type Autocannon = ((
+  options: Record<string, unknown>,
+) => { on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void } & PromiseLike<Result>) & {
   track?: unknown;
 };
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
@@ -78,7 +80,14 @@ async function run(url: string, headers: Record<string, string> = {}, duration =
   const result = await instance;
   times.sort((a, b) => a - b);
   const p = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? Number.NaN;
-  return { rps: result.requests.average, p50: p(0.5), p95: p(0.95), p99: p(0.99), bad: result.non2xx + result.errors + result.timeouts, count: times.length };
+  return {
+    rps: result.requests.average,
+    p50: p(0.5),
+    p95: p(0.95),
+    p99: p(0.99),
+    bad: result.non2xx + result.errors + result.timeouts,
+    count: times.length,
+  };
 }
 
 async function main(): Promise<void> {
@@ -98,7 +107,10 @@ async function main(): Promise<void> {
       await gen.worker.start();
       const user = await gen.users.create({ email: 'bench@example.com', password: PASSWORD });
       const started = Date.now();
-      const task = await gen.tasks.submit({ description: 'Bench people', language: 'en', count: 300, imagesPerPersona: 4 }, { userId: user.id });
+      const task = await gen.tasks.submit(
+        { description: 'Bench people', language: 'en', count: 300, imagesPerPersona: 4 },
+        { userId: user.id },
+      );
       for (;;) {
         const current = await gen.tasks.get(task.id);
         if (current.status === 'completed') break;
@@ -112,9 +124,23 @@ async function main(): Promise<void> {
       await gen.close();
     }
 
-    child = spawn(process.execPath, [...hostNodeFlags(), ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []), '--conditions=source', '--import', 'tsx', import.meta.filename, '--serve', db.url, dataDir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    child = spawn(
+      process.execPath,
+      [
+        ...hostNodeFlags(),
+        ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+        '--conditions=source',
+        '--import',
+        'tsx',
+        import.meta.filename,
+        '--serve',
+        db.url,
+        dataDir,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const urls = await new Promise<{ host: string; bare: string }>((resolve, reject) => {
       let text = '';
       child?.stdout?.on('data', (chunk: Buffer) => {
@@ -136,11 +162,15 @@ async function main(): Promise<void> {
       body: new URLSearchParams({ _csrf: csrf, email: 'bench@example.com', password: PASSWORD }).toString(),
     });
     if (login.status !== 303) throw new Error(`login failed: ${login.status}`);
-    const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const cookie = login.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .join('; ');
     const detailUrl = `${urls.host}/api/v1/datasets/${taskId}?page=3`;
     const check = await fetch(detailUrl, { headers: { cookie } });
     const body = (await check.json()) as { personas: { total: number; personas: unknown[] } };
-    if (check.status !== 200 || body.personas.total !== 300 || body.personas.personas.length !== 20) throw new Error('detail API answer is wrong');
+    if (check.status !== 200 || body.personas.total !== 300 || body.personas.personas.length !== 20)
+      throw new Error('detail API answer is wrong');
     console.log(`detail answer: ${JSON.stringify(body).length} bytes, 20 personas of 300`);
 
     const skipBare = process.env.BENCH_PROFILE !== undefined; // profile the host alone
@@ -157,13 +187,26 @@ async function main(): Promise<void> {
     await run(languagesUrl, bearer, 2); // warm-up
     const anonymous = await run(languagesUrl);
     const token = await run(languagesUrl, bearer);
-    for (const [name, r] of [['bare koa', bare], ['dataset detail', detail], ['anonymous', anonymous], ['shared token', token]] as const) {
+    for (const [name, r] of [
+      ['bare koa', bare],
+      ['dataset detail', detail],
+      ['anonymous', anonymous],
+      ['shared token', token],
+    ] as const) {
       console.log(
         `${name.padEnd(15)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(1)} ms  p95 ${r.p95.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  (${r.count} requests, ${r.bad} not 2xx/errors)`,
       );
     }
-    console.log(`${CONNECTIONS} connections, ${DURATION_S} s each; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
-    for (const [name, r] of [['detail', detail], ['anonymous', anonymous], ['token', token]] as const) {
+    console.log(
+      `${CONNECTIONS} connections, ${DURATION_S} s each; load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} on ${availableParallelism()} cores`,
+    );
+    for (const [name, r] of [
+      ['detail', detail],
+      ['anonymous', anonymous],
+      ['token', token],
+    ] as const) {
       if (r.bad > 0) throw new Error(`${r.bad} ${name} requests failed`);
     }
     console.log(

@@ -127,7 +127,14 @@ try {
     ['step', 'input', 'old ms', 'new ms', 'speedup', 'cpu ms'],
     ...rows.map((r) => {
       const before = old(r.key);
-      return [r.step, r.input, before?.toFixed(1) ?? '-', r.ms.toFixed(2), before ? `${(before / r.ms).toFixed(1)}x` : '-', r.cpu.toFixed(2)];
+      return [
+        r.step,
+        r.input,
+        before?.toFixed(1) ?? '-',
+        r.ms.toFixed(2),
+        before ? `${(before / r.ms).toFixed(1)}x` : '-',
+        r.cpu.toFixed(2),
+      ];
     }),
   ];
   const widths = table[0]!.map((_, col) => Math.max(...table.map((row) => row[col]!.length)));
@@ -145,7 +152,11 @@ try {
   console.log('pool throughput, grid 1024, median of 5 alternating rounds:');
   console.log(`  1 thread    ${oneRate.toFixed(1)} grids/s  (process used ${median(single.map((r) => r.cores)).toFixed(2)} cores)`);
   console.log(`  ${String(threads).padEnd(2)} threads  ${poolRate.toFixed(1)} grids/s  (process used ${poolCores.toFixed(2)} cores)`);
-  console.log(`  UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)'}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `  UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(unset: 4)'}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log('');
 
   const ms = (key: Row) => rows.find((r) => r.key === key)!.ms;

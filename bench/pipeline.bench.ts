@@ -101,7 +101,11 @@ async function jobOverhead(synchronousCommit: boolean, n = 400): Promise<number>
   try {
     await queue.start();
     await queue.transaction((client) =>
-      queue.send(client, QUEUE_BATCHES, Array.from({ length: n }, (_, i) => ({ id: randomUUID(), data: { i } }))),
+      queue.send(
+        client,
+        QUEUE_BATCHES,
+        Array.from({ length: n }, (_, i) => ({ id: randomUUID(), data: { i } })),
+      ),
     );
     let seen = 0;
     const started = performance.now();

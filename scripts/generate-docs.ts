@@ -113,11 +113,11 @@ export function renderConfigurationDoc(): string {
   const lines = [
     '# Configuration reference',
     '',
-    '<!-- Generated from configSchema in packages/core/src/config.ts and the plugins\' schemas by scripts/generate-docs.ts. Do not edit: run',
+    "<!-- Generated from configSchema in packages/core/src/config.ts and the plugins' schemas by scripts/generate-docs.ts. Do not edit: run",
     '     `node --conditions=source --import tsx scripts/generate-docs.ts` and commit the result. -->',
     '',
     'Every process (`avatargen start|web|worker|migrate|user|generate`, and programs that call',
-    '`loadConfig()` / `createAvatarGen()`) reads these environment variables: core\'s, and those of each',
+    "`loadConfig()` / `createAvatarGen()`) reads these environment variables: core's, and those of each",
     'plugin it loads, which the plugin declares and core validates (`avatargen plugins` shows their',
     'status; [plugins.md](plugins.md) says how a plugin declares its own). The command also reads a',
     '`.env` file in its working folder; variables already set in the environment win. In production',

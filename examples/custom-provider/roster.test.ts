@@ -68,7 +68,9 @@ describe('roster plugin', () => {
     expect(batch.personas.map((p) => p.lastName).sort()).toEqual(['Costa', 'Ferreira', 'Silva']);
     expect(container.hasPort('imagePromptProvider')).toBe(true);
     // Registered first, it is the one overridden.
-    const reversed = await buildContainer([rosterPlugin({ file: ROSTER_FILE }), localPlugin({ imageSize: 64 })], { config, logger }, ['personaProvider']);
+    const reversed = await buildContainer([rosterPlugin({ file: ROSTER_FILE }), localPlugin({ imageSize: 64 })], { config, logger }, [
+      'personaProvider',
+    ]);
     const local = await reversed.resolvePort('personaProvider').generate(request('override', 3));
     expect(local.personas.map((p) => p.lastName).sort()).not.toEqual(['Costa', 'Ferreira', 'Silva']);
   });

@@ -39,12 +39,15 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
 describe('examples/library-only', () => {
   it('generates a dataset on PostgreSQL with a worker in the same process and writes its ZIP', async () => {
     const out = join(dir, 'nested/dataset.zip');
-    const result = await run(['--count', '10', '--images', '4', '--image-size', '64', '--description', 'Bakers in Lyon', '--language', 'fr', '--out', out], {
-      DATABASE_URL: db.url,
-      DATA_DIR: join(dir, 'data'),
-      LOG_LEVEL: 'warn',
-      IMAGE_PROCESSOR_THREADS: '1',
-    });
+    const result = await run(
+      ['--count', '10', '--images', '4', '--image-size', '64', '--description', 'Bakers in Lyon', '--language', 'fr', '--out', out],
+      {
+        DATABASE_URL: db.url,
+        DATA_DIR: join(dir, 'data'),
+        LOG_LEVEL: 'warn',
+        IMAGE_PROCESSOR_THREADS: '1',
+      },
+    );
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout.trim()) as { taskId: string; zip: string; personas: number; images: number };
     expect(summary).toMatchObject({ zip: out, personas: 10, images: 40 });

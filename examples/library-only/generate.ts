@@ -71,7 +71,9 @@ try {
     const file = createWriteStream(out);
     await pipeline(zip, file);
     // One JSON line on stdout for scripts: where the dataset is and what it holds.
-    process.stdout.write(`${JSON.stringify({ taskId: task.id, zip: out, personas: task.progress.personasStored, images: task.progress.imagesStored })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ taskId: task.id, zip: out, personas: task.progress.personasStored, images: task.progress.imagesStored })}\n`,
+    );
     exitCode = 0;
   }
 } finally {

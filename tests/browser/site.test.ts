@@ -20,7 +20,15 @@ import { readZip } from '../support/web-client.js';
  * temporary directory, printed at the start.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const ARTIFACTS = mkdtempSync(join(tmpdir(), 'avatargen-screenshots-'));
 const PASSWORD = 'browser test passphrase';
 const NEW_PASSWORD = 'a new browser passphrase';
@@ -73,7 +81,11 @@ beforeAll(async () => {
   profile = mkdtempSync(join(tmpdir(), 'avatargen-chromium-'));
   gen = await createAvatarGen({
     config: { DATABASE_URL: db.url, DATA_DIR: dataDir, LOG_LEVEL: 'silent', IMAGE_PROCESSOR_THREADS: 1 },
-    plugins: [localPlugin({ imageSize: 96 }), imageOpencvPlugin({ threads: 1 }), filesystemStoragePlugin({ root: join(dataDir, 'storage') })],
+    plugins: [
+      localPlugin({ imageSize: 96 }),
+      imageOpencvPlugin({ threads: 1 }),
+      filesystemStoragePlugin({ root: join(dataDir, 'storage') }),
+    ],
     pipeline: { reconcileIntervalMs: 300, maintenanceIntervalSeconds: 1, pollingIntervalSeconds: 0.5 },
   });
   await gen.worker.start();
@@ -181,16 +193,23 @@ describe('the website in Chromium', () => {
     expect(seen.some((v) => v > 0 && v < 100) || seen[0] === 0).toBe(true);
     // (no screenshot here: the page reloads itself 400 ms after the end, which a screenshot can straddle)
     // app.js reloads the page when the task is done: the server renders the gallery.
-    await page.waitForFunction(() => (globalThis as unknown as InPage).document.querySelectorAll('ul.gallery img').length === 50, null, { timeout: 30_000 });
+    await page.waitForFunction(() => (globalThis as unknown as InPage).document.querySelectorAll('ul.gallery img').length === 50, null, {
+      timeout: 30_000,
+    });
     await expect(page.locator('article.persona').count()).resolves.toBe(10);
     await expect(page.locator('#task-status').textContent()).resolves.toBe('Completed');
     await expect(page.locator('.facts').first().textContent()).resolves.toContain('Portuguese (pt)');
     // Before the end the page swapped in personas (and pictures) while the task still ran, and
     // the personas heading agreed with what the page showed.
     const during = liveSwaps.filter((s) => s.status !== 'completed');
-    expect(during.some((s) => s.personas > 0), JSON.stringify(liveSwaps)).toBe(true);
+    expect(
+      during.some((s) => s.personas > 0),
+      JSON.stringify(liveSwaps),
+    ).toBe(true);
     for (const s of during) expect(Number(s.count)).toBe(s.personas);
-    expect(liveSwaps.some((s) => s.pictures > 0 && s.pictures < 50 && s.status !== 'completed') || during.some((s) => s.pictures > 0)).toBe(true);
+    expect(liveSwaps.some((s) => s.pictures > 0 && s.pictures < 50 && s.status !== 'completed') || during.some((s) => s.pictures > 0)).toBe(
+      true,
+    );
     await shot('dataset');
     await fits('dataset');
   });
@@ -248,7 +267,10 @@ describe('the website in Chromium', () => {
     await page.goto(datasetUrl);
     const [download] = await Promise.all([
       page.waitForEvent('download'),
-      page.locator('#progress-panel').getByRole('button', { name: /as ZIP/ }).click(),
+      page
+        .locator('#progress-panel')
+        .getByRole('button', { name: /as ZIP/ })
+        .click(),
     ]);
     expect(download.suggestedFilename()).toMatch(/^avatargen-\w+\.zip$/);
     const saved = join(ARTIFACTS, download.suggestedFilename());
@@ -280,7 +302,10 @@ describe('the website in Chromium', () => {
   it('cancel asks first: dismissing keeps the dataset running, confirming cancels it with a message', async () => {
     await gen.worker.stop(); // the datasets below wait in the queue
     const user = await gen.users.findByEmail('operator@example.com');
-    const task = await gen.tasks.submit({ description: 'Ferry crews in the Hebrides', language: 'gd', count: 10, imagesPerPersona: 4 }, { userId: user?.id });
+    const task = await gen.tasks.submit(
+      { description: 'Ferry crews in the Hebrides', language: 'gd', count: 10, imagesPerPersona: 4 },
+      { userId: user?.id },
+    );
     await page.goto(`${server.url}/datasets/${task.id}`);
     const asked: string[] = [];
     page.once('dialog', (dialog) => {
@@ -302,10 +327,16 @@ describe('the website in Chromium', () => {
 
   it('cancel without the script: a page asks, its button cancels', async () => {
     const user = await gen.users.findByEmail('operator@example.com');
-    const task = await gen.tasks.submit({ description: 'Night porters in Lisbon', language: 'pt', count: 10, imagesPerPersona: 4 }, { userId: user?.id });
+    const task = await gen.tasks.submit(
+      { description: 'Night porters in Lisbon', language: 'pt', count: 10, imagesPerPersona: 4 },
+      { userId: user?.id },
+    );
     await page.goto(`${server.url}/datasets/${task.id}`);
     // form.submit() sends the form as a browser without script would: no submit event, no dialog
-    await Promise.all([page.waitForURL(`**/datasets/${task.id}/cancel`), page.evaluate(`document.querySelector('form[action$="/cancel"]').submit()`)]);
+    await Promise.all([
+      page.waitForURL(`**/datasets/${task.id}/cancel`),
+      page.evaluate(`document.querySelector('form[action$="/cancel"]').submit()`),
+    ]);
     await expect(page.locator('h1').textContent()).resolves.toBe('Cancel this dataset?');
     await fits('cancel-confirm');
     await page.getByRole('button', { name: 'Yes, cancel the dataset' }).click();

@@ -22,7 +22,10 @@ afterAll(() => {
 /** What a shell makes of an env file: `set -a; . file`, then the listed variables. */
 function viaShell(path: string, names: string[]): Record<string, string> {
   const script = `set -a; . "$1"; set +a; for n in ${names.join(' ')}; do if [ -n "\${!n+x}" ]; then printf '%s=%s\\0' "$n" "\${!n}"; fi; done`;
-  const out = execFileSync('bash', ['--norc', '--noprofile', '-c', script, 'env-test', path], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  const out = execFileSync('bash', ['--norc', '--noprofile', '-c', script, 'env-test', path], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH },
+  });
   return Object.fromEntries(
     out
       .split('\0')
@@ -103,10 +106,21 @@ describe('deploy/postgres/setup-database.sql', () => {
     spawnSync(
       'psql',
       [
-        '-h', server.hostname, '-p', server.port || '5432', '-U', decodeURIComponent(server.username || 'postgres'), '-d', server.pathname.slice(1) || 'postgres',
-        '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+        '-h',
+        server.hostname,
+        '-p',
+        server.port || '5432',
+        '-U',
+        decodeURIComponent(server.username || 'postgres'),
+        '-d',
+        server.pathname.slice(1) || 'postgres',
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
         ...Object.entries(vars).flatMap(([k, v]) => ['-v', `${k}=${v}`]),
-        '-f', join(DEPLOY, 'postgres/setup-database.sql'),
+        '-f',
+        join(DEPLOY, 'postgres/setup-database.sql'),
       ],
       { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(server.password) } },
     );
@@ -127,7 +141,15 @@ describe('deploy/postgres/setup-database.sql', () => {
            from pg_roles r join pg_authid a on a.oid = r.oid, pg_database d where r.rolname = $1 and d.datname = $2`,
         [role, database],
       );
-      expect(rows[0]).toEqual({ rolcanlogin: true, rolsuper: false, rolcreatedb: false, rolcreaterole: false, has_password: true, owner: role, public_connect: false });
+      expect(rows[0]).toEqual({
+        rolcanlogin: true,
+        rolsuper: false,
+        rolcreatedb: false,
+        rolcreaterole: false,
+        has_password: true,
+        owner: role,
+        public_connect: false,
+      });
     } finally {
       await admin.end();
     }

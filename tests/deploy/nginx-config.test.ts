@@ -31,7 +31,11 @@ function block(header: RegExp): string {
 describe('nginx site config', () => {
   it('passes nginx -t with a self-signed certificate and this machine’s paths', async () => {
     expect(nginx, 'nginx (apt-get install -y nginx)').toBeTruthy();
-    const paths = preparePrefix({ httpPort: await freePort(), httpsPort: await freePort(), upstreamPorts: [await freePort(), await freePort()] });
+    const paths = preparePrefix({
+      httpPort: await freePort(),
+      httpsPort: await freePort(),
+      upstreamPorts: [await freePort(), await freePort()],
+    });
     prefixes.push(paths.prefix);
     const result = spawnSync(nginx as string, ['-t', '-p', paths.prefix, '-c', paths.conf], { encoding: 'utf8' });
     expect(result.stderr).toContain('syntax is ok');
@@ -72,7 +76,14 @@ describe('nginx site config', () => {
   });
 
   it('sends the full forwarded-header set', () => {
-    for (const header of ['Host $host', 'X-Real-IP $remote_addr', 'X-Forwarded-For $remote_addr', 'X-Forwarded-Proto $scheme', 'X-Forwarded-Host $host', 'X-Forwarded-Port $server_port']) {
+    for (const header of [
+      'Host $host',
+      'X-Real-IP $remote_addr',
+      'X-Forwarded-For $remote_addr',
+      'X-Forwarded-Proto $scheme',
+      'X-Forwarded-Host $host',
+      'X-Forwarded-Port $server_port',
+    ]) {
       expect(site).toContain(`proxy_set_header ${header};`);
     }
     // Locations that set their own proxy_set_header would lose all of the inherited ones.

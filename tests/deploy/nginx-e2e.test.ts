@@ -122,7 +122,10 @@ describe('nginx in front of two avatargen web processes', () => {
       expect(created.status, created.text).toBe(201);
       taskId = (JSON.parse(created.text) as { id: string }).id;
     }
-    const posted = () => hosts.flatMap((h) => h.logs()).filter((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/tasks' && l.status === 201).length;
+    const posted = () =>
+      hosts
+        .flatMap((h) => h.logs())
+        .filter((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/api/v1/tasks' && l.status === 201).length;
     await expect.poll(posted).toBe(2);
   });
 

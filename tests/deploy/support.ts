@@ -85,9 +85,23 @@ export function preparePrefix(ports: Omit<SitePaths, 'prefix'>): SitePaths & { c
   execFileSync(
     'openssl',
     [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(tls, 'privkey.pem'), '-out', join(tls, 'fullchain.pem'),
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(tls, 'privkey.pem'),
+      '-out',
+      join(tls, 'fullchain.pem'),
     ],
     { stdio: 'pipe' },
   );
@@ -126,7 +140,9 @@ export function preparePrefix(ports: Omit<SitePaths, 'prefix'>): SitePaths & { c
 
 function hasUser(name: string): boolean {
   try {
-    return readFileSync('/etc/passwd', 'utf8').split('\n').some((line) => line.startsWith(`${name}:`));
+    return readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .some((line) => line.startsWith(`${name}:`));
   } catch {
     return false;
   }
@@ -217,7 +233,17 @@ export class TlsClient {
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     return new Promise((resolveReply, reject) => {
       const req = httpsRequest(
-        { host: '127.0.0.1', port: this.port, method, path, headers, ca: this.ca, servername: 'localhost', localAddress: this.localAddress, timeout: 30_000 },
+        {
+          host: '127.0.0.1',
+          port: this.port,
+          method,
+          path,
+          headers,
+          ca: this.ca,
+          servername: 'localhost',
+          localAddress: this.localAddress,
+          timeout: 30_000,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -250,7 +276,16 @@ export class TlsClient {
     if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     return new Promise((resolveStream, reject) => {
       const req = httpsRequest(
-        { host: '127.0.0.1', port: this.port, method: 'GET', path, headers, ca: this.ca, servername: 'localhost', localAddress: this.localAddress },
+        {
+          host: '127.0.0.1',
+          port: this.port,
+          method: 'GET',
+          path,
+          headers,
+          ca: this.ca,
+          servername: 'localhost',
+          localAddress: this.localAddress,
+        },
         (res) => {
           if (res.statusCode !== 200) {
             req.destroy();
@@ -334,11 +369,16 @@ export class EventStream {
 /** A plain HTTP request to nginx (the redirect server). */
 export function plainGet(port: number, path: string): Promise<Reply> {
   return new Promise((resolveReply, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, headers: { host: 'avatars.example.com' }, localAddress: '127.0.0.2' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolveReply({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, headers: { host: 'avatars.example.com' }, localAddress: '127.0.0.2' },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolveReply({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end();
   });

@@ -102,9 +102,7 @@ describe('systemd units', () => {
       return target;
     });
     const result = spawnSync('systemd-analyze', ['verify', ...files], { encoding: 'utf8' });
-    const complaints = `${result.stdout}\n${result.stderr}`
-      .split('\n')
-      .filter((line) => line.includes('avatargen'));
+    const complaints = `${result.stdout}\n${result.stderr}`.split('\n').filter((line) => line.includes('avatargen'));
     if (complaints.some((line) => /System has not been booted with systemd|Failed to (connect|initialize)/.test(line))) {
       console.warn(`systemd-analyze verify cannot run here:\n${complaints.join('\n')}`);
       context.skip('systemd-analyze verify cannot run in this environment');
@@ -118,7 +116,13 @@ describe('systemd units', () => {
     const dir = mkdtempSync(join(tmpdir(), 'avatargen-units-'));
     dirs.push(dir);
     const target = join(dir, 'avatargen-broken.service');
-    writeFileSync(target, read('avatargen-worker.service').replace('PrivateTmp=yes', 'PrivateTemp=yes').split('/opt/avatargen/node_modules/.bin/avatargen').join('/bin/true'));
+    writeFileSync(
+      target,
+      read('avatargen-worker.service')
+        .replace('PrivateTmp=yes', 'PrivateTemp=yes')
+        .split('/opt/avatargen/node_modules/.bin/avatargen')
+        .join('/bin/true'),
+    );
     const result = spawnSync('systemd-analyze', ['verify', target], { encoding: 'utf8' });
     expect(`${result.stdout}${result.stderr}`).toContain("Unknown key 'PrivateTemp'");
   });

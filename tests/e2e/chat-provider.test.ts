@@ -96,7 +96,13 @@ it('avatargen generate makes a whole dataset with a chat model for text and Open
   );
   const text = rows.filter((r) => r.images === 0);
   expect(text).toEqual([
-    { model: expect.any(String), calls: chat.usageTotals().calls, input: chat.usageTotals().inputTokens, output: chat.usageTotals().outputTokens, images: 0 },
+    {
+      model: expect.any(String),
+      calls: chat.usageTotals().calls,
+      input: chat.usageTotals().inputTokens,
+      output: chat.usageTotals().outputTokens,
+      images: 0,
+    },
   ]);
   expect(chat.usageTotals().calls).toBe(3 + 20);
   const imageRows = rows.filter((r) => r.images > 0);

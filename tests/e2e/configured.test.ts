@@ -67,7 +67,9 @@ it('generates a 10 x 4 dataset through Flowise and OpenAI, and never prints thei
   const c = new Client(base as string);
   expect((await c.login('ops@example.com', ADMIN_PASSWORD)).status).toBe(303);
   await c.get('/dashboard');
-  const created = await c.request('POST', '/api/v1/tasks', { json: { description: 'Tram drivers in Lisbon', language: 'pt', count: 10, imagesPerPersona: 4 } });
+  const created = await c.request('POST', '/api/v1/tasks', {
+    json: { description: 'Tram drivers in Lisbon', language: 'pt', count: 10, imagesPerPersona: 4 },
+  });
   expect(created.status).toBe(201);
   const id = (created.json() as { id: string }).id;
   // the task's progress stream says when it has ended ('done')
@@ -76,7 +78,11 @@ it('generates a 10 x 4 dataset through Flowise and OpenAI, and never prints thei
   expect(stream.status).toBe(200);
   const events = await collectEvents(stream, (e) => e.event === 'done' || e.event === 'gone', 120_000);
   expect(events.at(-1)?.event).toBe('done');
-  const task = (await c.get(`/api/v1/tasks/${id}`)).json() as { status: string; progress: { personasStored: number; imagesStored: number }; errorLog: unknown[] };
+  const task = (await c.get(`/api/v1/tasks/${id}`)).json() as {
+    status: string;
+    progress: { personasStored: number; imagesStored: number };
+    errorLog: unknown[];
+  };
   expect(task.errorLog).toEqual([]);
   expect(task).toMatchObject({ status: 'completed', progress: { personasStored: 10, imagesStored: 40 } });
   expect(flowise.requests.filter((r) => r.flowId === flowise.personaFlowId)).toHaveLength(1);

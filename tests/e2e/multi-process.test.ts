@@ -85,7 +85,10 @@ describe('avatargen web x2 + avatargen worker x2', () => {
     const stream = await collectEvents(events, (e) => e.event === 'done', 120_000);
     const percents = stream.filter((e) => e.event === 'progress').map((e) => JSON.parse(e.data).progress.percent as number);
     expect(percents.some((p) => p > 0 && p < 100)).toBe(true);
-    expect(JSON.parse(stream.at(-1)?.data ?? '{}')).toMatchObject({ status: 'completed', progress: { personasStored: 20, imagesStored: 80 } });
+    expect(JSON.parse(stream.at(-1)?.data ?? '{}')).toMatchObject({
+      status: 'completed',
+      progress: { personasStored: 20, imagesStored: 80 },
+    });
     const detail = await c.get(page);
     expect(detail.text.match(/<article class="panel persona"/g)).toHaveLength(20);
   });
@@ -94,7 +97,9 @@ describe('avatargen web x2 + avatargen worker x2', () => {
     const c = new Client(web2);
     await c.login('ops@example.com', PASSWORD);
     await c.get('/dashboard');
-    const created = await c.request('POST', '/api/v1/tasks', { json: { description: 'Glaziers in Lyon', language: 'fr', count: 60, imagesPerPersona: 20 } });
+    const created = await c.request('POST', '/api/v1/tasks', {
+      json: { description: 'Glaziers in Lyon', language: 'fr', count: 60, imagesPerPersona: 20 },
+    });
     expect(created.status).toBe(201);
     const id = (created.json() as { id: string }).id;
     const events = await fetch(`${web1}/api/v1/tasks/${id}/events`, { headers: { cookie: cookieHeader(c) } });

@@ -51,7 +51,13 @@ beforeAll(async () => {
     apiKey: KEY,
     // as the service does: the asked format at the asked compression
     encode: (png, format, compression) =>
-      format === 'jpeg' ? sharp(png).jpeg({ quality: compression ?? 100 }).toBuffer() : sharp(png).webp({ quality: compression ?? 100 }).toBuffer(),
+      format === 'jpeg'
+        ? sharp(png)
+            .jpeg({ quality: compression ?? 100 })
+            .toBuffer()
+        : sharp(png)
+            .webp({ quality: compression ?? 100 })
+            .toBuffer(),
   });
   const local = createLocalProviders();
   gen = await createAvatarGen({
@@ -168,7 +174,11 @@ describe('a task with reference faces and gender lock, against the Images API st
     expect(refused[0]?.problems).toEqual(["Unknown parameter: 'input_fidelity'."]);
     const accepted = openai.requests.filter((r) => r.answer !== 'rejected');
     expect(accepted).toHaveLength(20);
-    expect(accepted.every((r) => r.fields.input_fidelity === undefined && r.fields.output_format === 'jpeg' && r.fields.output_compression === 80)).toBe(true);
+    expect(
+      accepted.every(
+        (r) => r.fields.input_fidelity === undefined && r.fields.output_format === 'jpeg' && r.fields.output_compression === 80,
+      ),
+    ).toBe(true);
     expect(accepted.filter((r) => r.files.length === 2)).toHaveLength(10);
   });
 });

@@ -122,12 +122,20 @@ describe('PostgreSQL restarts and an outage under a running site', () => {
   }, 120_000);
 
   it('rides out two restarts and a 60 s outage during the image stage; every process stays alive', async () => {
-    const created = await c.request('POST', '/api/v1/tasks', { json: { description: 'Lighthouse keepers in Maine', language: 'en', count: 30, imagesPerPersona: 8 } });
+    const created = await c.request('POST', '/api/v1/tasks', {
+      json: { description: 'Lighthouse keepers in Maine', language: 'en', count: 30, imagesPerPersona: 8 },
+    });
     expect(created.status).toBe(201);
     taskId = (created.json() as { id: string }).id;
 
     for (const round of [1, 2]) {
-      const before = await waitForTask(c, taskId, (t) => t.progress.imagesStored > 0 && t.status === 'generating-images', 120_000, 'images');
+      const before = await waitForTask(
+        c,
+        taskId,
+        (t) => t.progress.imagesStored > 0 && t.status === 'generating-images',
+        120_000,
+        'images',
+      );
       await owned.restart();
       await waitForTask(c, taskId, (t) => t.progress.imagesStored > before.progress.imagesStored, 90_000, `images after restart ${round}`);
       expectAlive();
@@ -165,7 +173,13 @@ describe('PostgreSQL restarts and an outage under a running site', () => {
     await owned.start();
 
     await late.waitFor(/worker started/, 60_000);
-    const done = await waitForTask(c, taskId, (t) => !['pending', 'generating-data', 'data-generated', 'generating-images'].includes(t.status), 180_000, 'the end of the task');
+    const done = await waitForTask(
+      c,
+      taskId,
+      (t) => !['pending', 'generating-data', 'data-generated', 'generating-images'].includes(t.status),
+      180_000,
+      'the end of the task',
+    );
     // Jobs held through the outage came back within the reconcile's reach, not JOB_EXPIRE_SECONDS.
     expect(Date.now() - outageEnded).toBeLessThan(150_000);
     expect(done).toMatchObject({ status: 'completed', progress: { personasStored: 30, imagesStored: 240 } });
@@ -197,7 +211,9 @@ describe('PostgreSQL restarts and an outage under a running site', () => {
   });
 
   it('streams progress and obeys cancel after the outage (the processes LISTEN again)', async () => {
-    const created = await c.request('POST', '/api/v1/tasks', { json: { description: 'Glaziers in Lyon', language: 'fr', count: 40, imagesPerPersona: 20 } });
+    const created = await c.request('POST', '/api/v1/tasks', {
+      json: { description: 'Glaziers in Lyon', language: 'fr', count: 40, imagesPerPersona: 20 },
+    });
     expect(created.status).toBe(201);
     const id = (created.json() as { id: string }).id;
     const events = await fetch(`${base}/api/v1/tasks/${id}/events`, { headers: { cookie: cookieHeader(c) } });

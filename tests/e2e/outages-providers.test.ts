@@ -96,9 +96,12 @@ async function holdWhileRunning(app: AvatargenProcess, ms: number, what: string)
   const exited = app.exited.then((code) => {
     throw new Error(`avatargen generate exited (${code}) ${what}; output:\n${app.output().slice(-4000)}`);
   });
-  await Promise.race([new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  }), exited]);
+  await Promise.race([
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+    exited,
+  ]);
   clearTimeout(timer);
   exited.catch(() => undefined);
 }
@@ -130,157 +133,158 @@ const isPersona = (s: Setup) => (r: { flowId: string | null }) => r.flowId === s
 // The two tests run side by side (each with its own database, stand-ins and process): the file
 // takes about as long as the first one.
 describe.concurrent('provider outages during the image stage', () => {
-  it(
-    'Flowise down for 60 s, then OpenAI down for 60 s: the task completes with every image, exit 0, the ZIP written',
-    async () => {
-      const s = await setup('prov_up', {});
-      const out = join(s.dir, 'out', 'dataset.zip');
-      const started = Date.now();
-      const app = generate(s, ['-d', 'Tram drivers in Lisbon', '-l', 'pt', '-n', '10', '-i', '8', '-o', out]);
-      const taskId = await taskIdOf(app);
+  it('Flowise down for 60 s, then OpenAI down for 60 s: the task completes with every image, exit 0, the ZIP written', async () => {
+    const s = await setup('prov_up', {});
+    const out = join(s.dir, 'out', 'dataset.zip');
+    const started = Date.now();
+    const app = generate(s, ['-d', 'Tram drivers in Lisbon', '-l', 'pt', '-n', '10', '-i', '8', '-o', out]);
+    const taskId = await taskIdOf(app);
 
-      // The first image request: the image stage has begun, and no prompt has been asked yet (a
-      // persona's prompts come after its base selfie). Flowise goes away now: refused connections.
-      await s.openai.waitForRequests(1);
-      await s.flowise.stop();
-      const flowiseDownAt = Date.now();
-      expect(s.flowise.requests.filter(isPrompt(s))).toHaveLength(0);
-      await holdWhileRunning(app, OUTAGE_MS, 'while Flowise was down');
-      // Every persona that started is stuck at its prompts: no grid could be asked for.
-      expect(s.openai.requests.filter((r) => r.endpoint === 'edits')).toHaveLength(0);
-      expect((await taskRows(s.db.url, taskId)).status).toBe('generating-images');
+    // The first image request: the image stage has begun, and no prompt has been asked yet (a
+    // persona's prompts come after its base selfie). Flowise goes away now: refused connections.
+    await s.openai.waitForRequests(1);
+    await s.flowise.stop();
+    const flowiseDownAt = Date.now();
+    expect(s.flowise.requests.filter(isPrompt(s))).toHaveLength(0);
+    await holdWhileRunning(app, OUTAGE_MS, 'while Flowise was down');
+    // Every persona that started is stuck at its prompts: no grid could be asked for.
+    expect(s.openai.requests.filter((r) => r.endpoint === 'edits')).toHaveLength(0);
+    expect((await taskRows(s.db.url, taskId)).status).toBe('generating-images');
 
-      // Flowise comes back on the same port as OpenAI goes away: the grids (and any base selfie
-      // still to make) meet refused connections for 40 s, then 20 s of 503 answers.
-      await s.openai.stop();
-      await s.flowise.restart();
-      const flowiseDownMs = Date.now() - flowiseDownAt;
-      const openaiDownAt = Date.now();
-      await holdWhileRunning(app, OUTAGE_MS - 20_000, 'while OpenAI was down');
-      const editsBefore503 = s.openai.requests.filter((r) => r.endpoint === 'edits').length;
-      expect(editsBefore503).toBe(0);
-      s.openai.setDefaultAnswer({ kind: 'server-error', status: 503 });
-      await s.openai.restart();
-      await holdWhileRunning(app, 20_000, 'while OpenAI answered 503');
-      // Prompts were made once Flowise was back; the grids waited for OpenAI.
-      expect(s.flowise.requests.filter(isPrompt(s)).length).toBeGreaterThan(0);
-      expect(s.openai.requests.filter((r) => r.answer === 'server-error').length).toBeGreaterThan(0);
-      expect((await taskRows(s.db.url, taskId)).images).toBe(0);
-      s.openai.setDefaultAnswer(null);
-      const openaiDownMs = Date.now() - openaiDownAt;
+    // Flowise comes back on the same port as OpenAI goes away: the grids (and any base selfie
+    // still to make) meet refused connections for 40 s, then 20 s of 503 answers.
+    await s.openai.stop();
+    await s.flowise.restart();
+    const flowiseDownMs = Date.now() - flowiseDownAt;
+    const openaiDownAt = Date.now();
+    await holdWhileRunning(app, OUTAGE_MS - 20_000, 'while OpenAI was down');
+    const editsBefore503 = s.openai.requests.filter((r) => r.endpoint === 'edits').length;
+    expect(editsBefore503).toBe(0);
+    s.openai.setDefaultAnswer({ kind: 'server-error', status: 503 });
+    await s.openai.restart();
+    await holdWhileRunning(app, 20_000, 'while OpenAI answered 503');
+    // Prompts were made once Flowise was back; the grids waited for OpenAI.
+    expect(s.flowise.requests.filter(isPrompt(s)).length).toBeGreaterThan(0);
+    expect(s.openai.requests.filter((r) => r.answer === 'server-error').length).toBeGreaterThan(0);
+    expect((await taskRows(s.db.url, taskId)).images).toBe(0);
+    s.openai.setDefaultAnswer(null);
+    const openaiDownMs = Date.now() - openaiDownAt;
 
-      const code = await Promise.race([app.exited, sleep(120_000).then(() => 'timed out')]);
-      const output = app.output();
-      expect(code, output.slice(-4000)).toBe(0);
-      expect(output).toContain(out);
-      expect(output).not.toContain(FLOWISE_KEY);
-      expect(output).not.toContain(OPENAI_KEY);
-      // A provider outage is not a database outage (its jobs would be sent again for ever).
-      expect(output).not.toMatch(/database is unavailable/);
+    const code = await Promise.race([app.exited, sleep(120_000).then(() => 'timed out')]);
+    const output = app.output();
+    expect(code, output.slice(-4000)).toBe(0);
+    expect(output).toContain(out);
+    expect(output).not.toContain(FLOWISE_KEY);
+    expect(output).not.toContain(OPENAI_KEY);
+    // A provider outage is not a database outage (its jobs would be sent again for ever).
+    expect(output).not.toMatch(/database is unavailable/);
 
-      // Every persona with every image, nothing in the error log.
-      const rows = await taskRows(s.db.url, taskId);
-      expect(rows).toMatchObject({ status: 'completed', personas: 10, images: 80, completePersonas: 10, errorLog: [] });
-      // Each call was answered exactly once: one persona call, two prompts per persona, a base
-      // selfie and two grids per persona. Nothing was lost and nothing made twice.
-      expect(s.flowise.requests.filter(isPersona(s))).toHaveLength(1);
-      expect(s.flowise.requests.filter(isPrompt(s))).toHaveLength(20);
-      expect(s.flowise.requests.every((r) => r.problems.length === 0)).toBe(true);
-      const answered = s.openai.requests.filter((r) => r.answer === 'default');
-      expect(answered.filter((r) => r.endpoint === 'generations')).toHaveLength(10);
-      expect(answered.filter((r) => r.endpoint === 'edits')).toHaveLength(20);
-      expect(s.openai.requests.every((r) => r.problems.length === 0)).toBe(true);
+    // Every persona with every image, nothing in the error log.
+    const rows = await taskRows(s.db.url, taskId);
+    expect(rows).toMatchObject({ status: 'completed', personas: 10, images: 80, completePersonas: 10, errorLog: [] });
+    // Each call was answered exactly once: one persona call, two prompts per persona, a base
+    // selfie and two grids per persona. Nothing was lost and nothing made twice.
+    expect(s.flowise.requests.filter(isPersona(s))).toHaveLength(1);
+    expect(s.flowise.requests.filter(isPrompt(s))).toHaveLength(20);
+    expect(s.flowise.requests.every((r) => r.problems.length === 0)).toBe(true);
+    const answered = s.openai.requests.filter((r) => r.answer === 'default');
+    expect(answered.filter((r) => r.endpoint === 'generations')).toHaveLength(10);
+    expect(answered.filter((r) => r.endpoint === 'edits')).toHaveLength(20);
+    expect(s.openai.requests.every((r) => r.problems.length === 0)).toBe(true);
 
-      // The outages were retried, not given up: refused connections to both services in the log.
-      const retries = logLines(app, 'retry').map((l) => String(l.error));
-      expect(retries.some((e) => /Flowise prompt flow .*ECONNREFUSED/.test(e)), retries.slice(0, 5).join('\n')).toBe(true);
-      expect(retries.some((e) => /OpenAI images\/\w+ could not reach the server/.test(e)), retries.slice(0, 5).join('\n')).toBe(true);
-      expect(retries.some((e) => /OpenAI images\/\w+ failed \(HTTP 503\)/.test(e)), retries.slice(0, 5).join('\n')).toBe(true);
+    // The outages were retried, not given up: refused connections to both services in the log.
+    const retries = logLines(app, 'retry').map((l) => String(l.error));
+    expect(
+      retries.some((e) => /Flowise prompt flow .*ECONNREFUSED/.test(e)),
+      retries.slice(0, 5).join('\n'),
+    ).toBe(true);
+    expect(
+      retries.some((e) => /OpenAI images\/\w+ could not reach the server/.test(e)),
+      retries.slice(0, 5).join('\n'),
+    ).toBe(true);
+    expect(
+      retries.some((e) => /OpenAI images\/\w+ failed \(HTTP 503\)/.test(e)),
+      retries.slice(0, 5).join('\n'),
+    ).toBe(true);
 
-      // The ZIP holds every image (a base selfie and 8 images per persona) and misses nothing.
-      expect(existsSync(out)).toBe(true);
-      expect(await datasetZipSummary(out)).toEqual({ images: 90, missing: [], status: 'completed' });
-      console.info(
-        `[outages-providers] Flowise down ${Math.round(flowiseDownMs / 1000)} s, OpenAI down ${Math.round(openaiDownMs / 1000)} s, ` +
-          `${retries.length} retries logged, task ended after ${Math.round((Date.now() - started) / 1000)} s`,
-      );
-    },
-    240_000,
-  );
+    // The ZIP holds every image (a base selfie and 8 images per persona) and misses nothing.
+    expect(existsSync(out)).toBe(true);
+    expect(await datasetZipSummary(out)).toEqual({ images: 90, missing: [], status: 'completed' });
+    console.info(
+      `[outages-providers] Flowise down ${Math.round(flowiseDownMs / 1000)} s, OpenAI down ${Math.round(openaiDownMs / 1000)} s, ` +
+        `${retries.length} retries logged, task ended after ${Math.round((Date.now() - started) / 1000)} s`,
+    );
+  }, 240_000);
 
-  it(
-    'with a 2 s retry window the outage leaves the task partial, generate exits non-zero, and a retry makes only what is missing',
-    async () => {
-      const s = await setup('prov_short', { PROVIDER_RETRY_WINDOW_SECONDS: '2' });
-      // Flowise answers three prompts; at the fourth it goes down (that request's connection is
-      // reset) and stays down until the task has ended.
-      let prompts = 0;
-      s.flowise.setHandler((request) => {
-        if (request.flowId === s.flowise.promptFlowId && ++prompts > 3) {
-          void s.flowise.stop();
-          return reply.hang();
-        }
-        return reply.flowise();
-      });
-      const out = join(s.dir, 'partial.zip');
-      const app = generate(s, ['-d', 'Ferry crews in Oslo', '-l', 'nb', '-n', '10', '-i', '4', '-o', out]);
-      const taskId = await taskIdOf(app);
-      const code = await Promise.race([app.exited, sleep(120_000).then(() => 'timed out')]);
-      const output = app.output();
-      expect(s.flowise.listening).toBe(false);
-      expect(code, output.slice(-4000)).not.toBe(0);
-      expect(code, output.slice(-4000)).toBe(PARTIAL_EXIT_CODE);
-      expect(output).toMatch(/ended partial: personas 10 of 10, images 12 of 40/);
-      // Given up after the window, not taken for a database outage and sent again for ever.
-      expect(output).not.toMatch(/database is unavailable/);
-      // The ZIP holds what was made: every base selfie and the three finished personas' images.
-      expect(await datasetZipSummary(out)).toEqual({ images: 10 + 12, missing: [], status: 'partial' });
-
-      // Three personas made it (base selfie, prompt, grid); the other seven have their base selfie
-      // but no prompt: the task says so instead of claiming completion.
-      const partial = await taskRows(s.db.url, taskId);
-      expect(partial).toMatchObject({ status: 'partial', personas: 10, images: 12, completePersonas: 3 });
-      expect(partial.keys.filter((k) => /\/base\.\w+$/.test(k))).toHaveLength(10);
-      expect(partial.errorLog.map((e) => e.message).join('\n')).toMatch(/12 of 40 images/);
-      expect(s.openai.requests.filter((r) => r.endpoint === 'generations')).toHaveLength(10);
-      expect(s.openai.requests.filter((r) => r.endpoint === 'edits')).toHaveLength(3);
-
-      // Flowise is back. A retry through the library, on the same database with the plugins
-      // `avatargen` assembles from the same configuration, makes only what is missing.
-      await s.flowise.restart();
-      s.flowise.setHandler(null);
-      const flowiseBefore = s.flowise.requests.length;
-      const openaiBefore = s.openai.requests.length;
-      const site = await readSite(s.env, s.dir);
-      const gen = await createAvatarGen({
-        config: site.config,
-        env: s.env,
-        plugins: site.assembly.plugins,
-        pipeline: { reconcileIntervalMs: 1000, pollingIntervalSeconds: 0.5 },
-      });
-      gens.push(gen);
-      await gen.worker.start();
-      await gen.tasks.retry(taskId);
-      const deadline = Date.now() + 90_000;
-      let status = '';
-      while (Date.now() < deadline) {
-        status = (await gen.tasks.get(taskId)).status;
-        if (['completed', 'partial', 'failed', 'cancelled'].includes(status)) break;
-        await sleep(200);
+  it('with a 2 s retry window the outage leaves the task partial, generate exits non-zero, and a retry makes only what is missing', async () => {
+    const s = await setup('prov_short', { PROVIDER_RETRY_WINDOW_SECONDS: '2' });
+    // Flowise answers three prompts; at the fourth it goes down (that request's connection is
+    // reset) and stays down until the task has ended.
+    let prompts = 0;
+    s.flowise.setHandler((request) => {
+      if (request.flowId === s.flowise.promptFlowId && ++prompts > 3) {
+        void s.flowise.stop();
+        return reply.hang();
       }
-      const done = await taskRows(s.db.url, taskId);
-      expect(done).toMatchObject({ status: 'completed', personas: 10, images: 40, completePersonas: 10, run: 1 });
-      // Seven prompts and seven grids, no persona call, no new base selfie.
-      const flowiseAfter = s.flowise.requests.slice(flowiseBefore);
-      expect(flowiseAfter.filter(isPersona(s))).toHaveLength(0);
-      expect(flowiseAfter.filter(isPrompt(s))).toHaveLength(7);
-      const openaiAfter = s.openai.requests.slice(openaiBefore);
-      expect(openaiAfter.filter((r) => r.endpoint === 'generations')).toHaveLength(0);
-      expect(openaiAfter.filter((r) => r.endpoint === 'edits')).toHaveLength(7);
-      // The three finished personas' images were not made again.
-      for (const [personaId, stamps] of partial.imageStamps) expect(done.imageStamps.get(personaId)).toEqual(stamps);
-      expect(done.keys.filter((k) => /\/base\.\w+$/.test(k))).toEqual(partial.keys.filter((k) => /\/base\.\w+$/.test(k)));
-    },
-    180_000,
-  );
+      return reply.flowise();
+    });
+    const out = join(s.dir, 'partial.zip');
+    const app = generate(s, ['-d', 'Ferry crews in Oslo', '-l', 'nb', '-n', '10', '-i', '4', '-o', out]);
+    const taskId = await taskIdOf(app);
+    const code = await Promise.race([app.exited, sleep(120_000).then(() => 'timed out')]);
+    const output = app.output();
+    expect(s.flowise.listening).toBe(false);
+    expect(code, output.slice(-4000)).not.toBe(0);
+    expect(code, output.slice(-4000)).toBe(PARTIAL_EXIT_CODE);
+    expect(output).toMatch(/ended partial: personas 10 of 10, images 12 of 40/);
+    // Given up after the window, not taken for a database outage and sent again for ever.
+    expect(output).not.toMatch(/database is unavailable/);
+    // The ZIP holds what was made: every base selfie and the three finished personas' images.
+    expect(await datasetZipSummary(out)).toEqual({ images: 10 + 12, missing: [], status: 'partial' });
+
+    // Three personas made it (base selfie, prompt, grid); the other seven have their base selfie
+    // but no prompt: the task says so instead of claiming completion.
+    const partial = await taskRows(s.db.url, taskId);
+    expect(partial).toMatchObject({ status: 'partial', personas: 10, images: 12, completePersonas: 3 });
+    expect(partial.keys.filter((k) => /\/base\.\w+$/.test(k))).toHaveLength(10);
+    expect(partial.errorLog.map((e) => e.message).join('\n')).toMatch(/12 of 40 images/);
+    expect(s.openai.requests.filter((r) => r.endpoint === 'generations')).toHaveLength(10);
+    expect(s.openai.requests.filter((r) => r.endpoint === 'edits')).toHaveLength(3);
+
+    // Flowise is back. A retry through the library, on the same database with the plugins
+    // `avatargen` assembles from the same configuration, makes only what is missing.
+    await s.flowise.restart();
+    s.flowise.setHandler(null);
+    const flowiseBefore = s.flowise.requests.length;
+    const openaiBefore = s.openai.requests.length;
+    const site = await readSite(s.env, s.dir);
+    const gen = await createAvatarGen({
+      config: site.config,
+      env: s.env,
+      plugins: site.assembly.plugins,
+      pipeline: { reconcileIntervalMs: 1000, pollingIntervalSeconds: 0.5 },
+    });
+    gens.push(gen);
+    await gen.worker.start();
+    await gen.tasks.retry(taskId);
+    const deadline = Date.now() + 90_000;
+    let status = '';
+    while (Date.now() < deadline) {
+      status = (await gen.tasks.get(taskId)).status;
+      if (['completed', 'partial', 'failed', 'cancelled'].includes(status)) break;
+      await sleep(200);
+    }
+    const done = await taskRows(s.db.url, taskId);
+    expect(done).toMatchObject({ status: 'completed', personas: 10, images: 40, completePersonas: 10, run: 1 });
+    // Seven prompts and seven grids, no persona call, no new base selfie.
+    const flowiseAfter = s.flowise.requests.slice(flowiseBefore);
+    expect(flowiseAfter.filter(isPersona(s))).toHaveLength(0);
+    expect(flowiseAfter.filter(isPrompt(s))).toHaveLength(7);
+    const openaiAfter = s.openai.requests.slice(openaiBefore);
+    expect(openaiAfter.filter((r) => r.endpoint === 'generations')).toHaveLength(0);
+    expect(openaiAfter.filter((r) => r.endpoint === 'edits')).toHaveLength(7);
+    // The three finished personas' images were not made again.
+    for (const [personaId, stamps] of partial.imageStamps) expect(done.imageStamps.get(personaId)).toEqual(stamps);
+    expect(done.keys.filter((k) => /\/base\.\w+$/.test(k))).toEqual(partial.keys.filter((k) => /\/base\.\w+$/.test(k)));
+  }, 180_000);
 });

@@ -196,7 +196,13 @@ async function filesUnder(root: string): Promise<string[]> {
   return out.sort();
 }
 
-async function waitForTask(gen: AvatarGen, id: string, check: (t: TaskView) => boolean, timeoutMs: number, what: string): Promise<TaskView> {
+async function waitForTask(
+  gen: AvatarGen,
+  id: string,
+  check: (t: TaskView) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<TaskView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const task = await gen.tasks.get(id);
@@ -364,115 +370,109 @@ afterAll(async () => {
 // The three faults run side by side (each with its own database, pipeline and storage): the file
 // takes about as long as its longest outage rather than the sum of them.
 describe.concurrent('storage faults during the image stage', () => {
-  it(
-    'filesystem storage read-only for 60 s: the task completes with every image; storage equals the rows',
-    async () => {
-      const site = await fsSite(mounts[0] as string, 'fs_ro');
-      const started = await startTask(site.gen, 'Lighthouse keepers in Maine');
-      await makeReadOnly(site.mountPoint, site.root);
-      expect(execFileSync('findmnt', ['-n', '-o', 'OPTIONS', '--mountpoint', site.mountPoint]).toString()).toMatch(/^ro,/);
-      const atFault = (await site.gen.tasks.get(started.id)).progress.imagesStored;
-      const { after } = await holdFault(site.gen, started.id, OUTAGE_MS);
-      await remount(site.mountPoint, 'rw');
-      const retries = retryLines(site.lines, started.id);
-      expect(retries.some((e) => /EROFS/.test(e)), retries.slice(0, 3).join('\n')).toBe(true);
+  it('filesystem storage read-only for 60 s: the task completes with every image; storage equals the rows', async () => {
+    const site = await fsSite(mounts[0] as string, 'fs_ro');
+    const started = await startTask(site.gen, 'Lighthouse keepers in Maine');
+    await makeReadOnly(site.mountPoint, site.root);
+    expect(execFileSync('findmnt', ['-n', '-o', 'OPTIONS', '--mountpoint', site.mountPoint]).toString()).toMatch(/^ro,/);
+    const atFault = (await site.gen.tasks.get(started.id)).progress.imagesStored;
+    const { after } = await holdFault(site.gen, started.id, OUTAGE_MS);
+    await remount(site.mountPoint, 'rw');
+    const retries = retryLines(site.lines, started.id);
+    expect(
+      retries.some((e) => /EROFS/.test(e)),
+      retries.slice(0, 3).join('\n'),
+    ).toBe(true);
 
-      const rows = await expectComplete(site.gen, site.db, started.id);
-      const swept = await expectStorageEqualsRows(site, rows.keys);
-      expectNoDatabaseOutage(site.lines);
-      console.info(
-        `[outages-storage] read-only: ${atFault} of ${COUNT * IMAGES} images stored at the fault, ${after.progress.imagesStored} at its end, ` +
-          `${retries.length} storage retries, ${swept} temporary files swept`,
-      );
-    },
-    240_000,
-  );
+    const rows = await expectComplete(site.gen, site.db, started.id);
+    const swept = await expectStorageEqualsRows(site, rows.keys);
+    expectNoDatabaseOutage(site.lines);
+    console.info(
+      `[outages-storage] read-only: ${atFault} of ${COUNT * IMAGES} images stored at the fault, ${after.progress.imagesStored} at its end, ` +
+        `${retries.length} storage retries, ${swept} temporary files swept`,
+    );
+  }, 240_000);
 
-  it(
-    'filesystem storage full for 60 s: the task completes with every image; storage equals the rows',
-    async () => {
-      const site = await fsSite(mounts[1] as string, 'fs_full');
-      const started = await startTask(site.gen, 'Bakers in Lyon');
-      const filler = await fillUp(site.mountPoint);
-      fillers.push(filler);
-      const { bavail, bsize } = await statfs(site.mountPoint);
-      expect(bavail * bsize).toBeLessThan(1 << 20); // of 64 MiB
-      const atFault = (await site.gen.tasks.get(started.id)).progress.imagesStored;
-      const { after } = await holdFault(site.gen, started.id, OUTAGE_MS);
-      await filler.end();
-      const retries = retryLines(site.lines, started.id);
-      expect(retries.some((e) => /ENOSPC/.test(e)), retries.slice(0, 3).join('\n')).toBe(true);
+  it('filesystem storage full for 60 s: the task completes with every image; storage equals the rows', async () => {
+    const site = await fsSite(mounts[1] as string, 'fs_full');
+    const started = await startTask(site.gen, 'Bakers in Lyon');
+    const filler = await fillUp(site.mountPoint);
+    fillers.push(filler);
+    const { bavail, bsize } = await statfs(site.mountPoint);
+    expect(bavail * bsize).toBeLessThan(1 << 20); // of 64 MiB
+    const atFault = (await site.gen.tasks.get(started.id)).progress.imagesStored;
+    const { after } = await holdFault(site.gen, started.id, OUTAGE_MS);
+    await filler.end();
+    const retries = retryLines(site.lines, started.id);
+    expect(
+      retries.some((e) => /ENOSPC/.test(e)),
+      retries.slice(0, 3).join('\n'),
+    ).toBe(true);
 
-      const rows = await expectComplete(site.gen, site.db, started.id);
-      const swept = await expectStorageEqualsRows(site, rows.keys);
-      expectNoDatabaseOutage(site.lines);
-      console.info(
-        `[outages-storage] full: ${atFault} of ${COUNT * IMAGES} images stored at the fault, ${after.progress.imagesStored} at its end, ` +
-          `${retries.length} storage retries, ${swept} temporary files swept`,
-      );
-    },
-    240_000,
-  );
+    const rows = await expectComplete(site.gen, site.db, started.id);
+    const swept = await expectStorageEqualsRows(site, rows.keys);
+    expectNoDatabaseOutage(site.lines);
+    console.info(
+      `[outages-storage] full: ${atFault} of ${COUNT * IMAGES} images stored at the fault, ${after.progress.imagesStored} at its end, ` +
+        `${retries.length} storage retries, ${swept} temporary files swept`,
+    );
+  }, 240_000);
 
-  it(
-    'S3 (s3rver) killed for 30 s and started again on its port and folder: the task completes; the bucket holds exactly the rows',
-    async () => {
-      s3 = await startS3rver([BUCKET]);
-      const db = await createTestDatabase('avatargen_e2e_s3_faults');
-      databases.push(db);
-      const memory = memoryLogger();
-      const gen = await createAvatarGen({
-        config: {
-          ...CONFIG,
-          DATABASE_URL: db.url,
-          DATA_DIR: dataDir,
-          S3_ENDPOINT: s3.endpoint,
-          S3_ACCESS_KEY: S3RVER_KEY,
-          S3_SECRET_KEY: S3RVER_KEY,
-          S3_BUCKET_NAME: BUCKET,
-        },
-        logger: memory.logger,
-        plugins: [localPlugin({ imageSize: 128 }), imageOpencvPlugin({ threads: 1 }), s3Plugin({ faces: false })],
-        pipeline: PIPELINE,
-      });
-      gens.push(gen);
-      await gen.worker.start();
+  it('S3 (s3rver) killed for 30 s and started again on its port and folder: the task completes; the bucket holds exactly the rows', async () => {
+    s3 = await startS3rver([BUCKET]);
+    const db = await createTestDatabase('avatargen_e2e_s3_faults');
+    databases.push(db);
+    const memory = memoryLogger();
+    const gen = await createAvatarGen({
+      config: {
+        ...CONFIG,
+        DATABASE_URL: db.url,
+        DATA_DIR: dataDir,
+        S3_ENDPOINT: s3.endpoint,
+        S3_ACCESS_KEY: S3RVER_KEY,
+        S3_SECRET_KEY: S3RVER_KEY,
+        S3_BUCKET_NAME: BUCKET,
+      },
+      logger: memory.logger,
+      plugins: [localPlugin({ imageSize: 128 }), imageOpencvPlugin({ threads: 1 }), s3Plugin({ faces: false })],
+      pipeline: PIPELINE,
+    });
+    gens.push(gen);
+    await gen.worker.start();
 
-      const started = await startTask(gen, 'Ferry crews in Oslo');
-      await s3.stop();
-      const atFault = (await gen.tasks.get(started.id)).progress.imagesStored;
-      const { after } = await holdFault(gen, started.id, S3_OUTAGE_MS);
-      await s3.restart();
-      const retries = retryLines(memory.lines, started.id);
-      expect(retries.length, JSON.stringify(memory.lines.slice(-5))).toBeGreaterThan(0);
+    const started = await startTask(gen, 'Ferry crews in Oslo');
+    await s3.stop();
+    const atFault = (await gen.tasks.get(started.id)).progress.imagesStored;
+    const { after } = await holdFault(gen, started.id, S3_OUTAGE_MS);
+    await s3.restart();
+    const retries = retryLines(memory.lines, started.id);
+    expect(retries.length, JSON.stringify(memory.lines.slice(-5))).toBeGreaterThan(0);
 
-      const rows = await expectComplete(gen, db, started.id);
-      expectNoDatabaseOutage(memory.lines);
-      // The bucket, listed with a client of our own, holds exactly the objects the rows name.
-      const client = new S3Client({
-        endpoint: s3.endpoint,
-        region: 'us-east-1',
-        forcePathStyle: true,
-        credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
-      });
-      const keys: string[] = [];
-      try {
-        let token: string | undefined;
-        for (let page = 0; page < 100; page++) {
-          const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, ContinuationToken: token }));
-          keys.push(...(listed.Contents ?? []).map((o) => o.Key as string));
-          token = listed.NextContinuationToken;
-          if (!listed.IsTruncated) break;
-        }
-      } finally {
-        client.destroy();
+    const rows = await expectComplete(gen, db, started.id);
+    expectNoDatabaseOutage(memory.lines);
+    // The bucket, listed with a client of our own, holds exactly the objects the rows name.
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
+    });
+    const keys: string[] = [];
+    try {
+      let token: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, ContinuationToken: token }));
+        keys.push(...(listed.Contents ?? []).map((o) => o.Key as string));
+        token = listed.NextContinuationToken;
+        if (!listed.IsTruncated) break;
       }
-      expect(keys.sort()).toEqual(rows.keys);
-      console.info(
-        `[outages-storage] s3rver: ${atFault} of ${COUNT * IMAGES} images stored at the kill, ${after.progress.imagesStored} at the restart, ` +
-          `${retries.length} storage retries`,
-      );
-    },
-    240_000,
-  );
+    } finally {
+      client.destroy();
+    }
+    expect(keys.sort()).toEqual(rows.keys);
+    console.info(
+      `[outages-storage] s3rver: ${atFault} of ${COUNT * IMAGES} images stored at the kill, ${after.progress.imagesStored} at the restart, ` +
+        `${retries.length} storage retries`,
+    );
+  }, 240_000);
 });

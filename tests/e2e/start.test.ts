@@ -72,7 +72,12 @@ describe('avatargen start with zero setup', () => {
     const c = new Client(base);
     expect((await c.login('admin@localhost', password)).status).toBe(303);
     await c.get('/generate');
-    const submitted = await c.post('/generate', { description: 'Harbour pilots in Hamburg', language: 'de', count: '10', imagesPerPersona: '4' });
+    const submitted = await c.post('/generate', {
+      description: 'Harbour pilots in Hamburg',
+      language: 'de',
+      count: '10',
+      imagesPerPersona: '4',
+    });
     expect(submitted.status).toBe(303);
     const page = submitted.location as string;
     const id = page.split('/').pop() as string;
@@ -126,7 +131,12 @@ describe('avatargen start with zero setup', () => {
 
   it('starts again on the same folder, through the command as npm start runs it: same data, no new admin, the same password works', async () => {
     // More image threads than cores, so the warning shows the libuv pool the command sized (cores + 4).
-    app = runAvatargen(['start'], { cwd: dir, env: { APP_PORT: String(port), IMAGE_PROCESSOR_THREADS: '64', LOG_FORMAT: 'pretty' }, command: true, group: true });
+    app = runAvatargen(['start'], {
+      cwd: dir,
+      env: { APP_PORT: String(port), IMAGE_PROCESSOR_THREADS: '64', LOG_FORMAT: 'pretty' },
+      command: true,
+      group: true,
+    });
     await app.waitFor(/listening on http/, 90_000);
     expect(app.output()).toContain(`64 worker threads share libuv's ${availableParallelism() + 4} threads`);
     // LOG_FORMAT=pretty: lines for people, not JSON
@@ -134,7 +144,9 @@ describe('avatargen start with zero setup', () => {
     expect(app.output()).not.toContain('{"level"');
     expect(app.output()).not.toContain('First admin account created');
     // the operator is reminded which account is the admin, and how to reset its password
-    expect(app.output()).toContain('Admin account: admin@localhost (forgot the password? "avatargen user set-password --email admin@localhost")');
+    expect(app.output()).toContain(
+      'Admin account: admin@localhost (forgot the password? "avatargen user set-password --email admin@localhost")',
+    );
     const c = new Client(base);
     expect((await c.login('admin@localhost', password)).status).toBe(303);
     const tasks = (await c.get('/api/v1/tasks')).json() as { total: number; tasks: Array<{ status: string }> };

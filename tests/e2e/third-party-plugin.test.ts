@@ -62,8 +62,7 @@ const timings: Record<string, number> = {};
 const summary: string[] = [];
 
 /** The site's `avatargen` with nothing from the test runner's environment but PATH and HOME: the rest comes from .env. */
-const avatargen = (args: string[], cwd = site) =>
-  run(bin, args, { cwd, env: siteEnv(), timeoutMs: 60_000, allowFailure: true });
+const avatargen = (args: string[], cwd = site) => run(bin, args, { cwd, env: siteEnv(), timeoutMs: 60_000, allowFailure: true });
 const siteEnv = () => ({
   PATH: cleanEnv().PATH as string,
   HOME: process.env.HOME ?? '/tmp',
@@ -162,7 +161,10 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
       join(site, 'resolve.mjs'),
       `console.log(JSON.stringify(process.argv.slice(2).map((name) => import.meta.resolve(name))));\n`,
     );
-    const { stdout } = await run(process.execPath, ['resolve.mjs', '@avatargen/core', '@avatargen/host-koa', PLUGIN], { cwd: site, env: cleanEnv() });
+    const { stdout } = await run(process.execPath, ['resolve.mjs', '@avatargen/core', '@avatargen/host-koa', PLUGIN], {
+      cwd: site,
+      env: cleanEnv(),
+    });
     for (const url of JSON.parse(stdout) as string[]) {
       const file = new URL(url).pathname;
       expect(file.startsWith(join(site, 'node_modules'))).toBe(true);
@@ -195,7 +197,12 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
     expect(json.stdout + json.stderr).not.toContain(TOKEN);
     const report = JSON.parse(json.stdout) as {
       configFile: string;
-      plugins: Array<{ name: string; provides: string[]; ports: string[]; variables: Array<{ name: string; status: string; secret: boolean; value?: unknown }> }>;
+      plugins: Array<{
+        name: string;
+        provides: string[];
+        ports: string[];
+        variables: Array<{ name: string; status: string; secret: boolean; value?: unknown }>;
+      }>;
       ports: Record<string, string>;
     };
     expect(report.configFile).toBe(join(site, 'avatargen.config.mjs'));
@@ -279,7 +286,12 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
     );
     const requests = personas.map((p) => ({ persona: p, seed: `${id}:${p.id}` }));
     const expected = JSON.parse(
-      (await run(process.execPath, ['paint-expected.mjs', JSON.stringify(requests)], { cwd: site, env: cleanEnv({ PAINTER_API_TOKEN: TOKEN }) })).stdout,
+      (
+        await run(process.execPath, ['paint-expected.mjs', JSON.stringify(requests)], {
+          cwd: site,
+          env: cleanEnv({ PAINTER_API_TOKEN: TOKEN }),
+        })
+      ).stdout,
     ) as string[];
     const storedBases: string[] = [];
     for (const [i, persona] of personas.entries()) {
@@ -338,7 +350,10 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
         (dir) => {
           const pkg = join(dir, 'node_modules', 'acme-not-a-plugin');
           mkdirSync(pkg, { recursive: true });
-          writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'acme-not-a-plugin', version: '1.0.0', type: 'module', exports: './index.js' }));
+          writeFileSync(
+            join(pkg, 'package.json'),
+            JSON.stringify({ name: 'acme-not-a-plugin', version: '1.0.0', type: 'module', exports: './index.js' }),
+          );
           writeFileSync(join(pkg, 'index.js'), "export default { hello: 'world' };\n");
         },
       ],
@@ -356,7 +371,10 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
         const result: RunResult = await avatargen(command, dir);
         const output = (result.stdout + result.stderr).trim();
         expect(result.code, `${command[0]} with ${what}: ${output}`).not.toBe(0);
-        expect(output.split('\n').filter((line) => line.includes(name)), `${command[0]} with ${what}: ${output}`).toHaveLength(1);
+        expect(
+          output.split('\n').filter((line) => line.includes(name)),
+          `${command[0]} with ${what}: ${output}`,
+        ).toHaveLength(1);
         expect(output, `${command[0]} with ${what}`).not.toMatch(/^\s+at /m);
         if (command[0] === 'plugins') summary.push(`$ avatargen plugins  (${what})  -> exit ${result.code}\n${output}`);
       }

@@ -103,7 +103,6 @@ const PARAMS = new Set([
 ]);
 const ROLES = new Set(['system', 'developer', 'user', 'assistant']);
 
-
 const FIRST = ['Ana', 'Bruno', 'Chiara', 'Dmitri', 'Efua', 'Farid', 'Greta', 'Hiro', 'Ines', 'Jonas', 'Kemi', 'Luca'];
 const LAST = ['Silva', 'Costa', 'Rossi', 'Petrov', 'Mensah', 'Haddad', 'Berg', 'Tanaka', 'Moreau', 'Keller', 'Adeyemi', 'Bianchi'];
 const CITIES = [
@@ -112,7 +111,14 @@ const CITIES = [
   ['Braga', 'Braga'],
   ['Coimbra', 'Coimbra'],
 ] as const;
-const SCENES = ['at the morning market', 'on a tram at dusk', 'at a friend’s birthday dinner', 'hiking a coastal trail', 'in a small bookshop', 'at a football match'];
+const SCENES = [
+  'at the morning market',
+  'on a tram at dusk',
+  'at a friend’s birthday dinner',
+  'hiking a coastal trail',
+  'in a small bookshop',
+  'at a football match',
+];
 
 export async function startChatServer(options: ChatServerOptions = {}): Promise<ChatServer> {
   const apiKey = options.apiKey === undefined ? DEFAULT_KEY : options.apiKey;
@@ -134,7 +140,8 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) sendError(res, 500, { message: `test server: ${String(error)}`, type: 'server_error', param: null, code: null });
+      if (!res.headersSent)
+        sendError(res, 500, { message: `test server: ${String(error)}`, type: 'server_error', param: null, code: null });
     });
   });
   server.on('connection', (socket) => {
@@ -157,7 +164,12 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     };
     try {
       if (path !== '/v1/chat/completions' || req.method !== 'POST') {
-        throw new Rejection(404, { message: `Invalid URL (${req.method} ${path})`, type: 'invalid_request_error', param: null, code: null });
+        throw new Rejection(404, {
+          message: `Invalid URL (${req.method} ${path})`,
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        });
       }
       if (apiKey !== null) checkAuth(req.headers.authorization, apiKey);
       if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw invalid('Content-Type must be application/json');
@@ -188,7 +200,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     for (const key of Object.keys(body)) {
       if (!PARAMS.has(key)) throw invalid(`Unrecognized request argument supplied: ${key}`, key);
     }
-    if (typeof body.model !== 'string' || body.model === '') throw invalid("you must provide a model parameter", 'model');
+    if (typeof body.model !== 'string' || body.model === '') throw invalid('you must provide a model parameter', 'model');
     if (body.model !== model) {
       throw new Rejection(404, {
         message: `The model \`${body.model}\` does not exist or you do not have access to it.`,
@@ -205,7 +217,8 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       if (typeof message !== 'object' || message === null || !ROLES.has(message.role as string)) {
         throw invalid(`Invalid value for 'messages[${i}].role'`, `messages[${i}].role`);
       }
-      if (typeof message.content !== 'string' || message.content === '') throw invalid(`'messages[${i}].content' must be a non-empty string`, `messages[${i}].content`);
+      if (typeof message.content !== 'string' || message.content === '')
+        throw invalid(`'messages[${i}].content' must be a non-empty string`, `messages[${i}].content`);
     }
     if (body.temperature !== undefined && !(typeof body.temperature === 'number' && body.temperature >= 0 && body.temperature <= 2)) {
       throw invalid('temperature must be a number from 0 to 2', 'temperature', 'decimal_above_max_value');
@@ -223,19 +236,25 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     }
     if (format.type === 'json_schema') {
       // Older Ollama, LM Studio and some gateways: no structured outputs.
-      if (dialect === 'ollama') throw invalid("invalid response_format type 'json_schema': only 'json_object' is supported", 'response_format');
+      if (dialect === 'ollama')
+        throw invalid("invalid response_format type 'json_schema': only 'json_object' is supported", 'response_format');
       const spec = format.json_schema as { name?: unknown; strict?: unknown; schema?: unknown } | undefined;
-      if (!spec || typeof spec !== 'object') throw invalid("Missing required parameter: 'response_format.json_schema'.", 'response_format.json_schema');
+      if (!spec || typeof spec !== 'object')
+        throw invalid("Missing required parameter: 'response_format.json_schema'.", 'response_format.json_schema');
       if (typeof spec.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(spec.name)) {
         throw invalid("Invalid 'response_format.json_schema.name': must match ^[a-zA-Z0-9_-]{1,64}$", 'response_format.json_schema.name');
       }
       if (spec.strict === true) {
         const problem = strictProblem(spec.schema, []);
-        if (problem) throw invalid(`Invalid schema for response_format '${spec.name}': ${problem}`, 'response_format', 'invalid_json_schema');
+        if (problem)
+          throw invalid(`Invalid schema for response_format '${spec.name}': ${problem}`, 'response_format', 'invalid_json_schema');
       }
       return;
     }
-    throw invalid(`Invalid value: '${String(format.type)}'. Supported values are: 'json_object', 'json_schema', and 'text'.`, 'response_format.type');
+    throw invalid(
+      `Invalid value: '${String(format.type)}'. Supported values are: 'json_object', 'json_schema', and 'text'.`,
+      'response_format.type',
+    );
   }
 
   function respond(res: ServerResponse, request: RecordedChatRequest, answer: ChatScriptedAnswer): void {
@@ -263,16 +282,28 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
         sendError(
           res,
           429,
-          { message: `Rate limit reached for ${model} on tokens per min (TPM): Limit 1000, Used 1000.`, type: 'tokens', param: null, code: 'rate_limit_exceeded' },
+          {
+            message: `Rate limit reached for ${model} on tokens per min (TPM): Limit 1000, Used 1000.`,
+            type: 'tokens',
+            param: null,
+            code: 'rate_limit_exceeded',
+          },
           answer.retryAfter === undefined ? {} : { 'retry-after': answer.retryAfter },
         );
         return;
       case 'server-error':
-        sendError(res, answer.status ?? 500, { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null });
+        sendError(res, answer.status ?? 500, {
+          message: 'The server had an error while processing your request. Sorry about that!',
+          type: 'server_error',
+          param: null,
+          code: null,
+        });
         return;
       case 'stall':
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.write('{"id": "chatcmpl-stall", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "{\\"personas\\": [');
+        res.write(
+          '{"id": "chatcmpl-stall", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "{\\"personas\\": [',
+        );
         return;
       case 'raw':
         sendJson(res, answer.status, answer.body);
@@ -280,7 +311,13 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     }
   }
 
-  function complete(res: ServerResponse, request: RecordedChatRequest, content: string | null, finish: string, refusal: string | null = null): void {
+  function complete(
+    res: ServerResponse,
+    request: RecordedChatRequest,
+    content: string | null,
+    finish: string,
+    refusal: string | null = null,
+  ): void {
     const promptChars = JSON.stringify(request.body.messages).length;
     const usage = {
       prompt_tokens: Math.ceil(promptChars / 4),
@@ -315,7 +352,9 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       json = '{"answer": "I do not know what to write."}';
     }
     // Without a response format a chat model wraps its JSON in prose and fences.
-    return format === 'json_schema' || format === 'json_object' ? json : `Sure! Here it is:\n\`\`\`json\n${json}\n\`\`\`\nLet me know if you need changes.`;
+    return format === 'json_schema' || format === 'json_object'
+      ? json
+      : `Sure! Here it is:\n\`\`\`json\n${json}\n\`\`\`\nLet me know if you need changes.`;
   }
 
   await listenOn(server, 0);
@@ -401,7 +440,14 @@ function userText(body: Record<string, unknown>): string {
 function strictProblem(schema: unknown, path: string[]): string | null {
   const at = `In context=(${path.map((p) => `'${p}'`).join(', ')})`;
   if (typeof schema !== 'object' || schema === null) return `${at}, schema must be an object`;
-  const s = schema as { type?: unknown; properties?: Record<string, unknown>; required?: unknown; additionalProperties?: unknown; items?: unknown; anyOf?: unknown[] };
+  const s = schema as {
+    type?: unknown;
+    properties?: Record<string, unknown>;
+    required?: unknown;
+    additionalProperties?: unknown;
+    items?: unknown;
+    anyOf?: unknown[];
+  };
   if (path.length === 0 && s.type !== 'object') return `${at}, the root schema must be of type 'object'`;
   for (const key of ['minLength', 'maxLength', '$schema']) {
     if (key in s) return `${at}, '${key}' is not permitted.`;
@@ -429,7 +475,3 @@ function strictProblem(schema: unknown, path: string[]): string | null {
   }
   return null;
 }
-
-
-
-

@@ -377,7 +377,11 @@ export interface FlowiseServer {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Reads the start state and lists what is wrong with the body for this flow. */
-function inspectBody(flow: FlowName | null, headers: IncomingHttpHeaders, body: unknown): {
+function inspectBody(
+  flow: FlowName | null,
+  headers: IncomingHttpHeaders,
+  body: unknown,
+): {
   state: Record<string, string>;
   problems: string[];
 } {
@@ -392,8 +396,7 @@ function inspectBody(flow: FlowName | null, headers: IncomingHttpHeaders, body: 
   }
   const question = (body as { question?: unknown }).question;
   if (question !== undefined && typeof question !== 'string') problems.push('question is not a string');
-  const list = (body as { overrideConfig?: { startState?: { startAgentflow_0?: unknown } } }).overrideConfig?.startState
-    ?.startAgentflow_0;
+  const list = (body as { overrideConfig?: { startState?: { startAgentflow_0?: unknown } } }).overrideConfig?.startState?.startAgentflow_0;
   if (!Array.isArray(list)) {
     problems.push('overrideConfig.startState.startAgentflow_0 is not an array');
     return { state, problems };

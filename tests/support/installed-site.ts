@@ -149,7 +149,11 @@ export async function stageAndPack(dir: string, stage: string, tarballs: string)
 /** `npm pack` of a folder (its prepack script runs) into `tarballs`; returns the tarball's path. */
 export async function pack(folder: string, tarballs: string): Promise<string> {
   mkdirSync(tarballs, { recursive: true });
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', tarballs], { cwd: folder, env: cleanEnv(), timeoutMs: 180_000 });
+  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', tarballs], {
+    cwd: folder,
+    env: cleanEnv(),
+    timeoutMs: 180_000,
+  });
   // prepack's own output may come first; the JSON array is the end of stdout
   const json = JSON.parse(stdout.slice(stdout.lastIndexOf('\n[') + 1 || stdout.indexOf('['))) as Array<{ filename: string }>;
   const file = json[0]?.filename;
@@ -165,7 +169,10 @@ export async function pack(folder: string, tarballs: string): Promise<string> {
 export async function installSite(site: string, tarballs: string[]): Promise<RunResult> {
   mkdirSync(site, { recursive: true });
   const root = readManifest(ROOT);
-  writeFileSync(join(site, 'package.json'), `${JSON.stringify({ private: true, type: 'module', allowScripts: root.allowScripts ?? {} }, null, 2)}\n`);
+  writeFileSync(
+    join(site, 'package.json'),
+    `${JSON.stringify({ private: true, type: 'module', allowScripts: root.allowScripts ?? {} }, null, 2)}\n`,
+  );
   return run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs], {
     cwd: site,
     env: cleanEnv(),

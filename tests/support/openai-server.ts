@@ -177,8 +177,6 @@ const GENERATION_PARAMS = new Set([...COMMON_PARAMS, 'style']);
 const EDIT_FIELDS = new Set([...COMMON_PARAMS, 'input_fidelity']);
 const EDIT_FILE_FIELDS = new Set(['image', 'image[]', 'mask']);
 
-
-
 export async function startOpenAIServer(options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
   const apiKey = options.apiKey ?? DEFAULT_KEY;
   const model = options.model === undefined ? 'gpt-image-1.5' : options.model;
@@ -216,7 +214,8 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) sendError(res, 500, { message: `test server: ${String(error)}`, type: 'server_error', param: null, code: null });
+      if (!res.headersSent)
+        sendError(res, 500, { message: `test server: ${String(error)}`, type: 'server_error', param: null, code: null });
     });
   });
   server.on('connection', (socket) => {
@@ -295,7 +294,12 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
       case 'image': {
         const image = answer?.image ? Buffer.from(answer.image) : await defaultImage(endpoint, fields);
         if (!image) {
-          sendError(res, 500, { message: `test server: no encoder for output_format ${String(fields.output_format)} (pass encode)`, type: 'server_error', param: null, code: null });
+          sendError(res, 500, {
+            message: `test server: no encoder for output_format ${String(fields.output_format)} (pass encode)`,
+            type: 'server_error',
+            param: null,
+            code: null,
+          });
           return;
         }
         sendImage(res, image, fields);
@@ -328,7 +332,8 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
           res,
           429,
           {
-            message: 'Rate limit reached for gpt-image-1.5 in organization org-test on images per minute (IPM): Limit 5, Used 5, Requested 1.',
+            message:
+              'Rate limit reached for gpt-image-1.5 in organization org-test on images per minute (IPM): Limit 5, Used 5, Requested 1.',
             type: 'requests',
             param: null,
             code: 'rate_limit_exceeded',
@@ -400,8 +405,7 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
       requests.length = 0;
       defaultAnswer = null;
     },
-    waitForRequests: (count) =>
-      requests.length >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve })),
+    waitForRequests: (count) => (requests.length >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve }))),
     setDefaultAnswer: (answer) => {
       defaultAnswer = answer;
     },
@@ -435,8 +439,6 @@ function now(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-
-
 function parseJsonBody(contentType: string | undefined, body: Buffer): Record<string, unknown> {
   if (!contentType?.startsWith('application/json')) {
     throw invalid(`Invalid Content-Type header (${contentType ?? 'none'}), expected application/json.`);
@@ -453,10 +455,7 @@ function parseJsonBody(contentType: string | undefined, body: Buffer): Record<st
   return parsed as Record<string, unknown>;
 }
 
-async function parseMultipart(
-  req: IncomingMessage,
-  body: Buffer,
-): Promise<{ fields: Record<string, unknown>; files: RecordedFile[] }> {
+async function parseMultipart(req: IncomingMessage, body: Buffer): Promise<{ fields: Record<string, unknown>; files: RecordedFile[] }> {
   const contentType = req.headers['content-type'];
   if (!contentType?.startsWith('multipart/form-data')) {
     throw invalid(`Invalid Content-Type header (${contentType ?? 'none'}), expected multipart/form-data.`);
@@ -498,7 +497,11 @@ function checkParams(fields: Record<string, unknown>, known: Set<string>, model:
     throw invalid("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
   }
   if (prompt.length > MAX_PROMPT) {
-    throw invalid(`Invalid 'prompt': string too long. Expected a string with maximum length ${MAX_PROMPT}, but got a string with length ${prompt.length} instead.`, 'prompt', 'string_above_max_length');
+    throw invalid(
+      `Invalid 'prompt': string too long. Expected a string with maximum length ${MAX_PROMPT}, but got a string with length ${prompt.length} instead.`,
+      'prompt',
+      'string_above_max_length',
+    );
   }
   if (model !== null && fields.model !== model) {
     throw invalid(`Invalid value: '${String(fields.model)}'. This server expects model '${model}'.`, 'model', 'invalid_value');
@@ -507,7 +510,11 @@ function checkParams(fields: Record<string, unknown>, known: Set<string>, model:
     throw invalid(`Invalid 'n': expected an integer from 1 to 10.`, 'n', 'invalid_value');
   }
   if (fields.size !== undefined && !(typeof fields.size === 'string' && SIZES.has(fields.size))) {
-    throw invalid(`Invalid value: '${String(fields.size)}'. Supported values are: ${[...SIZES].map((s) => `'${s}'`).join(', ')}.`, 'size', 'invalid_value');
+    throw invalid(
+      `Invalid value: '${String(fields.size)}'. Supported values are: ${[...SIZES].map((s) => `'${s}'`).join(', ')}.`,
+      'size',
+      'invalid_value',
+    );
   }
   if (fields.moderation !== undefined && fields.moderation !== 'auto' && fields.moderation !== 'low') {
     throw invalid(`Invalid value: '${String(fields.moderation)}'. Supported values are: 'low' and 'auto'.`, 'moderation', 'invalid_value');
@@ -534,7 +541,11 @@ function checkParams(fields: Record<string, unknown>, known: Set<string>, model:
 function oneOf(fields: Record<string, unknown>, name: string, values: string[]): void {
   const value = fields[name];
   if (value !== undefined && !(typeof value === 'string' && values.includes(value))) {
-    throw invalid(`Invalid value: '${String(value)}'. Supported values are: ${values.map((v) => `'${v}'`).join(', ')}.`, name, 'invalid_value');
+    throw invalid(
+      `Invalid value: '${String(value)}'. Supported values are: ${values.map((v) => `'${v}'`).join(', ')}.`,
+      name,
+      'invalid_value',
+    );
   }
 }
 
@@ -560,14 +571,19 @@ function checkEditFiles(files: RecordedFile[]): void {
       throw invalid(`Invalid image file '${file.filename}': the bytes are not an image.`, file.field, 'invalid_image_file');
     }
     if (sniffed !== file.type) {
-      throw invalid(`Invalid image file '${file.filename}': sent as ${file.type} but the bytes are ${sniffed}.`, file.field, 'invalid_image_file');
+      throw invalid(
+        `Invalid image file '${file.filename}': sent as ${file.type} but the bytes are ${sniffed}.`,
+        file.field,
+        'invalid_image_file',
+      );
     }
   }
 }
 
 /** The answer echoes what was made, as the service does (`auto` resolved). */
 function sendImage(res: ServerResponse, image: Buffer, fields: Record<string, unknown>): void {
-  const pick = (name: string, auto: string) => (typeof fields[name] === 'string' && fields[name] !== 'auto' ? (fields[name] as string) : auto);
+  const pick = (name: string, auto: string) =>
+    typeof fields[name] === 'string' && fields[name] !== 'auto' ? (fields[name] as string) : auto;
   let format = 'png';
   try {
     format = readImageInfo(image).format;
@@ -589,5 +605,3 @@ function sendImage(res: ServerResponse, image: Buffer, fields: Record<string, un
     },
   });
 }
-
-

@@ -35,7 +35,11 @@ export async function taskRows(url: string, taskId: string): Promise<TaskRows> {
     [taskId],
   );
   if (!task) throw new Error(`no task ${taskId}`);
-  const personas = await query<{ id: number; base_image_key: string | null }>(url, 'select id, base_image_key from personas where task_id = $1', [taskId]);
+  const personas = await query<{ id: number; base_image_key: string | null }>(
+    url,
+    'select id, base_image_key from personas where task_id = $1',
+    [taskId],
+  );
   const images = await query<{ persona_id: number; idx: number; key: string; created_at: Date }>(
     url,
     'select persona_id, idx, key, created_at from persona_images where task_id = $1 order by persona_id, idx',
@@ -47,7 +51,9 @@ export async function taskRows(url: string, taskId: string): Promise<TaskRows> {
     list.push(`${image.idx}@${image.created_at.toISOString()}`);
     imageStamps.set(image.persona_id, list);
   }
-  const completePersonas = personas.filter((p) => p.base_image_key && (imageStamps.get(p.id)?.length ?? 0) === task.images_per_persona).length;
+  const completePersonas = personas.filter(
+    (p) => p.base_image_key && (imageStamps.get(p.id)?.length ?? 0) === task.images_per_persona,
+  ).length;
   return {
     status: task.status,
     count: task.count,

@@ -72,7 +72,14 @@ export class Client {
     const text = await res.text();
     const token = /name="_csrf" value="([^"]+)"/.exec(text);
     if (token?.[1]) this.csrf = token[1];
-    return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text), setCookies, location: res.headers.get('location') };
+    return {
+      status: res.status,
+      headers: res.headers,
+      text,
+      json: () => JSON.parse(text),
+      setCookies,
+      location: res.headers.get('location'),
+    };
   }
 
   get(path: string, headers?: Record<string, string>) {

@@ -221,9 +221,21 @@ describe('painter plugin', () => {
 
   it.each([
     ['a missing token', {}, /PAINTER_API_TOKEN is required \(plugin @acme\/avatargen-painter\)/],
-    ['a token of the wrong shape', { PAINTER_API_TOKEN: 'sk-not-a-painter-token' }, /PAINTER_API_TOKEN must be a Painter API token.*\(plugin @acme\/avatargen-painter\)/],
-    ['a size out of range', { PAINTER_API_TOKEN: TOKEN, PAINTER_SIZE: '2000' }, /PAINTER_SIZE must be a whole number from 128 to 1024 \(plugin @acme\/avatargen-painter\)/],
-    ['an unknown style', { PAINTER_API_TOKEN: TOKEN, PAINTER_STYLE: 'cubist' }, /PAINTER_STYLE must be one of flat, stripes \(plugin @acme\/avatargen-painter\)/],
+    [
+      'a token of the wrong shape',
+      { PAINTER_API_TOKEN: 'sk-not-a-painter-token' },
+      /PAINTER_API_TOKEN must be a Painter API token.*\(plugin @acme\/avatargen-painter\)/,
+    ],
+    [
+      'a size out of range',
+      { PAINTER_API_TOKEN: TOKEN, PAINTER_SIZE: '2000' },
+      /PAINTER_SIZE must be a whole number from 128 to 1024 \(plugin @acme\/avatargen-painter\)/,
+    ],
+    [
+      'an unknown style',
+      { PAINTER_API_TOKEN: TOKEN, PAINTER_STYLE: 'cubist' },
+      /PAINTER_STYLE must be one of flat, stripes \(plugin @acme\/avatargen-painter\)/,
+    ],
   ])('refuses %s with an error naming the variable and the plugin, never the value', async (_what, vars, message) => {
     const error = (() => {
       try {

@@ -91,7 +91,16 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       objectStorage: plugins.resolvePort('objectStorage'),
       faceSource: plugins.hasPort('faceSource') ? plugins.resolvePort('faceSource') : undefined,
     };
-    pipeline = new Pipeline({ orm, databaseUrl: url, config: plugins.config, secrets, logger, ports, owners: plugins.owners, ...options.pipeline });
+    pipeline = new Pipeline({
+      orm,
+      databaseUrl: url,
+      config: plugins.config,
+      secrets,
+      logger,
+      ports,
+      owners: plugins.owners,
+      ...options.pipeline,
+    });
     await pipeline.start();
     const settings = new SettingsService(orm);
     const tasks = new TasksService(orm, settings, pipeline, ports.objectStorage, plugins.owners);

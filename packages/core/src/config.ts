@@ -25,11 +25,7 @@ export const variables = {
   /** An http(s) URL. */
   url: () => z.url({ protocol: /^https?$/, error: 'must be a URL such as http://host:port' }),
   /** 1/true/yes/on, anything else false. */
-  flag: () =>
-    z.preprocess(
-      (v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase()) : v),
-      z.boolean(),
-    ),
+  flag: () => z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase()) : v), z.boolean()),
 };
 
 const int = variables.int;
@@ -44,9 +40,14 @@ const bool = variables.flag();
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('Runtime mode.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto').describe('Log lines as JSON (for journald and log shippers) or pretty (for people); auto: pretty on a terminal, JSON otherwise.'),
+  LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('Log lines as JSON (for journald and log shippers) or pretty (for people); auto: pretty on a terminal, JSON otherwise.'),
   DATA_DIR: z.string().default('./.avatargen').describe('Folder for zero-setup data: embedded PostgreSQL and filesystem storage.'),
-  DATABASE_URL: pgUrl.optional().describe('PostgreSQL URL. Or use DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD. Neither: embedded PostgreSQL.'),
+  DATABASE_URL: pgUrl
+    .optional()
+    .describe('PostgreSQL URL. Or use DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD. Neither: embedded PostgreSQL.'),
   DB_HOST: optionalText.describe('PostgreSQL host (instead of DATABASE_URL).'),
   DB_PORT: int(1, 65535).default(5432).describe('PostgreSQL port.'),
   DB_NAME: optionalText.describe('PostgreSQL database name.'),
@@ -58,20 +59,44 @@ export const configSchema = z.object({
     .url({ protocol: /^https?$/, error: 'must be an http or https URL such as https://avatars.example.com' })
     .optional()
     .describe('Public base URL of the website, for absolute picture links in the JSON and CSV exports (default http://APP_HOST:APP_PORT).'),
-  SECRET_KEY: z.string().min(32, { error: 'must be at least 32 characters' }).optional().describe('Signs session cookies. Generated and kept in DATA_DIR when unset.'),
+  SECRET_KEY: z
+    .string()
+    .min(32, { error: 'must be at least 32 characters' })
+    .optional()
+    .describe('Signs session cookies. Generated and kept in DATA_DIR when unset.'),
   TRUST_PROXY: bool.default(false).describe('Trust X-Forwarded-* headers (only behind a proxy you run, such as nginx).'),
   ADMIN_EMAIL: z.email().optional().describe('First admin account created by `avatargen start` on an empty database.'),
-  ADMIN_PASSWORD: z.string().min(12, { error: 'must be at least 12 characters' }).optional().describe('Password of the first admin; random and printed once when unset.'),
-  MULTITHREAD_FLOWISE: int(1, 50).default(5).describe('Persona provider calls in flight per worker process (whichever plugin provides personas; the name is the old system\'s).'),
+  ADMIN_PASSWORD: z
+    .string()
+    .min(12, { error: 'must be at least 12 characters' })
+    .optional()
+    .describe('Password of the first admin; random and printed once when unset.'),
+  MULTITHREAD_FLOWISE: int(1, 50)
+    .default(5)
+    .describe("Persona provider calls in flight per worker process (whichever plugin provides personas; the name is the old system's)."),
   IMAGE_CONCURRENCY: int(1, 50).default(4).describe('Image provider calls in flight per worker process.'),
   IMAGE_JOBS_PER_WORKER: int(1, 100).default(8).describe('Personas whose images one worker process makes at once.'),
   IMAGE_PROCESSOR_THREADS: int(0, 64).default(0).describe('Threads of the image processing pool (0: one per core).'),
-  JOB_RETRY_LIMIT: int(0, 20).default(3).describe('Attempts of a provider call whose answer was unusable (malformed, not an image) before a batch or image is given up. Outages are retried for the retry windows below instead.'),
+  JOB_RETRY_LIMIT: int(0, 20)
+    .default(3)
+    .describe(
+      'Attempts of a provider call whose answer was unusable (malformed, not an image) before a batch or image is given up. Outages are retried for the retry windows below instead.',
+    ),
   JOB_RETRY_DELAY_MS: int(0, 600_000).default(2000).describe('First backoff delay between attempts; doubles each time, with jitter.'),
   JOB_RETRY_MAX_DELAY_MS: int(0, 600_000).default(30_000).describe('Longest backoff delay between two attempts.'),
-  PROVIDER_RETRY_WINDOW_SECONDS: int(0, 86_400).default(600).describe('How long a provider outage (connection refused or reset, timeout, 5xx, 429) is retried before a batch or persona is given up.'),
-  STORAGE_RETRY_WINDOW_SECONDS: int(0, 86_400).default(600).describe('How long a storage outage (read-only, full, permission or I/O errors, S3 5xx or unreachable) is retried before a persona is given up.'),
-  DATABASE_WAIT_SECONDS: int(0, 86_400).default(0).describe('How long a starting process waits for PostgreSQL to be reachable (0: for ever, logging once).'),
+  PROVIDER_RETRY_WINDOW_SECONDS: int(0, 86_400)
+    .default(600)
+    .describe(
+      'How long a provider outage (connection refused or reset, timeout, 5xx, 429) is retried before a batch or persona is given up.',
+    ),
+  STORAGE_RETRY_WINDOW_SECONDS: int(0, 86_400)
+    .default(600)
+    .describe(
+      'How long a storage outage (read-only, full, permission or I/O errors, S3 5xx or unreachable) is retried before a persona is given up.',
+    ),
+  DATABASE_WAIT_SECONDS: int(0, 86_400)
+    .default(0)
+    .describe('How long a starting process waits for PostgreSQL to be reachable (0: for ever, logging once).'),
   JOB_EXPIRE_SECONDS: int(2, 86_000).default(3600).describe('A job running longer (its worker died) goes back to the queue.'),
 });
 
@@ -79,12 +104,7 @@ export type AvatarGenConfig = z.output<typeof configSchema>;
 export type ConfigInput = Partial<Record<keyof AvatarGenConfig, unknown>> & Record<string, unknown>;
 
 /** Variables whose values never appear in an error, a log line or a page. */
-export const SECRET_VARIABLES = [
-  'DATABASE_URL',
-  'DB_PASSWORD',
-  'SECRET_KEY',
-  'ADMIN_PASSWORD',
-] as const;
+export const SECRET_VARIABLES = ['DATABASE_URL', 'DB_PASSWORD', 'SECRET_KEY', 'ADMIN_PASSWORD'] as const;
 
 /** What a plugin declares about its configuration (see `definePlugin`). */
 export interface ConfigDeclaration {
@@ -189,9 +209,7 @@ export function loadConfig(env: ConfigInput = process.env, plugins: readonly Con
 export function databaseUrl(config: AvatarGenConfig): string | undefined {
   if (config.DATABASE_URL) return config.DATABASE_URL;
   if (!config.DB_HOST) return undefined;
-  const auth = `${encodeURIComponent(config.DB_USER ?? '')}${
-    config.DB_PASSWORD ? `:${encodeURIComponent(config.DB_PASSWORD)}` : ''
-  }`;
+  const auth = `${encodeURIComponent(config.DB_USER ?? '')}${config.DB_PASSWORD ? `:${encodeURIComponent(config.DB_PASSWORD)}` : ''}`;
   return `postgresql://${auth}@${config.DB_HOST}:${config.DB_PORT}/${encodeURIComponent(config.DB_NAME ?? '')}`;
 }
 

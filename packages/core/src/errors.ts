@@ -141,7 +141,13 @@ export class ConfigError extends AvatarGenError {
 export class ValidationError extends AvatarGenError {
   readonly fields: Record<string, string>;
   constructor(fields: Record<string, string>, message?: string) {
-    super('validation', message ?? Object.entries(fields).map(([f, m]) => `${f}: ${m}`).join('; '));
+    super(
+      'validation',
+      message ??
+        Object.entries(fields)
+          .map(([f, m]) => `${f}: ${m}`)
+          .join('; '),
+    );
     this.fields = fields;
   }
 }
@@ -178,8 +184,18 @@ export function describeError(error: unknown): string {
 
 /** SQLSTATEs of a server that is going away or not there yet: class 08 (connection) and 57P01-57P03. */
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123])$/;
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
-const UNAVAILABLE_MESSAGES = /Connection terminated|connection error and is not queryable|Timeout acquiring a connection|database system is (shutting down|starting up|in recovery mode)|the database is unavailable/i;
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|connection error and is not queryable|Timeout acquiring a connection|database system is (shutting down|starting up|in recovery mode)|the database is unavailable/i;
 
 /**
  * True when the error says PostgreSQL cannot be reached right now (refused, restarting, shutting

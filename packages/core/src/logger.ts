@@ -26,10 +26,7 @@ export function createLogger(
       formatters: { log: (object) => scrub(object) as Record<string, unknown> },
       hooks: {
         logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => scrub(a)) as Parameters<typeof method>,
-          );
+          method.apply(this, args.map((a) => scrub(a)) as Parameters<typeof method>);
         },
       },
     },

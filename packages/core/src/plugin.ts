@@ -188,10 +188,7 @@ export async function buildContainer(
             `Plugin ${plugin.name} decorates ${port}, but no plugin before it provides ${port}: list the plugin that fills ${port} first.`,
           );
         }
-        container.register(
-          port,
-          asFunction((ports: Ports) => wrap(inner.resolve(container) as PortTypes[typeof port], ports)).singleton(),
-        );
+        container.register(port, asFunction((ports: Ports) => wrap(inner.resolve(container) as PortTypes[typeof port], ports)).singleton());
         owners[port]?.decoratedBy.push(plugin.name);
         if (!record.decorates.includes(port)) record.decorates.push(port);
       },

@@ -144,9 +144,7 @@ export interface PicturesRequest {
  * apart by the pipeline), or separate images. Either way every picture is then trimmed, cropped
  * and styled.
  */
-export type Pictures =
-  | { kind: 'grid'; image: EncodedImage; rows: number; cols: number }
-  | { kind: 'images'; images: EncodedImage[] };
+export type Pictures = { kind: 'grid'; image: EncodedImage; rows: number; cols: number } | { kind: 'images'; images: EncodedImage[] };
 
 export interface ImageProvider {
   /** One selfie of the persona. Throws ModerationError when the service blocks the request. */

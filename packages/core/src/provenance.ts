@@ -37,10 +37,9 @@ export interface Provenance {
 
 const escapeXml = (text: string): string =>
   // control characters other than tab and newline are not allowed in XML 1.0 at all
-  text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '').replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] as string,
-  );
+  text
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '')
+    .replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] as string);
 
 /** The XMP packet (RDF/XML) of a picture's provenance, ready for sharp's withXmp or insertXmp. */
 export function renderXmp(p: Provenance): string {
@@ -84,7 +83,7 @@ const unescapeXml = (text: string) =>
   text.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);/gi, (_, e: string) =>
     e[0] === '#'
       ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number(e.slice(1)))
-      : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e.toLowerCase()] as string,
+      : (({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e.toLowerCase()] as string),
   );
 
 /** A simple property by its prefixed name, written as an element or as an attribute. */
@@ -175,7 +174,11 @@ function jpegWithXmp(src: Buffer, xmp: string): Buffer {
   if (src[0] !== 0xff || src[1] !== 0xd8) throw new Error('not a JPEG');
   const payload = Buffer.concat([Buffer.from(JPEG_XMP_HEADER, 'latin1'), Buffer.from(xmp, 'utf8')]);
   if (payload.length + 2 > 0xffff) throw new Error('XMP packet too large for one JPEG segment');
-  const segment = Buffer.concat([Buffer.from([0xff, 0xe1]), Buffer.from([(payload.length + 2) >> 8, (payload.length + 2) & 0xff]), payload]);
+  const segment = Buffer.concat([
+    Buffer.from([0xff, 0xe1]),
+    Buffer.from([(payload.length + 2) >> 8, (payload.length + 2) & 0xff]),
+    payload,
+  ]);
   const parts: Buffer[] = [src.subarray(0, 2)];
   let at = 2;
   let inserted = false;

@@ -96,7 +96,10 @@ describe("plugins' variables", () => {
   });
 
   it('reach the plugin validated, with their status; a secret shows no value', () => {
-    const config = loadConfig({ PAINTER_URL: 'http://painter:1', PAINTER_TOKEN: TOKEN, PAINTER_NOTE: '' }, [painter]) as Record<string, unknown>;
+    const config = loadConfig({ PAINTER_URL: 'http://painter:1', PAINTER_TOKEN: TOKEN, PAINTER_NOTE: '' }, [painter]) as Record<
+      string,
+      unknown
+    >;
     expect(config).toMatchObject({ PAINTER_URL: 'http://painter:1', PAINTER_TOKEN: TOKEN, PAINTER_SIZE: 384, APP_PORT: 8085 });
     const report = readPluginConfig(painter, { PAINTER_URL: 'http://painter:1', PAINTER_TOKEN: TOKEN });
     expect(report.problems).toEqual([]);
@@ -133,7 +136,9 @@ describe("plugins' variables", () => {
         registered = true;
       },
     });
-    await expect(buildContainer([other, plugin], { ...base, env: {} }, [])).rejects.toThrow(/PAINTER_URL is required \(plugin @acme\/painter\)/);
+    await expect(buildContainer([other, plugin], { ...base, env: {} }, [])).rejects.toThrow(
+      /PAINTER_URL is required \(plugin @acme\/painter\)/,
+    );
     expect(registered).toBe(false);
   });
 
@@ -204,7 +209,9 @@ describe('redaction', () => {
         done();
       },
     });
-    const config = loadConfig({ LOG_LEVEL: 'info', DB_PASSWORD: PASSWORD, PAINTER_URL: 'http://painter:1', PAINTER_TOKEN: TOKEN }, [painter]);
+    const config = loadConfig({ LOG_LEVEL: 'info', DB_PASSWORD: PASSWORD, PAINTER_URL: 'http://painter:1', PAINTER_TOKEN: TOKEN }, [
+      painter,
+    ]);
     const logger = createLogger(config, sink, secretVariables([painter]));
     logger.info({ header: `Bearer ${TOKEN}`, nested: { password: 'x', note: `pw ${PASSWORD}` } }, `calling with ${TOKEN}`);
     logger.error(new Error(`failed: ${PASSWORD}`));

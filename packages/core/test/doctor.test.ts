@@ -259,7 +259,12 @@ describe('doctor on the filesystem storage', () => {
     const report = await doctor.run();
     expect(report.missing.items).toEqual([{ taskId: id, personaId: persona?.id, kind: 'image', idx: 3, key: lost }]);
     expect(report.orphans.items).toEqual([{ key: stray, size: png.length, taskId: id }]);
-    expect((await doctor.run({ fix: true })).fixed).toMatchObject({ orphansDeleted: 1, imageRowsDeleted: 1, tasksRetried: [id], errors: [] });
+    expect((await doctor.run({ fix: true })).fixed).toMatchObject({
+      orphansDeleted: 1,
+      imageRowsDeleted: 1,
+      tasksRetried: [id],
+      errors: [],
+    });
     expect((await waitForStatus(h.gen, id, ['completed', 'partial', 'failed'])).status).toBe('completed');
     expect(clean(await doctor.run())).toEqual({ missing: 0, orphans: 0, healthy: true });
   }, 60_000);

@@ -34,7 +34,19 @@ describe('folder and entry names', () => {
     const taken = new Set<string>();
     const names = ['CON', 'nul', 'Aux.txt', 'COM1', 'LPT9.x', 'Com1.tar.gz', 'prn.', 'AUX ...', 'com0', 'LPT¹', 'nul.tar.gz.'];
     const folders = names.map((n) => folderName(n, taken));
-    expect(folders).toEqual(['CON_', 'nul_', 'Aux_.txt', 'COM1_', 'LPT9_.x', 'Com1_.tar.gz', 'prn_', 'AUX_', 'com0_', 'LPT¹_', 'nul_.tar.gz']);
+    expect(folders).toEqual([
+      'CON_',
+      'nul_',
+      'Aux_.txt',
+      'COM1_',
+      'LPT9_.x',
+      'Com1_.tar.gz',
+      'prn_',
+      'AUX_',
+      'com0_',
+      'LPT¹_',
+      'nul_.tar.gz',
+    ]);
     for (const folder of folders) expect(isReserved(folder), folder).toBe(false);
     // not device names: left as they are
     expect(['CONSOLE', 'COM10', 'auxiliary.txt', 'nullable', 'LPT'].map((n) => folderName(n, new Set()))).toEqual([
@@ -264,8 +276,15 @@ describe('a ZIP export of hostile names', () => {
       expect(rows).toHaveLength(10);
       for (const [i, row] of rows.entries()) {
         const [first, last, extra = {}] = stored[i] as [string, string, Record<string, string>?];
-        const columns = Object.keys(extra).map((column, n) => `, ${column} = $${n + 4}`).join('');
-        await client.query(`update personas set first_name = $2, last_name = $3${columns} where id = $1`, [row.id, first, last, ...Object.values(extra)]);
+        const columns = Object.keys(extra)
+          .map((column, n) => `, ${column} = $${n + 4}`)
+          .join('');
+        await client.query(`update personas set first_name = $2, last_name = $3${columns} where id = $1`, [
+          row.id,
+          first,
+          last,
+          ...Object.values(extra),
+        ]);
       }
     } finally {
       await client.end();
@@ -315,7 +334,11 @@ describe('a ZIP export of hostile names', () => {
       const data = files.get(path);
       expect(data, path).toBeDefined();
       expect(data?.length).toBe(size);
-      expect(createHash('sha256').update(data as Buffer).digest('hex')).toBe(sha256);
+      expect(
+        createHash('sha256')
+          .update(data as Buffer)
+          .digest('hex'),
+      ).toBe(sha256);
     }
     expect(manifest.files.map((f) => f.path).sort()).toEqual([...files.keys()].filter((p) => p !== 'manifest.json').sort());
     expect(manifest.missing).toEqual([`profiles/${'b'.repeat(78)}/images/02.png`]);
@@ -323,9 +346,9 @@ describe('a ZIP export of hostile names', () => {
     expect(files.has(`profiles/${'b'.repeat(78)}/images/01.png`)).toBe(true);
 
     // the dataset card (DATASET.md, dataset.json) sits at the top, beside the profiles
-    const folders = [...new Set(manifest.files.filter((f) => f.path.startsWith('profiles/')).map((f) => f.path.split('/').slice(0, 2).join('/')))].map((f) =>
-      f.slice('profiles/'.length),
-    );
+    const folders = [
+      ...new Set(manifest.files.filter((f) => f.path.startsWith('profiles/')).map((f) => f.path.split('/').slice(0, 2).join('/'))),
+    ].map((f) => f.slice('profiles/'.length));
     expect(folders).toHaveLength(30);
     expect(new Set(folders.map((f) => f.toLowerCase())).size).toBe(30);
     expect(folders).toEqual([
@@ -364,7 +387,10 @@ describe('a ZIP export of hostile names', () => {
   });
 
   it('neutralises formula cells behind invisible or fullwidth characters in the CSV and details.csv', async () => {
-    const rows: Record<string, string>[] = parse((await readAll(await h.gen.exports.csv(taskId))).toString('utf8'), { columns: true, bom: true });
+    const rows: Record<string, string>[] = parse((await readAll(await h.gen.exports.csv(taskId))).toString('utf8'), {
+      columns: true,
+      bom: true,
+    });
     expect(rows).toHaveLength(30);
     const plus = rows[14];
     expect([plus?.first_name, plus?.last_name, plus?.job_title, plus?.current_city]).toEqual(["'＋Plus", "'－Minus", "'＠admin", "'=1+1"]);
@@ -379,10 +405,13 @@ describe('a ZIP export of hostile names', () => {
       for (const cell of Object.values(row)) expect(cell).not.toMatch(/^[\s\p{Cc}\p{Cf}]*[=+\-@＝＋－＠]/u);
     }
     const files = await unzip(await readAll(await h.gen.exports.zip(taskId)));
-    const details: Record<string, string>[] = parse((files.get('profiles/=HYPERLINK(-http---evil-)_＝1+1/details.csv') as Buffer).toString('utf8'), {
-      columns: true,
-      bom: true,
-    });
+    const details: Record<string, string>[] = parse(
+      (files.get('profiles/=HYPERLINK(-http---evil-)_＝1+1/details.csv') as Buffer).toString('utf8'),
+      {
+        columns: true,
+        bom: true,
+      },
+    );
     expect(details[0]?.first_name).toBe(`'\u200B=HYPERLINK("http://evil")`);
   });
 });

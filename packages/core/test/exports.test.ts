@@ -95,7 +95,8 @@ describe('exports', () => {
     const json = await exports.json(taskId);
     const persona = json.personas[0];
     expect(persona?.baseImage).toEqual({ url: expect.stringMatching(/^https:\/\/avatars\.example\.com\/media\/.+\.png$/) });
-    for (const image of persona?.images ?? []) expect(image).toMatchObject({ url: expect.stringMatching(/^https:\/\/avatars\.example\.com\/media\//) });
+    for (const image of persona?.images ?? [])
+      expect(image).toMatchObject({ url: expect.stringMatching(/^https:\/\/avatars\.example\.com\/media\//) });
     const rows: Record<string, string>[] = parse((await readAll(await exports.csv(taskId))).toString('utf8'), { columns: true, bom: true });
     expect(rows[0]?.base_image_url).toBe(urlOf(persona?.baseImage));
     expect(rows[0]?.image_urls?.split(' ')).toEqual(persona?.images.map(urlOf));
@@ -127,7 +128,7 @@ describe('exports', () => {
     const rows: Record<string, string>[] = parse(text, { columns: true, bom: true });
     expect(rows).toHaveLength(10);
     expect(Object.keys(rows[0] ?? {})).toEqual([...CSV_COLUMNS]);
-    const evil = rows.find((r) => r.last_name === "Smith");
+    const evil = rows.find((r) => r.last_name === 'Smith');
     expect(evil?.first_name).toBe(`'=HYPERLINK("http://evil")`);
     expect(rows[1]?.about).toBe("'+1 555 0100, -dash, @handle, \ttab");
     for (const row of rows) {
@@ -179,13 +180,22 @@ describe('exports', () => {
     expect(details.firstName).toBe('Maria');
     // details point at the archive's own pictures, relative to the persona's folder; no URLs
     expect(details.baseImage).toEqual({ path: 'images/00.png' });
-    expect(details.images.map((i: { path: string }) => i.path)).toEqual(['images/01.png', 'images/02.png', 'images/03.png', 'images/04.png']);
+    expect(details.images.map((i: { path: string }) => i.path)).toEqual([
+      'images/01.png',
+      'images/02.png',
+      'images/03.png',
+      'images/04.png',
+    ]);
     for (const folder of folders) {
       const text = (files.get(`${folder}/details.json`) as Buffer).toString('utf8');
       expect(text).not.toMatch(/\/media\/|"url"|"key"|"userId"/);
       const record = JSON.parse(text);
-      for (const path of [record.baseImage.path, ...record.images.map((i: { path: string }) => i.path)]) expect(files.has(`${folder}/${path}`)).toBe(true);
-      const [row] = parse((files.get(`${folder}/details.csv`) as Buffer).toString('utf8'), { columns: true, bom: true }) as Record<string, string>[];
+      for (const path of [record.baseImage.path, ...record.images.map((i: { path: string }) => i.path)])
+        expect(files.has(`${folder}/${path}`)).toBe(true);
+      const [row] = parse((files.get(`${folder}/details.csv`) as Buffer).toString('utf8'), { columns: true, bom: true }) as Record<
+        string,
+        string
+      >[];
       expect(row?.base_image_url).toBe('images/00.png');
       expect(row?.image_urls).toBe('images/01.png images/02.png images/03.png images/04.png');
     }
@@ -212,8 +222,7 @@ describe('exports', () => {
       ...storage,
       list: (prefix) => storage.list(prefix),
       publicUrl: (key) => storage.publicUrl(key),
-      get: (key) =>
-        key === broken?.key ? Promise.reject(new StorageError('get', key, 'connection reset')) : storage.get(key),
+      get: (key) => (key === broken?.key ? Promise.reject(new StorageError('get', key, 'connection reset')) : storage.get(key)),
       read: undefined,
     };
     const exports = new ExportsService(h.gen.tasks, h.gen.personas, failing);
@@ -222,7 +231,9 @@ describe('exports', () => {
     const failingRead: ObjectStorage = {
       ...failing,
       read: (key) =>
-        key === broken?.key ? Promise.reject(new StorageError('read', key, 'timed out')) : (storage.read as (key: string) => Promise<Uint8Array>)(key),
+        key === broken?.key
+          ? Promise.reject(new StorageError('read', key, 'timed out'))
+          : (storage.read as (key: string) => Promise<Uint8Array>)(key),
     };
     await expect(readAll(await new ExportsService(h.gen.tasks, h.gen.personas, failingRead).zip(taskId))).rejects.toThrow(/timed out/);
   });

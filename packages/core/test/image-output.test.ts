@@ -174,7 +174,12 @@ describe('the pipeline hands the image provider the output options and, with gen
         }),
       ],
     });
-    await h.gen.settings.update({ randomize_face_base: true, image_quality: 'high', image_output_format: 'webp', image_output_compression: 75 });
+    await h.gen.settings.update({
+      randomize_face_base: true,
+      image_quality: 'high',
+      image_output_format: 'webp',
+      image_output_compression: 75,
+    });
   });
   afterAll(() => h.close());
 
@@ -187,7 +192,10 @@ describe('the pipeline hands the image provider the output options and, with gen
     expect(bases.every((b) => b.referenceFace !== undefined && JSON.stringify(b.output) === JSON.stringify(output))).toBe(true);
     expect(pictures.length).toBeGreaterThan(0);
     const faceOf = new Map(
-      (await h.gen.orm.em.fork().execute('select id, base_face_key from personas where task_id = ?', [task.id])).map((r) => [r.id, r.base_face_key]),
+      (await h.gen.orm.em.fork().execute('select id, base_face_key from personas where task_id = ?', [task.id])).map((r) => [
+        r.id,
+        r.base_face_key,
+      ]),
     );
     const check = (requests: PicturesRequest[]) => {
       for (const r of requests) {

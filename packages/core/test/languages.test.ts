@@ -27,9 +27,12 @@ describe('findLanguage: a name or a code, any case', () => {
     expect(findLanguage(query)).toEqual({ code, name: LANGUAGES[code] });
   });
 
-  it.each([[''], ['  '], ['xx-nope'], ['Portugese'], ['toString'], ['__proto__'], ['constructor'], ['pt-'], ['x'.repeat(500)]])('%j is no language', (query) => {
-    expect(findLanguage(query)).toBeUndefined();
-  });
+  it.each([[''], ['  '], ['xx-nope'], ['Portugese'], ['toString'], ['__proto__'], ['constructor'], ['pt-'], ['x'.repeat(500)]])(
+    '%j is no language',
+    (query) => {
+      expect(findLanguage(query)).toBeUndefined();
+    },
+  );
 
   it('finds every catalogue entry by its code and by its name', () => {
     for (const [code, name] of Object.entries(LANGUAGES)) {

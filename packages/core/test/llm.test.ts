@@ -120,7 +120,14 @@ describe('imagePromptMessages', () => {
   });
 });
 
-type Schema = { type?: unknown; properties?: Record<string, Schema>; required?: string[]; additionalProperties?: unknown; items?: Schema; anyOf?: Schema[] };
+type Schema = {
+  type?: unknown;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  additionalProperties?: unknown;
+  items?: Schema;
+  anyOf?: Schema[];
+};
 
 /** Every object in the schema, depth first. */
 function objects(schema: Schema): Schema[] {

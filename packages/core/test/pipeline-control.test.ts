@@ -35,7 +35,9 @@ describe('pipeline: cancel, retry, delete', () => {
       (
         await h.gen.orm.em
           .fork()
-          .execute(`select count(*)::int as n from pgboss.job where data->>'taskId' = ? and state in ('created', 'retry', 'active')`, [task.id])
+          .execute(`select count(*)::int as n from pgboss.job where data->>'taskId' = ? and state in ('created', 'retry', 'active')`, [
+            task.id,
+          ])
       )[0]?.n as number;
     await waitUntil(async () => (await liveJobs()) === 0, 10_000, 'the queued jobs of the cancelled task to end');
     // and a reconcile pass (they run every 300 ms here) sends it no new work

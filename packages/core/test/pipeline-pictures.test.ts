@@ -50,7 +50,16 @@ describe('pipeline: a provider that returns separate pictures', () => {
       [0, 1, 2, 3, 4, 5, 6, 7].map((idx) => [Math.floor(idx / 4), idx, inner, inner]),
     );
     // the style seed is the shot's seed and the picture's index, as a grid cell's is
-    expect(rows.map((r) => String(r.seed).split(':').slice(-2).join(':'))).toEqual(['0:0', '0:1', '0:2', '0:3', '1:0', '1:1', '1:2', '1:3']);
+    expect(rows.map((r) => String(r.seed).split(':').slice(-2).join(':'))).toEqual([
+      '0:0',
+      '0:1',
+      '0:2',
+      '0:3',
+      '1:0',
+      '1:1',
+      '1:2',
+      '1:3',
+    ]);
   });
 });
 

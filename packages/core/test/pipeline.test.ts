@@ -61,7 +61,11 @@ describe('pipeline: failures', () => {
           seed.endsWith(':1') ? errors.server() : seed.endsWith(':2') && attempt === 1 ? errors.server() : null,
         // batch 0 answers 8 of 10 and nothing usable when asked again for the rest
         shapeBatch: (seed, personas) =>
-          seed.endsWith(':0') ? [...personas.slice(0, 8), { firstName: '', lastName: 'X', gender: 'f' }] : /:0:rest/.test(seed) ? [] : personas,
+          seed.endsWith(':0')
+            ? [...personas.slice(0, 8), { firstName: '', lastName: 'X', gender: 'f' }]
+            : /:0:rest/.test(seed)
+              ? []
+              : personas,
         failGrid: (seed) => (seed.includes(':fail') ? errors.auth() : null),
       },
     });

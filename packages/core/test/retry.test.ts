@@ -119,7 +119,10 @@ describe('isDatabaseUnavailable, on errors PostgreSQL and pg really raise', () =
     const pending = victim.query('select pg_sleep(5)').catch((e: unknown) => e);
     // terminated while the query runs: wait until the server says it is running
     await expect
-      .poll(async () => (await admin.query('select state, query from pg_stat_activity where pid = $1', [rows[0].pid])).rows[0], { timeout: 4_000, interval: 10 })
+      .poll(async () => (await admin.query('select state, query from pg_stat_activity where pid = $1', [rows[0].pid])).rows[0], {
+        timeout: 4_000,
+        interval: 10,
+      })
       .toMatchObject({ state: 'active', query: 'select pg_sleep(5)' });
     await admin.query('select pg_terminate_backend($1)', [rows[0].pid]);
     await admin.end();

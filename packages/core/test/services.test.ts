@@ -43,7 +43,9 @@ describe('database services', () => {
     it('refuses bad values with a message per field and stores nothing', async () => {
       const settings = new SettingsService(orm);
       const before = await settings.get();
-      const error = await settings.update({ max_concurrent_tasks: 21, bio_prompt_facebook: '', randomize_face_base: 'maybe' }).catch((e) => e);
+      const error = await settings
+        .update({ max_concurrent_tasks: 21, bio_prompt_facebook: '', randomize_face_base: 'maybe' })
+        .catch((e) => e);
       expect(error).toBeInstanceOf(ValidationError);
       expect(error.fields).toEqual({
         max_concurrent_tasks: 'At most 20 tasks can run at once.',
@@ -133,8 +135,11 @@ describe('database services', () => {
       const { token, view } = await users.createToken(user.id, 'shared');
       // epoch milliseconds (raw rows hold timestamps as text)
       const lastUsed = async () =>
-        ((await orm.em.fork().execute('select (extract(epoch from last_used_at) * 1000)::float8 as ms from api_tokens where id = ?', [view.id]))[0]
-          ?.ms as number | null) ?? null;
+        ((
+          await orm.em
+            .fork()
+            .execute('select (extract(epoch from last_used_at) * 1000)::float8 as ms from api_tokens where id = ?', [view.id])
+        )[0]?.ms as number | null) ?? null;
       expect(await lastUsed()).toBeNull();
       // 50 requests at once with one token all pass; the first records the use, in the background
       const all = await Promise.all(Array.from({ length: 50 }, () => users.authenticateToken(token)));

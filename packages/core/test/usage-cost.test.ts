@@ -65,7 +65,8 @@ describe('usage per task, against the database', () => {
     h = await startHarness({
       fakes: {
         // the first answer holds one persona that cannot be used; the one asked again for is fine
-        shapeBatch: (seed, personas) => (seed.endsWith(':0') ? [...personas.slice(0, 9), { firstName: '', lastName: 'X', gender: 'f' }] : personas),
+        shapeBatch: (seed, personas) =>
+          seed.endsWith(':0') ? [...personas.slice(0, 9), { firstName: '', lastName: 'X', gender: 'f' }] : personas,
         // the first base selfie fails once (a retry), the first picture request is blocked (a moderation block)
         failBase: () => {
           if (!firstBase) return null;
@@ -104,7 +105,10 @@ describe('usage per task, against the database', () => {
         }),
       ],
     });
-    await h.gen.settings.update({ prices: 'test-img img-1 image 0.04\ntest-llm m-1 input_token 2\ntest-llm m-1 output_token 8', currency: 'eur' });
+    await h.gen.settings.update({
+      prices: 'test-img img-1 image 0.04\ntest-llm m-1 input_token 2\ntest-llm m-1 output_token 8',
+      currency: 'eur',
+    });
     const task = await h.gen.tasks.submit({ ...REQUEST, count: 10, imagesPerPersona: 4 });
     done = await waitForStatus(h.gen, task.id, ['completed', 'partial', 'failed']);
   });
@@ -136,7 +140,11 @@ describe('usage per task, against the database', () => {
       { provider: 'test-img', model: 'img-1', calls: 19, inputTokens: 0, outputTokens: 0, images: 46 },
       { provider: 'test-llm', model: 'm-1', calls: 2, inputTokens: 2000, outputTokens: 1000, images: 0 },
     ]);
-    expect(done.plugins).toMatchObject({ personaProvider: 'test-services', imageProvider: 'test-services', objectStorage: 'test-services' });
+    expect(done.plugins).toMatchObject({
+      personaProvider: 'test-services',
+      imageProvider: 'test-services',
+      objectStorage: 'test-services',
+    });
   });
 
   it('prices the usage with the settings price table', async () => {
@@ -171,7 +179,12 @@ describe('usage per task, against the database', () => {
       providerCalls: 21,
     });
     expect(db).toMatchObject({ personas: 10, images: 36, rejected: 1, retries: 1, blocks: 1 });
-    expect(card.request).toEqual({ description: REQUEST.description, language: { code: 'en', name: 'English' }, count: 10, imagesPerPersona: 4 });
+    expect(card.request).toEqual({
+      description: REQUEST.description,
+      language: { code: 'en', name: 'English' },
+      count: 10,
+      imagesPerPersona: 4,
+    });
     expect(card.demographics.gender.f).toBe(db.f);
     expect(card.demographics.ageBands.find((b) => b.band === '25-34')?.count ?? 0).toBe(db.age25);
     expect(card.demographics.ageBands.reduce((sum, b) => sum + b.count, 0)).toBe(db.personas);
@@ -194,10 +207,16 @@ describe('usage per task, against the database', () => {
     expect(markdown).toContain(`- Moderation blocks: ${db.blocks}`);
     expect(markdown).toContain('- imageProvider: test-services');
     expect(markdown).toContain('Every person in this dataset is fictional');
-    const manifest = JSON.parse(files.get('manifest.json')?.toString('utf8') ?? '{}') as { files: Array<{ path: string; size: number; sha256: string }> };
+    const manifest = JSON.parse(files.get('manifest.json')?.toString('utf8') ?? '{}') as {
+      files: Array<{ path: string; size: number; sha256: string }>;
+    };
     for (const name of ['DATASET.md', 'dataset.json']) {
       const data = files.get(name) as Buffer;
-      expect(manifest.files.find((f) => f.path === name)).toEqual({ path: name, size: data.length, sha256: createHash('sha256').update(data).digest('hex') });
+      expect(manifest.files.find((f) => f.path === name)).toEqual({
+        path: name,
+        size: data.length,
+        sha256: createHash('sha256').update(data).digest('hex'),
+      });
     }
   });
 });

@@ -32,15 +32,29 @@ describe('UsersService.changePassword', () => {
     await db?.drop();
   });
 
-  const failure = (promise: Promise<unknown>) => promise.then(() => null, (error: unknown) => error);
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => null,
+      (error: unknown) => error,
+    );
 
   it.each<[string, string, string, Record<string, string>]>([
     ['a wrong current password', 'not my password', 'brand new password', { current: 'The current password is wrong.' }],
-    ['a wrong current password with a short new one (the current one is checked first)', 'not my password', 'short', { current: 'The current password is wrong.' }],
+    [
+      'a wrong current password with a short new one (the current one is checked first)',
+      'not my password',
+      'short',
+      { current: 'The current password is wrong.' },
+    ],
     ['an empty current password', '', 'brand new password', { current: 'The current password is wrong.' }],
     ['a current password over 72 bytes', 'x'.repeat(73), 'brand new password', { current: 'The current password is wrong.' }],
     ['a new password under 12 characters', OLD, 'eleven char', { next: `Use at least ${NEW_PASSWORD_MIN} characters.` }],
-    ['a new password over 72 bytes', OLD, 'é'.repeat(37), { next: 'Use at most 72 bytes (bcrypt ignores the rest); a shorter passphrase is as strong.' }],
+    [
+      'a new password over 72 bytes',
+      OLD,
+      'é'.repeat(37),
+      { next: 'Use at most 72 bytes (bcrypt ignores the rest); a shorter passphrase is as strong.' },
+    ],
     ['the same password again', OLD, OLD, { next: 'Choose a password different from the current one.' }],
   ])('refuses %s and keeps the old one', async (_name, current, next, fields) => {
     const user = await users.create({ email: `refuse-${Math.random().toString(36).slice(2)}@example.com`, password: OLD });

@@ -226,9 +226,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   let server: InstanceType<typeof EmbeddedPostgresClass> | undefined;
   let port = 0;
   for (let attempt = 0; attempt < 3 && !server; attempt++) {
-    port =
-      options.port ??
-      (attempt === 0 && state.port && (await isPortFree(state.port)) ? state.port : await findFreePort());
+    port = options.port ?? (attempt === 0 && state.port && (await isPortFree(state.port)) ? state.port : await findFreePort());
     const candidate = create(port, state.password);
     try {
       await candidate.start();
@@ -301,7 +299,10 @@ async function shareRunning(
   try {
     await ensureDatabase(`${base}/postgres`, database);
   } catch (error) {
-    throw failure(`${dataDir} is in use by the PostgreSQL of process ${running.owner}, which did not answer on port ${running.port}: ${(error as Error).message}`, error);
+    throw failure(
+      `${dataDir} is in use by the PostgreSQL of process ${running.owner}, which did not answer on port ${running.port}: ${(error as Error).message}`,
+      error,
+    );
   }
   logger?.info({ port: running.port, owner: running.owner }, 'using the embedded PostgreSQL that another process runs on this folder');
   return { url: `${base}/${database}`, port: running.port, database, dataDir, sharedWith: running.owner, stop: async () => {} };
@@ -313,7 +314,10 @@ async function shareRunning(
  * down fast. A server whose parent still runs belongs to another live process: its port and that
  * process are returned, to share it.
  */
-async function stopOrphan(dataDir: string, logger: Pick<EmbeddedPostgresLogger, 'warn'> | undefined): Promise<{ port: number; owner: number } | undefined> {
+async function stopOrphan(
+  dataDir: string,
+  logger: Pick<EmbeddedPostgresLogger, 'warn'> | undefined,
+): Promise<{ port: number; owner: number } | undefined> {
   const lock = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
   const pid = Number(lock?.split('\n')[0]);
   if (!lock || !Number.isInteger(pid) || pid <= 0 || !alive(pid)) return; // none, or stale: PostgreSQL copes
@@ -324,7 +328,8 @@ async function stopOrphan(dataDir: string, logger: Pick<EmbeddedPostgresLogger, 
   if (!cmdline.includes('postgres')) throw failure(`${dataDir} is locked by process ${pid}, which is not PostgreSQL`);
   if (parent !== 1) {
     const port = Number(lock.split('\n')[3]);
-    if (!Number.isInteger(port) || port <= 0) throw failure(`${dataDir} is in use by a running PostgreSQL (pid ${pid}) whose port is unknown`);
+    if (!Number.isInteger(port) || port <= 0)
+      throw failure(`${dataDir} is in use by a running PostgreSQL (pid ${pid}) whose port is unknown`);
     return { port, owner: parent };
   }
   logger?.warn({ pid, dataDir }, 'stopping an embedded PostgreSQL left running by a host that died');

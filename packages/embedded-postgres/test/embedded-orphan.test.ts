@@ -9,10 +9,14 @@ import { startEmbeddedPostgres } from '../src/index.js';
 const repoRoot = resolve(import.meta.dirname, '../../..');
 
 function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', resolve(import.meta.dirname, 'support/embedded-child.ts'), dataDir], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', resolve(import.meta.dirname, 'support/embedded-child.ts'), dataDir],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((ok, fail) => {
     child.stdout?.on('data', (d) => {
       const match = /ready (\S+)/.exec(String(d));

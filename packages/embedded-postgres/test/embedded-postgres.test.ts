@@ -78,9 +78,7 @@ describe('embedded PostgreSQL', () => {
     // the free port used last time is reused, so URLs stay stable between runs
     expect(second.port).toBe(first.port);
     expect(second.url).toBe(first.url);
-    expect(await query<{ note: string }>(second.url, 'SELECT note FROM kept WHERE id = 1')).toEqual([
-      { note: 'still here' },
-    ]);
+    expect(await query<{ note: string }>(second.url, 'SELECT note FROM kept WHERE id = 1')).toEqual([{ note: 'still here' }]);
     expect(signalListeners()[0]).toBe(listenersBefore[0]! + 1);
 
     await second.stop();
@@ -100,9 +98,7 @@ describe('embedded PostgreSQL', () => {
     expect(error).toMatchObject({ name: 'EmbeddedPostgresError', kind: 'config', retryable: false });
     expect((error as Error).message).toContain('not empty');
     expect(await readdir(stranger)).toEqual(['notes.txt']);
-    await expect(startEmbeddedPostgres({ dataDir: join(base, 'x'), database: 'bad"; DROP' })).rejects.toThrow(
-      /invalid database name/,
-    );
+    await expect(startEmbeddedPostgres({ dataDir: join(base, 'x'), database: 'bad"; DROP' })).rejects.toThrow(/invalid database name/);
     await expect(startEmbeddedPostgres({ dataDir: join(base, 'x'), port: 70000 })).rejects.toThrow(/invalid port/);
     if (process.getuid?.() === 0) {
       // as root, PostgreSQL runs as "postgres", which cannot enter a private folder: say so before trying

@@ -39,7 +39,9 @@ describe('startOwnedPostgres (@avatargen/embedded-postgres/testing)', () => {
 
     const client = new pg.Client({ connectionString: owned.url });
     await client.connect();
-    const folder = dirname((await client.query<{ setting: string }>("select setting from pg_settings where name = 'data_directory'")).rows[0]?.setting as string);
+    const folder = dirname(
+      (await client.query<{ setting: string }>("select setting from pg_settings where name = 'data_directory'")).rows[0]?.setting as string,
+    );
     await client.end();
     expect(existsSync(folder)).toBe(true);
     await owned.close();

@@ -1,7 +1,6 @@
 // Avatar Data Generator: the little behaviour the pages need. No inline script anywhere (CSP).
 // Every page works without it: this only saves a round trip or a reload.
 (() => {
-
   // Forms that destroy or stop something ask first. A form with data-confirm-field is also asked
   // by the server when that field is missing (no script): once confirmed here, the field is added.
   document.addEventListener('submit', (event) => {

@@ -165,13 +165,15 @@ export function createApp(gen: AvatarGen, options: HostOptions): HostApp {
   // a leaked token must not be able to mint new tokens or change settings there.
   const isApi = (path: string) => path === '/api/v1' || path.startsWith('/api/v1/');
   const tokenAccepted = (ctx: Koa.Context) =>
-    isApi(ctx.path) || ((ctx.method === 'GET' || ctx.method === 'HEAD') && (ctx.path.startsWith('/media/') || ctx.path.startsWith('/thumbs/')));
+    isApi(ctx.path) ||
+    ((ctx.method === 'GET' || ctx.method === 'HEAD') && (ctx.path.startsWith('/media/') || ctx.path.startsWith('/thumbs/')));
   app.use(async (ctx, next) => {
     const c = ctx as HostContext;
     const bearer = tokenAccepted(ctx) ? /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization')) : null;
     if (bearer) {
       const user = await auth.tokenUser(bearer[1] as string);
-      if (!user) throw new HttpError(401, 'The API token is unknown, revoked or its account is disabled.', { 'WWW-Authenticate': 'Bearer' });
+      if (!user)
+        throw new HttpError(401, 'The API token is unknown, revoked or its account is disabled.', { 'WWW-Authenticate': 'Bearer' });
       c.state.user = user;
       c.state.auth = 'token';
     } else if (ctx.cookies.get(SESSION_COOKIE)) {

@@ -179,13 +179,20 @@ async function openSite(io: Io): Promise<Site> {
  */
 function quietLogger(site: Site): Logger {
   const { config } = site;
-  return createLogger({ ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, logDestination(config, 'stderr'), site.secrets);
+  return createLogger(
+    { ...config, LOG_LEVEL: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL },
+    logDestination(config, 'stderr'),
+    site.secrets,
+  );
 }
 
 /** The start banner: which plugin fills each port, and the database. */
 function banner(backend: Backend): string {
-  const owner = (port: Parameters<typeof backend.gen.hasPort>[0]) => backend.gen.plugins.ports[port]?.plugin.replace(/^@avatargen\//, '') ?? 'none';
-  const storage = backend.gen.port('objectStorage').publicUrl('x').startsWith('/') ? `${owner('objectStorage')} (${join(backend.site.config.DATA_DIR, 'storage')})` : owner('objectStorage');
+  const owner = (port: Parameters<typeof backend.gen.hasPort>[0]) =>
+    backend.gen.plugins.ports[port]?.plugin.replace(/^@avatargen\//, '') ?? 'none';
+  const storage = backend.gen.port('objectStorage').publicUrl('x').startsWith('/')
+    ? `${owner('objectStorage')} (${join(backend.site.config.DATA_DIR, 'storage')})`
+    : owner('objectStorage');
   const database = backend.embedded ? `embedded PostgreSQL (${backend.embedded.dataDir})` : 'PostgreSQL';
   // Prompts usually come with the personas; say so only when another plugin writes them.
   const prompts = owner('imagePromptProvider') === owner('personaProvider') ? '' : ` · prompts: ${owner('imagePromptProvider')}`;
@@ -240,10 +247,11 @@ async function runServer(role: 'start' | 'web' | 'worker', io: Io): Promise<numb
   const backend = await startBackend(site, logger);
   const { gen } = backend;
   try {
-    if (role === 'start') await ensureFirstAdmin(gen.users, config, io.out).catch((error: unknown) => {
-      // a site whose admins are all disabled still starts; the line above said how to make one
-      if (!(error instanceof UsageError)) throw error;
-    });
+    if (role === 'start')
+      await ensureFirstAdmin(gen.users, config, io.out).catch((error: unknown) => {
+        // a site whose admins are all disabled still starts; the line above said how to make one
+        if (!(error instanceof UsageError)) throw error;
+      });
     if (role !== 'web') await gen.worker.start();
     let server: Awaited<ReturnType<typeof listen>> | undefined;
     if (role !== 'worker') {
@@ -293,7 +301,9 @@ async function readPassword(values: { password?: string; 'password-stdin'?: bool
   if (!values['password-stdin']) return undefined;
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 async function userCommand(args: string[], io: Io): Promise<number> {
@@ -367,7 +377,8 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
   const logger = quietLogger(site);
   const backend = await startBackend(site, logger);
   const { gen } = backend;
-  if (backend.embedded?.sharedWith) io.err(`Using the database of the site running on this folder (process ${backend.embedded.sharedWith}).`);
+  if (backend.embedded?.sharedWith)
+    io.err(`Using the database of the site running on this folder (process ${backend.embedded.sharedWith}).`);
   try {
     // The task belongs to an account, so it can be seen, retried and deleted on the site and the API.
     const owner = values.user ? await gen.users.findByEmail(values.user) : await ensureFirstAdmin(gen.users, config, io.err);
@@ -470,8 +481,11 @@ export function formatDoctorReport(report: DoctorReport): string[] {
     lines.push(`  ${m.key}  (task ${m.taskId}, persona ${m.personaId}, ${m.kind === 'base' ? 'base image' : `image ${m.idx}`})`);
   }
   more(report.missing.count, report.missing.items.length);
-  lines.push(`Objects no row references: ${report.orphans.count}${report.orphans.count > 0 ? ` (${formatBytes(report.orphans.bytes)})` : ''}`);
-  for (const o of report.orphans.items) lines.push(`  ${o.key}  (${o.taskId ? `task ${o.taskId}` : 'no such task'}, ${formatBytes(o.size)})`);
+  lines.push(
+    `Objects no row references: ${report.orphans.count}${report.orphans.count > 0 ? ` (${formatBytes(report.orphans.bytes)})` : ''}`,
+  );
+  for (const o of report.orphans.items)
+    lines.push(`  ${o.key}  (${o.taskId ? `task ${o.taskId}` : 'no such task'}, ${formatBytes(o.size)})`);
   more(report.orphans.count, report.orphans.items.length);
   const fixed = report.fixed;
   if (fixed) {
@@ -486,7 +500,9 @@ export function formatDoctorReport(report: DoctorReport): string[] {
   } else if (!report.healthy) {
     lines.push('Run "avatargen doctor --fix" to repair.');
   }
-  lines.push(report.healthy ? (fixed && !(report.missing.count === 0 && report.orphans.count === 0) ? 'Repaired.' : 'Healthy.') : 'Problems remain.');
+  lines.push(
+    report.healthy ? (fixed && !(report.missing.count === 0 && report.orphans.count === 0) ? 'Repaired.' : 'Healthy.') : 'Problems remain.',
+  );
   return lines;
 }
 
@@ -557,7 +573,11 @@ export interface VerifiedPicture {
 
 /** `avatargen verify`: the provenance marks of pictures, checked against this site's database. */
 async function verifyCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) {
     io.out(HELP.verify as string);
     return 0;
@@ -575,28 +595,35 @@ async function verifyCommand(args: string[], io: Io): Promise<number> {
       datasetIds.length ? (await em.execute('select id from generation_tasks where id in (?)', [datasetIds])).map((r) => String(r.id)) : [],
     );
     // persona ids are integers; anything else names no persona of this site
-    const personaIds = [...new Set(found.flatMap(({ mark }) => (mark.personaId && /^\d{1,9}$/.test(mark.personaId) ? [Number(mark.personaId)] : [])))];
+    const personaIds = [
+      ...new Set(found.flatMap(({ mark }) => (mark.personaId && /^\d{1,9}$/.test(mark.personaId) ? [Number(mark.personaId)] : []))),
+    ];
     const personas = new Set(
       personaIds.length
         ? (await em.execute('select id, task_id from personas where id in (?)', [personaIds])).map((r) => `${r.task_id}/${r.id}`)
         : [],
     );
-    return found.map(({ file, mark }): VerifiedPicture => ({
-      file,
-      marked: mark.marked,
-      generator: mark.generator,
-      datasetId: mark.datasetId,
-      personaId: mark.personaId,
-      datasetExists: mark.datasetId === null ? null : tasks.has(mark.datasetId),
-      personaExists: mark.personaId === null ? null : personas.has(`${mark.datasetId}/${mark.personaId}`),
-    }));
+    return found.map(
+      ({ file, mark }): VerifiedPicture => ({
+        file,
+        marked: mark.marked,
+        generator: mark.generator,
+        datasetId: mark.datasetId,
+        personaId: mark.personaId,
+        datasetExists: mark.datasetId === null ? null : tasks.has(mark.datasetId),
+        personaExists: mark.personaId === null ? null : personas.has(`${mark.datasetId}/${mark.personaId}`),
+      }),
+    );
   });
   const unmarked = report.filter((r) => !r.marked).length;
   if (values.json) io.out(JSON.stringify({ pictures: report, marked: report.length - unmarked, unmarked }, null, 2));
   else {
     const exists = (value: boolean | null) => (value ? 'on this site' : 'not on this site');
     for (const r of report) {
-      const ids = r.datasetId === null ? 'no dataset id' : `dataset ${r.datasetId} (${exists(r.datasetExists)}), persona ${r.personaId ?? '-'} (${exists(r.personaExists)})`;
+      const ids =
+        r.datasetId === null
+          ? 'no dataset id'
+          : `dataset ${r.datasetId} (${exists(r.datasetExists)}), persona ${r.personaId ?? '-'} (${exists(r.personaExists)})`;
       io.out(`${r.marked ? 'marked  ' : 'UNMARKED'} ${r.file}${r.marked || r.datasetId !== null ? `: ${ids}` : ''}`);
     }
     io.out(`${report.length - unmarked} of ${report.length} picture${report.length === 1 ? '' : 's'} marked as AI-generated.`);

@@ -91,7 +91,15 @@ export function errorHandler(eta: Eta, redact: (text: string) => string = (text)
         ctx.status = 503;
         ctx.type = 'text/html; charset=utf-8';
         ctx.set('Cache-Control', 'no-store');
-        ctx.body = eta.render('unavailable', { user: null, csrf: '', path: ctx.path, reqId: ctx.state.reqId, h: helpers, message, retryAfter: UNAVAILABLE_RETRY_AFTER_S });
+        ctx.body = eta.render('unavailable', {
+          user: null,
+          csrf: '',
+          path: ctx.path,
+          reqId: ctx.state.reqId,
+          h: helpers,
+          message,
+          retryAfter: UNAVAILABLE_RETRY_AFTER_S,
+        });
       } else {
         render(ctx, eta, 'error', { status, message }, status);
       }

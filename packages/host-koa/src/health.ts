@@ -67,7 +67,10 @@ export class HealthCheck {
     const storage = this.gen.port('objectStorage');
     try {
       const probe = async () => {
-        await storage.put(this.probeKey, Buffer.from(`${new Date().toISOString()}\n`), { contentType: 'text/plain', cacheControl: 'no-store' });
+        await storage.put(this.probeKey, Buffer.from(`${new Date().toISOString()}\n`), {
+          contentType: 'text/plain',
+          cacheControl: 'no-store',
+        });
         await storage.delete(this.probeKey);
       };
       await within(probe(), PART_TIMEOUT_MS, 'the storage');

@@ -3,13 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import {
-  type AvatarGen,
-  type AvatarGenConfig,
-  createAvatarGen,
-  type CreateAvatarGenOptions,
-  databaseUrl,
-} from '@avatargen/core';
+import { type AvatarGen, type AvatarGenConfig, createAvatarGen, type CreateAvatarGenOptions, databaseUrl } from '@avatargen/core';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedded-postgres';
 import type { Logger } from 'pino';
 import { createApp, type HostApp, type HostOptions } from './app.js';
@@ -106,7 +100,11 @@ export async function startBackend(
 }
 
 function isDeadlock(error: unknown): boolean {
-  for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+  for (
+    let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
     if (e.code === '40P01' || (typeof e.message === 'string' && e.message.includes('deadlock detected'))) return true;
   }
   return false;

@@ -8,7 +8,8 @@ import { bodyOf } from './state.js';
  * surrogates (`\ud800` in JSON), which are not text at all. PostgreSQL cannot store NUL and
  * refuses the rest in some places; none of them has a use in an id, a name or a setting.
  */
-const ALWAYS_BAD = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffd]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const ALWAYS_BAD =
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffd]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 /** Tab and line breaks are refused too in the address (path and query), where they are never meant. */
 const LINE_CONTROLS = /[\t\n\r]/;
 
@@ -59,7 +60,12 @@ export function refuseBadCharacters() {
     if (hasBadCharacter(path)) throw new HttpError(404, 'Not found.');
     const inQuery = badFields(ctx.query, false);
     if (inQuery.length) {
-      throw new HttpError(400, `Remove control characters from the query parameter${inQuery.length > 1 ? 's' : ''} ${inQuery.join(', ')}.`, {}, fieldsOf(inQuery));
+      throw new HttpError(
+        400,
+        `Remove control characters from the query parameter${inQuery.length > 1 ? 's' : ''} ${inQuery.join(', ')}.`,
+        {},
+        fieldsOf(inQuery),
+      );
     }
     const inBody = badFields(bodyOf(ctx), true);
     if (inBody.length) {

@@ -53,7 +53,10 @@ const task = {
       description: '`partial`: ended with something missing (compare the progress counts); it can be retried.',
     },
     settings: { $ref: '#/components/schemas/Settings' },
-    errorLog: { type: 'array', items: { type: 'object', properties: { at: { type: 'string' }, stage: { type: 'string' }, message: { type: 'string' } } } },
+    errorLog: {
+      type: 'array',
+      items: { type: 'object', properties: { at: { type: 'string' }, stage: { type: 'string' }, message: { type: 'string' } } },
+    },
     progress: { $ref: '#/components/schemas/Progress' },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
@@ -90,7 +93,10 @@ const usage = {
     "Usage of the task's provider calls (those that report it), in total and per provider and model, with the task's counts of images, retries, moderation blocks and rejected personas.",
   properties: {
     ...tokenCounts,
-    imagesRequested: { type: 'integer', description: 'Images asked of the image provider (1 per base selfie, 4 per picture request), retries included.' },
+    imagesRequested: {
+      type: 'integer',
+      description: 'Images asked of the image provider (1 per base selfie, 4 per picture request), retries included.',
+    },
     imagesMade: { type: 'integer', description: 'Images the image provider made that were kept.' },
     retries: { type: 'integer', description: 'Provider calls tried again after a failure.' },
     moderationBlocks: { type: 'integer', description: 'Requests the image service blocked, blocked reference faces included.' },
@@ -99,7 +105,12 @@ const usage = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { provider: { type: 'string' }, model: { type: 'string' }, ...tokenCounts, images: { type: 'integer', description: 'Images made (what a per-image price multiplies).' } },
+        properties: {
+          provider: { type: 'string' },
+          model: { type: 'string' },
+          ...tokenCounts,
+          images: { type: 'integer', description: 'Images made (what a per-image price multiplies).' },
+        },
       },
     },
   },
@@ -126,7 +137,10 @@ const persona = {
     gender: { type: 'string', enum: ['f', 'm'] },
     ethnicity: { type: 'string' },
     age: { type: 'integer', nullable: true },
-    bios: { type: 'object', properties: { facebook: { type: 'string' }, instagram: { type: 'string' }, x: { type: 'string' }, tiktok: { type: 'string' } } },
+    bios: {
+      type: 'object',
+      properties: { facebook: { type: 'string' }, instagram: { type: 'string' }, x: { type: 'string' }, tiktok: { type: 'string' } },
+    },
     jobTitle: { type: 'string' },
     workplace: { type: 'string' },
     eduEstablishment: { type: 'string' },
@@ -155,8 +169,7 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'The database cannot be reached right now; try again after Retry-After seconds',
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-const csrfNote =
-  'Requests authenticated by the session cookie must send the X-CSRF-Token header; requests with a Bearer token need none.';
+const csrfNote = 'Requests authenticated by the session cookie must send the X-CSRF-Token header; requests with a Bearer token need none.';
 const commonNote =
   'Every route answers 400 when the path, a query parameter or a body field holds a control character (NUL, C0, C1), a lone surrogate or bytes that are not UTF-8, and 503 with Retry-After while the database cannot be reached.';
 
@@ -168,7 +181,11 @@ const commonNote =
 export function openApiDocument(): Record<string, unknown> {
   const request = fromZod(generationRequestSchema, 'input');
   const props = request.properties ?? {};
-  props.language = { ...props.language, enum: listLanguages().map((l) => l.code), description: 'A language code from GET /api/v1/languages.' };
+  props.language = {
+    ...props.language,
+    enum: listLanguages().map((l) => l.code),
+    description: 'A language code from GET /api/v1/languages.',
+  };
   props.imagesPerPersona = { ...props.imagesPerPersona, type: 'integer', enum: [...IMAGES_PER_PERSONA] };
   props.count = { ...props.count, minimum: COUNT_MIN, maximum: COUNT_MAX };
   props.imageOutput = {
@@ -192,7 +209,17 @@ export function openApiDocument(): Record<string, unknown> {
         bearer: { type: 'http', scheme: 'bearer', description: 'A personal API token created in Settings.' },
         session: { type: 'apiKey', in: 'cookie', name: 'avatargen.sid' },
       },
-      schemas: { GenerationRequest: request, SettingsUpdate: settingsIn, Settings: settingsOut, Error: error, Task: task, Usage: usage, Progress: progress, Persona: persona, Image: image },
+      schemas: {
+        GenerationRequest: request,
+        SettingsUpdate: settingsIn,
+        Settings: settingsOut,
+        Error: error,
+        Task: task,
+        Usage: usage,
+        Progress: progress,
+        Persona: persona,
+        Image: image,
+      },
     },
     paths: {
       '/tasks': {
@@ -203,7 +230,13 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
             { name: 'status', in: 'query', schema: { type: 'string', enum: [...TASK_STATUSES] } },
           ],
-          responses: { 200: { description: 'Tasks', ...json({ type: 'object', properties: { tasks: { type: 'array', items: ref('Task') }, total: { type: 'integer' } } }) }, ...errors(401) },
+          responses: {
+            200: {
+              description: 'Tasks',
+              ...json({ type: 'object', properties: { tasks: { type: 'array', items: ref('Task') }, total: { type: 'integer' } } }),
+            },
+            ...errors(401),
+          },
         },
         post: {
           summary: 'Submit a generation task',
@@ -214,10 +247,22 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/tasks/{id}': {
         parameters: [idParam],
-        get: { summary: 'One task with its progress', responses: { 200: { description: 'Task', ...json(ref('Task')) }, ...errors(401, 404) } },
-        delete: { summary: 'Delete a task, its personas and images', responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) } },
+        get: {
+          summary: 'One task with its progress',
+          responses: { 200: { description: 'Task', ...json(ref('Task')) }, ...errors(401, 404) },
+        },
+        delete: {
+          summary: 'Delete a task, its personas and images',
+          responses: { 204: { description: 'Deleted' }, ...errors(401, 403, 404) },
+        },
       },
-      '/tasks/{id}/cancel': { parameters: [idParam], post: { summary: 'Cancel a pending or running task', responses: { 200: { description: 'Cancelled', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) } } },
+      '/tasks/{id}/cancel': {
+        parameters: [idParam],
+        post: {
+          summary: 'Cancel a pending or running task',
+          responses: { 200: { description: 'Cancelled', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) },
+        },
+      },
       '/tasks/{id}/retry': {
         parameters: [idParam],
         post: {
@@ -236,28 +281,70 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'perPage', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
           ],
           responses: {
-            200: { description: 'A page', ...json({ type: 'object', properties: { personas: { type: 'array', items: ref('Persona') }, page: { type: 'integer' }, perPage: { type: 'integer' }, total: { type: 'integer' }, pages: { type: 'integer' } } }) },
+            200: {
+              description: 'A page',
+              ...json({
+                type: 'object',
+                properties: {
+                  personas: { type: 'array', items: ref('Persona') },
+                  page: { type: 'integer' },
+                  perPage: { type: 'integer' },
+                  total: { type: 'integer' },
+                  pages: { type: 'integer' },
+                },
+              }),
+            },
             ...errors(401, 404),
           },
         },
       },
       '/datasets/{id}': {
         parameters: [idParam, { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } }],
-        get: { summary: 'The dataset detail: task, demographics and a page of 20 personas', responses: { 200: { description: 'Detail', ...json({ type: 'object' }) }, ...errors(401, 404) } },
+        get: {
+          summary: 'The dataset detail: task, demographics and a page of 20 personas',
+          responses: { 200: { description: 'Detail', ...json({ type: 'object' }) }, ...errors(401, 404) },
+        },
       },
-      '/tasks/{id}/demographics': { parameters: [idParam], get: { summary: 'Ethnicity distribution, gender counts, age min/avg/max', responses: { 200: { description: 'Demographics', ...json({ type: 'object' }) }, ...errors(401, 404) } } },
-      '/tasks/{id}/events': { parameters: [idParam], get: { summary: 'Server-sent events: `progress` on every change, `done` when finished', responses: { 200: { description: 'text/event-stream' }, ...errors(401, 404) } } },
+      '/tasks/{id}/demographics': {
+        parameters: [idParam],
+        get: {
+          summary: 'Ethnicity distribution, gender counts, age min/avg/max',
+          responses: { 200: { description: 'Demographics', ...json({ type: 'object' }) }, ...errors(401, 404) },
+        },
+      },
+      '/tasks/{id}/events': {
+        parameters: [idParam],
+        get: {
+          summary: 'Server-sent events: `progress` on every change, `done` when finished',
+          responses: { 200: { description: 'text/event-stream' }, ...errors(401, 404) },
+        },
+      },
       '/tasks/{id}/exports/{format}': {
         parameters: [idParam, { name: 'format', in: 'path', required: true, schema: { type: 'string', enum: ['json', 'csv', 'zip'] } }],
-        post: { summary: 'Download the dataset (CSV and ZIP are streamed)', description: csrfNote, responses: { 200: { description: 'The file' }, ...errors(401, 403, 404) } },
+        post: {
+          summary: 'Download the dataset (CSV and ZIP are streamed)',
+          description: csrfNote,
+          responses: { 200: { description: 'The file' }, ...errors(401, 403, 404) },
+        },
       },
       '/stats': {
         get: {
-          summary: 'Your totals and the last 7 days: tasks, personas and images per day, and `costs`: the estimated cost per day at the settings prices',
+          summary:
+            'Your totals and the last 7 days: tasks, personas and images per day, and `costs`: the estimated cost per day at the settings prices',
           responses: { 200: { description: 'Stats', ...json({ type: 'object' }) }, ...errors(401) },
         },
       },
-      '/languages': { get: { summary: 'Bio languages', responses: { 200: { description: 'Languages', ...json({ type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } } }) } } } },
+      '/languages': {
+        get: {
+          summary: 'Bio languages',
+          responses: {
+            200: {
+              description: 'Languages',
+              ...json({ type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } } }),
+            },
+          },
+        },
+      },
       '/settings': {
         get: { summary: 'Current settings', responses: { 200: { description: 'Settings', ...json(ref('Settings')) }, ...errors(401) } },
         patch: {

@@ -78,9 +78,7 @@ export async function resolvePluginEntries(entries: readonly PluginEntry[], site
     }
     const spec = typeof entry === 'string' ? { resolve: entry, options: undefined } : entry;
     if (typeof spec !== 'object' || spec === null || typeof spec.resolve !== 'string' || spec.resolve === '') {
-      throw new ConfigError([
-        `${origin}: plugins[${index}] must be a package name, { resolve: 'package', options }, or a plugin object`,
-      ]);
+      throw new ConfigError([`${origin}: plugins[${index}] must be a package name, { resolve: 'package', options }, or a plugin object`]);
     }
     plugins.push(await loadPluginPackage(spec.resolve, spec.options, siteDir, origin));
   }

@@ -1,9 +1,18 @@
 import type { Readable } from 'node:stream';
-import { type AvatarGen, extractXmp, type PortName, personaIdOf, readObject, readXmp, renderXmp, taskFolderOf, thumbnailKey } from '@avatargen/core';
+import {
+  type AvatarGen,
+  extractXmp,
+  type PortName,
+  personaIdOf,
+  readObject,
+  readXmp,
+  renderXmp,
+  taskFolderOf,
+  thumbnailKey,
+} from '@avatargen/core';
 
 /** Larger originals are refused rather than read into memory for a thumbnail. */
 const MAX_ORIGINAL_BYTES = 64 * 1024 * 1024;
-
 
 /**
  * Gallery thumbnails (WebP, made by the ImageProcessor), cached in the object storage next to
@@ -33,9 +42,11 @@ export class ThumbnailCache {
         const original = await readObject(storage, key, MAX_ORIGINAL_BYTES);
         const xmp = await this.provenanceOf(key, original);
         const thumb = Buffer.from(await this.gen.port('imageProcessor').thumbnail(original, this.width, xmp ? { xmp } : undefined));
-        await storage.put(thumbKey, thumb, { contentType: 'image/webp', cacheControl: 'public, max-age=31536000, immutable' }).catch((error) => {
-          this.gen.logger.warn({ err: error, key: thumbKey }, 'thumbnail not cached');
-        });
+        await storage
+          .put(thumbKey, thumb, { contentType: 'image/webp', cacheControl: 'public, max-age=31536000, immutable' })
+          .catch((error) => {
+            this.gen.logger.warn({ err: error, key: thumbKey }, 'thumbnail not cached');
+          });
         return thumb;
       })().finally(() => this.inFlight.delete(thumbKey));
       this.inFlight.set(thumbKey, pending);

@@ -4,7 +4,15 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
-import { CSV_COLUMNS, createLogger, ExportsService, generationRequestSchema, listLanguages, settingsSchema, type TaskView } from '@avatargen/core';
+import {
+  CSV_COLUMNS,
+  createLogger,
+  ExportsService,
+  generationRequestSchema,
+  listLanguages,
+  settingsSchema,
+  type TaskView,
+} from '@avatargen/core';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../src/app.js';
@@ -48,7 +56,12 @@ async function readStream(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-const REQUEST = { description: 'Night-shift nurses in Manchester — A&E, Zürich exchange', language: 'en-GB', count: 20, imagesPerPersona: 8 };
+const REQUEST = {
+  description: 'Night-shift nurses in Manchester — A&E, Zürich exchange',
+  language: 'en-GB',
+  count: 20,
+  imagesPerPersona: 8,
+};
 
 describe('server-sent events', () => {
   it('streams progress while a task runs, then done', async () => {
@@ -85,7 +98,9 @@ describe('server-sent events', () => {
 
 describe('tasks', () => {
   it('validates a request with a message per field (422), and malformed JSON (400)', async () => {
-    const bad = await api.request('POST', '/api/v1/tasks', { json: { description: '', language: 'klingon', count: 'many', imagesPerPersona: 3 } });
+    const bad = await api.request('POST', '/api/v1/tasks', {
+      json: { description: '', language: 'klingon', count: 'many', imagesPerPersona: 3 },
+    });
     expect(bad.status).toBe(422);
     expect(bad.json()).toMatchObject({
       error: expect.any(String),
@@ -112,8 +127,16 @@ describe('tasks', () => {
     expect(huge.status).toBe(413);
     expect(await huge.json()).toMatchObject({ error: 'The request body is larger than 1 MB.' });
     // no credentials at all: 401 on every API route, state changes included (not the CSRF 403)
-    for (const [method, path] of [['POST', '/api/v1/tasks'], ['PATCH', '/api/v1/settings'], ['DELETE', '/api/v1/tasks/x']]) {
-      const anonymous = await fetch(new URL(path as string, site.url), { method, headers: { 'content-type': 'application/json' }, body: '{}' });
+    for (const [method, path] of [
+      ['POST', '/api/v1/tasks'],
+      ['PATCH', '/api/v1/settings'],
+      ['DELETE', '/api/v1/tasks/x'],
+    ]) {
+      const anonymous = await fetch(new URL(path as string, site.url), {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       expect(anonymous.status, `${method} ${path}`).toBe(401);
       expect(anonymous.headers.get('www-authenticate')).toBe('Bearer');
     }
@@ -159,7 +182,9 @@ describe('tasks', () => {
     expect(page).toMatchObject({ total: 20, pages: 2, page: 2, perPage: 15 });
     expect(page.personas).toHaveLength(5);
     const persona = page.personas[0] as (typeof page.personas)[0];
-    expect(Object.keys(persona)).toEqual(expect.arrayContaining(['firstName', 'lastName', 'gender', 'ethnicity', 'age', 'bios', 'jobTitle', 'about', 'images']));
+    expect(Object.keys(persona)).toEqual(
+      expect.arrayContaining(['firstName', 'lastName', 'gender', 'ethnicity', 'age', 'bios', 'jobTitle', 'about', 'images']),
+    );
     expect(persona.images).toHaveLength(8);
     expect(persona.images[0]?.url).toMatch(/^\/media\/tasks\//);
     expect(persona.images[0]?.thumbnailUrl).toMatch(/^\/thumbs\/tasks\//);
@@ -214,11 +239,17 @@ describe('exports', () => {
   });
 
   it('ZIP holds details.json, details.csv and the images of every persona, and a manifest whose sums match', async () => {
-    const res = await fetch(new URL(`/api/v1/tasks/${id}/exports/zip`, site.url), { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(new URL(`/api/v1/tasks/${id}/exports/zip`, site.url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(res.headers.get('content-type')).toBe('application/zip');
     expect(res.headers.get('content-disposition')).toBe(`attachment; filename="avatargen-${id}.zip"`);
     const entries = await readZip(Buffer.from(await res.arrayBuffer()));
-    const manifest = JSON.parse(entries.get('manifest.json')?.toString() ?? '{}') as { files: Array<{ path: string; sha256: string; size: number }>; missing: string[] };
+    const manifest = JSON.parse(entries.get('manifest.json')?.toString() ?? '{}') as {
+      files: Array<{ path: string; sha256: string; size: number }>;
+      missing: string[];
+    };
     expect(manifest.missing).toEqual([]);
     const folders = new Set([...entries.keys()].filter((k) => k.startsWith('profiles/')).map((k) => k.split('/')[1]));
     expect(folders.size).toBe(20);
@@ -250,16 +281,20 @@ describe('exports', () => {
     expect(expected.length).toBeGreaterThan(10_000_000);
     // A client that stops for a moment after every chunk: the server's socket buffer fills up.
     const received = await new Promise<Buffer>((resolve, reject) => {
-      const req = request(new URL(`/api/v1/tasks/${bigId}/exports/zip`, site.url), { method: 'POST', headers: { authorization: `Bearer ${token}` } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => {
-          chunks.push(chunk);
-          res.pause();
-          setTimeout(() => res.resume(), 1);
-        });
-        res.on('end', () => resolve(Buffer.concat(chunks)));
-        res.on('error', reject);
-      });
+      const req = request(
+        new URL(`/api/v1/tasks/${bigId}/exports/zip`, site.url),
+        { method: 'POST', headers: { authorization: `Bearer ${token}` } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => {
+            chunks.push(chunk);
+            res.pause();
+            setTimeout(() => res.resume(), 1);
+          });
+          res.on('end', () => resolve(Buffer.concat(chunks)));
+          res.on('error', reject);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -349,7 +384,9 @@ describe('authentication', () => {
     expect((await api.get('/settings')).location).toMatch(/^\/login\?next=/);
     // the image URLs that API answers carry do work with the token
     const tasks = (await api.get('/api/v1/tasks?status=completed')).json() as { tasks: TaskView[] };
-    const personas = (await api.get(`/api/v1/tasks/${tasks.tasks[0]?.id}/personas`)).json() as { personas: Array<{ images: Array<{ url: string; thumbnailUrl: string }> }> };
+    const personas = (await api.get(`/api/v1/tasks/${tasks.tasks[0]?.id}/personas`)).json() as {
+      personas: Array<{ images: Array<{ url: string; thumbnailUrl: string }> }>;
+    };
     const image = personas.personas[0]?.images[0];
     expect((await api.get(image?.url as string)).status).toBe(200);
     expect((await api.get(image?.thumbnailUrl as string)).status).toBe(200);
@@ -377,7 +414,12 @@ describe('OpenAPI', () => {
       .flatMap((layer) =>
         layer.methods
           .filter((m) => m !== 'HEAD')
-          .map((m) => `${m.toLowerCase()} ${String(layer.path).replace('/api/v1', '').replace(/:(\w+)/g, '{$1}')}`),
+          .map(
+            (m) =>
+              `${m.toLowerCase()} ${String(layer.path)
+                .replace('/api/v1', '')
+                .replace(/:(\w+)/g, '{$1}')}`,
+          ),
       )
       .filter((r) => !r.endsWith('/openapi.json'));
     for (const route of routes) {
@@ -431,7 +473,9 @@ describe('image output options per task', () => {
       image_output_compression: 55,
       image_background: 'opaque',
     });
-    const bad = await api.request('POST', '/api/v1/tasks', { json: { ...REQUEST, imageOutput: { quality: 'max', format: 'gif', dpi: 300 } } });
+    const bad = await api.request('POST', '/api/v1/tasks', {
+      json: { ...REQUEST, imageOutput: { quality: 'max', format: 'gif', dpi: 300 } },
+    });
     expect(bad.status).toBe(422);
     expect((bad.json() as { fields: unknown }).fields).toEqual({
       'imageOutput.quality': 'Choose one of auto, low, medium, high.',

@@ -136,7 +136,11 @@ describe('rememberedKeys', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     return {
       close: () => new Promise((r) => server.close(r)),
-      set: async (v: string) => (await fetch(`${base}/set?v=${v}`)).headers.getSetCookie().map((c) => c.split(';')[0]).join('; '),
+      set: async (v: string) =>
+        (await fetch(`${base}/set?v=${v}`)).headers
+          .getSetCookie()
+          .map((c) => c.split(';')[0])
+          .join('; '),
       get: async (cookie: string) => (await fetch(`${base}/get`, { headers: { cookie } })).text(),
     };
   }

@@ -27,7 +27,10 @@ beforeAll(async () => {
   site = await startSite();
   const alice = await site.gen.users.create({ email: 'alice@example.com', password: PASSWORD });
   const bob = await site.gen.users.create({ email: 'bob@example.com', password: PASSWORD });
-  const submitted = await site.gen.tasks.submit({ description: 'Alice’s dataset', language: 'en', count: 10, imagesPerPersona: 4 }, { userId: alice.id });
+  const submitted = await site.gen.tasks.submit(
+    { description: 'Alice’s dataset', language: 'en', count: 10, imagesPerPersona: 4 },
+    { userId: alice.id },
+  );
   task = await waitForStatus(site.gen, submitted.id, ['completed', 'failed']);
   expect(task.status).toBe('completed');
   const persona = (await site.gen.personas.list(task.id)).personas[0];

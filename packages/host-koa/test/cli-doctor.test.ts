@@ -100,15 +100,13 @@ describe('avatargen doctor', () => {
       listener.on('notification', (message) => {
         if (started || !message.payload) return;
         started = true;
-        listener
-          .query('select storage_prefix from generation_tasks where id = $1', [message.payload])
-          .then(({ rows }) => {
-            const folder = join(storageRoot(), 'tasks', rows[0].storage_prefix);
-            mkdirSync(folder, { recursive: true });
-            blocker = join(folder, String(blocked));
-            writeFileSync(blocker, 'not a folder');
-            resolve();
-          }, reject);
+        listener.query('select storage_prefix from generation_tasks where id = $1', [message.payload]).then(({ rows }) => {
+          const folder = join(storageRoot(), 'tasks', rows[0].storage_prefix);
+          mkdirSync(folder, { recursive: true });
+          blocker = join(folder, String(blocked));
+          writeFileSync(blocker, 'not a folder');
+          resolve();
+        }, reject);
       });
     });
     const run = io();
@@ -140,10 +138,13 @@ describe('avatargen doctor', () => {
     const blockerKey = `tasks/${prefix}/${blocked}`;
 
     // One more fault: a picture of another persona lost from the folder.
-    const [lost] = (await sql.query('select persona_id, idx, key from persona_images where task_id = $1 order by persona_id, idx limit 1', [task.id])).rows;
+    const [lost] = (
+      await sql.query('select persona_id, idx, key from persona_images where task_id = $1 order by persona_id, idx limit 1', [task.id])
+    ).rows;
     unlinkSync(join(storageRoot(), lost.key));
     // A cached thumbnail of a picture that is there is not an orphan.
-    const [kept] = (await sql.query('select key from persona_images where task_id = $1 order by persona_id desc, idx limit 1', [task.id])).rows;
+    const [kept] = (await sql.query('select key from persona_images where task_id = $1 order by persona_id desc, idx limit 1', [task.id]))
+      .rows;
     const thumb = thumbnailKey(kept.key, 240) as string;
     expect(thumbnailSource(thumb)).toBe(kept.key);
     mkdirSync(join(storageRoot(), thumb, '..'), { recursive: true });
@@ -162,11 +163,21 @@ describe('avatargen doctor', () => {
     const json = await doctor('--json', '--limit', '0');
     expect(json.code).toBe(1);
     const report = JSON.parse(json.text) as DoctorReport;
-    expect(report).toMatchObject({ objects: 46, rows: 45, tasks: 1, missing: { count: 1, items: [] }, orphans: { count: 1, bytes: 12, items: [] }, fixed: null, healthy: false });
+    expect(report).toMatchObject({
+      objects: 46,
+      rows: 45,
+      tasks: 1,
+      missing: { count: 1, items: [] },
+      orphans: { count: 1, bytes: 12, items: [] },
+      fixed: null,
+      healthy: false,
+    });
 
     const fixed = await doctor('--fix');
     expect(fixed.code).toBe(0);
-    expect(fixed.text).toContain(`Fixed: 1 orphan object deleted; 1 image row removed, 0 base images cleared, 1 persona back to pending; retried ${task.id}.`);
+    expect(fixed.text).toContain(
+      `Fixed: 1 orphan object deleted; 1 image row removed, 0 base images cleared, 1 persona back to pending; retried ${task.id}.`,
+    );
     expect(fixed.out.at(-1)).toBe('Repaired.');
     expect(existsSync(blocker as string)).toBe(false);
     expect(existsSync(join(storageRoot(), thumb))).toBe(true);

@@ -124,12 +124,17 @@ describe('avatargen command', () => {
     const taskId = /Task (\S+) of cli@example\.com/.exec(err)?.[1] as string;
     const orm = await openDatabase({ url: db.url });
     try {
-      const [row] = await orm.em.fork().execute('select u.email from generation_tasks t join users u on u.id = t.user_id where t.id = ?', [taskId]);
+      const [row] = await orm.em
+        .fork()
+        .execute('select u.email from generation_tasks t join users u on u.id = t.user_id where t.id = ?', [taskId]);
       expect(row?.email).toBe('cli@example.com');
       // one line of usage and cost on stderr, its figures those recorded for the task
       const [counts] = await orm.em
         .fork()
-        .execute('select c.images_requested, c.images_made, (select sum(calls)::int from task_usage u where u.task_id = c.task_id) as calls from task_counters c where c.task_id = ?', [taskId]);
+        .execute(
+          'select c.images_requested, c.images_made, (select sum(calls)::int from task_usage u where u.task_id = c.task_id) as calls from task_counters c where c.task_id = ?',
+          [taskId],
+        );
       expect(counts).toEqual({ images_requested: 50, images_made: 50, calls: counts?.calls });
       expect(err).toContain(
         `Usage: ${counts?.calls} provider calls, 0 input and 0 output tokens, 50 of 50 images requested made, 0 retries, 0 moderation blocks, 0 rejected personas. Estimated cost: unknown (no price in the settings for the models used)`,
@@ -150,7 +155,9 @@ describe('avatargen command', () => {
     expect(bad.err.join('\n')).toContain('count: Generate at least 10 personas.');
     // languages by name, and a near miss named
     const byName = io();
-    expect(await main(['generate', '-d', 'Tram drivers in Lisbon', '-l', 'Portuguese', '-o', join(dir, 'out', 'pt.zip')], byName.io)).toBe(0);
+    expect(await main(['generate', '-d', 'Tram drivers in Lisbon', '-l', 'Portuguese', '-o', join(dir, 'out', 'pt.zip')], byName.io)).toBe(
+      0,
+    );
     expect(byName.err.join('\n')).toMatch(/Task \S+ of /);
     const near = io();
     expect(await main(['generate', '-d', 'x', '-l', 'Portugese'], near.io)).toBe(2);

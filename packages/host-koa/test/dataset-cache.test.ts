@@ -34,7 +34,8 @@ describe('DatasetCache', () => {
       ]);
       expect(reads).toHaveBeenCalledTimes(1);
       expect(answers[0]).toMatchObject({ status: 'rejected', reason: expect.any(NotFoundError) });
-      for (const answer of answers.slice(1)) expect(answer).toMatchObject({ status: 'fulfilled', value: { task: { id, description: 'Shared read' } } });
+      for (const answer of answers.slice(1))
+        expect(answer).toMatchObject({ status: 'fulfilled', value: { task: { id, description: 'Shared read' } } });
       expect(cache.size).toBe(1);
       await expect(cache.detail(id, 1, { userId: intruder })).rejects.toBeInstanceOf(NotFoundError);
       expect(reads).toHaveBeenCalledTimes(1);

@@ -61,7 +61,10 @@ function send(client: Client, route: Route, path: string, body?: Record<string, 
 beforeAll(async () => {
   site = await startSite({ worker: false });
   const admin = await site.gen.users.create({ email: 'admin@example.com', password: PASSWORD, isAdmin: true });
-  task = await site.gen.tasks.submit({ description: 'Control characters', language: 'en', count: 10, imagesPerPersona: 4 }, { userId: admin.id });
+  task = await site.gen.tasks.submit(
+    { description: 'Control characters', language: 'en', count: 10, imagesPerPersona: 4 },
+    { userId: admin.id },
+  );
   const created = await site.gen.users.createToken(admin.id, 'input tests');
   tokenId = created.view.id;
   bearer = new Client(site.url, { authorization: `Bearer ${created.token}` });
@@ -76,7 +79,8 @@ describe('the validator', () => {
     for (const text of ['\u0000', 'a\u0001', '\u001b[31m', '\u007f', '\u0085', '\u009f', 'x\ufffd', '\ud800', 'a\udc00b']) {
       expect(hasBadCharacter(text, true), JSON.stringify(text)).toBe(true);
     }
-    for (const text of ['plain', 'émoji 😀', 'Zürich – “quotes”', '\u00a0nbsp', '👩‍👩‍👧 joiner']) expect(hasBadCharacter(text), text).toBe(false);
+    for (const text of ['plain', 'émoji 😀', 'Zürich – “quotes”', '\u00a0nbsp', '👩‍👩‍👧 joiner'])
+      expect(hasBadCharacter(text), text).toBe(false);
     expect(hasBadCharacter('two\nlines\r\n\ttabbed', true)).toBe(false);
     expect(hasBadCharacter('two\nlines')).toBe(true);
   });
@@ -89,7 +93,13 @@ describe('every route of the app', () => {
     // 18 today (the API's 9 task routes, /media and /thumbs, the dataset pages and token revoking); more is fine
     expect(withParams.length).toBeGreaterThanOrEqual(18);
     const names = all.map((r) => `${r.method} ${String(r.path)}`);
-    for (const expected of ['GET /api/v1/tasks/:id', 'POST /settings/tokens/:tokenId/revoke', 'POST /datasets/:id/export', 'DELETE /api/v1/tasks/:id', 'POST /settings/tokens']) {
+    for (const expected of [
+      'GET /api/v1/tasks/:id',
+      'POST /settings/tokens/:tokenId/revoke',
+      'POST /datasets/:id/export',
+      'DELETE /api/v1/tasks/:id',
+      'POST /settings/tokens',
+    ]) {
       expect(names).toContain(expected);
     }
     expect(names.some((n) => n.includes('media'))).toBe(true);
@@ -117,7 +127,8 @@ describe('every route of the app', () => {
           const path = `${pathOf(route)}?${query}`;
           const reply = await send(client, route, path);
           expect(reply.status, `${route.method} ${path} (${client === bearer ? 'token' : 'session'})`).toBe(400);
-          if (isApi(route)) expect(reply.json()).toMatchObject({ error: expect.stringContaining('control characters'), requestId: expect.any(String) });
+          if (isApi(route))
+            expect(reply.json()).toMatchObject({ error: expect.stringContaining('control characters'), requestId: expect.any(String) });
         }
       }
     }

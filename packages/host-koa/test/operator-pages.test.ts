@@ -32,7 +32,10 @@ beforeAll(async () => {
   site = await startSite({ worker: false, host: { trustProxy: true, throttle: { perIp: 50, perAccountIp: 3, windowMs: 60_000 } } });
   ownerId = (await site.gen.users.create({ email: OWNER, password: PASSWORD })).id;
   await site.gen.users.create({ email: OTHER, password: PASSWORD });
-  const submitted = await site.gen.tasks.submit({ description: 'Beekeepers in Provence', language: 'fr', count: 10, imagesPerPersona: 4 }, { userId: ownerId });
+  const submitted = await site.gen.tasks.submit(
+    { description: 'Beekeepers in Provence', language: 'fr', count: 10, imagesPerPersona: 4 },
+    { userId: ownerId },
+  );
   await site.gen.worker.start();
   done = await waitForStatus(site.gen, submitted.id, ['completed', 'failed', 'partial']);
   await site.gen.worker.stop();
@@ -67,7 +70,9 @@ describe('the language field (item 5)', () => {
 
   it('the API takes a name too', async () => {
     const c = await loggedIn();
-    const reply = await c.request('POST', '/api/v1/tasks', { json: { description: 'Bakers', language: 'Spanish (Mexico)', count: 10, imagesPerPersona: 4 } });
+    const reply = await c.request('POST', '/api/v1/tasks', {
+      json: { description: 'Bakers', language: 'Spanish (Mexico)', count: 10, imagesPerPersona: 4 },
+    });
     expect(reply.status).toBe(201);
     const task = reply.json() as TaskView;
     expect(task.language).toEqual({ code: 'es-MX', name: 'Spanish (Mexico)' });
@@ -95,7 +100,9 @@ describe('the live dataset page (item 6)', () => {
     expect(badge?.[2]).toBe(statusLabel(badge?.[1] ?? ''));
     expect(['Waiting to start', 'Writing personas']).toContain(badge?.[2]);
     expect(text).toMatch(new RegExp(`data-live="/datasets/${task.id}/live\\?page=1" data-counts="\\d+/\\d+"`));
-    const res = await fetch(new URL(`/datasets/${done.id}/events`, site.url), { headers: { cookie: [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    const res = await fetch(new URL(`/datasets/${done.id}/events`, site.url), {
+      headers: { cookie: [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
     const events = await collectEvents(res, (e) => e.event === 'done', 10_000);
     expect(JSON.parse(events.find((e) => e.event === 'progress')?.data ?? '{}')).toMatchObject({ status: 'completed', label: 'Completed' });
     await site.gen.tasks.cancel(task.id);
@@ -131,7 +138,10 @@ describe('the persona page (item 7)', () => {
     expect(text).toContain(`<h1>${persona.firstName} ${persona.lastName}</h1>`);
     for (const image of persona.images) expect(text).toContain(`<img src="${image.url}"`);
     if (persona.baseImage) expect(text).toContain(`<img src="${persona.baseImage.url}"`);
-    for (const prompt of persona.prompts) expect(text).toContain(prompt.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&#34;').replace(/'/g, '&#39;'));
+    for (const prompt of persona.prompts)
+      expect(text).toContain(
+        prompt.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&#34;').replace(/'/g, '&#39;'),
+      );
     expect(text).toContain('<dd class="bio" id="bio-instagram">Line one\nLine two</dd>');
     const styled = persona.images.find((i) => i.style);
     if (styled?.style) expect(text).toContain(`<dt>Preset</dt><dd class="mono">${styled.style.preset}</dd>`);
@@ -144,7 +154,8 @@ describe('the persona page (item 7)', () => {
     const other = await pending('Another of the owner’s datasets');
     const owner = await loggedIn();
     expect((await owner.get(`/datasets/${other.id}/personas/${persona?.id}`)).status).toBe(404);
-    for (const bad of ['0', '-1', 'abc', '1e3', '99999999999', '2147483648']) expect((await owner.get(`/datasets/${done.id}/personas/${bad}`)).status, bad).toBe(404);
+    for (const bad of ['0', '-1', 'abc', '1e3', '99999999999', '2147483648'])
+      expect((await owner.get(`/datasets/${done.id}/personas/${bad}`)).status, bad).toBe(404);
     expect((await owner.get(`/datasets/${done.id}/personas/2147483647`)).status).toBe(404);
     const intruder = await loggedIn(OTHER);
     const stolen = await intruder.get(`/datasets/${done.id}/personas/${persona?.id}`);
@@ -176,7 +187,9 @@ describe('wording, filters, confirmation and feedback (item 9)', () => {
     const task = await pending();
     const c = await loggedIn();
     const page = await c.get(`/datasets/${task.id}`);
-    expect(page.text).toMatch(/<form method="post" action="\/datasets\/\w+\/cancel" class="inline" data-confirm-field="confirm" data-confirm="[^"]+">/);
+    expect(page.text).toMatch(
+      /<form method="post" action="\/datasets\/\w+\/cancel" class="inline" data-confirm-field="confirm" data-confirm="[^"]+">/,
+    );
     const asked = await c.post(`/datasets/${task.id}/cancel`);
     expect(asked.status).toBe(200);
     expect(asked.text).toContain('Cancel this dataset?');
@@ -250,7 +263,8 @@ describe('changing one’s own password (item 9)', () => {
     const c = await loggedIn(EMAIL);
     await c.get('/settings/password');
     const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await c.post('/settings/password', { current: `guess ${i}`, next: NEW, again: NEW })).status);
+    for (let i = 0; i < 4; i++)
+      statuses.push((await c.post('/settings/password', { current: `guess ${i}`, next: NEW, again: NEW })).status);
     expect(statuses).toEqual([401, 401, 401, 429]);
     const locked = await c.post('/settings/password', { current: PASSWORD, next: NEW, again: NEW });
     expect(locked.status).toBe(429);

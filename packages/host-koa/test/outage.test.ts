@@ -91,7 +91,10 @@ function requests(): Array<[string, () => Promise<Reply>]> {
     ['API /api/v1/tasks (token)', () => api.get('/api/v1/tasks')],
     ['API /api/v1/datasets/:id (token)', () => api.get(`/api/v1/datasets/${task.id}`)],
     ['API /api/v1/stats (session)', () => browser.get('/api/v1/stats')],
-    ['POST /generate (session + CSRF)', () => browser.post('/generate', { description: 'During the outage', language: 'en', count: '10', imagesPerPersona: '4' })],
+    [
+      'POST /generate (session + CSRF)',
+      () => browser.post('/generate', { description: 'During the outage', language: 'en', count: '10', imagesPerPersona: '4' }),
+    ],
   ];
 }
 
@@ -131,7 +134,9 @@ describe('PostgreSQL goes away and comes back', () => {
     for (const [name, send] of requests().slice(0, 6)) {
       await expect.poll(async () => (await send()).status, { timeout: 20_000, interval: 100, message: name }).toBe(200);
     }
-    await expect.poll(async () => (await fetch(`${server.url}/healthz`)).json(), { timeout: 5000, interval: 100 }).toEqual({ status: 'ok', database: true, storage: true });
+    await expect
+      .poll(async () => (await fetch(`${server.url}/healthz`)).json(), { timeout: 5000, interval: 100 })
+      .toEqual({ status: 'ok', database: true, storage: true });
     expect((await browser.get('/dashboard')).text).toContain('ops@example.com'); // the same session, still logged in
 
     // the log says what happened, by error code, and holds no secret

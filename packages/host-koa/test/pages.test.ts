@@ -157,7 +157,9 @@ describe('login and logout', () => {
     expect((await c.get('/dashboard')).status).toBe(200);
     // the visitor's session lived an hour; the logged-in one lives the configured week
     const hoursLeft = async (id: string) => {
-      const [row] = await site.gen.orm.em.fork().execute('select extract(epoch from expires_at - now()) / 3600 as hours from sessions where id = ?', [id]);
+      const [row] = await site.gen.orm.em
+        .fork()
+        .execute('select extract(epoch from expires_at - now()) / 3600 as hours from sessions where id = ?', [id]);
       return Number(row?.hours);
     };
     expect(await hoursLeft(after)).toBeGreaterThan(7 * 24 - 1);
@@ -251,7 +253,9 @@ describe('login throttling', () => {
     await site.gen.users.create({ email: account, password: PASSWORD });
     const attacker = client();
     await attacker.get('/login');
-    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => attacker.post('/login', { email: account, password: `burst guess ${i}` })));
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => attacker.post('/login', { email: account, password: `burst guess ${i}` })),
+    );
     const statuses = replies.map((r) => r.status).sort();
     // perAccountIp is 3: three passwords are checked, every other attempt is refused unchecked
     expect(statuses).toEqual([...Array(3).fill(401), ...Array(9).fill(429)]);
@@ -333,7 +337,10 @@ describe('CSRF', () => {
       const foreign = await c.post(path, { ...form, _csrf: other.csrf }, { csrf: false });
       expect(foreign.status, path).toBe(403);
     }
-    const api = await c.request('POST', '/api/v1/tasks', { json: { description: 'x', language: 'en', count: 10, imagesPerPersona: 4 }, csrf: false });
+    const api = await c.request('POST', '/api/v1/tasks', {
+      json: { description: 'x', language: 'en', count: 10, imagesPerPersona: 4 },
+      csrf: false,
+    });
     expect(api.status).toBe(403);
     expect(api.json()).toMatchObject({ error: expect.stringContaining('expired') });
     expect((await site.gen.tasks.list({})).total).toBe(1);
@@ -381,12 +388,18 @@ describe('pages', () => {
       // usage of a model without a price makes that day's figure incomplete
       await site.gen.orm.em
         .fork()
-        .execute(`insert into task_usage (task_id, provider, model, calls, input_tokens) values (?, 'openai', 'gpt-4.1-mini', 1, 1000)`, [task.id]);
+        .execute(`insert into task_usage (task_id, provider, model, calls, input_tokens) values (?, 'openai', 'gpt-4.1-mini', 1, 1000)`, [
+          task.id,
+        ]);
       text = (await c.get('/dashboard')).text;
       expect(text).toContain(`<td class="mono" data-date="${db.date}">${(db.images * 0.5).toFixed(2)} (incomplete)</td>`);
       const stats = JSON.parse((await c.get('/api/v1/stats')).text);
       expect(stats.costs.currency).toBe('EUR');
-      expect(stats.costs.days.find((d: { date: string }) => d.date === db.date)).toEqual({ date: db.date, amount: db.images * 0.5, complete: false });
+      expect(stats.costs.days.find((d: { date: string }) => d.date === db.date)).toEqual({
+        date: db.date,
+        amount: db.images * 0.5,
+        complete: false,
+      });
       // a member sees the cost of their own tasks only: none
       const member = await loggedIn(MEMBER);
       expect((await member.get('/dashboard')).text).toContain(`<td class="mono" data-date="${db.date}">0.00</td>`);
@@ -422,14 +435,29 @@ describe('pages', () => {
     }
     expect(form.text).toContain('<option value="">Site setting (auto)</option>');
     const base = { description: 'Glassblowers in Murano', language: 'it', count: '10', imagesPerPersona: '4' };
-    const bad = await c.post('/generate', { ...base, output_quality: 'ultra', output_format: 'jpeg', output_background: 'transparent', output_compression: '150' });
+    const bad = await c.post('/generate', {
+      ...base,
+      output_quality: 'ultra',
+      output_format: 'jpeg',
+      output_background: 'transparent',
+      output_compression: '150',
+    });
     expect(bad.status).toBe(422);
     expect(bad.text).toContain('<p class="error" id="output_quality-error">Choose one of auto, low, medium, high.</p>');
     expect(bad.text).toContain('<p class="error" id="output_compression-error">Enter a whole number from 0 to 100.</p>');
     expect(bad.text).toContain('<details class="field" open>');
     const transparent = await c.post('/generate', { ...base, output_format: 'jpeg', output_background: 'transparent' });
-    expect(transparent.text).toContain('<p class="error" id="output_background-error">A transparent background needs the png or webp output format.</p>');
-    const good = await c.post('/generate', { ...base, output_quality: 'high', output_format: 'webp', output_compression: '80', output_size: '', output_background: '' });
+    expect(transparent.text).toContain(
+      '<p class="error" id="output_background-error">A transparent background needs the png or webp output format.</p>',
+    );
+    const good = await c.post('/generate', {
+      ...base,
+      output_quality: 'high',
+      output_format: 'webp',
+      output_compression: '80',
+      output_size: '',
+      output_background: '',
+    });
     expect(good.status).toBe(303);
     const id = /\/datasets\/(\w+)/.exec(good.location ?? '')?.[1] as string;
     expect((await site.gen.tasks.get(id)).settings).toMatchObject({
@@ -487,7 +515,9 @@ describe('pages', () => {
     // provider-local reports its images (model dicebear) and no tokens; set aside here for the token figures
     const [local] = (await site.gen.orm.em
       .fork()
-      .execute(`select calls, images from task_usage where task_id = ? and provider = 'local' and model = 'dicebear'`, [task.id])) as Array<{
+      .execute(`select calls, images from task_usage where task_id = ? and provider = 'local' and model = 'dicebear'`, [
+        task.id,
+      ])) as Array<{
       calls: number;
       images: number;
     }>;
@@ -512,7 +542,11 @@ describe('pages', () => {
     await site.gen.orm.em.fork().execute('delete from task_usage where task_id = ?', [task.id]);
     await site.gen.orm.em
       .fork()
-      .execute(`insert into task_usage (task_id, provider, model, calls, images) values (?, 'local', 'dicebear', ?, ?)`, [task.id, local.calls, local.images]);
+      .execute(`insert into task_usage (task_id, provider, model, calls, images) values (?, 'local', 'dicebear', ?, ?)`, [
+        task.id,
+        local.calls,
+        local.images,
+      ]);
     site.gen.pipeline.events.emit('task', task.id);
   });
 
@@ -560,7 +594,13 @@ describe('pages', () => {
       expect(text).toContain(`<dd class="mono small" id="task-cost">EUR ${(db.made * 0.5).toFixed(2)}</dd>`);
       const api = JSON.parse((await c.get(`/api/v1/tasks/${task.id}`)).text);
       expect(api.cost).toEqual({ currency: 'EUR', amount: db.made * 0.5, complete: true });
-      expect(api.usage).toMatchObject({ imagesRequested: db.requested, imagesMade: db.made, retries: 0, moderationBlocks: 0, rejectedPersonas: 0 });
+      expect(api.usage).toMatchObject({
+        imagesRequested: db.requested,
+        imagesMade: db.made,
+        retries: 0,
+        moderationBlocks: 0,
+        rejectedPersonas: 0,
+      });
       expect(api.plugins).toMatchObject({ personaProvider: '@avatargen/provider-local', imageProvider: '@avatargen/provider-local' });
     } finally {
       await site.gen.settings.update({ prices: [], currency: 'USD' });
@@ -633,7 +673,14 @@ describe('settings', () => {
     const c = await loggedIn();
     const page = await c.get('/settings');
     expect(page.text).toContain('<button type="reset" class="ghost">Reset to saved</button>');
-    for (const id of ['bio_prompt_facebook', 'bio_prompt_instagram', 'bio_prompt_x', 'bio_prompt_tiktok', 'crop_white_borders', 'max_concurrent_tasks']) {
+    for (const id of [
+      'bio_prompt_facebook',
+      'bio_prompt_instagram',
+      'bio_prompt_x',
+      'bio_prompt_tiktok',
+      'crop_white_borders',
+      'max_concurrent_tasks',
+    ]) {
       expect(page.text).toContain(`<label for="${id}">`);
     }
     const current = await site.gen.settings.get();
@@ -654,7 +701,12 @@ describe('settings', () => {
     expect(good.status).toBe(303);
     expect(good.location).toBe('/settings?saved=1');
     const saved = await site.gen.settings.get();
-    expect(saved).toMatchObject({ bio_prompt_instagram: 'Short and sunny.', max_concurrent_tasks: 3, crop_white_borders: true, randomize_image_style: false });
+    expect(saved).toMatchObject({
+      bio_prompt_instagram: 'Short and sunny.',
+      max_concurrent_tasks: 3,
+      crop_white_borders: true,
+      randomize_image_style: false,
+    });
     expect((await c.get('/settings?saved=1')).text).toContain('Settings saved.');
   });
 
@@ -665,28 +717,55 @@ describe('settings', () => {
       expect(page.text).toContain(`<label for="${id}">`);
     }
     const current = await site.gen.settings.get();
-    const form = { ...current, crop_white_borders: 'on', image_output_format: 'jpeg', image_background: 'transparent', image_output_compression: '60' } as Record<string, unknown>;
+    const form = {
+      ...current,
+      crop_white_borders: 'on',
+      image_output_format: 'jpeg',
+      image_background: 'transparent',
+      image_output_compression: '60',
+    } as Record<string, unknown>;
     const bad = await c.post('/settings', form as Record<string, string>);
     expect(bad.status).toBe(422);
-    expect(bad.text).toContain('<p class="error" id="image_background-error">A transparent background needs the png or webp output format.</p>');
+    expect(bad.text).toContain(
+      '<p class="error" id="image_background-error">A transparent background needs the png or webp output format.</p>',
+    );
     const good = await c.post('/settings', { ...form, image_background: 'opaque', image_quality: 'medium' } as Record<string, string>);
     expect(good.status).toBe(303);
-    expect(await site.gen.settings.get()).toMatchObject({ image_output_format: 'jpeg', image_background: 'opaque', image_output_compression: 60, image_quality: 'medium' });
+    expect(await site.gen.settings.get()).toMatchObject({
+      image_output_format: 'jpeg',
+      image_background: 'opaque',
+      image_output_compression: 60,
+      image_quality: 'medium',
+    });
     expect((await c.get('/settings')).text).toContain('<option value="jpeg" selected>jpeg</option>');
-    await site.gen.settings.update({ image_output_format: 'png', image_background: 'auto', image_quality: 'auto', image_output_compression: 100 });
+    await site.gen.settings.update({
+      image_output_format: 'png',
+      image_background: 'auto',
+      image_quality: 'auto',
+      image_output_compression: 100,
+    });
   });
 
   it('saves the price table and currency, naming the wrong line and field', async () => {
     const c = await loggedIn();
     expect((await c.get('/settings')).text).toContain('<label for="prices">Price table</label>');
     const current = await site.gen.settings.get();
-    const form = { ...current, crop_white_borders: 'on', prices: 'openai gpt-image-1 image 0.04\nopenai gpt-image-1 0.04', currency: 'euro' } as Record<string, unknown>;
+    const form = {
+      ...current,
+      crop_white_borders: 'on',
+      prices: 'openai gpt-image-1 image 0.04\nopenai gpt-image-1 0.04',
+      currency: 'euro',
+    } as Record<string, unknown>;
     const bad = await c.post('/settings', form as Record<string, string>);
     expect(bad.status).toBe(422);
     expect(bad.text).toContain('<p class="error" id="prices-error">Line 2: write &quot;provider model unit price&quot;');
     expect(bad.text).toContain('<p class="error" id="currency-error">Enter a three-letter currency code such as USD or EUR.</p>');
     expect((await site.gen.settings.get()).prices).toEqual([]);
-    const good = await c.post('/settings', { ...form, prices: 'openai gpt-image-1 image 0.04\nopenai gpt-4.1-mini input_token 0.4', currency: 'eur' } as Record<string, string>);
+    const good = await c.post('/settings', {
+      ...form,
+      prices: 'openai gpt-image-1 image 0.04\nopenai gpt-4.1-mini input_token 0.4',
+      currency: 'eur',
+    } as Record<string, string>);
     expect(good.status).toBe(303);
     expect(await site.gen.settings.get()).toMatchObject({
       currency: 'EUR',

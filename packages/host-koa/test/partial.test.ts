@@ -13,7 +13,10 @@ let api: Client;
 let userId: number;
 
 async function endedTask(status: string): Promise<TaskView> {
-  const task = await site.gen.tasks.submit({ description: `A ${status} dataset`, language: 'en', count: 10, imagesPerPersona: 4 }, { userId });
+  const task = await site.gen.tasks.submit(
+    { description: `A ${status} dataset`, language: 'en', count: 10, imagesPerPersona: 4 },
+    { userId },
+  );
   await site.gen.tasks.cancel(task.id);
   await site.gen.orm.em.fork().execute('update generation_tasks set status = ?, finished_at = now() where id = ?', [status, task.id]);
   await site.gen.pipeline.notifyTask(task.id);

@@ -26,7 +26,10 @@ const TOKEN = 'pt_secret-0123456789abcdef';
 function installPackage(name: string, source: string, main = 'index.js'): void {
   const dir = join(site, 'node_modules', ...name.split('/'));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', type: 'module', exports: { '.': { import: `./${main}` } } }));
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name, version: '1.0.0', type: 'module', exports: { '.': { import: `./${main}` } } }),
+  );
   writeFileSync(join(dir, main), source);
 }
 
@@ -52,7 +55,11 @@ describe('the default choice from the environment', () => {
     const config = loadConfig({ DATA_DIR: '/tmp/x' });
     const local = await assemblePlugins(config, {}, site);
     expect(local.configFile).toBeNull();
-    expect(local.plugins.map((p) => p.name)).toEqual(['@avatargen/provider-local', '@avatargen/image-opencv', '@avatargen/storage-filesystem']);
+    expect(local.plugins.map((p) => p.name)).toEqual([
+      '@avatargen/provider-local',
+      '@avatargen/image-opencv',
+      '@avatargen/storage-filesystem',
+    ]);
     const remote = await assemblePlugins(
       config,
       { FLOWISE_URL: 'http://flowise.test', OPENAI_API_KEY: 'sk-x', S3_ENDPOINT: 'http://s3.test' },
@@ -104,10 +111,16 @@ describe('the default choice from the environment', () => {
       imageProvider: '@avatargen/provider-openai',
     });
     const openaiReport = report.plugins.find((p) => p.name === '@avatargen/provider-openai');
-    expect(openaiReport?.variables).toContainEqual(expect.objectContaining({ name: 'OPENAI_CHAT_MODEL', status: 'defaulted', value: 'gpt-4.1-mini' }));
+    expect(openaiReport?.variables).toContainEqual(
+      expect.objectContaining({ name: 'OPENAI_CHAT_MODEL', status: 'defaulted', value: 'gpt-4.1-mini' }),
+    );
 
     // text from a local server (Ollama), no image key: provider-local keeps the pictures
-    const ollama = await assemblePlugins(config, { OPENAI_CHAT_BASE_URL: 'http://127.0.0.1:11434/v1', OPENAI_CHAT_MODEL: 'llama3.2' }, site);
+    const ollama = await assemblePlugins(
+      config,
+      { OPENAI_CHAT_BASE_URL: 'http://127.0.0.1:11434/v1', OPENAI_CHAT_MODEL: 'llama3.2' },
+      site,
+    );
     expect(ollama.plugins.map((p) => [p.name, p.provides])).toEqual([
       ['@avatargen/provider-local', ['personaProvider', 'imagePromptProvider', 'imageProvider']],
       ['@avatargen/provider-openai', ['personaProvider', 'imagePromptProvider']],
@@ -161,7 +174,9 @@ describe('a config file', () => {
     ]);
     const text = formatPlugins(report).join('\n');
     expect(text).toContain('@acme/sketch: fills imageProvider');
-    expect(text).toContain('@avatargen/provider-local (default): fills personaProvider, imagePromptProvider; imageProvider replaced by a later plugin');
+    expect(text).toContain(
+      '@avatargen/provider-local (default): fills personaProvider, imagePromptProvider; imageProvider replaced by a later plugin',
+    );
     expect(text).toMatch(/SKETCH_TOKEN\s+set \(secret, hidden\)/);
     expect(text).toMatch(/SKETCH_SIZE\s+defaulted: 256/);
     expect(text).not.toContain(TOKEN);
@@ -183,7 +198,11 @@ describe('a config file', () => {
     writeFileSync(join(site, 'conf', 'other.mjs'), `export default { plugins: [] };\n`);
     const named = await assemblePlugins(loadConfig({}), { AVATARGEN_CONFIG: 'conf/other.mjs' }, site);
     expect(named.configFile).toBe(join(site, 'conf', 'other.mjs'));
-    expect(named.plugins.map((p) => p.name)).toEqual(['@avatargen/provider-local', '@avatargen/image-opencv', '@avatargen/storage-filesystem']);
+    expect(named.plugins.map((p) => p.name)).toEqual([
+      '@avatargen/provider-local',
+      '@avatargen/image-opencv',
+      '@avatargen/storage-filesystem',
+    ]);
   });
 
   it('fails at start with one clear line for a missing package, a package that is not a plugin, or a bad file', async () => {
@@ -203,9 +222,13 @@ describe('a config file', () => {
       /: not-a-plugin is not an AvatarGen plugin: its default export must be a plugin \(definePlugin from @avatargen\/core\) or a function that returns one$/,
     );
     installPackage('throws-on-load', 'throw new Error("boom at import");\n');
-    expect(await attempt(`export default { plugins: ['throws-on-load'] };`)).toMatch(/plugin package throws-on-load failed to load: boom at import$/);
+    expect(await attempt(`export default { plugins: ['throws-on-load'] };`)).toMatch(
+      /plugin package throws-on-load failed to load: boom at import$/,
+    );
     installPackage('picky', 'export default (o) => { if (!o) throw new Error("picky needs { mode }"); };\n');
-    expect(await attempt(`export default { plugins: ['picky'] };`)).toMatch(/plugin package picky refused its options: picky needs \{ mode \}$/);
+    expect(await attempt(`export default { plugins: ['picky'] };`)).toMatch(
+      /plugin package picky refused its options: picky needs \{ mode \}$/,
+    );
     expect(await attempt(`export default { plugins: [42] };`)).toMatch(/plugins\[0\] must be a package name/);
     expect(await attempt(`export default { plugin: [] };`)).toMatch(/must export default \{ plugins: \[\.\.\.\] \}/);
     expect(await attempt(`export default { plugins: [ };`)).toMatch(/avatargen\.config\.mjs could not be loaded: /);

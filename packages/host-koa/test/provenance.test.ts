@@ -113,7 +113,12 @@ describe('provenance marks', () => {
 
     // an unmarked picture among them: reported, exit 1
     const plain = join(extracted, 'plain.webp');
-    writeFileSync(plain, await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).webp().toBuffer());
+    writeFileSync(
+      plain,
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+        .webp()
+        .toBuffer(),
+    );
     const text = io();
     expect(await main(['verify', extracted], text.io)).toBe(1);
     expect(text.out).toContain(`UNMARKED ${plain}`);
@@ -126,7 +131,9 @@ describe('provenance marks', () => {
   }, 120_000);
 
   it('verify tells a mark whose dataset and persona are not on this site', async () => {
-    const picture = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
+    const picture = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
     const file = join(dir, 'foreign.png');
     writeFileSync(file, insertXmp(picture, 'image/png', renderXmp({ datasetId: 'made-elsewhere', personaId: 7, providers: [] })));
     const run = io();
@@ -176,7 +183,8 @@ describe('provenance marks', () => {
         const thumbs = new ThumbnailCache(gen, 64);
         return readXmpWithExiftool(Buffer.from((await thumbs.get(key)) as Buffer), 'webp');
       };
-      const personaOf = (taskId: string) => readdirSync(join(dir, 'data', 'storage', 'tasks', taskId)).find((d) => /^\d+$/.test(d)) as string;
+      const personaOf = (taskId: string) =>
+        readdirSync(join(dir, 'data', 'storage', 'tasks', taskId)).find((d) => /^\d+$/.test(d)) as string;
       const marked = personaOf(tasks.marked as string);
       // marks are off here: this mark can only come from the original's own packet
       expect(await thumbOf(`tasks/${tasks.marked}/${marked}/0.jpg`)).toMatchObject({

@@ -66,7 +66,9 @@ describe("the pipeline's resync event", () => {
 
     site.gen.pipeline.events.emit('resync');
     expect(site.host.datasets.size).toBe(0);
-    expect(((await api.get(`/api/v1/datasets/${task.id}`)).json() as { task: TaskView }).task.description).toBe('Ferry crews, changed during the outage');
+    expect(((await api.get(`/api/v1/datasets/${task.id}`)).json() as { task: TaskView }).task.description).toBe(
+      'Ferry crews, changed during the outage',
+    );
     const browser = new Client(site.url);
     await browser.login('resync@example.com', PASSWORD);
     expect((await browser.get(`/datasets/${task.id}`)).text).toContain('Ferry crews, changed during the outage');

@@ -1,4 +1,14 @@
-import { ConflictError, LoginAttempts, NotFoundError, openDatabase, type Orm, runMigrations, StorageError, thumbnailKey, ValidationError } from '@avatargen/core';
+import {
+  ConflictError,
+  LoginAttempts,
+  NotFoundError,
+  openDatabase,
+  type Orm,
+  runMigrations,
+  StorageError,
+  thumbnailKey,
+  ValidationError,
+} from '@avatargen/core';
 import { createTestDatabase, type TestDatabase } from '@avatargen/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpError, statusFor } from '../src/errors.js';

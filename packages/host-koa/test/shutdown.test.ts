@@ -12,7 +12,10 @@ afterAll(() => site?.close());
 it('shutdown ends event streams with a shutdown event and drops idle sockets at once', async () => {
   const user = await site.gen.users.create({ email: 'a@example.com', password: PASSWORD });
   const { token } = await site.gen.users.createToken(user.id, 't');
-  const task = await site.gen.tasks.submit({ description: 'Pending forever', language: 'en', count: 10, imagesPerPersona: 4 }, { userId: user.id });
+  const task = await site.gen.tasks.submit(
+    { description: 'Pending forever', language: 'en', count: 10, imagesPerPersona: 4 },
+    { userId: user.id },
+  );
   const res = await fetch(`${site.url}/api/v1/tasks/${task.id}/events`, { headers: { authorization: `Bearer ${token}` } });
   const events = collectEvents(res, (e) => e.event === 'shutdown', 20_000);
   // A client that connected and never sent a request (browsers and proxies pre-connect).

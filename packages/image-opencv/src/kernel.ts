@@ -55,15 +55,38 @@ const { get, set } = op;
 
 /** R, G, B of 4 pixels at the i32 address in local `src` into v128 locals r, g, b (as f32x4). */
 const loadPixels = (src: number, px: number, r: number, g: number, b: number): Code => [
-  ...get(src), ...op.v128Load(), ...set(px),
-  ...get(px), ...op.v128Const(channel(0)), ...op.swizzle, ...op.f32x4ConvertI32x4u, ...set(r),
-  ...get(px), ...op.v128Const(channel(1)), ...op.swizzle, ...op.f32x4ConvertI32x4u, ...set(g),
-  ...get(px), ...op.v128Const(channel(2)), ...op.swizzle, ...op.f32x4ConvertI32x4u, ...set(b),
+  ...get(src),
+  ...op.v128Load(),
+  ...set(px),
+  ...get(px),
+  ...op.v128Const(channel(0)),
+  ...op.swizzle,
+  ...op.f32x4ConvertI32x4u,
+  ...set(r),
+  ...get(px),
+  ...op.v128Const(channel(1)),
+  ...op.swizzle,
+  ...op.f32x4ConvertI32x4u,
+  ...set(g),
+  ...get(px),
+  ...op.v128Const(channel(2)),
+  ...op.swizzle,
+  ...op.f32x4ConvertI32x4u,
+  ...set(b),
 ];
 /** ((a*r + b*g) + c*bl) on the stack. */
 const dot = (a: number, b: number, c: number, r: number, g: number, bl: number): Code => [
-  ...get(a), ...get(r), ...op.f32x4Mul, ...get(b), ...get(g), ...op.f32x4Mul, ...op.f32x4Add,
-  ...get(c), ...get(bl), ...op.f32x4Mul, ...op.f32x4Add,
+  ...get(a),
+  ...get(r),
+  ...op.f32x4Mul,
+  ...get(b),
+  ...get(g),
+  ...op.f32x4Mul,
+  ...op.f32x4Add,
+  ...get(c),
+  ...get(bl),
+  ...op.f32x4Mul,
+  ...op.f32x4Add,
 ];
 const bump = (local: number, by: number): Code => [...get(local), ...op.i32(by), ...op.i32Add, ...set(local)];
 const splatK = (index: number, local: number): Code => [...op.i32(0), ...op.f32Load(K + index * 4), ...op.f32x4Splat, ...set(local)];
@@ -73,28 +96,81 @@ function lumaRow(): Code {
   const [src, tmp, dst, groups, w] = [0, 1, 2, 3, 4];
   const [i, s, p, px, r, g, b, lr, lg, lb, cS, sS] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
   return [
-    ...splatK(16, lr), ...splatK(17, lg), ...splatK(18, lb), ...splatK(13, cS), ...splatK(14, sS),
-    ...get(src), ...set(s), ...get(tmp), ...set(p), ...get(groups), ...set(i),
-    ...op.whileNot([...get(i), ...op.i32Eqz], [
-      ...loadPixels(s, px, r, g, b),
-      ...get(p), ...dot(lr, lg, lb, r, g, b), ...op.v128Store(),
-      ...bump(s, 12), ...bump(p, 16), ...bump(i, -1),
-    ]),
+    ...splatK(16, lr),
+    ...splatK(17, lg),
+    ...splatK(18, lb),
+    ...splatK(13, cS),
+    ...splatK(14, sS),
+    ...get(src),
+    ...set(s),
+    ...get(tmp),
+    ...set(p),
+    ...get(groups),
+    ...set(i),
+    ...op.whileNot(
+      [...get(i), ...op.i32Eqz],
+      [
+        ...loadPixels(s, px, r, g, b),
+        ...get(p),
+        ...dot(lr, lg, lb, r, g, b),
+        ...op.v128Store(),
+        ...bump(s, 12),
+        ...bump(p, 16),
+        ...bump(i, -1),
+      ],
+    ),
     // replicate the edges: L[-1] = L[0], L[w] = L[w - 1]
-    ...get(tmp), ...op.i32(4), ...op.i32Sub, ...get(tmp), ...op.f32Load(), ...op.f32Store(),
-    ...get(tmp), ...get(w), ...op.i32(4), ...op.i32Mul, ...op.i32Add,
-    ...get(tmp), ...get(w), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.i32(4), ...op.i32Sub, ...op.f32Load(),
+    ...get(tmp),
+    ...op.i32(4),
+    ...op.i32Sub,
+    ...get(tmp),
+    ...op.f32Load(),
+    ...op.f32Store(),
+    ...get(tmp),
+    ...get(w),
+    ...op.i32(4),
+    ...op.i32Mul,
+    ...op.i32Add,
+    ...get(tmp),
+    ...get(w),
+    ...op.i32(4),
+    ...op.i32Mul,
+    ...op.i32Add,
+    ...op.i32(4),
+    ...op.i32Sub,
+    ...op.f32Load(),
     ...op.f32Store(),
     // H[x] = center * L[x] + side * (L[x-1] + L[x+1])
-    ...get(tmp), ...set(p), ...get(dst), ...set(s), ...get(groups), ...set(i),
-    ...op.whileNot([...get(i), ...op.i32Eqz], [
-      ...get(s),
-      ...get(cS), ...get(p), ...op.v128Load(), ...op.f32x4Mul,
-      ...get(sS), ...get(p), ...op.i32(4), ...op.i32Sub, ...op.v128Load(), ...get(p), ...op.v128Load(4), ...op.f32x4Add,
-      ...op.f32x4Mul, ...op.f32x4Add,
-      ...op.v128Store(),
-      ...bump(p, 16), ...bump(s, 16), ...bump(i, -1),
-    ]),
+    ...get(tmp),
+    ...set(p),
+    ...get(dst),
+    ...set(s),
+    ...get(groups),
+    ...set(i),
+    ...op.whileNot(
+      [...get(i), ...op.i32Eqz],
+      [
+        ...get(s),
+        ...get(cS),
+        ...get(p),
+        ...op.v128Load(),
+        ...op.f32x4Mul,
+        ...get(sS),
+        ...get(p),
+        ...op.i32(4),
+        ...op.i32Sub,
+        ...op.v128Load(),
+        ...get(p),
+        ...op.v128Load(4),
+        ...op.f32x4Add,
+        ...op.f32x4Mul,
+        ...op.f32x4Add,
+        ...op.v128Store(),
+        ...bump(p, 16),
+        ...bump(s, 16),
+        ...bump(i, -1),
+      ],
+    ),
   ];
 }
 
@@ -105,36 +181,86 @@ function styleRow(): Code {
   const k = (index: number) => 18 + index; // splats of the 19 coefficients
   const colourOf = (c: number): Code => [
     ...dot(k(c * 3), k(c * 3 + 1), k(c * 3 + 2), r, g, b),
-    ...get(k(9 + c)), ...op.f32x4Add, ...get(n), ...op.f32x4Add, ...get(v), ...op.f32x4Mul,
-    ...op.f32x4Nearest, ...op.i32x4TruncSatF32x4,
+    ...get(k(9 + c)),
+    ...op.f32x4Add,
+    ...get(n),
+    ...op.f32x4Add,
+    ...get(v),
+    ...op.f32x4Mul,
+    ...op.f32x4Nearest,
+    ...op.i32x4TruncSatF32x4,
   ];
   const pixelLoop = (withFilter: boolean): Code =>
-    op.whileNot([...get(groups), ...op.i32Eqz], [
-      ...loadPixels(src, px, r, g, b),
-      ...(withFilter
-        ? [
-            // d = lambda * ((center * cu + side * (up + dn)) - luma)
-            ...get(k(12)),
-            ...get(k(13)), ...get(cu), ...op.v128Load(), ...op.f32x4Mul,
-            ...get(k(14)), ...get(up), ...op.v128Load(), ...get(dn), ...op.v128Load(), ...op.f32x4Add, ...op.f32x4Mul,
-            ...op.f32x4Add,
-            ...dot(k(16), k(17), k(18), r, g, b),
-            ...op.f32x4Sub, ...op.f32x4Mul, ...set(d),
-            ...get(r), ...get(d), ...op.f32x4Add, ...set(r),
-            ...get(g), ...get(d), ...op.f32x4Add, ...set(g),
-            ...get(b), ...get(d), ...op.f32x4Add, ...set(b),
-            ...bump(up, 16), ...bump(cu, 16), ...bump(dn, 16),
-          ]
-        : []),
-      ...get(noise), ...op.v128Load16x4s(), ...op.f32x4ConvertI32x4s, ...get(k(15)), ...op.f32x4Mul, ...set(n),
-      ...get(vyS), ...get(vx), ...op.v128Load(), ...op.f32x4Sub, ...set(v),
-      ...get(out),
-      ...colourOf(0), ...colourOf(1), ...op.i16NarrowI32,
-      ...colourOf(2), ...op.v128Const(new Array(16).fill(0)), ...op.i16NarrowI32,
-      ...op.u8NarrowI16, ...op.v128Const(INTERLEAVE), ...op.swizzle,
-      ...op.v128Store(),
-      ...bump(src, 12), ...bump(out, 12), ...bump(noise, 8), ...bump(vx, 16), ...bump(groups, -1),
-    ]);
+    op.whileNot(
+      [...get(groups), ...op.i32Eqz],
+      [
+        ...loadPixels(src, px, r, g, b),
+        ...(withFilter
+          ? [
+              // d = lambda * ((center * cu + side * (up + dn)) - luma)
+              ...get(k(12)),
+              ...get(k(13)),
+              ...get(cu),
+              ...op.v128Load(),
+              ...op.f32x4Mul,
+              ...get(k(14)),
+              ...get(up),
+              ...op.v128Load(),
+              ...get(dn),
+              ...op.v128Load(),
+              ...op.f32x4Add,
+              ...op.f32x4Mul,
+              ...op.f32x4Add,
+              ...dot(k(16), k(17), k(18), r, g, b),
+              ...op.f32x4Sub,
+              ...op.f32x4Mul,
+              ...set(d),
+              ...get(r),
+              ...get(d),
+              ...op.f32x4Add,
+              ...set(r),
+              ...get(g),
+              ...get(d),
+              ...op.f32x4Add,
+              ...set(g),
+              ...get(b),
+              ...get(d),
+              ...op.f32x4Add,
+              ...set(b),
+              ...bump(up, 16),
+              ...bump(cu, 16),
+              ...bump(dn, 16),
+            ]
+          : []),
+        ...get(noise),
+        ...op.v128Load16x4s(),
+        ...op.f32x4ConvertI32x4s,
+        ...get(k(15)),
+        ...op.f32x4Mul,
+        ...set(n),
+        ...get(vyS),
+        ...get(vx),
+        ...op.v128Load(),
+        ...op.f32x4Sub,
+        ...set(v),
+        ...get(out),
+        ...colourOf(0),
+        ...colourOf(1),
+        ...op.i16NarrowI32,
+        ...colourOf(2),
+        ...op.v128Const(new Array(16).fill(0)),
+        ...op.i16NarrowI32,
+        ...op.u8NarrowI16,
+        ...op.v128Const(INTERLEAVE),
+        ...op.swizzle,
+        ...op.v128Store(),
+        ...bump(src, 12),
+        ...bump(out, 12),
+        ...bump(noise, 8),
+        ...bump(vx, 16),
+        ...bump(groups, -1),
+      ],
+    );
   const prologue: Code = [];
   for (let i = 0; i < 19; i++) prologue.push(...splatK(i, k(i)));
   prologue.push(...get(vy), ...op.f32x4Splat, ...set(vyS));
@@ -157,7 +283,16 @@ interface Kernel {
   memory: WasmMemory;
   lumaRow: (src: number, tmp: number, dst: number, groups: number, w: number) => void;
   styleRow: (
-    src: number, out: number, up: number, cu: number, dn: number, noise: number, vx: number, groups: number, vy: number, filtered: number,
+    src: number,
+    out: number,
+    up: number,
+    cu: number,
+    dn: number,
+    noise: number,
+    vx: number,
+    groups: number,
+    vy: number,
+    filtered: number,
   ) => void;
   grain: Int16Array | undefined;
 }
@@ -168,7 +303,15 @@ let kernel: Kernel | undefined;
 function getKernel(): Kernel {
   if (kernel) return kernel;
   const bytes = assemble([
-    { name: 'lumaRow', params: [I32, I32, I32, I32, I32], locals: [[3, I32], [9, V128]], body: lumaRow() },
+    {
+      name: 'lumaRow',
+      params: [I32, I32, I32, I32, I32],
+      locals: [
+        [3, I32],
+        [9, V128],
+      ],
+      body: lumaRow(),
+    },
     {
       name: 'styleRow',
       params: [I32, I32, I32, I32, I32, I32, I32, I32, F32, I32],
@@ -269,7 +412,15 @@ export function runJs(source: RawImage, rect: Rect, c: KernelCoefficients, targe
   const clamped = new Uint8ClampedArray(out.buffer, out.byteOffset, size);
   const k = c.colour;
   const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = [k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]] as number[] as [
-    number, number, number, number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   const [a0, a1, a2] = [k[9], k[10], k[11]] as number[] as [number, number, number];
   const [lr, lg, lb] = LUMA_WEIGHTS;

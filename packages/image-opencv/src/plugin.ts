@@ -16,8 +16,7 @@ export function imageOpencvPlugin(options: ImageProcessorOptions = {}): AvatarGe
       const processor = createImageProcessor({
         ...options,
         threads: options.threads ?? context.config.IMAGE_PROCESSOR_THREADS,
-        onPoolError:
-          options.onPoolError ?? ((error) => context.logger.warn({ err: error }, 'image processing pool error')),
+        onPoolError: options.onPoolError ?? ((error) => context.logger.warn({ err: error }, 'image processing pool error')),
       });
       // sharp runs on libuv's thread pool, which all worker threads share: past its size, more
       // threads add no throughput. It is read once, at its first use, so only the process's

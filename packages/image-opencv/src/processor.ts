@@ -152,8 +152,12 @@ function checkParams(params: StyleParams): StyleParams {
 }
 
 /** The options that processGrid and processPicture share, checked. */
-function chainOptions(options: ProcessPictureOptions | null | undefined): { borders: WhiteBorderSettings | null; styleSeed: string | null } {
-  if (options === null || typeof options !== 'object') throw new ValidationError({ options: 'must be an object with styleSeed (a string or null)' });
+function chainOptions(options: ProcessPictureOptions | null | undefined): {
+  borders: WhiteBorderSettings | null;
+  styleSeed: string | null;
+} {
+  if (options === null || typeof options !== 'object')
+    throw new ValidationError({ options: 'must be an object with styleSeed (a string or null)' });
   const borders = options.cropWhiteBorders;
   if (borders !== undefined && typeof borders !== 'boolean' && (borders === null || typeof borders !== 'object')) {
     throw new ValidationError({ cropWhiteBorders: 'must be true, false or border settings' });
@@ -170,7 +174,8 @@ const MAX_XMP_BYTES = 64 * 1024;
 /** The optional XMP packet of an output: a string of XML, or absent (null to the worker). */
 function xmpOption(xmp: unknown): string | null {
   if (xmp === undefined || xmp === null) return null;
-  if (typeof xmp !== 'string' || !xmp.trimStart().startsWith('<')) throw new ValidationError({ xmp: 'must be an XMP packet (a string of XML)' });
+  if (typeof xmp !== 'string' || !xmp.trimStart().startsWith('<'))
+    throw new ValidationError({ xmp: 'must be an XMP packet (a string of XML)' });
   if (Buffer.byteLength(xmp) > MAX_XMP_BYTES) throw new ValidationError({ xmp: `must be at most ${MAX_XMP_BYTES} bytes` });
   return xmp;
 }
@@ -218,7 +223,8 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
   ): Promise<WorkerResults[K]> {
     if (closed) throw new CancelledError('The image processor is closed');
     const limit = positiveInteger('timeoutMs', call?.timeoutMs, timeoutMs, MAX_TIMEOUT_MS);
-    if (call?.signal !== undefined && !(call.signal instanceof AbortSignal)) throw new ValidationError({ signal: 'must be an AbortSignal' });
+    if (call?.signal !== undefined && !(call.signal instanceof AbortSignal))
+      throw new ValidationError({ signal: 'must be an AbortSignal' });
     if (call?.signal?.aborted) throw new CancelledError();
     const bytes = admit(image, limits);
     try {

@@ -155,7 +155,9 @@ async function perform(task: WorkerTask): Promise<unknown> {
       const out = [];
       const cells = gridCells(image.width, image.height, task.rows, task.cols);
       for (const [index, cell] of cells.entries()) {
-        out.push(await processRect(image, cell, task.borders, task.styleSeed === null ? null : `${task.styleSeed}:${index}`, task.xmp ?? null));
+        out.push(
+          await processRect(image, cell, task.borders, task.styleSeed === null ? null : `${task.styleSeed}:${index}`, task.xmp ?? null),
+        );
       }
       return out;
     }

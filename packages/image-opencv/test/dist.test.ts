@@ -40,9 +40,9 @@ describe('built package', () => {
       const cells = await processor.processGrid(makeGridPng(), { cropWhiteBorders: true, styleSeed: 'dist' });
       expect(cells.map((c) => [readImageInfo(c.data).format, c.width])).toEqual(Array.from({ length: 4 }, () => ['jpeg', 64]));
       // the typed error survives the built worker too
-      await expect(processor.processGrid(makeGridPng().subarray(0, 300), { cropWhiteBorders: true, styleSeed: null })).rejects.toBeInstanceOf(
-        InvalidImageError,
-      );
+      await expect(
+        processor.processGrid(makeGridPng().subarray(0, 300), { cropWhiteBorders: true, styleSeed: null }),
+      ).rejects.toBeInstanceOf(InvalidImageError);
     } finally {
       await processor.close();
     }

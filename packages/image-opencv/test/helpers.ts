@@ -13,7 +13,9 @@ export function rawImage(width: number, height: number, pixel: (x: number, y: nu
 }
 
 export function png(image: RawImage): Promise<Buffer> {
-  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** Decodes any encoded image to raw RGB. */
@@ -78,7 +80,12 @@ export function meanSaturation(image: RawImage): number {
 /** A photo-like picture: smooth colour gradients, a few soft shapes and fine noise (no white). */
 export function photo(width: number, height: number, seed = 1): RawImage {
   const random = noise(seed);
-  const blobs = Array.from({ length: 5 }, () => ({ x: random() * width, y: random() * height, r: (0.1 + random() * 0.3) * width, tone: random() }));
+  const blobs = Array.from({ length: 5 }, () => ({
+    x: random() * width,
+    y: random() * height,
+    r: (0.1 + random() * 0.3) * width,
+    tone: random(),
+  }));
   return rawImage(width, height, (x, y) => {
     let light = 0;
     for (const b of blobs) light += Math.max(0, 1 - Math.hypot(x - b.x, y - b.y) / b.r) * (b.tone - 0.5);

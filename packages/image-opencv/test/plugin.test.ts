@@ -44,7 +44,9 @@ describe('imageOpencvPlugin', () => {
         },
       });
       const config = loadConfig({ LOG_LEVEL: 'warn' });
-      const built = await buildContainer([imageOpencvPlugin({ threads })], { config, logger: createLogger(config, sink) }, ['imageProcessor']);
+      const built = await buildContainer([imageOpencvPlugin({ threads })], { config, logger: createLogger(config, sink) }, [
+        'imageProcessor',
+      ]);
       await runClosers(built.closers);
       return lines.map((line) => JSON.parse(line)).filter((entry) => /UV_THREADPOOL_SIZE/.test(entry.msg));
     }

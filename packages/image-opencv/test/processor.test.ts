@@ -66,10 +66,15 @@ describe('geometry through the pool', () => {
   it('flattens transparency onto white and accepts greyscale', async () => {
     // a transparent frame around an opaque square: trimmed like a white frame
     const rgba = Buffer.alloc(40 * 30 * 4);
-    for (let y = 0; y < 30; y++) for (let x = 0; x < 40; x++) if (x >= 10 && x < 30 && y >= 5 && y < 25) rgba.set([20, 40, 60, 255], (y * 40 + x) * 4);
-    const transparent = await sharp(rgba, { raw: { width: 40, height: 30, channels: 4 } }).png().toBuffer();
+    for (let y = 0; y < 30; y++)
+      for (let x = 0; x < 40; x++) if (x >= 10 && x < 30 && y >= 5 && y < 25) rgba.set([20, 40, 60, 255], (y * 40 + x) * 4);
+    const transparent = await sharp(rgba, { raw: { width: 40, height: 30, channels: 4 } })
+      .png()
+      .toBuffer();
     expect(readImageInfo(await processor.trimWhitespace(transparent))).toMatchObject({ width: 20, height: 20 });
-    const grey = await sharp(Buffer.alloc(32 * 32, 90), { raw: { width: 32, height: 32, channels: 1 } }).png().toBuffer();
+    const grey = await sharp(Buffer.alloc(32 * 32, 90), { raw: { width: 32, height: 32, channels: 1 } })
+      .png()
+      .toBuffer();
     const styled = await processor.randomizeStyle(grey, { seed: 'grey' });
     expect(readImageInfo(styled.data)).toMatchObject({ format: 'jpeg', width: 32, height: 32 });
   });
@@ -178,12 +183,14 @@ describe('processPicture', () => {
   });
 
   it('refuses what is not an image with InvalidImageError and bad options with ValidationError', async () => {
-    await expect(processor.processPicture(Buffer.from('not a picture'), { cropWhiteBorders: true, styleSeed: null })).rejects.toBeInstanceOf(
-      InvalidImageError,
-    );
+    await expect(
+      processor.processPicture(Buffer.from('not a picture'), { cropWhiteBorders: true, styleSeed: null }),
+    ).rejects.toBeInstanceOf(InvalidImageError);
     const good = await png(bordered(20, 20, { top: 1, right: 1, bottom: 1, left: 1 }));
     await expect(processor.processPicture(good, null as never)).rejects.toBeInstanceOf(ValidationError);
-    await expect(processor.processPicture(good, { cropWhiteBorders: 'yes' as never, styleSeed: null })).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.processPicture(good, { cropWhiteBorders: 'yes' as never, styleSeed: null })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     await expect(processor.processPicture(good, { cropWhiteBorders: true, styleSeed: 7 as never })).rejects.toBeInstanceOf(ValidationError);
   });
 });
@@ -230,7 +237,8 @@ describe('randomizeStyle and presets', () => {
 
   it('applies contrast, grain, vignette, blur and sharpening', async () => {
     const flat = await png(rawImage(64, 64, () => [128, 128, 128]));
-    const on = async (extra: object) => sharp((await processor.applyStyle(flat, { seed: 'fx', preset: 'natural', ...neutral, ...extra })).data);
+    const on = async (extra: object) =>
+      sharp((await processor.applyStyle(flat, { seed: 'fx', preset: 'natural', ...neutral, ...extra })).data);
     const stdev = async (image: Sharp) => (await image.stats()).channels[0]!.stdev;
     expect(await stdev(await on({}))).toBeLessThan(1);
     expect(await stdev(await on({ grainSigma: 8 }))).toBeGreaterThan(4);
@@ -239,15 +247,19 @@ describe('randomizeStyle and presets', () => {
     const centre = vignetted.data[(32 * 64 + 32) * 3] as number;
     expect(centre - corner).toBeGreaterThan(15);
     const sharpness = async (extra: object) => (await (await on(extra)).stats()).sharpness;
-    const textured = await png(rawImage(64, 64, (x, y) => ((x >> 2) + (y >> 2)) % 2 ? [200, 200, 200] : [60, 60, 60]));
+    const textured = await png(rawImage(64, 64, (x, y) => (((x >> 2) + (y >> 2)) % 2 ? [200, 200, 200] : [60, 60, 60])));
     const sharpnessOf = async (extra: object) =>
       (await sharp((await processor.applyStyle(textured, { seed: 'fx', preset: 'natural', ...neutral, ...extra })).data).stats()).sharpness;
     const base = await sharpnessOf({});
     expect(await sharpnessOf({ blurSigma: 0.7 })).toBeLessThan(base);
     expect(await sharpnessOf({ sharpenAmount: 0.7 })).toBeGreaterThan(base);
     expect(await sharpness({ contrast: 1.15 })).toBeGreaterThanOrEqual(0);
-    const lowContrast = await sharp((await processor.applyStyle(textured, { seed: 'fx', preset: 'natural', ...neutral, contrast: 0.95 })).data).stats();
-    const highContrast = await sharp((await processor.applyStyle(textured, { seed: 'fx', preset: 'natural', ...neutral, contrast: 1.15 })).data).stats();
+    const lowContrast = await sharp(
+      (await processor.applyStyle(textured, { seed: 'fx', preset: 'natural', ...neutral, contrast: 0.95 })).data,
+    ).stats();
+    const highContrast = await sharp(
+      (await processor.applyStyle(textured, { seed: 'fx', preset: 'natural', ...neutral, contrast: 1.15 })).data,
+    ).stats();
     expect(highContrast.channels[0]!.stdev).toBeGreaterThan(lowContrast.channels[0]!.stdev);
   });
 
@@ -354,7 +366,9 @@ describe('bad input', () => {
       await expect(strict.trimWhitespace(good)).rejects.toThrow(/bytes, the limit is 1500/);
       const small = await png(rawImage(40, 30, () => [1, 2, 3]));
       await expect(strict.trimWhitespace(small)).rejects.toThrow(/1200 pixels, the limit is 1000/);
-      const jpeg = await sharp(Buffer.alloc(10 * 10 * 3), { raw: { width: 10, height: 10, channels: 3 } }).jpeg().toBuffer();
+      const jpeg = await sharp(Buffer.alloc(10 * 10 * 3), { raw: { width: 10, height: 10, channels: 3 } })
+        .jpeg()
+        .toBuffer();
       await expect(strict.trimWhitespace(jpeg)).rejects.toThrow(/format jpeg is not accepted \(accepted: png\)/);
       expect(readImageInfo(await strict.trimWhitespace(await png(rawImage(10, 10, () => [1, 2, 3])))).width).toBe(10);
     } finally {
@@ -363,10 +377,13 @@ describe('bad input', () => {
     expect(() => createImageProcessor({ formats: ['tiff'] })).toThrow(/Unknown image format/);
   });
 
-  it('leaves the caller\'s bytes alone, through good and failed calls', async () => {
+  it("leaves the caller's bytes alone, through good and failed calls", async () => {
     const single = createImageProcessor({ threads: 1 });
     try {
-      const images = [bordered(90, 60, { top: 4, right: 0, bottom: 0, left: 9 }), bordered(60, 90, { top: 0, right: 5, bottom: 8, left: 0 })];
+      const images = [
+        bordered(90, 60, { top: 4, right: 0, bottom: 0, left: 9 }),
+        bordered(60, 90, { top: 0, right: 5, bottom: 8, left: 0 }),
+      ];
       const inputs = await Promise.all(images.map(png));
       const copies = inputs.map((bytes) => Buffer.from(bytes));
       const expected = [
@@ -417,7 +434,9 @@ describe('bad input', () => {
   });
 
   it('refuses a JPEG of hundreds of scans (a CPU bomb in few bytes) from its markers, before decoding', async () => {
-    const progressive = await sharp(await png(rawImage(64, 64, (x, y) => [x * 4, y * 4, 90]))).jpeg({ progressive: true }).toBuffer();
+    const progressive = await sharp(await png(rawImage(64, 64, (x, y) => [x * 4, y * 4, 90])))
+      .jpeg({ progressive: true })
+      .toBuffer();
     const scans = jpegScans(progressive, 1000);
     expect(scans).toBeGreaterThan(1);
     expect(scans).toBeLessThan(20);
@@ -425,7 +444,11 @@ describe('bad input', () => {
     // the last scan repeated until there are 101: each decodes (and costs) like a real one
     const lastScan = progressive.lastIndexOf(Buffer.from([0xff, 0xda]));
     const scan = progressive.subarray(lastScan, progressive.length - 2);
-    const bomb = Buffer.concat([progressive.subarray(0, progressive.length - 2), ...Array(MAX_JPEG_SCANS + 1 - scans).fill(scan), Buffer.from([0xff, 0xd9])]);
+    const bomb = Buffer.concat([
+      progressive.subarray(0, progressive.length - 2),
+      ...Array(MAX_JPEG_SCANS + 1 - scans).fill(scan),
+      Buffer.from([0xff, 0xd9]),
+    ]);
     expect(jpegScans(bomb, 1000)).toBe(MAX_JPEG_SCANS + 1);
     const error = await processor.thumbnail(bomb, 32).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidImageError);
@@ -433,7 +456,9 @@ describe('bad input', () => {
   });
 
   it('refuses a result too wide for JPEG with InvalidImageError, not a server error', async () => {
-    const wide = await sharp({ create: { width: 70_000, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
+    const wide = await sharp({ create: { width: 70_000, height: 8, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
     const error = await processor.randomizeStyle(wide, { seed: 'wide' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidImageError);
     expect((error as Error).message).toMatch(/70000x8 pixels: a JPEG holds at most 65535 per side/);
@@ -441,7 +466,9 @@ describe('bad input', () => {
 
   it('refuses bad arguments with ValidationError', async () => {
     await expect(processor.processGrid(good, null as never)).rejects.toBeInstanceOf(ValidationError);
-    await expect(processor.processGrid(good, { styleSeed: null, cropWhiteBorders: 'yes' as never })).rejects.toBeInstanceOf(ValidationError);
+    await expect(processor.processGrid(good, { styleSeed: null, cropWhiteBorders: 'yes' as never })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     await expect(processor.randomizeStyle(good, { seed: 's', signal: {} as never })).rejects.toBeInstanceOf(ValidationError);
     await expect(processor.randomizeStyle(good, { seed: 's', timeoutMs: 2 ** 31 })).rejects.toBeInstanceOf(ValidationError);
     await expect(processor.cropWhiteBorders(good, 'x' as never)).rejects.toBeInstanceOf(ValidationError);
@@ -484,9 +511,7 @@ describe('timeouts, cancelling and close', () => {
   it('applies the processor-wide timeout', async () => {
     const hurried = createImageProcessor({ threads: 1, timeoutMs: 1 });
     try {
-      await expect(hurried.processGrid(grid, { cropWhiteBorders: true, styleSeed: 's' })).rejects.toBeInstanceOf(
-        ImageTimeoutError,
-      );
+      await expect(hurried.processGrid(grid, { cropWhiteBorders: true, styleSeed: 's' })).rejects.toBeInstanceOf(ImageTimeoutError);
     } finally {
       await hurried.close();
     }

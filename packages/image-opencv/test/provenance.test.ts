@@ -62,9 +62,9 @@ describe('provenance XMP written at the encode', () => {
   });
 
   it('refuses an xmp that is not a string of XML', async () => {
-    await expect(processor.processPicture(grid, { cropWhiteBorders: false, styleSeed: null, xmp: 42 as unknown as string })).rejects.toThrow(
-      ValidationError,
-    );
+    await expect(
+      processor.processPicture(grid, { cropWhiteBorders: false, styleSeed: null, xmp: 42 as unknown as string }),
+    ).rejects.toThrow(ValidationError);
     await expect(processor.thumbnail(grid, 32, { xmp: 'plain text' })).rejects.toThrow(/XMP packet/);
   });
 });
@@ -80,18 +80,21 @@ describe('insertXmp: the mark put into a provider picture without encoding it ag
     ['webp', 'image/webp', () => picture.clone().ensureAlpha(0.5).webp({ lossless: true }).toBuffer()],
     ['webp', 'image/webp', () => picture.clone().ensureAlpha(0.5).webp({ quality: 70 }).toBuffer()],
   ];
-  it.each(cases)('%s (%s): exiftool reads the mark, the pixels are the same, a second mark replaces the first', async (extension, contentType, make) => {
-    const original = await make();
-    const marked = insertXmp(original, contentType, xmp);
-    await expectMark(marked, extension);
-    const raw = async (bytes: Buffer) => (await sharp(bytes).raw().toBuffer({ resolveWithObject: true })).data;
-    expect((await raw(marked)).equals(await raw(original))).toBe(true);
-    expect((await sharp(marked).metadata()).hasAlpha).toBe((await sharp(original).metadata()).hasAlpha);
-    const other = renderXmp({ datasetId: 'second', personaId: 2, providers: [] });
-    const again = insertXmp(marked, contentType, other);
-    expect((await readXmpWithExiftool(again, extension)).DatasetId).toBe('second');
-    expect(again.toString('latin1').split('<x:xmpmeta').length - 1).toBe(1);
-  });
+  it.each(cases)(
+    '%s (%s): exiftool reads the mark, the pixels are the same, a second mark replaces the first',
+    async (extension, contentType, make) => {
+      const original = await make();
+      const marked = insertXmp(original, contentType, xmp);
+      await expectMark(marked, extension);
+      const raw = async (bytes: Buffer) => (await sharp(bytes).raw().toBuffer({ resolveWithObject: true })).data;
+      expect((await raw(marked)).equals(await raw(original))).toBe(true);
+      expect((await sharp(marked).metadata()).hasAlpha).toBe((await sharp(original).metadata()).hasAlpha);
+      const other = renderXmp({ datasetId: 'second', personaId: 2, providers: [] });
+      const again = insertXmp(marked, contentType, other);
+      expect((await readXmpWithExiftool(again, extension)).DatasetId).toBe('second');
+      expect(again.toString('latin1').split('<x:xmpmeta').length - 1).toBe(1);
+    },
+  );
 
   it('refuses a format it cannot mark', () => {
     expect(() => insertXmp(Buffer.from('GIF89a....'), 'image/gif', xmp)).toThrow(/Cannot write XMP into image\/gif/);

@@ -125,7 +125,10 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
       });
       const parsed = readPrompt(answer.text);
       if (!parsed.ok) {
-        throw new InvalidResponseError(SOURCE, `Flowise prompt flow ${options.promptFlowId} answered without a usable prompt: ${parsed.reason}`);
+        throw new InvalidResponseError(
+          SOURCE,
+          `Flowise prompt flow ${options.promptFlowId} answered without a usable prompt: ${parsed.reason}`,
+        );
       }
       return parsed.prompt;
     },

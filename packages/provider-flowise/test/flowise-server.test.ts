@@ -48,7 +48,13 @@ describe('Flowise stand-in', () => {
   });
 
   it('checks the start state against the keys the flow declares, and records what is wrong', async () => {
-    const answer = await post(server.personaFlowId, personaBody([{ key: 'requested_amount', value: 'three' }, { key: 'seed', value: 'x' }]));
+    const answer = await post(
+      server.personaFlowId,
+      personaBody([
+        { key: 'requested_amount', value: 'three' },
+        { key: 'seed', value: 'x' },
+      ]),
+    );
     expect(answer.status).toBe(500);
     expect(answer.body.message).toMatch(/NodeVM Execution Error/);
     const seen = server.requests.at(-1);
@@ -65,9 +71,15 @@ describe('Flowise stand-in', () => {
   });
 
   it('accepts a request without question, like Flowise', async () => {
-    const state = ['requested_amount', 'persona_description', 'bio_language', 'instructions_facebook', 'instructions_instagram', 'instructions_x', 'instructions_tiktok'].map(
-      (key) => ({ key, value: key === 'requested_amount' ? '2' : 'x' }),
-    );
+    const state = [
+      'requested_amount',
+      'persona_description',
+      'bio_language',
+      'instructions_facebook',
+      'instructions_instagram',
+      'instructions_x',
+      'instructions_tiktok',
+    ].map((key) => ({ key, value: key === 'requested_amount' ? '2' : 'x' }));
     const answer = await post(server.personaFlowId, JSON.stringify({ overrideConfig: { startState: { startAgentflow_0: state } } }));
     expect(answer.status).toBe(200);
     expect(Object.keys(answer.body)).toEqual(Object.keys(fixture('persona-1').body as object));

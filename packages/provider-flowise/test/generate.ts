@@ -61,7 +61,7 @@ const HOSTILE = [
   '&amp;',
   '<b>',
 ];
-const WORDS = ['Maria', 'nurse', 'loves', 'hiking', 'in', 'Austin', 'coffee', 'and', 'jazz', 'O\'Brien', 'São Paulo'];
+const WORDS = ['Maria', 'nurse', 'loves', 'hiking', 'in', 'Austin', 'coffee', 'and', 'jazz', "O'Brien", 'São Paulo'];
 
 /**
  * A string with hostile pieces, already in the form normalizePersona keeps: control characters

@@ -5,8 +5,7 @@ import { parsePersonaText, parsePromptText, personDataJson, scanJsonValues } fro
 import { int, LAYOUTS, layoutText, oneOf, randomPersona, seeded, toFlowiseObject } from './generate.js';
 
 const fixtureText = (name: string) =>
-  (JSON.parse(readFileSync(new URL(`./fixtures/${name}.response.json`, import.meta.url), 'utf8')) as { body: { text: string } })
-    .body.text;
+  (JSON.parse(readFileSync(new URL(`./fixtures/${name}.response.json`, import.meta.url), 'utf8')) as { body: { text: string } }).body.text;
 
 describe('scanJsonValues', () => {
   it('keeps braces, brackets and quotes inside strings out of the nesting', () => {
@@ -188,9 +187,9 @@ describe('prompt flow text', () => {
   });
 
   it('serialises person_data with the old keys, byte for byte as the old system did', () => {
-    const body = JSON.parse(
-      readFileSync(new URL('./fixtures/prompt-request.body.json', import.meta.url), 'utf8'),
-    ) as { overrideConfig: { startState: { startAgentflow_0: Array<{ key: string; value: string }> } } };
+    const body = JSON.parse(readFileSync(new URL('./fixtures/prompt-request.body.json', import.meta.url), 'utf8')) as {
+      overrideConfig: { startState: { startAgentflow_0: Array<{ key: string; value: string }> } };
+    };
     const sent = body.overrideConfig.startState.startAgentflow_0.find((e) => e.key === 'person_data')?.value;
     const sofia = parsePersonaText(fixtureText('persona-10')).personas[0];
     expect(sofia).toBeDefined();

@@ -17,13 +17,16 @@ afterAll(async () => {
 });
 
 function config(extra: Record<string, string> = {}) {
-  return loadConfig({
-    FLOWISE_URL: server.url,
-    FLOWISE_API_KEY: KEY,
-    FLOWISE_PERSONA_FLOW_ID: server.personaFlowId,
-    FLOWISE_PROMPT_FLOW_ID: server.promptFlowId,
-    ...extra,
-  }, [flowisePlugin()]);
+  return loadConfig(
+    {
+      FLOWISE_URL: server.url,
+      FLOWISE_API_KEY: KEY,
+      FLOWISE_PERSONA_FLOW_ID: server.personaFlowId,
+      FLOWISE_PROMPT_FLOW_ID: server.promptFlowId,
+      ...extra,
+    },
+    [flowisePlugin()],
+  );
 }
 
 describe('flowisePlugin', () => {

@@ -115,13 +115,9 @@ describe('requests as Flowise sees them', () => {
   it('sends the first prompt call and the next with the history, exactly as the old system did', async () => {
     const { prompts } = providers();
     const first = await prompts.nextPrompt({ persona: sofia(), previousPrompts: [], seed: 's' });
-    const oldFirst = (JSON.parse((fixture('prompt-first').body as { text: string }).text) as { final_prompt: string })
-      .final_prompt;
+    const oldFirst = (JSON.parse((fixture('prompt-first').body as { text: string }).text) as { final_prompt: string }).final_prompt;
     await prompts.nextPrompt({ persona: sofia(), previousPrompts: [oldFirst], seed: 's' });
-    expect(server.requests.map((r) => r.path)).toEqual([
-      `/api/v1/prediction/${PROMPT_FLOW}`,
-      `/api/v1/prediction/${PROMPT_FLOW}`,
-    ]);
+    expect(server.requests.map((r) => r.path)).toEqual([`/api/v1/prediction/${PROMPT_FLOW}`, `/api/v1/prediction/${PROMPT_FLOW}`]);
     expect(server.requests.every((r) => r.problems.length === 0)).toBe(true);
     // The old bodies, with core's extra person_data keys appended at the end of the JSON.
     expect(server.requests[0]?.body).toEqual(withExtraPersonData(requestFixture('prompt-request')));
@@ -439,9 +435,7 @@ describe('cancellation', () => {
   it('sends nothing when the signal is already aborted', async () => {
     const controller = new AbortController();
     controller.abort();
-    await expect(providers().personas.generate({ ...personaRequest, signal: controller.signal })).rejects.toBeInstanceOf(
-      CancelledError,
-    );
+    await expect(providers().personas.generate({ ...personaRequest, signal: controller.signal })).rejects.toBeInstanceOf(CancelledError);
     expect(server.requests).toHaveLength(0);
   });
 });

@@ -30,7 +30,9 @@ const NUMBER_BEFORE = String.raw`(?:at most|max(?:imum)?\.?|up to|no more than|n
 const STRICTLY_BELOW = '(?:under|less than|fewer than|below|unter|weniger als|menos de)';
 
 function readLimit(t: string, unit: string): number | undefined {
-  const atMost = new RegExp(`${NUMBER_BEFORE}\\s*(\\d{1,4})\\s*${unit}`).exec(t) ?? new RegExp(`(\\d{1,4})\\s*${unit}\\s*(?:max(?:imum)?|or less|or fewer|at most|limit|höchstens|no máximo)`).exec(t);
+  const atMost =
+    new RegExp(`${NUMBER_BEFORE}\\s*(\\d{1,4})\\s*${unit}`).exec(t) ??
+    new RegExp(`(\\d{1,4})\\s*${unit}\\s*(?:max(?:imum)?|or less|or fewer|at most|limit|höchstens|no máximo)`).exec(t);
   if (atMost) return Number(atMost[1]);
   const below = new RegExp(`${STRICTLY_BELOW}\\s*(\\d{1,4})\\s*${unit}`).exec(t);
   return below ? Math.max(1, Number(below[1]) - 1) : undefined;
@@ -39,9 +41,15 @@ function readLimit(t: string, unit: string): number | undefined {
 export function readBioInstructions(instruction: string | undefined): BioRules {
   const t = (instruction ?? '').toLowerCase();
   const noEmoji = /\b(?:no|without|zero|avoid|don'?t use|do not use|keine|ohne|sem|sin)\s+(?:any\s+)?emojis?\b|\bemoji[- ]free\b/.test(t);
-  const useEmoji = /\b(?:use|with|add|include|lots of|plenty of|mit|com|use|usar|usa)\s+(?:some\s+|a few\s+|an?\s+|many\s+|einigen\s+|alguns\s+)?emojis?\b/.test(t);
+  const useEmoji =
+    /\b(?:use|with|add|include|lots of|plenty of|mit|com|use|usar|usa)\s+(?:some\s+|a few\s+|an?\s+|many\s+|einigen\s+|alguns\s+)?emojis?\b/.test(
+      t,
+    );
   const noTags = /\b(?:no|without|avoid|don'?t use|do not use|keine|ohne|sem|sin)\s+(?:any\s+)?hashtags?\b/.test(t);
-  const useTags = /\b(?:use|with|add|include|mit|com|usar|usa)\s+(?:some\s+|a few\s+|two\s+|2\s+|a couple of\s+|einigen\s+|alguns\s+)?hashtags?\b/.test(t);
+  const useTags =
+    /\b(?:use|with|add|include|mit|com|usar|usa)\s+(?:some\s+|a few\s+|two\s+|2\s+|a couple of\s+|einigen\s+|alguns\s+)?hashtags?\b/.test(
+      t,
+    );
   const formal = /\b(?:professional|formal|serious|sachlich|seriös|profissional)\b/.test(t);
   const veryShort = /\b(?:very|super|extremely|sehr|muito)\s+(?:short|brief|kurz|curta|curto)\b(?!\s+lines?)/.test(t);
   const short = /\b(?:short|brief|concise|kurz|knapp|curta|curto|breve)\b(?!\s+(?:lines?|zeilen|linhas))/.test(t);
@@ -125,7 +133,17 @@ export function composeBio(candidates: readonly string[], rules: BioRules, ctx: 
   if (rules.maxWords !== undefined) {
     const maxWords = rules.maxWords;
     const fitting = ruled.filter((c) => words(c) <= maxWords);
-    ruled = fitting.length > 0 ? fitting : [cleanUp(([...ruled].sort((a, b) => words(a) - words(b))[0] ?? '').split(/(?<=\s)/).slice(0, maxWords).join(''))];
+    ruled =
+      fitting.length > 0
+        ? fitting
+        : [
+            cleanUp(
+              ([...ruled].sort((a, b) => words(a) - words(b))[0] ?? '')
+                .split(/(?<=\s)/)
+                .slice(0, maxWords)
+                .join(''),
+            ),
+          ];
   }
   const bio = fitWithin(ruled, limit, Math.min(start, Math.max(0, ruled.length - 2)));
   return charCount(bio) <= limit ? bio : clip(bio, limit);

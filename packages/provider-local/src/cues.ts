@@ -85,10 +85,9 @@ export function readGenders(text: string): Gender[] | undefined {
     /\b(?:women|woman|female|females|girls?|ladies|mothers?|moms?|mums?|wives|sisters?|frauen|mütter|mulheres|mães|meninas)\b|女性|نساء|سيدات/.test(
       t,
     );
-  const male =
-    /\b(?:men|man|male|males|boys?|guys|fathers?|dads?|husbands?|brothers?|männer|väter|homens|pais|rapazes)\b|男性|رجال/.test(
-      t,
-    );
+  const male = /\b(?:men|man|male|males|boys?|guys|fathers?|dads?|husbands?|brothers?|männer|väter|homens|pais|rapazes)\b|男性|رجال/.test(
+    t,
+  );
   if (female && !male) return ['f'];
   if (male && !female) return ['m'];
   return undefined;

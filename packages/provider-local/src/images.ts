@@ -209,7 +209,11 @@ function skinFor(ethnicity: string): string[] {
   const e = ethnicity.toLowerCase();
   if (/black|african|aboriginal/.test(e)) return SKIN.dark;
   if (/white|japanese|korean|han|chinese|taiwanese|east asian|armenian|georgian/.test(e)) return SKIN.light;
-  if (/hispanic|mestizo|pardo|arab|persian|turkish|kurdish|south asian|southeast|indian|north african|middle eastern|amazigh|coloured|mixed|indigenous/.test(e)) {
+  if (
+    /hispanic|mestizo|pardo|arab|persian|turkish|kurdish|south asian|southeast|indian|north african|middle eastern|amazigh|coloured|mixed|indigenous/.test(
+      e,
+    )
+  ) {
     return SKIN.medium;
   }
   return SKIN.any;
@@ -284,7 +288,13 @@ function hex(color: string): [number, number, number] {
 }
 
 function toHex(rgb: [number, number, number]): string {
-  return rgb.map((v) => Math.max(0, Math.min(255, Math.round(v))).toString(16).padStart(2, '0')).join('');
+  return rgb
+    .map((v) =>
+      Math.max(0, Math.min(255, Math.round(v)))
+        .toString(16)
+        .padStart(2, '0'),
+    )
+    .join('');
 }
 
 /** The light named in the prompt shifts the colours: dusk and neon darken, golden hour warms, overcast greys. */
@@ -329,9 +339,7 @@ function planShot(face: Face, prompt: string, size: number, r: Random, seed: str
   // Each shot of a prompt differs a little: scale, position, expression, clothes, glasses.
   const avatarSize = Math.max(16, Math.round(size * Math.min(1, scale * (0.94 + r.next() * 0.08))));
   const left = Math.round((size - avatarSize) / 2 + (r.next() - 0.5) * (size - avatarSize) * 0.8);
-  const outdoors = ['beach', 'park', 'mountain', 'lake', 'market', 'rooftop', 'street', 'garden', 'concert'].includes(
-    setting?.key ?? '',
-  );
+  const outdoors = ['beach', 'park', 'mountain', 'lake', 'market', 'rooftop', 'street', 'garden', 'concert'].includes(setting?.key ?? '');
   const accessories: AvataaarsOptions['accessories'] =
     outdoors && /sun|golden|beach|midday/.test(p) && r.chance(0.6)
       ? ['sunglasses', 'wayfarers']
@@ -379,7 +387,9 @@ export function baseOptions(persona: PersonaData, size: number): AvataaarsOption
 
 async function renderShot(plan: ShotPlan, size: number): Promise<Buffer> {
   const sharp = await loadSharp();
-  const avatar = await sharp(Buffer.from(await avatarSvg(plan.avatar))).png().toBuffer();
+  const avatar = await sharp(Buffer.from(await avatarSvg(plan.avatar)))
+    .png()
+    .toBuffer();
   return sharp(Buffer.from(sceneSvg(size, plan.sky, plan.ground, plan.horizon)))
     .composite([{ input: avatar, left: plan.left, top: size - plan.avatarSize }])
     .removeAlpha()

@@ -22,16 +22,7 @@ export const OCCUPATIONS = [
 ] as const;
 export type Occupation = (typeof OCCUPATIONS)[number];
 
-export type PlaceKind =
-  | 'hospital'
-  | 'school'
-  | 'company'
-  | 'restaurant'
-  | 'cafe'
-  | 'shop'
-  | 'pharmacy'
-  | 'studio'
-  | 'workshop';
+export type PlaceKind = 'hospital' | 'school' | 'company' | 'restaurant' | 'cafe' | 'shop' | 'pharmacy' | 'studio' | 'workshop';
 
 export interface OccupationInfo {
   place: PlaceKind;

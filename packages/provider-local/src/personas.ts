@@ -15,7 +15,16 @@ import {
 import type { Faker } from '@faker-js/faker';
 import { type BioRules, composeBio, readBioInstructions } from './bio-rules.js';
 import { type DescriptionCues, MAX_AGE, MIN_AGE, readCues } from './cues.js';
-import { ethnicityWeights, type FakerLocaleName, fakerFor, fakerLocaleFor, localeData, pickWeighted, type SexedNames, sexedNames } from './locales.js';
+import {
+  ethnicityWeights,
+  type FakerLocaleName,
+  fakerFor,
+  fakerLocaleFor,
+  localeData,
+  pickWeighted,
+  type SexedNames,
+  sexedNames,
+} from './locales.js';
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
 import { type Country, countryForLocale, pickHome, placeName, readPlace } from './places.js';
 import { fill, HOBBY_EMOJI, PORTUGUESE_COMPANIES, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';

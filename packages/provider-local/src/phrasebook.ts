@@ -763,9 +763,7 @@ const ar: Phrasebook = {
     ],
     work: [{ f: 'تعمل {job} في {workplace}.', m: 'يعمل {job} في {workplace}.' }],
     student: [{ f: 'تدرس {study} في {school}.', m: 'يدرس {study} في {school}.' }],
-    retired: [
-      { f: 'متقاعدة بعد سنوات طويلة في {workplace}.', m: 'متقاعد بعد سنوات طويلة في {workplace}.' },
-    ],
+    retired: [{ f: 'متقاعدة بعد سنوات طويلة في {workplace}.', m: 'متقاعد بعد سنوات طويلة في {workplace}.' }],
     hobbies: [{ f: 'تحب {h1} و{h2} و{h3}.', m: 'يحب {h1} و{h2} و{h3}.' }],
     trait: [
       {

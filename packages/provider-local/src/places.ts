@@ -297,7 +297,20 @@ const SOURCES: CountrySource[] = [
   {
     id: 'US',
     lang: 'en',
-    names: ['United States', 'USA', 'U.S.A.', 'U.S.', 'America', 'the States', 'Estados Unidos', 'EUA', 'EE. UU.', 'USA', 'Vereinigte Staaten', 'États-Unis'],
+    names: [
+      'United States',
+      'USA',
+      'U.S.A.',
+      'U.S.',
+      'America',
+      'the States',
+      'Estados Unidos',
+      'EUA',
+      'EE. UU.',
+      'USA',
+      'Vereinigte Staaten',
+      'États-Unis',
+    ],
     locales: ['en_US', 'en'],
     cities: `
       New York City (New York City; New York, NYC) > New York
@@ -543,7 +556,14 @@ const LINE = /^(.+?)(?:\s*\(([^)]*)\))?\s*>\s*(.+?)(?:\s*\(([^)]*)\))?$/;
 function split(names: string | undefined): [string | undefined, string[]] {
   if (!names) return [undefined, []];
   const [english, ...aliases] = names.split(';');
-  return [english?.trim(), aliases.join(',').split(',').map((a) => a.trim()).filter(Boolean)];
+  return [
+    english?.trim(),
+    aliases
+      .join(',')
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean),
+  ];
 }
 
 function build(): { countries: Country[]; entries: NameEntry[] } {
@@ -553,7 +573,10 @@ function build(): { countries: Country[]; entries: NameEntry[] } {
     const country: Country = { id: source.id, lang: source.lang, locales: source.locales, cities: [], regions: [] };
     countries.push(country);
     for (const name of source.names) entries.push({ name, country });
-    for (const line of source.cities.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    for (const line of source.cities
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)) {
       const m = LINE.exec(line);
       if (!m) throw new Error(`bad gazetteer line: ${line}`);
       const [cityEn, cityAliases] = split(m[2]);
@@ -624,7 +647,12 @@ export function readPlace(description: string): PlaceCue | undefined {
   const home = found.find((f) => !f.from) ?? found[0];
   if (!home) return undefined;
   const origin = found.find((f) => f.from && f !== home && f.entry.name !== home.entry.name);
-  const cue = (f: (typeof found)[number]): PlaceCue => ({ country: f.entry.country, region: f.entry.region, city: f.entry.city, matched: f.matched });
+  const cue = (f: (typeof found)[number]): PlaceCue => ({
+    country: f.entry.country,
+    region: f.entry.region,
+    city: f.entry.city,
+    matched: f.matched,
+  });
   return { ...cue(home), origin: origin ? cue(origin) : undefined };
 }
 

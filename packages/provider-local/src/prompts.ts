@@ -6,24 +6,52 @@ import { createRandom } from '@avatargen/core';
  * recognises in a prompt. {their} becomes her/his.
  */
 export const SETTINGS = [
-  { key: 'cafe', text: 'in a cozy neighborhood cafe', doing: ['sipping a cappuccino', 'reading a paperback', 'chatting with a friend across the table'] },
+  {
+    key: 'cafe',
+    text: 'in a cozy neighborhood cafe',
+    doing: ['sipping a cappuccino', 'reading a paperback', 'chatting with a friend across the table'],
+  },
   { key: 'park', text: 'in a leafy city park', doing: ['walking {their} dog', 'sitting on a bench', 'having a picnic with friends'] },
   { key: 'beach', text: 'on a sandy beach', doing: ['walking along the water', 'laughing in the wind', 'holding {their} sandals'] },
   { key: 'kitchen', text: 'in a bright home kitchen', doing: ['chopping vegetables', 'stirring a pot', 'making coffee'] },
-  { key: 'office', text: 'at a modern open-plan office', doing: ['working on a laptop', 'talking with a colleague', 'holding a mug at {their} desk'] },
-  { key: 'street', text: 'on a busy downtown street', doing: ['waiting at a crosswalk', 'carrying shopping bags', 'looking at {their} phone'] },
+  {
+    key: 'office',
+    text: 'at a modern open-plan office',
+    doing: ['working on a laptop', 'talking with a colleague', 'holding a mug at {their} desk'],
+  },
+  {
+    key: 'street',
+    text: 'on a busy downtown street',
+    doing: ['waiting at a crosswalk', 'carrying shopping bags', 'looking at {their} phone'],
+  },
   { key: 'mountain', text: 'on a mountain trail', doing: ['hiking with a backpack', 'resting on a rock', 'looking out over the valley'] },
   { key: 'library', text: 'in a quiet library', doing: ['browsing the shelves', 'taking notes', 'reading at a long table'] },
-  { key: 'gym', text: 'at a neighborhood gym', doing: ['stretching after a workout', 'lifting light dumbbells', 'drinking from a water bottle'] },
-  { key: 'market', text: 'at an outdoor farmers market', doing: ['choosing fresh fruit', 'carrying a tote bag of vegetables', 'tasting a sample'] },
+  {
+    key: 'gym',
+    text: 'at a neighborhood gym',
+    doing: ['stretching after a workout', 'lifting light dumbbells', 'drinking from a water bottle'],
+  },
+  {
+    key: 'market',
+    text: 'at an outdoor farmers market',
+    doing: ['choosing fresh fruit', 'carrying a tote bag of vegetables', 'tasting a sample'],
+  },
   { key: 'living room', text: 'in a sunny living room', doing: ['reading on the sofa', 'playing a board game', 'watering a houseplant'] },
   { key: 'rooftop', text: 'on a rooftop terrace', doing: ['raising a glass with friends', 'leaning on the railing', 'laughing at a joke'] },
   { key: 'lake', text: 'on a wooden pier by a lake', doing: ['dangling {their} feet over the water', 'fishing', 'skipping stones'] },
   { key: 'concert', text: 'at an outdoor concert', doing: ['singing along', 'dancing in the crowd', 'holding up {their} phone'] },
   { key: 'snow', text: 'on a snowy street', doing: ['catching snowflakes', 'walking with a hot drink', 'brushing snow off {their} coat'] },
   { key: 'garden', text: 'in a backyard garden', doing: ['planting flowers', 'picking tomatoes', 'relaxing in a garden chair'] },
-  { key: 'train', text: 'on a commuter train', doing: ['looking out of the window', 'listening to music on headphones', 'reading the news'] },
-  { key: 'museum', text: 'in an art museum', doing: ['looking at a large painting', 'sketching in a notebook', 'walking through a gallery'] },
+  {
+    key: 'train',
+    text: 'on a commuter train',
+    doing: ['looking out of the window', 'listening to music on headphones', 'reading the news'],
+  },
+  {
+    key: 'museum',
+    text: 'in an art museum',
+    doing: ['looking at a large painting', 'sketching in a notebook', 'walking through a gallery'],
+  },
 ] as const;
 
 export const FRAMINGS = [
@@ -38,7 +66,13 @@ export const FRAMINGS = [
 ] as const;
 
 /** Things people do anywhere, mixed in with the setting's own. */
-export const ACTIVITIES = ['smiling at the camera', 'laughing', 'waving at the camera', 'taking a selfie', 'looking into the distance'] as const;
+export const ACTIVITIES = [
+  'smiling at the camera',
+  'laughing',
+  'waving at the camera',
+  'taking a selfie',
+  'looking into the distance',
+] as const;
 
 export const LIGHTS = [
   'soft morning light',
@@ -91,9 +125,7 @@ export function createLocalPromptProvider(): ImagePromptProvider {
       const { persona } = request;
       const previous = request.previousPrompts ?? [];
       const their = persona.gender === 'f' ? 'her' : 'his';
-      const usedSettings = new Set(
-        SETTINGS.filter((s) => previous.some((p) => p.toLowerCase().includes(s.text))).map((s) => s.key),
-      );
+      const usedSettings = new Set(SETTINGS.filter((s) => previous.some((p) => p.toLowerCase().includes(s.text))).map((s) => s.key));
       for (let attempt = 0; ; attempt++) {
         const r = createRandom('prompt', request.seed, identity(persona), previous.length, attempt);
         // Prefer a setting not used yet for this persona, so a set of shots covers different places.

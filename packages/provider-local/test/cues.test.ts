@@ -1,6 +1,15 @@
 import { DEFAULT_BIO_PROMPTS, type PersonaData } from '@avatargen/core';
 import { describe, expect, it } from 'vitest';
-import { COUNTRIES, countryForLocale, createLocalPersonaProvider, sexedFirstNames, readAgeRange, readCues, readGenders, readPlace } from '../src/index.js';
+import {
+  COUNTRIES,
+  countryForLocale,
+  createLocalPersonaProvider,
+  sexedFirstNames,
+  readAgeRange,
+  readCues,
+  readGenders,
+  readPlace,
+} from '../src/index.js';
 
 const provider = createLocalPersonaProvider();
 
@@ -21,7 +30,12 @@ function realPairs(countryId: string): Set<string> {
   const country = COUNTRIES.find((c) => c.id === countryId);
   if (!country) throw new Error(countryId);
   return new Set(
-    country.cities.flatMap((c) => [`${c.name}|${c.region.name}`, `${c.en}|${c.region.en}`, `${c.name}|${c.region.en}`, `${c.en}|${c.region.name}`]),
+    country.cities.flatMap((c) => [
+      `${c.name}|${c.region.name}`,
+      `${c.en}|${c.region.en}`,
+      `${c.name}|${c.region.en}`,
+      `${c.en}|${c.region.name}`,
+    ]),
   );
 }
 

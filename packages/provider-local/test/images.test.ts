@@ -10,7 +10,16 @@ import {
 import { samplePersona } from '@avatargen/core/testing';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { baseOptions, createLocalImageProvider, createLocalProviders, DEFAULT_SIZE, faceOf, GREY_HAIR, pictureLayout, planPictures } from '../src/index.js';
+import {
+  baseOptions,
+  createLocalImageProvider,
+  createLocalProviders,
+  DEFAULT_SIZE,
+  faceOf,
+  GREY_HAIR,
+  pictureLayout,
+  planPictures,
+} from '../src/index.js';
 
 const PICTURE = 96;
 const provider = createLocalImageProvider({ imageSize: 80, pictureSize: PICTURE });
@@ -49,8 +58,7 @@ const colWhite = (img: Raw, x: number, y0 = 0, y1 = img.height) => {
   return true;
 };
 /** Share of pixels in a row segment with every channel >= 220 (what cropWhiteBorders calls white). */
-const nearWhiteShare = (pixels: Array<[number, number, number]>) =>
-  pixels.filter((p) => p.every((v) => v >= 220)).length / pixels.length;
+const nearWhiteShare = (pixels: Array<[number, number, number]>) => pixels.filter((p) => p.every((v) => v >= 220)).length / pixels.length;
 
 const personas: PersonaData[] = [
   samplePersona(),
@@ -157,7 +165,12 @@ describe('pictures', () => {
     const base = await provider.baseImage({ persona, seed: 'grid' });
     const again = await shots({ persona, base, prompt: prompts[0] as string, count: 4, seed: 'grid' });
     const first = sets.find((g) => g.persona === persona && g.prompt === prompts[0]);
-    expect(again.map((image, i) => Buffer.from(image.data).equals(Buffer.from(first?.images[i]?.data ?? [])))).toEqual([true, true, true, true]);
+    expect(again.map((image, i) => Buffer.from(image.data).equals(Buffer.from(first?.images[i]?.data ?? [])))).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
     const other = sets.find((g) => g.persona === persona && g.prompt === prompts[1]);
     expect(Buffer.from(other?.images[0]?.data ?? []).equals(Buffer.from(first?.images[0]?.data ?? []))).toBe(false);
     const reseeded = await shots({ persona, base, prompt: prompts[0] as string, count: 4, seed: 'another' });
@@ -259,7 +272,13 @@ describe('errors and cancellation', () => {
 
   it('refuses a base that is not an image with InvalidImageError', async () => {
     await expect(
-      provider.pictures({ persona, base: { data: Buffer.from('not an image at all'), contentType: 'image/png' }, prompt: 'x', count: 4, seed: 's' }),
+      provider.pictures({
+        persona,
+        base: { data: Buffer.from('not an image at all'), contentType: 'image/png' },
+        prompt: 'x',
+        count: 4,
+        seed: 's',
+      }),
     ).rejects.toBeInstanceOf(InvalidImageError);
   });
 

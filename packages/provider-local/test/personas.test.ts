@@ -56,7 +56,18 @@ describe('500 personas over en, de, ja, pt-BR and ar', () => {
   it('fills every field with plausible values', () => {
     for (const code of LOCALES) {
       for (const p of batches.get(code) ?? []) {
-        for (const field of ['firstName', 'lastName', 'ethnicity', 'jobTitle', 'workplace', 'eduEstablishment', 'eduStudy', 'currentCity', 'prevCity', 'about'] as const) {
+        for (const field of [
+          'firstName',
+          'lastName',
+          'ethnicity',
+          'jobTitle',
+          'workplace',
+          'eduEstablishment',
+          'eduStudy',
+          'currentCity',
+          'prevCity',
+          'about',
+        ] as const) {
           expect(p[field].length, `${code} ${field}`).toBeGreaterThan(0);
           expect(p[field]).not.toMatch(/\{\w+\}|undefined|null|NaN/);
         }
@@ -68,7 +79,15 @@ describe('500 personas over en, de, ja, pt-BR and ar', () => {
         expect(p.age).toBeLessThanOrEqual(75);
         expect(Number.isInteger(p.age)).toBe(true);
         expect(['f', 'm']).toContain(p.gender);
-        for (const field of ['jobTitle', 'workplace', 'eduEstablishment', 'eduStudy', 'currentCity', 'currentState', 'ethnicity'] as const) {
+        for (const field of [
+          'jobTitle',
+          'workplace',
+          'eduEstablishment',
+          'eduStudy',
+          'currentCity',
+          'currentState',
+          'ethnicity',
+        ] as const) {
           expect([...p[field]].length).toBeLessThanOrEqual(PERSONA_LIMITS.short);
         }
       }
@@ -226,7 +245,8 @@ describe('requests', () => {
 describe('Portuguese of Portugal and of Brazil', () => {
   const text = (p: PersonaData) =>
     [p.jobTitle, p.workplace, p.eduEstablishment, p.eduStudy, p.about, ...PLATFORMS.map((platform) => p.bios[platform])].join(' \n ');
-  const BRAZILIAN = /\bOi\b|cachorro|Universidade Federal|\bU?LTDA\b|aposentad|Estudando|Drogaria|Escola Estadual|Padaria|Ciência da Computação|Ciências Contábeis|trilhas|\btopo\b/;
+  const BRAZILIAN =
+    /\bOi\b|cachorro|Universidade Federal|\bU?LTDA\b|aposentad|Estudando|Drogaria|Escola Estadual|Padaria|Ciência da Computação|Ciências Contábeis|trilhas|\btopo\b/;
 
   it.each(['pt', 'pt-PT'])('%s reads as Portugal: faker pt_PT names, no Brazilian words, Lda. companies', async (code) => {
     expect(fakerLocaleFor(code)).toBe('pt_PT');

@@ -141,7 +141,10 @@ export function createOpenAIChatProviders(options: OpenAIChatOptions = {}): Open
         if (auto && next && !signal?.aborted && !timedOut && refusesResponseFormat(error)) {
           // Another call may have stepped down already; never step back up.
           if (output === mode) output = next;
-          logger?.warn({ model, from: mode, to: output, message: scrub((error as Error).message, apiKey ?? '') }, 'chat server refuses this response format; trying the next');
+          logger?.warn(
+            { model, from: mode, to: output, message: scrub((error as Error).message, apiKey ?? '') },
+            'chat server refuses this response format; trying the next',
+          );
           continue;
         }
         const mapped = toAvatarGenError(error, {
@@ -196,7 +199,13 @@ export function createOpenAIChatProviders(options: OpenAIChatOptions = {}): Open
       throwIfAborted(request.signal);
       let count = request.count;
       for (;;) {
-        const answer = await complete(personaMessages({ ...request, count }), 'personas', personaListJsonSchema(), request.signal, request.onUsage);
+        const answer = await complete(
+          personaMessages({ ...request, count }),
+          'personas',
+          personaListJsonSchema(),
+          request.signal,
+          request.onUsage,
+        );
         const batch = readPersonas(answer.text);
         if (answer.finish === 'length' && batch.personas.length === 0) {
           // Cut off at the model's output limit: ask for fewer at once; the pipeline asks again for the rest.
@@ -206,7 +215,10 @@ export function createOpenAIChatProviders(options: OpenAIChatOptions = {}): Open
             count = smaller;
             continue;
           }
-          throw new InvalidResponseError(SOURCE, `OpenAI ${OPERATION} (${model}): the answer was cut off at the token limit (finish_reason length) even for one persona`);
+          throw new InvalidResponseError(
+            SOURCE,
+            `OpenAI ${OPERATION} (${model}): the answer was cut off at the token limit (finish_reason length) even for one persona`,
+          );
         }
         if (batch.personas.length === 0) {
           const reasons = batch.rejected.slice(0, 3).map((r) => r.reason);

@@ -1,10 +1,4 @@
-import {
-  AvatarGenError,
-  CancelledError,
-  InvalidResponseError,
-  ModerationError,
-  ProviderError,
-} from '@avatargen/core';
+import { AvatarGenError, CancelledError, InvalidResponseError, ModerationError, ProviderError } from '@avatargen/core';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 
 export const SOURCE = 'openai';
@@ -84,7 +78,12 @@ export function toAvatarGenError(error: unknown, state: CallState): AvatarGenErr
       return new ModerationError(SOURCE, `${where} blocked by the safety system: ${message}`, { status });
     }
     // The server's message is left out on purpose: OpenAI echoes (part of) the key there.
-    if (status === 401) return ProviderError.auth(SOURCE, `${where}: the API key was refused (HTTP 401); check ${state.keyVariable ?? 'OPENAI_API_KEY'}`, 401);
+    if (status === 401)
+      return ProviderError.auth(
+        SOURCE,
+        `${where}: the API key was refused (HTTP 401); check ${state.keyVariable ?? 'OPENAI_API_KEY'}`,
+        401,
+      );
     if (status === 403) return ProviderError.auth(SOURCE, `${where}: access denied (HTTP 403): ${message}`, 403);
     if (status === 429) {
       return ProviderError.rateLimited(SOURCE, `${where} rate limited (HTTP 429): ${message}`, parseRetryAfter(error.headers));

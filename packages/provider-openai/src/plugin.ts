@@ -9,12 +9,19 @@ const chatVariables = {
     .optional()
     .describe('OpenAI-compatible server for chat, e.g. http://127.0.0.1:11434/v1 for Ollama (default: OPENAI_BASE_URL).'),
   OPENAI_CHAT_API_KEY: variables.text().describe('Key for the chat server (default: OPENAI_API_KEY; none for a server that takes none).'),
-  OPENAI_CHAT_TEMPERATURE: z.coerce.number().min(0).max(2).optional().describe('Sampling temperature of chat calls (default: the model\'s own).'),
+  OPENAI_CHAT_TEMPERATURE: z.coerce
+    .number()
+    .min(0)
+    .max(2)
+    .optional()
+    .describe("Sampling temperature of chat calls (default: the model's own)."),
   OPENAI_CHAT_TIMEOUT_SECONDS: variables.int(1, 3600).default(120).describe('Timeout of one chat call.'),
   OPENAI_CHAT_OUTPUT: z
     .enum(CHAT_OUTPUTS)
     .default('auto')
-    .describe('How the answer shape is asked: json_schema (strict), json_object, prompt; auto steps down when the server refuses with a 400.'),
+    .describe(
+      'How the answer shape is asked: json_schema (strict), json_object, prompt; auto steps down when the server refuses with a 400.',
+    ),
 };
 
 /** The variables this plugin reads; validated by core when the plugin is loaded. */
@@ -29,7 +36,9 @@ export const openaiConfig = z.object({
   OPENAI_INPUT_FIDELITY: z
     .enum(['high', 'low', 'off'])
     .default('high')
-    .describe('input_fidelity of edits (reference face, pictures): high keeps faces closest; off sends none. A model that refuses it gets none.'),
+    .describe(
+      'input_fidelity of edits (reference face, pictures): high keeps faces closest; off sends none. A model that refuses it gets none.',
+    ),
   OPENAI_CONCURRENCY: variables.int(1, 50).default(4).describe('OpenAI image calls in flight per worker process.'),
   OPENAI_TIMEOUT_SECONDS: variables.int(1, 3600).default(600).describe('Timeout of one image call.'),
   BASE_PROMPT_APPEND: z.string().optional().describe('Text appended to every image prompt.'),
@@ -90,10 +99,19 @@ export interface OpenAIPluginOptions extends Partial<OpenAIImageProviderOptions>
 export function openaiPlugin(options: OpenAIPluginOptions = {}): AvatarGenPlugin {
   const { images = true, text = false, chat, ...overrides } = options;
   if (!images && !text) throw new TypeError('openaiPlugin: images and text are both off, so it would fill no port');
-  const provides: PortName[] = [...(images ? (['imageProvider'] as const) : []), ...(text ? (['personaProvider', 'imagePromptProvider'] as const) : [])];
-  const register = (context: { config: OpenAIChatConfig & Partial<OpenAIConfig>; logger: OpenAIImageProviderOptions['logger'] }, provide: (port: PortName, value: unknown) => void) => {
+  const provides: PortName[] = [
+    ...(images ? (['imageProvider'] as const) : []),
+    ...(text ? (['personaProvider', 'imagePromptProvider'] as const) : []),
+  ];
+  const register = (
+    context: { config: OpenAIChatConfig & Partial<OpenAIConfig>; logger: OpenAIImageProviderOptions['logger'] },
+    provide: (port: PortName, value: unknown) => void,
+  ) => {
     if (images) {
-      provide('imageProvider', createOpenAIImageProvider({ ...optionsFromConfig(context.config as OpenAIConfig), logger: context.logger, ...overrides }));
+      provide(
+        'imageProvider',
+        createOpenAIImageProvider({ ...optionsFromConfig(context.config as OpenAIConfig), logger: context.logger, ...overrides }),
+      );
     }
     if (text) {
       const providers = createOpenAIChatProviders({ ...chatOptionsFromConfig(context.config), logger: context.logger, ...chat });

@@ -167,7 +167,12 @@ export class OpenAIImageProvider implements ImageProvider {
     const images = [await asUpload(request.base, 'Base image', 'base')];
     const face = request.referenceFace;
     if (face) images.push(await asUpload(face, `Reference face ${face.key}`, 'face'));
-    return { kind: 'grid', image: await this.edit(prompt, images, request.output, request.signal, request.onUsage), rows: GRID_ROWS, cols: GRID_COLS };
+    return {
+      kind: 'grid',
+      image: await this.edit(prompt, images, request.output, request.signal, request.onUsage),
+      rows: GRID_ROWS,
+      cols: GRID_COLS,
+    };
   }
 
   private edit(

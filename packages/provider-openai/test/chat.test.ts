@@ -40,7 +40,11 @@ const request = (over: Partial<PersonaRequest> = {}): PersonaRequest => ({
   ...over,
 });
 
-const failure = (promise: Promise<unknown>) => promise.then(() => null, (error: unknown) => error);
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => null,
+    (error: unknown) => error,
+  );
 
 describe('personas over /v1/chat/completions', () => {
   it("asks with a strict json_schema generated from core's persona schema, the model, the messages and the key", async () => {
@@ -61,7 +65,9 @@ describe('personas over /v1/chat/completions', () => {
     expect(messages[1]?.content).toContain('Write exactly 4 personas that match this description: Tram drivers in Lisbon');
     expect(messages[1]?.content).toContain('TikTok bio: Playful.');
     // the answer's usage, reported once per call
-    expect(usage).toEqual([{ provider: 'openai', model: 'gpt-4.1-mini', inputTokens: seen?.usage?.prompt_tokens, outputTokens: seen?.usage?.completion_tokens }]);
+    expect(usage).toEqual([
+      { provider: 'openai', model: 'gpt-4.1-mini', inputTokens: seen?.usage?.prompt_tokens, outputTokens: seen?.usage?.completion_tokens },
+    ]);
     expect(seen?.usage?.prompt_tokens).toBeGreaterThan(0);
   });
 

@@ -14,7 +14,10 @@ describe('base image with reference faces (baseImageWithFaces + provider-openai)
     const faces = threeFaces();
     const source = new ListFaceSource(faces);
     const made = makeBorderedPng({ width: 24, height: 24, border: 2 });
-    server().enqueue({ kind: 'moderation-block', endpoint: 'edits', violations: ['sexual'] }, { kind: 'image', endpoint: 'edits', image: made });
+    server().enqueue(
+      { kind: 'moderation-block', endpoint: 'edits', violations: ['sexual'] },
+      { kind: 'image', endpoint: 'edits', image: made },
+    );
     const flags: FaceFlag[] = [];
     const result = await baseImageWithFaces({
       imageProvider: providerFor(server()),

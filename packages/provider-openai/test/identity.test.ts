@@ -164,7 +164,11 @@ describe('a model that refuses a parameter: dropped, remembered, logged once', (
     // all three are usually in flight when the first 400 comes back; each is sent again once
     expect(server().requests.filter((r) => r.answer === 'rejected').length).toBeGreaterThanOrEqual(1);
     expect(server().requests.filter((r) => r.answer !== 'rejected')).toHaveLength(3);
-    expect(server().requests.filter((r) => r.answer !== 'rejected').every((r) => r.fields.input_fidelity === undefined)).toBe(true);
+    expect(
+      server()
+        .requests.filter((r) => r.answer !== 'rejected')
+        .every((r) => r.fields.input_fidelity === undefined),
+    ).toBe(true);
     expect(many.warnings).toHaveLength(1);
   });
 
@@ -182,7 +186,14 @@ describe('a model that refuses a parameter: dropped, remembered, logged once', (
       kind: 'raw',
       endpoint: 'edits',
       status: 400,
-      body: { error: { message: "Invalid value: 'high'. The 'quality' parameter is not supported by this model.", type: 'invalid_request_error', param: null, code: null } },
+      body: {
+        error: {
+          message: "Invalid value: 'high'. The 'quality' parameter is not supported by this model.",
+          type: 'invalid_request_error',
+          param: null,
+          code: null,
+        },
+      },
     });
     const provider = providerFor(server());
     await provider.pictures({ persona, base, output: { quality: 'high' }, prompt: 'a', count: 4, seed });

@@ -32,7 +32,7 @@ function editForm(file: Blob, fields: Record<string, string> = {}): FormData {
 const ok = { model: 'gpt-image-1.5', prompt: 'a selfie', size: 'auto', n: 1, moderation: 'auto' };
 
 describe('OpenAI test server', () => {
-  it('answers a good generation with OpenAI\'s body and a decodable PNG', async () => {
+  it("answers a good generation with OpenAI's body and a decodable PNG", async () => {
     const res = await generate(ok);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { created: number; data: Array<{ b64_json: string }>; usage: unknown };
@@ -42,7 +42,7 @@ describe('OpenAI test server', () => {
     expect(server().requests[0]).toMatchObject({ endpoint: 'generations', answer: 'default', problems: [] });
   });
 
-  it('refuses a missing or wrong key with 401 and OpenAI\'s error body', async () => {
+  it("refuses a missing or wrong key with 401 and OpenAI's error body", async () => {
     const missing = await generate(ok, {});
     expect(missing.status).toBe(401);
     const wrong = await generate(ok, { authorization: 'Bearer sk-nope' });

@@ -17,16 +17,23 @@ const logger = createLogger({ LOG_LEVEL: 'silent' });
 
 describe('openaiPlugin', () => {
   it('reads OPENAI_* and BASE_PROMPT_APPEND from the validated config and provides imageProvider', async () => {
-    const config = loadConfig({
-      OPENAI_API_KEY: server.apiKey,
-      OPENAI_BASE_URL: server.baseURL,
-      OPENAI_IMAGE_MODEL: 'gpt-image-1',
-      OPENAI_MODERATION: 'low',
-      OPENAI_CONCURRENCY: '3',
-      OPENAI_TIMEOUT_SECONDS: '45',
-      BASE_PROMPT_APPEND: 'Shot on an old phone.',
-    }, [openaiPlugin()]);
-    expect(optionsFromConfig(config as typeof config & OpenAIConfig)).toMatchObject({ concurrency: 3, timeoutMs: 45_000, moderation: 'low' });
+    const config = loadConfig(
+      {
+        OPENAI_API_KEY: server.apiKey,
+        OPENAI_BASE_URL: server.baseURL,
+        OPENAI_IMAGE_MODEL: 'gpt-image-1',
+        OPENAI_MODERATION: 'low',
+        OPENAI_CONCURRENCY: '3',
+        OPENAI_TIMEOUT_SECONDS: '45',
+        BASE_PROMPT_APPEND: 'Shot on an old phone.',
+      },
+      [openaiPlugin()],
+    );
+    expect(optionsFromConfig(config as typeof config & OpenAIConfig)).toMatchObject({
+      concurrency: 3,
+      timeoutMs: 45_000,
+      moderation: 'low',
+    });
     const { resolvePort } = await buildContainer([openaiPlugin()], { config, logger }, ['imageProvider']);
     const provider = resolvePort('imageProvider');
     expect(provider).toBeInstanceOf(OpenAIImageProvider);
@@ -41,14 +48,21 @@ describe('openaiPlugin', () => {
 
   it('uses the defaults: gpt-image-1.5, moderation auto, 4 in flight, 600 s', () => {
     const options = optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x' }, [openaiPlugin()]) as unknown as OpenAIConfig);
-    expect(options).toMatchObject({ model: 'gpt-image-1.5', moderation: 'auto', inputFidelity: 'high', concurrency: 4, timeoutMs: 600_000 });
+    expect(options).toMatchObject({
+      model: 'gpt-image-1.5',
+      moderation: 'auto',
+      inputFidelity: 'high',
+      concurrency: 4,
+      timeoutMs: 600_000,
+    });
     expect(options.baseURL).toBeUndefined();
     const provider = new OpenAIImageProvider(options);
     expect([provider.model, provider.moderation, provider.timeoutMs]).toEqual(['gpt-image-1.5', 'auto', 600_000]);
   });
 
   it('reads OPENAI_INPUT_FIDELITY (high, low, off) and refuses anything else, naming the variable', () => {
-    const read = (value: string) => optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x', OPENAI_INPUT_FIDELITY: value }, [openaiPlugin()]) as unknown as OpenAIConfig);
+    const read = (value: string) =>
+      optionsFromConfig(loadConfig({ OPENAI_API_KEY: 'sk-x', OPENAI_INPUT_FIDELITY: value }, [openaiPlugin()]) as unknown as OpenAIConfig);
     expect(['high', 'low', 'off'].map((v) => read(v).inputFidelity)).toEqual(['high', 'low', 'off']);
     expect(() => read('max')).toThrow(/OPENAI_INPUT_FIDELITY/);
   });
@@ -91,7 +105,9 @@ describe('openaiPlugin', () => {
       expect(plugin.provides).toEqual(['personaProvider', 'imagePromptProvider']);
       const built = await buildContainer([plugin], { config: loadConfig(env, [plugin]), env, logger }, ['imagePromptProvider']);
       expect(built.hasPort('imageProvider')).toBe(false);
-      const prompt = await built.resolvePort('imagePromptProvider').nextPrompt({ persona: samplePersona(), previousPrompts: [], seed: 's' });
+      const prompt = await built
+        .resolvePort('imagePromptProvider')
+        .nextPrompt({ persona: samplePersona(), previousPrompts: [], seed: 's' });
       expect(prompt.length).toBeGreaterThan(0);
       expect(ollama.requests.at(-1)?.authorization).toBeUndefined();
       // a bad chat variable names itself and the plugin

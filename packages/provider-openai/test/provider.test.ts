@@ -277,7 +277,9 @@ describe('errors as core typed errors', () => {
     expect(error.status).toBe(401);
     // The test server echoes the whole key in its answer, so this check can fail.
     expect(server().requests[0]?.problems.join(' ')).toContain(secret);
-    const everything = [error.message, String(error), error.stack ?? '', JSON.stringify(error), String(error.cause ?? ''), ...lines].join('\n');
+    const everything = [error.message, String(error), error.stack ?? '', JSON.stringify(error), String(error.cause ?? ''), ...lines].join(
+      '\n',
+    );
     expect(everything).not.toContain(secret);
     expect(everything).not.toContain('SECRET0123456789');
     expect(lines.length).toBeGreaterThan(0);

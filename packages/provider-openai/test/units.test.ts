@@ -24,7 +24,9 @@ describe('parseRetryAfter', () => {
 describe('isModerationBlock', () => {
   it('knows the moderation_blocked code and both safety-system messages, on 400 only', () => {
     expect(isModerationBlock({ status: 400, code: 'moderation_blocked' })).toBe(true);
-    expect(isModerationBlock({ status: 400, message: 'Your request was rejected by the safety system. safety_violations=[x].' })).toBe(true);
+    expect(isModerationBlock({ status: 400, message: 'Your request was rejected by the safety system. safety_violations=[x].' })).toBe(
+      true,
+    );
     expect(isModerationBlock({ status: 400, message: 'Your request was rejected as a result of our safety system.' })).toBe(true);
     expect(isModerationBlock({ status: 400, code: 'invalid_value', message: "Invalid 'size'." })).toBe(false);
     expect(isModerationBlock({ status: 500, code: 'moderation_blocked' })).toBe(false);

@@ -109,7 +109,8 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): File
   function pathOf(segments: string[]): string {
     const full = resolve(root, ...segments);
     // Belt and braces: the segment rules already make this impossible.
-    if (!full.startsWith(rootWithSep)) throw new StorageError('resolve', segments.join('/'), 'invalid key: outside the root', { keyRefused: true });
+    if (!full.startsWith(rootWithSep))
+      throw new StorageError('resolve', segments.join('/'), 'invalid key: outside the root', { keyRefused: true });
     return full;
   }
 
@@ -248,7 +249,9 @@ export function createFilesystemStorage(options: FilesystemStorageOptions): File
   let background: Promise<unknown> | undefined;
   const sweepInBackground = () => {
     background ??= sweepTempFiles()
-      .catch((error: unknown) => options.logger?.warn({ err: error }, `filesystem storage: temp file sweep failed: ${(error as Error).message}`))
+      .catch((error: unknown) =>
+        options.logger?.warn({ err: error }, `filesystem storage: temp file sweep failed: ${(error as Error).message}`),
+      )
       .finally(() => {
         background = undefined;
       });

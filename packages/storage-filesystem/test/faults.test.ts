@@ -32,7 +32,9 @@ function mount(args: string[], target: string): void {
   try {
     sh('mount', [...args, target]);
   } catch (error) {
-    const reason = String((error as { stderr?: Buffer }).stderr ?? error).trim().split('\n')[0];
+    const reason = String((error as { stderr?: Buffer }).stderr ?? error)
+      .trim()
+      .split('\n')[0];
     throw new Error(`${NEEDS_ROOT}: mount failed: ${reason}`);
   }
   mounts.push(target);
@@ -211,7 +213,11 @@ describe('filesystem storage under real faults', () => {
     const pending = storage.put('tasks/t1/streamed.png', held.stream, PNG).catch((e: unknown) => e);
     await expect.poll(() => tempFiles(root)).toHaveLength(1);
     // EXT4_IOC_SHUTDOWN (flag 0: flush, then shut down); perl is in every Debian base system.
-    sh('perl', ['-e', 'open(my $f, "<", $ARGV[0]) or die "open: $!"; my $flags = pack("L", 0); ioctl($f, 0x8004587D, $flags) or die "ioctl: $!";', dir]);
+    sh('perl', [
+      '-e',
+      'open(my $f, "<", $ARGV[0]) or die "open: $!"; my $flags = pack("L", 0); ioctl($f, 0x8004587D, $flags) or die "ioctl: $!";',
+      dir,
+    ]);
     held.release();
     expectRetryable(await pending, 'put', 'tasks/t1/streamed.png', 'EIO');
     expectRetryable(await storage.put('tasks/t1/b.png', Buffer.from('x'), PNG).catch((e: unknown) => e), 'put', 'tasks/t1/b.png', 'EIO');
@@ -349,7 +355,15 @@ describe('deletePrefix', () => {
   it('removes the objects, temp files and emptied folders under the prefix, and nothing outside it', async () => {
     const root = join(mnt, 'prefix');
     const storage = open({ root });
-    const keys = ['tasks/t1/p1/a.png', 'tasks/t1/p1/b.png', 'tasks/t1/p2/c.png', 'tasks/t1/d.csv', 'tasks/t10/e.png', 'tasks/t2/f.png', 'other.png'];
+    const keys = [
+      'tasks/t1/p1/a.png',
+      'tasks/t1/p1/b.png',
+      'tasks/t1/p2/c.png',
+      'tasks/t1/d.csv',
+      'tasks/t10/e.png',
+      'tasks/t2/f.png',
+      'other.png',
+    ];
     for (const key of keys) await storage.put(key, Buffer.from(key), PNG);
     // a fresh temp file inside (a write of the task being deleted) and one outside
     await writeFile(join(root, `tasks/t1/p2/${TEMP_PREFIX}inside`), 'x');

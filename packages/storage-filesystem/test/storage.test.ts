@@ -218,9 +218,7 @@ describe('filesystem storage', () => {
 
   it('is the objectStorage of filesystemStoragePlugin, under DATA_DIR/storage by default', async () => {
     const config = loadConfig({ DATA_DIR: join(base, 'data'), LOG_LEVEL: 'silent' });
-    const built = await buildContainer([filesystemStoragePlugin()], { config, logger: createLogger(config) }, [
-      'objectStorage',
-    ]);
+    const built = await buildContainer([filesystemStoragePlugin()], { config, logger: createLogger(config) }, ['objectStorage']);
     const storage = built.resolvePort('objectStorage');
     await storage.put('k/v.txt', Buffer.from('via plugin'), { contentType: 'text/plain' });
     expect(await readFile(join(base, 'data', 'storage', 'k', 'v.txt'), 'utf8')).toBe('via plugin');

@@ -53,7 +53,11 @@ export function createS3FaceSource(options: S3FaceSourceOptions): S3FaceSource {
   const ttl = options.cacheTtlMs ?? 60_000;
   const maxTries = options.maxTries ?? 5;
   const maxFaceBytes = options.maxFaceBytes ?? 20 * 1024 * 1024;
-  for (const [name, value] of [['cacheTtlMs', ttl], ['maxTries', maxTries], ['maxFaceBytes', maxFaceBytes]] as const) {
+  for (const [name, value] of [
+    ['cacheTtlMs', ttl],
+    ['maxTries', maxTries],
+    ['maxFaceBytes', maxFaceBytes],
+  ] as const) {
     if (!Number.isInteger(value) || value < (name === 'cacheTtlMs' ? 0 : 1)) {
       throw new ConfigError([`storage-s3: ${name} must be a whole number${name === 'cacheTtlMs' ? '' : ' above 0'}`]);
     }
@@ -135,7 +139,8 @@ export function createS3FaceSource(options: S3FaceSourceOptions): S3FaceSource {
     async randomFace({ gender, signal }) {
       throwIfAborted(signal);
       const wanted = gender === null ? [prefixes.f, prefixes.m] : [prefixes[gender]];
-      if (gender !== null && !wanted[0]) throw new StorageError('randomFace', undefined, `unknown gender ${JSON.stringify(gender)}`, { retryable: false });
+      if (gender !== null && !wanted[0])
+        throw new StorageError('randomFace', undefined, `unknown gender ${JSON.stringify(gender)}`, { retryable: false });
       const all = (await Promise.all(wanted.map((prefix) => keysUnder(prefix)))).flat();
       throwIfAborted(signal);
       const now = Date.now();

@@ -30,7 +30,9 @@ export interface S3PluginOptions {
   /** Passed on to the face source (prefixes, cacheTtlMs, maxTries...). */
   faceSource?: Partial<Pick<S3FaceSourceOptions, 'prefixes' | 'cacheTtlMs' | 'maxTries' | 'maxFaceBytes'>>;
   /** Timeouts and retries of the S3 client. */
-  connection?: Partial<Pick<S3ConnectionOptions, 'connectTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs' | 'maxAttempts' | 'forcePathStyle'>>;
+  connection?: Partial<
+    Pick<S3ConnectionOptions, 'connectTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs' | 'maxAttempts' | 'forcePathStyle'>
+  >;
 }
 
 /**

@@ -84,7 +84,10 @@ export function toStorageError(
   if (isNotFound(error)) return make('not found', false, true);
   if (name === 'NoSuchBucket') return make(`bucket "${info.bucket}" does not exist on ${info.host}`, false);
   if (AUTH_NAMES.has(name) || status === 401 || status === 403) {
-    return make(`refused by ${info.host} (${name}${status ? `, HTTP ${status}` : ''}): check the S3 access key, secret key and bucket permissions`, false);
+    return make(
+      `refused by ${info.host} (${name}${status ? `, HTTP ${status}` : ''}): check the S3 access key, secret key and bucket permissions`,
+      false,
+    );
   }
   // Before the timeout check: the SDK names a connection reset a TimeoutError too.
   if (e.code && UNREACHABLE_CODES.has(e.code)) return make(`cannot reach ${info.host} (${e.code})${tries}`, true);

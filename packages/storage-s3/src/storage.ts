@@ -246,9 +246,7 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
       }
       if (publicPrefix === null) return;
       try {
-        await client.send(
-          new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(publicReadPolicy(bucket, publicPrefix)) }),
-        );
+        await client.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(publicReadPolicy(bucket, publicPrefix)) }));
       } catch (error) {
         if (errorName(error) === 'NotImplemented' || httpStatus(error) === 501) {
           options.logger?.warn(
@@ -283,12 +281,7 @@ async function createBucket(client: S3Client, bucket: string, region: string): P
   }
 }
 
-async function* listAll(
-  client: S3Client,
-  bucket: string,
-  prefix: string,
-  fail: (error: unknown) => Error,
-): AsyncGenerator<StoredObject> {
+async function* listAll(client: S3Client, bucket: string, prefix: string, fail: (error: unknown) => Error): AsyncGenerator<StoredObject> {
   let token: string | undefined;
   do {
     let page: ListObjectsV2CommandOutput;

@@ -67,7 +67,16 @@ const services = definePlugin({
         return {
           data: image,
           contentType: 'image/png',
-          params: { seed, preset: 'natural', contrast: 1, blurSigma: null, sharpenAmount: null, grainSigma: null, vignetteStrength: null, jpegQuality: 90 },
+          params: {
+            seed,
+            preset: 'natural',
+            contrast: 1,
+            blurSigma: null,
+            sharpenAmount: null,
+            grainSigma: null,
+            vignetteStrength: null,
+            jpegQuality: 90,
+          },
         };
       },
       async thumbnail(image) {
@@ -75,7 +84,13 @@ const services = definePlugin({
       },
       async processGrid(image) {
         const info = readImageInfo(image);
-        return [0, 1, 2, 3].map(() => ({ data: image, contentType: info.contentType, width: info.width, height: info.height, style: null }));
+        return [0, 1, 2, 3].map(() => ({
+          data: image,
+          contentType: info.contentType,
+          width: info.width,
+          height: info.height,
+          style: null,
+        }));
       },
       async processPicture(image) {
         const info = readImageInfo(image);

@@ -105,7 +105,9 @@ describe('S3 storage failures', () => {
       .delete('tasks/x.png')
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageError);
-    expect((error as Error).message).toMatch(/^delete tasks\/x\.png: 127\.0\.0\.1:\d+ answered InternalError \(HTTP 500\) after 3 attempts/);
+    expect((error as Error).message).toMatch(
+      /^delete tasks\/x\.png: 127\.0\.0\.1:\d+ answered InternalError \(HTTP 500\) after 3 attempts/,
+    );
     expect((error as StorageError).retryable).toBe(true);
     expect(down.requests).toHaveLength(3);
   });

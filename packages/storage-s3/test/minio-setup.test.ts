@@ -62,18 +62,14 @@ describe('deploy/minio/setup.sh', () => {
     // The same document the package's ensureBucket() puts.
     expect(JSON.parse(await readFile(join(dir, 'policy.json'), 'utf8'))).toEqual(publicReadPolicy('images-prod', 'tasks/'));
     // Credentials only in mc's environment, URL-encoded; never on a command line.
-    expect((await readFile(join(dir, 'host'), 'utf8')).trim()).toBe(
-      `https://avatargen:${encodeURIComponent(SECRET)}@minio.internal:9000`,
-    );
+    expect((await readFile(join(dir, 'host'), 'utf8')).trim()).toBe(`https://avatargen:${encodeURIComponent(SECRET)}@minio.internal:9000`);
     expect(calls.join('\n')).not.toContain('secret');
   });
 
   it('uses the default bucket names and refuses a prefix that would open too much', async () => {
     await rm(join(dir, 'calls'), { force: true });
     await setup({ S3_PUBLIC_PREFIX: 'images/public/' });
-    expect(JSON.parse(await readFile(join(dir, 'policy.json'), 'utf8'))).toEqual(
-      publicReadPolicy('avatar-images', 'images/public/'),
-    );
+    expect(JSON.parse(await readFile(join(dir, 'policy.json'), 'utf8'))).toEqual(publicReadPolicy('avatar-images', 'images/public/'));
     for (const prefix of ['tasks', '*', '/tasks/', '../tasks/', 'tasks/*/']) {
       const failed = await setup({ S3_PUBLIC_PREFIX: prefix }).catch((e: { code: number; stderr: string }) => e);
       expect(failed, prefix).toMatchObject({ code: 2 });

@@ -43,7 +43,9 @@ function expectRetryable(error: unknown, operation: string): void {
 }
 
 describe('S3 storage when the server goes away and comes back', () => {
-  it('fails in-flight and new calls with retryable StorageErrors; works again once s3rver is back on its port', { timeout: 60_000 }, async () => {
+  it('fails in-flight and new calls with retryable StorageErrors; works again once s3rver is back on its port', {
+    timeout: 60_000,
+  }, async () => {
     await storage.put('tasks/t1/before.png', Buffer.from('before'), PNG);
     // A download stopped half-way: more than the sockets' buffers hold stays on the server's side.
     const large = Buffer.alloc(32 * 1024 * 1024, 3);

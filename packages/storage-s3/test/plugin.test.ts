@@ -27,16 +27,19 @@ afterAll(async () => {
 });
 
 function env(overrides: Record<string, string> = {}) {
-  return loadConfig({
-    LOG_LEVEL: 'info',
-    S3_ENDPOINT: s3.endpoint,
-    S3_ACCESS_KEY: S3RVER_KEY,
-    S3_SECRET_KEY: SECRET,
-    S3_BUCKET_NAME: 'plugin-images',
-    S3_FACES_BUCKET_NAME: 'plugin-faces',
-    S3_PUBLIC_URL_BASE: 'https://img.example.com',
-    ...overrides,
-  }, [s3Plugin()]);
+  return loadConfig(
+    {
+      LOG_LEVEL: 'info',
+      S3_ENDPOINT: s3.endpoint,
+      S3_ACCESS_KEY: S3RVER_KEY,
+      S3_SECRET_KEY: SECRET,
+      S3_BUCKET_NAME: 'plugin-images',
+      S3_FACES_BUCKET_NAME: 'plugin-faces',
+      S3_PUBLIC_URL_BASE: 'https://img.example.com',
+      ...overrides,
+    },
+    [s3Plugin()],
+  );
 }
 
 function capturingLogger(config: ReturnType<typeof env>) {
@@ -59,7 +62,11 @@ describe('s3Plugin', () => {
       secretAccessKey: SECRET,
       bucket: 'plugin-faces',
     });
-    await facesBucket.put('female/only.png', encodePng(4, 4, () => [1, 2, 3]), { contentType: 'image/png' });
+    await facesBucket.put(
+      'female/only.png',
+      encodePng(4, 4, () => [1, 2, 3]),
+      { contentType: 'image/png' },
+    );
     await facesBucket.close();
     const { logger, lines } = capturingLogger(config);
     const built = await buildContainer([s3Plugin({ ensureBucket: true })], { config, logger }, ['objectStorage', 'faceSource']);

@@ -128,7 +128,9 @@ describe('S3 storage on s3rver', () => {
     await storage.deleteMany([]);
   });
 
-  it('deletes everything under a prefix a page at a time: one ListObjectsV2 and one DeleteObjects per 1,000 keys', { timeout: 120_000 }, async () => {
+  it('deletes everything under a prefix a page at a time: one ListObjectsV2 and one DeleteObjects per 1,000 keys', {
+    timeout: 120_000,
+  }, async () => {
     const storage = storageFor();
     const keys = Array.from({ length: 1100 }, (_, i) => `tasks/dp/p${i % 20}/${String(i).padStart(4, '0')}.txt`);
     await forEachLimited(keys, 16, (key) => storage.put(key, Buffer.from(key), { contentType: 'text/plain' }));
@@ -148,12 +150,7 @@ describe('S3 storage on s3rver', () => {
 
   it('round-trips keys with spaces and non-Latin characters, also through their public URL', async () => {
     const storage = storageFor();
-    const keys = [
-      'tasks/Ärger ü/фото 1.jpg',
-      'tasks/任务 #1/图片?2%.png',
-      "tasks/x/a+b&c=d;e,f'g(h)!.webp",
-      'tasks/emoji/🙂 face.png',
-    ];
+    const keys = ['tasks/Ärger ü/фото 1.jpg', 'tasks/任务 #1/图片?2%.png', "tasks/x/a+b&c=d;e,f'g(h)!.webp", 'tasks/emoji/🙂 face.png'];
     for (const [i, key] of keys.entries()) {
       await storage.put(key, Buffer.from(`body ${i}`), { contentType: 'image/png' });
     }

@@ -31,7 +31,10 @@ export const Session = defineEntity({
     data: p.json<Record<string, unknown>>(),
     expiresAt: p.datetime().index(),
     createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 
@@ -55,7 +58,10 @@ export const Setting = defineEntity({
   properties: {
     key: p.string().primary(),
     value: p.json<unknown>(),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 
@@ -82,8 +88,14 @@ export const GenerationTask = defineEntity({
     /** Incremented by every retry, so the retried work gets new queue job ids. */
     run: p.integer().default(0),
     errorLog: p.json<ErrorLogEntry[]>(),
-    createdAt: p.datetime().onCreate(() => new Date()).index(),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    createdAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .index(),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
     startedAt: p.datetime().nullable(),
     finishedAt: p.datetime().nullable(),
   },
@@ -102,7 +114,10 @@ export const PersonaBatchRow = defineEntity({
     error: p.text().nullable(),
     /** The queue job sent for this batch (pg-boss job id). */
     jobId: p.uuid().nullable(),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 

@@ -55,7 +55,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Orm> {
  * exiting. Errors that waiting cannot fix (a wrong password, a missing database) are thrown at
  * once. `timeoutMs` 0 waits for ever.
  */
-export async function waitForDatabase(url: string, options: { logger?: Logger; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+export async function waitForDatabase(
+  url: string,
+  options: { logger?: Logger; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
   const started = Date.now();
   let waiting = false;
   for (let attempt = 0; ; attempt++) {
@@ -74,7 +77,10 @@ export async function waitForDatabase(url: string, options: { logger?: Logger; t
       if (timeoutMs > 0 && Date.now() - started >= timeoutMs) throw error;
       if (!waiting) {
         const where = safeHost(url);
-        options.logger?.warn({ error: describeError(error) }, `PostgreSQL at ${where} is not reachable; waiting for it (retrying with backoff)`);
+        options.logger?.warn(
+          { error: describeError(error) },
+          `PostgreSQL at ${where} is not reachable; waiting for it (retrying with backoff)`,
+        );
         waiting = true;
       }
       await delay(Math.min(250 * 2 ** Math.min(attempt, 6), 10_000), options.signal);

@@ -94,7 +94,7 @@ const line = (max: number) =>
 const name = (max: number) => line(max).pipe(z.string().min(1, { error: 'is empty' }));
 
 const gender = z.preprocess(
-  (v) => (typeof v === 'string' ? GENDER_WORDS[v.trim().toLowerCase()] ?? v : v),
+  (v) => (typeof v === 'string' ? (GENDER_WORDS[v.trim().toLowerCase()] ?? v) : v),
   z.enum(['f', 'm'], { error: 'must be f or m (female or male)' }),
 );
 

@@ -31,7 +31,11 @@ export interface Cost {
   complete: boolean;
 }
 
-const name = z.string().trim().min(1, { error: 'Name the provider and the model.' }).max(200, { error: 'Keep names under 200 characters.' });
+const name = z
+  .string()
+  .trim()
+  .min(1, { error: 'Name the provider and the model.' })
+  .max(200, { error: 'Keep names under 200 characters.' });
 
 export const priceSchema = z
   .object({

@@ -30,14 +30,15 @@ const requestSchema = z.object({
         .max(DESCRIPTION_MAX, { error: `Keep the description under ${DESCRIPTION_MAX} characters.` })
         .refine((s) => !hasControlCharacters(s), { error: 'Remove control characters (such as NUL) from the description.' }),
     ),
-  language: z
-    .string({ error: 'Choose a bio language.' })
-    .superRefine((query, context) => {
-      if (findLanguage(query) !== undefined) return;
-      // A near miss names what was probably meant (the form, the API and the CLI all say it).
-      const close = closeLanguages(query).map((l) => `${l.name} (${l.code})`);
-      context.addIssue({ code: 'custom', message: `Choose a bio language from the list${close.length ? `. Did you mean ${close.join(', ')}?` : '.'}` });
-    }),
+  language: z.string({ error: 'Choose a bio language.' }).superRefine((query, context) => {
+    if (findLanguage(query) !== undefined) return;
+    // A near miss names what was probably meant (the form, the API and the CLI all say it).
+    const close = closeLanguages(query).map((l) => `${l.name} (${l.code})`);
+    context.addIssue({
+      code: 'custom',
+      message: `Choose a bio language from the list${close.length ? `. Did you mean ${close.join(', ')}?` : '.'}`,
+    });
+  }),
   count: z.preprocess(
     toInt,
     z
@@ -48,11 +49,9 @@ const requestSchema = z.object({
   ),
   imagesPerPersona: z.preprocess(
     toInt,
-    z
-      .number({ error: 'Choose how many images each persona gets.' })
-      .refine((n) => (IMAGES_PER_PERSONA as readonly number[]).includes(n), {
-        error: `Images per persona must be one of ${IMAGES_PER_PERSONA.join(', ')}.`,
-      }),
+    z.number({ error: 'Choose how many images each persona gets.' }).refine((n) => (IMAGES_PER_PERSONA as readonly number[]).includes(n), {
+      error: `Images per persona must be one of ${IMAGES_PER_PERSONA.join(', ')}.`,
+    }),
   ),
 });
 

@@ -5,10 +5,8 @@ import { currencySchema, pricesSchema } from './prices.js';
 
 /** Default bio instructions per platform, sent to the persona provider. */
 export const DEFAULT_BIO_PROMPTS: Record<Platform, string> = {
-  facebook:
-    'Write a Facebook "Intro" bio of at most 255 characters: friendly, first person, mentions work or studies and one hobby.',
-  instagram:
-    'Write an Instagram bio of at most 150 characters: short lines, a few emoji allowed, a personal motto or interests.',
+  facebook: 'Write a Facebook "Intro" bio of at most 255 characters: friendly, first person, mentions work or studies and one hobby.',
+  instagram: 'Write an Instagram bio of at most 150 characters: short lines, a few emoji allowed, a personal motto or interests.',
   x: 'Write an X (Twitter) bio of at most 160 characters: witty, interests separated by " | " or commas, no hashtags spam.',
   tiktok: 'Write a TikTok bio of at most 80 characters: playful and very short, emoji allowed.',
 };
@@ -20,11 +18,14 @@ const bioPrompt = z
   .max(4000, { error: 'Keep the instructions under 4000 characters.' })
   .refine((s) => !hasControlCharacters(s), { error: 'Remove control characters (such as NUL) from the instructions.' });
 
-const flag = z.preprocess((v) => {
-  if (v === 'true' || v === 'on' || v === '1' || v === 1) return true;
-  if (v === 'false' || v === 'off' || v === '0' || v === 0 || v === '') return false;
-  return v;
-}, z.boolean({ error: 'Must be on or off.' }));
+const flag = z.preprocess(
+  (v) => {
+    if (v === 'true' || v === 'on' || v === '1' || v === 1) return true;
+    if (v === 'false' || v === 'off' || v === '0' || v === 0 || v === '') return false;
+    return v;
+  },
+  z.boolean({ error: 'Must be on or off.' }),
+);
 
 /** The Images API's output options (`quality`, `size`, `output_format`, `background`); see docs/images.md. */
 export const IMAGE_QUALITIES = ['auto', 'low', 'medium', 'high'] as const;
@@ -36,8 +37,7 @@ export type ImageSize = (typeof IMAGE_SIZES)[number];
 export type ImageOutputFormat = (typeof IMAGE_OUTPUT_FORMATS)[number];
 export type ImageBackground = (typeof IMAGE_BACKGROUNDS)[number];
 
-const choice = <T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, { error: `Choose one of ${values.join(', ')}.` });
+const choice = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `Choose one of ${values.join(', ')}.` });
 
 const compression = z.preprocess(
   (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
@@ -187,7 +187,10 @@ export function withImageOutput(settings: Settings, override: unknown): Settings
     const fields: Record<string, string> = {};
     for (const issue of parsed.error.issues) {
       const key = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path[0];
-      fields[`imageOutput.${String(key)}`] ??= issue.code === 'unrecognized_keys' ? `Unknown output option; use ${Object.keys(IMAGE_OUTPUT_OVERRIDE_KEYS).join(', ')}.` : issue.message;
+      fields[`imageOutput.${String(key)}`] ??=
+        issue.code === 'unrecognized_keys'
+          ? `Unknown output option; use ${Object.keys(IMAGE_OUTPUT_OVERRIDE_KEYS).join(', ')}.`
+          : issue.message;
     }
     throw new ValidationError(fields);
   }

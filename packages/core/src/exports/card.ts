@@ -79,7 +79,10 @@ function generationSettings(settings: Settings): GenerationSettings {
   return Object.fromEntries(GENERATION_SETTINGS.filter((key) => settings[key] !== undefined).map((key) => [key, settings[key]]));
 }
 
-export function datasetCard(task: TaskView, demographics: Demographics & { ageBands: Array<{ band: string; count: number }> }): DatasetCard {
+export function datasetCard(
+  task: TaskView,
+  demographics: Demographics & { ageBands: Array<{ band: string; count: number }> },
+): DatasetCard {
   return {
     id: task.id,
     status: task.status,
@@ -107,7 +110,10 @@ export function datasetCard(task: TaskView, demographics: Demographics & { ageBa
 }
 
 /** Markdown text: one line, no table or heading syntax from the data. */
-const md = (value: unknown) => String(value ?? '').replace(/[\r\n]+/g, ' ').replace(/([\\`*_[\]<>|#])/g, '\\$1');
+const md = (value: unknown) =>
+  String(value ?? '')
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/([\\`*_[\]<>|#])/g, '\\$1');
 const time = (date: Date | null) => (date ? new Date(date).toISOString() : '—');
 
 /** DATASET.md: the card for people. */
@@ -138,7 +144,8 @@ export function renderCardMarkdown(card: DatasetCard): string {
     '',
     ...(card.plugins ? Object.entries(card.plugins).map(([port, plugin]) => `- ${md(port)}: ${md(plugin)}`) : ['- not recorded']),
     ...card.models.map(
-      (m) => `- model ${md(m.provider)}/${md(m.model)}: ${m.calls} calls, ${m.inputTokens} input and ${m.outputTokens} output tokens, ${m.images} images`,
+      (m) =>
+        `- model ${md(m.provider)}/${md(m.model)}: ${m.calls} calls, ${m.inputTokens} input and ${m.outputTokens} output tokens, ${m.images} images`,
     ),
     '',
     '## Demographics',

@@ -81,7 +81,10 @@ interface PictureLinks {
 }
 
 function urlLinks(p: PersonaView, publicBase: string): PictureLinks {
-  return { base: p.baseImage ? absoluteUrl(p.baseImage.url, publicBase) : null, images: p.images.map((i) => absoluteUrl(i.url, publicBase)) };
+  return {
+    base: p.baseImage ? absoluteUrl(p.baseImage.url, publicBase) : null,
+    images: p.images.map((i) => absoluteUrl(i.url, publicBase)),
+  };
 }
 
 /** The persona's pictures in its ZIP folder: the base selfie as 00, then 01, 02... */
@@ -137,7 +140,10 @@ export type PictureRecord = ({ url: string } | { path: string }) & {
 };
 
 /** A persona as written to details.json and the JSON export. */
-export type PersonaRecord = Omit<PersonaView, 'taskId' | 'batchNo' | 'batchIndex' | 'imagesStatus' | 'imagesError' | 'baseImage' | 'images'> & {
+export type PersonaRecord = Omit<
+  PersonaView,
+  'taskId' | 'batchNo' | 'batchIndex' | 'imagesStatus' | 'imagesError' | 'baseImage' | 'images'
+> & {
   baseImage: { url: string } | { path: string } | null;
   images: PictureRecord[];
 };
@@ -206,7 +212,8 @@ export class ExportsService {
     const task = await this.tasks.get(taskId, scope);
     const dataset = datasetCard(task, await this.personas.demographics(taskId, scope));
     const personas = [];
-    for await (const persona of this.personas.all(taskId, scope)) personas.push(personaRecord(persona, urlLinks(persona, this.publicBase), 'url'));
+    for await (const persona of this.personas.all(taskId, scope))
+      personas.push(personaRecord(persona, urlLinks(persona, this.publicBase), 'url'));
     return { dataset, task: exportedTask(task), personas };
   }
 

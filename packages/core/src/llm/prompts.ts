@@ -91,7 +91,10 @@ export function personDataEntries(persona: PersonaData): Array<readonly [string,
 /** The image-prompt stage's request: the persona, the prompts already used, "each differs from the last". */
 export function imagePromptMessages(request: Pick<PromptRequest, 'persona' | 'previousPrompts'>): ChatMessage[] {
   const persona = request.persona;
-  const where = [persona.currentCity, persona.currentState].map((s) => s.trim()).filter(Boolean).join(', ');
+  const where = [persona.currentCity, persona.currentState]
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .join(', ');
   const lines = [
     `The person: ${JSON.stringify(Object.fromEntries(personDataEntries(persona)))}`,
     '',
@@ -106,13 +109,26 @@ export function imagePromptMessages(request: Pick<PromptRequest, 'persona' | 'pr
   }
   lines.push('', 'Answer with one JSON object and nothing else: {"final_prompt": "<the prompt>"}.');
   return [
-    { role: 'system', content: 'You write prompts for an image model that makes photos of people for a synthetic dataset. You answer with JSON only.' },
+    {
+      role: 'system',
+      content: 'You write prompts for an image model that makes photos of people for a synthetic dataset. You answer with JSON only.',
+    },
     { role: 'user', content: lines.join('\n') },
   ];
 }
 
 /** Keywords a strict schema keeps; OpenAI's strict mode refuses others (minLength, maxLength...). */
-const STRICT_KEYWORDS = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'enum', 'anyOf', 'const', 'description']);
+const STRICT_KEYWORDS = new Set([
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'enum',
+  'anyOf',
+  'const',
+  'description',
+]);
 
 /**
  * The strict variant of a JSON schema (OpenAI structured outputs, `strict: true`): every object

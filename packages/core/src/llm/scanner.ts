@@ -42,7 +42,8 @@ function findEnd(text: string, start: number): number {
   for (let i = start; i < text.length; i++) {
     const ch = text[i];
     if (inString) {
-      if (ch === '\\') i++; // skip the escaped character, whatever it is (\" \\ \n \u....)
+      if (ch === '\\')
+        i++; // skip the escaped character, whatever it is (\" \\ \n \u....)
       else if (ch === '"') inString = false;
       continue;
     }

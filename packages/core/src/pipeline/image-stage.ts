@@ -149,27 +149,31 @@ export class ImageStage {
     if (!base) {
       const result = await this.support.retrying(
         () =>
-          this.calls.add(() => this.support.withUsage(task.id, async (onUsage) => {
-            await this.support.count(task.id, 'images_requested');
-            throwIfAborted(signal); // cancelled while counting: no call starts
-            const made = settings.randomize_face_base
-              ? await baseImageWithFaces({
-                  imageProvider: ports.imageProvider,
-                  faceSource: ports.faceSource,
-                  persona,
-                  seed,
-                  genderLock,
-                  output,
-                  signal,
-                  onUsage,
-                  onFlag: (flag) => this.flagFace(task.id, personaId, flag.faceKey, flag.reason),
-                  onFaceSourceProblem: (message) => this.support.log.warn(what, message),
-                })
-              : { image: await ports.imageProvider.baseImage({ persona, output, seed, signal, onUsage }), faceKey: null, face: null };
-            const checked = { ...made, image: checkedImage(made.image, 'base image') };
-            await this.support.count(task.id, 'images_made');
-            return checked;
-          }), { signal }),
+          this.calls.add(
+            () =>
+              this.support.withUsage(task.id, async (onUsage) => {
+                await this.support.count(task.id, 'images_requested');
+                throwIfAborted(signal); // cancelled while counting: no call starts
+                const made = settings.randomize_face_base
+                  ? await baseImageWithFaces({
+                      imageProvider: ports.imageProvider,
+                      faceSource: ports.faceSource,
+                      persona,
+                      seed,
+                      genderLock,
+                      output,
+                      signal,
+                      onUsage,
+                      onFlag: (flag) => this.flagFace(task.id, personaId, flag.faceKey, flag.reason),
+                      onFaceSourceProblem: (message) => this.support.log.warn(what, message),
+                    })
+                  : { image: await ports.imageProvider.baseImage({ persona, output, seed, signal, onUsage }), faceKey: null, face: null };
+                const checked = { ...made, image: checkedImage(made.image, 'base image') };
+                await this.support.count(task.id, 'images_made');
+                return checked;
+              }),
+            { signal },
+          ),
         signal,
         what,
       );
@@ -191,11 +195,16 @@ export class ImageStage {
       const faceKey = row.baseFaceKey;
       const face = ports.faceSource.face;
       referenceFace =
-        (await this.support.retrying(() => face.call(ports.faceSource, faceKey, { signal }), signal, { ...what, faceKey }).catch((error: unknown) => {
-          throwIfAborted(signal);
-          this.support.log.warn({ ...what, faceKey, error: describeError(error) }, 'the base face could not be read; pictures go without it');
-          return null;
-        })) ?? undefined;
+        (await this.support
+          .retrying(() => face.call(ports.faceSource, faceKey, { signal }), signal, { ...what, faceKey })
+          .catch((error: unknown) => {
+            throwIfAborted(signal);
+            this.support.log.warn(
+              { ...what, faceKey, error: describeError(error) },
+              'the base face could not be read; pictures go without it',
+            );
+            return null;
+          })) ?? undefined;
     }
     // Gender lock keeps the pictures on the face the base was made from: both go to every request.
     const pictureFace = genderLock ? referenceFace : undefined;
@@ -223,9 +232,9 @@ export class ImageStage {
 
     // A grid is done when all four of its cells have rows (a lost cell's row is removed by `doctor`).
     const done = new Set(
-      (
-        await em.execute('select grid_no from persona_images where persona_id = ? group by grid_no having count(*) >= 4', [personaId])
-      ).map((r) => r.grid_no),
+      (await em.execute('select grid_no from persona_images where persona_id = ? group by grid_no having count(*) >= 4', [personaId])).map(
+        (r) => r.grid_no,
+      ),
     );
     const results = await Promise.allSettled(
       prompts.slice(0, grids).map(async (prompt, gridNo) => {
@@ -235,20 +244,21 @@ export class ImageStage {
             const shotSeed = `${seed}:${gridNo}`;
             await this.support.count(task.id, 'images_requested', SHOTS);
             throwIfAborted(signal);
-            const answer = await this.calls.add(() =>
-              this.support.withUsage(task.id, (onUsage) =>
-                ports.imageProvider.pictures({
-                  persona,
-                  base: baseImage,
-                  referenceFace: pictureFace,
-                  output,
-                  prompt,
-                  count: SHOTS,
-                  seed: shotSeed,
-                  signal,
-                  onUsage,
-                }),
-              ),
+            const answer = await this.calls.add(
+              () =>
+                this.support.withUsage(task.id, (onUsage) =>
+                  ports.imageProvider.pictures({
+                    persona,
+                    base: baseImage,
+                    referenceFace: pictureFace,
+                    output,
+                    prompt,
+                    count: SHOTS,
+                    seed: shotSeed,
+                    signal,
+                    onUsage,
+                  }),
+                ),
               { signal },
             );
             const pictures = checkedPictures(answer, SHOTS);
@@ -278,13 +288,19 @@ export class ImageStage {
                     );
               throwIfAborted(signal);
               if (!Array.isArray(processed) || processed.length !== SHOTS) {
-                throw new InvalidResponseError('image processor', `The ${pictures.kind === 'grid' ? 'grid' : 'pictures'} gave ${Array.isArray(processed) ? processed.length : 'no'} images, not ${SHOTS}`);
+                throw new InvalidResponseError(
+                  'image processor',
+                  `The ${pictures.kind === 'grid' ? 'grid' : 'pictures'} gave ${Array.isArray(processed) ? processed.length : 'no'} images, not ${SHOTS}`,
+                );
               }
               return processed;
             } catch (error) {
               // The service's image could not be processed: ask for another one.
               if (error instanceof InvalidImageError) {
-                throw new InvalidResponseError('image provider', `Unusable ${pictures.kind === 'grid' ? 'grid image' : 'picture'}: ${error.message}`);
+                throw new InvalidResponseError(
+                  'image provider',
+                  `Unusable ${pictures.kind === 'grid' ? 'grid image' : 'picture'}: ${error.message}`,
+                );
               }
               throw error;
             }
@@ -325,9 +341,7 @@ export class ImageStage {
     throwIfAborted(signal);
     const outage = results.find((r) => r.status === 'rejected' && isDatabaseUnavailable(r.reason));
     if (outage) throw (outage as PromiseRejectedResult).reason;
-    const failures = results.flatMap((r, gridNo) =>
-      r.status === 'rejected' ? [`grid ${gridNo + 1}: ${describeError(r.reason)}`] : [],
-    );
+    const failures = results.flatMap((r, gridNo) => (r.status === 'rejected' ? [`grid ${gridNo + 1}: ${describeError(r.reason)}`] : []));
     return failures.length ? failures.join('; ') : null;
   }
 
@@ -365,7 +379,8 @@ const SHOTS = 4;
  */
 function checkedPictures(answer: Pictures, count: number): Pictures {
   const problem = (message: string) => new InvalidResponseError('image provider', `Unusable pictures: ${message}`);
-  if (answer === null || typeof answer !== 'object') throw problem(`expected a grid or images, got ${answer === null ? 'null' : typeof answer}`);
+  if (answer === null || typeof answer !== 'object')
+    throw problem(`expected a grid or images, got ${answer === null ? 'null' : typeof answer}`);
   if (answer.kind === 'grid') {
     const { rows, cols } = answer;
     if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
@@ -390,4 +405,3 @@ function checkedImage(image: EncodedImage, what: string): EncodedImage {
     throw new InvalidResponseError('image provider', `The ${what} is not an image: ${describeError(error)}`);
   }
 }
-

@@ -176,10 +176,10 @@ export class PersonaStage {
         );
       }
       if (message) {
-        await em.execute(
-          `update generation_tasks set error_log = error_log || ?::jsonb, updated_at = now() where id = ?`,
-          [JSON.stringify([{ at: now(), stage: 'personas', message }]), taskId],
-        );
+        await em.execute(`update generation_tasks set error_log = error_log || ?::jsonb, updated_at = now() where id = ?`, [
+          JSON.stringify([{ at: now(), stage: 'personas', message }]),
+          taskId,
+        ]);
       }
       return true;
     });

@@ -274,7 +274,9 @@ export class JobQueue {
       await this.boss.fail(queue, id, { message: 'The worker stopped while the job ran.' }).catch(() => undefined);
     }
     this.held.clear();
-    await this.boss.stop({ graceful: true, wait: true, close: true, timeout: 5_000 }).catch((error) => this.options.trouble(error, 'stopping the queue'));
+    await this.boss
+      .stop({ graceful: true, wait: true, close: true, timeout: 5_000 })
+      .catch((error) => this.options.trouble(error, 'stopping the queue'));
     await this.pool?.end().catch(() => undefined);
     this.pool = undefined;
   }

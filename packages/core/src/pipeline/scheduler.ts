@@ -163,7 +163,9 @@ function setStatus(task: TaskEntity, status: TaskStatus, log?: Omit<ErrorLogEntr
 
 /** The persona stage is over: on to the pictures, or failed when no persona was stored. */
 async function personasDone(em: EntityManager, task: TaskEntity): Promise<TaskStatus | null> {
-  const [b] = await em.execute(`select count(*) filter (where status = 'pending')::int as pending from persona_batches where task_id = ?`, [task.id]);
+  const [b] = await em.execute(`select count(*) filter (where status = 'pending')::int as pending from persona_batches where task_id = ?`, [
+    task.id,
+  ]);
   if ((b?.pending ?? 0) > 0) return null;
   const [p] = await em.execute('select count(*)::int as n from personas where task_id = ?', [task.id]);
   if ((p?.n ?? 0) === 0) {
@@ -204,7 +206,12 @@ async function imagesDone(em: EntityManager, task: TaskEntity): Promise<TaskStat
 }
 
 /** Each unit remembers the job sent for it, in the same transaction as the send. */
-async function recordJobs(client: pg.PoolClient, stage: 'batch' | 'images', taskId: string, jobs: Array<{ id: string; data: BatchJob | ImagesJob }>): Promise<void> {
+async function recordJobs(
+  client: pg.PoolClient,
+  stage: 'batch' | 'images',
+  taskId: string,
+  jobs: Array<{ id: string; data: BatchJob | ImagesJob }>,
+): Promise<void> {
   if (jobs.length === 0) return;
   const units = jobs.map((job) => ('batchNo' in job.data ? job.data.batchNo : job.data.personaId));
   const ids = jobs.map((job) => job.id);

@@ -4,7 +4,16 @@ import type { AvatarGenConfig } from '../config.js';
 import type { ErrorLogEntry } from '../db/entities.js';
 import type { Orm } from '../db/orm.js';
 import { describeError, ModerationError } from '../errors.js';
-import type { FaceSource, ImageProcessor, ImagePromptProvider, ImageProvider, ObjectStorage, PersonaProvider, PortName, UsageListener } from '../ports.js';
+import type {
+  FaceSource,
+  ImageProcessor,
+  ImagePromptProvider,
+  ImageProvider,
+  ObjectStorage,
+  PersonaProvider,
+  PortName,
+  UsageListener,
+} from '../ports.js';
 import type { PortOwner } from '../plugin.js';
 import { withRetry } from '../util.js';
 
@@ -98,10 +107,10 @@ export class StageSupport {
   }
 
   async appendLog(taskId: string, entry: Omit<ErrorLogEntry, 'at'>): Promise<void> {
-    await this.em.execute(
-      `update generation_tasks set error_log = error_log || ?::jsonb, updated_at = now() where id = ?`,
-      [JSON.stringify([{ at: now(), ...entry }]), taskId],
-    );
+    await this.em.execute(`update generation_tasks set error_log = error_log || ?::jsonb, updated_at = now() where id = ?`, [
+      JSON.stringify([{ at: now(), ...entry }]),
+      taskId,
+    ]);
   }
 
   /**
@@ -120,7 +129,14 @@ export class StageSupport {
                input_tokens = task_usage.input_tokens + excluded.input_tokens,
                output_tokens = task_usage.output_tokens + excluded.output_tokens,
                images = task_usage.images + excluded.images, updated_at = now()`,
-            [taskId, String(usage.provider), String(usage.model), tokens(usage.inputTokens), tokens(usage.outputTokens), tokens(usage.images ?? 0)],
+            [
+              taskId,
+              String(usage.provider),
+              String(usage.model),
+              tokens(usage.inputTokens),
+              tokens(usage.outputTokens),
+              tokens(usage.images ?? 0),
+            ],
           )
           .then(
             () => undefined,

@@ -200,7 +200,10 @@ export class Doctor {
     // Statuses may have changed while the storage was listed: a task retried or deleted meanwhile is
     // left for the next run, and a folder whose task was made meanwhile is not an orphan.
     await this.dropChanged(em, missingByTask, orphansByTask, skippedTasks);
-    const madeMeanwhile = await this.tasksOfFolders(em, homeless.map((o) => folderOf(o.key)));
+    const madeMeanwhile = await this.tasksOfFolders(
+      em,
+      homeless.map((o) => folderOf(o.key)),
+    );
     const orphans = homeless.filter((o) => {
       if (!madeMeanwhile.has(folderOf(o.key) ?? '')) return true;
       skippedObjects++;
@@ -322,7 +325,9 @@ export class Doctor {
       const folders = [...new Set(page.map((o) => folderOf(o.key)).filter((f): f is string => f !== null))];
       const live = new Set<string>();
       if (folders.length > 0) {
-        const rows = await em.execute('select storage_prefix, status from generation_tasks where storage_prefix in (?) for share', [folders]);
+        const rows = await em.execute('select storage_prefix, status from generation_tasks where storage_prefix in (?) for share', [
+          folders,
+        ]);
         for (const r of rows) if (!isEnded(r.status)) live.add(r.storage_prefix);
       }
       const keys = page.map((o) => o.key);

@@ -52,7 +52,13 @@ export class PersonasService {
       ? await em.find(PersonaImage, { personaId: { $in: rows.map((r) => r.id) } }, { orderBy: { idx: 'asc' } })
       : [];
     return {
-      personas: rows.map((row) => personaView(row, images.filter((i) => i.personaId === row.id), this.storage)),
+      personas: rows.map((row) =>
+        personaView(
+          row,
+          images.filter((i) => i.personaId === row.id),
+          this.storage,
+        ),
+      ),
       page,
       perPage,
       total,

@@ -133,7 +133,10 @@ export class TasksService {
   }
 
   /** Each task's counts (task_counters, rejected personas from its batches) and its port owners. */
-  private async extras(em: EntityManager, ids: string[]): Promise<Map<string, { counts: TaskCounts; plugins: Record<string, string> | null }>> {
+  private async extras(
+    em: EntityManager,
+    ids: string[],
+  ): Promise<Map<string, { counts: TaskCounts; plugins: Record<string, string> | null }>> {
     const out = new Map<string, { counts: TaskCounts; plugins: Record<string, string> | null }>(
       ids.map((id) => [id, { counts: { ...NO_COUNTS }, plugins: null }]),
     );
@@ -180,14 +183,8 @@ export class TasksService {
   private async counts(em: EntityManager, ids: string[]): Promise<Map<string, { personas: number; images: number }>> {
     const out = new Map(ids.map((id) => [id, { personas: 0, images: 0 }]));
     if (ids.length === 0) return out;
-    const personas = await em.execute(
-      'select task_id, count(*)::int as n from personas where task_id in (?) group by task_id',
-      [ids],
-    );
-    const images = await em.execute(
-      'select task_id, count(*)::int as n from persona_images where task_id in (?) group by task_id',
-      [ids],
-    );
+    const personas = await em.execute('select task_id, count(*)::int as n from personas where task_id in (?) group by task_id', [ids]);
+    const images = await em.execute('select task_id, count(*)::int as n from persona_images where task_id in (?) group by task_id', [ids]);
     for (const row of personas) (out.get(row.task_id) as { personas: number }).personas = row.n;
     for (const row of images) (out.get(row.task_id) as { images: number }).images = row.n;
     return out;
@@ -293,8 +290,7 @@ export class TasksService {
                 (select count(*)::int from personas where task_id = ? and (images_status <> 'done' or base_image_key is null)) as unfinished`,
         [task.id, task.id, task.id],
       );
-      const complete =
-        missing.personas >= task.count && missing.images >= task.count * task.imagesPerPersona && missing.unfinished === 0;
+      const complete = missing.personas >= task.count && missing.images >= task.count * task.imagesPerPersona && missing.unfinished === 0;
       if (task.status === 'completed' && complete) {
         throw new ConflictError('The task is complete: nothing is missing to retry.');
       }
@@ -350,7 +346,8 @@ export class TasksService {
     const byStatus = { completed: 0, partial: 0, failed: 0, running: 0, pending: 0, cancelled: 0 };
     for (const row of statusRows) {
       const status = row.status as TaskStatus;
-      if (status === 'completed' || status === 'partial' || status === 'failed' || status === 'pending' || status === 'cancelled') byStatus[status] += row.n;
+      if (status === 'completed' || status === 'partial' || status === 'failed' || status === 'pending' || status === 'cancelled')
+        byStatus[status] += row.n;
       else byStatus.running += row.n;
     }
     const days = await em.execute(
@@ -384,7 +381,13 @@ export class TasksService {
         days: days.map((d) => {
           const usage = usageRows
             .filter((r) => r.date === d.date)
-            .map((r) => ({ provider: r.provider, model: r.model, inputTokens: r.input_tokens, outputTokens: r.output_tokens, images: r.images }));
+            .map((r) => ({
+              provider: r.provider,
+              model: r.model,
+              inputTokens: r.input_tokens,
+              outputTokens: r.output_tokens,
+              images: r.images,
+            }));
           const cost = estimateCost(usage, settings.prices, settings.currency);
           return { date: d.date as string, amount: cost.amount, complete: cost.complete };
         }),

@@ -170,7 +170,9 @@ export class UsersService {
     if (!user) throw new NotFoundError(`No account ${userId}`);
     // The current password first: an error about the new one then tells that the current one was right.
     const ok =
-      typeof current === 'string' && Buffer.byteLength(current, 'utf8') <= PASSWORD_MAX_BYTES && (await bcrypt.compare(current, user.passwordHash));
+      typeof current === 'string' &&
+      Buffer.byteLength(current, 'utf8') <= PASSWORD_MAX_BYTES &&
+      (await bcrypt.compare(current, user.passwordHash));
     if (!ok) throw new ValidationError({ current: 'The current password is wrong.' });
     const problem = validatePassword(next, NEW_PASSWORD_MIN);
     if (problem) throw new ValidationError({ next: problem });
@@ -234,7 +236,15 @@ export class UsersService {
   async authenticateToken(token: string): Promise<UserView | null> {
     if (typeof token !== 'string' || !token.startsWith('agt_')) return null;
     const rows = await this.orm.em.fork().execute<
-      Array<{ token_id: number; id: number; email: string; is_admin: boolean; active: boolean; last_login_ms: number | null; created_ms: number }>
+      Array<{
+        token_id: number;
+        id: number;
+        email: string;
+        is_admin: boolean;
+        active: boolean;
+        last_login_ms: number | null;
+        created_ms: number;
+      }>
     >(
       // times as epoch milliseconds: raw rows carry PostgreSQL's text for timestamps
       `select t.id as token_id, u.id, u.email, u.is_admin, u.active,

@@ -104,10 +104,7 @@ export function describePersonaProviderContract(name: string, subject: ContractS
   });
 }
 
-export function describeImagePromptProviderContract(
-  name: string,
-  subject: ContractSubject<ImagePromptProvider>,
-): void {
+export function describeImagePromptProviderContract(name: string, subject: ContractSubject<ImagePromptProvider>): void {
   describe(`ImagePromptProvider contract: ${name}`, () => {
     const provider = useSubject(subject);
     const persona = samplePersona();
@@ -126,9 +123,9 @@ export function describeImagePromptProviderContract(
     });
 
     it('rejects with CancelledError when the signal is already aborted', async () => {
-      await expect(
-        provider().nextPrompt({ persona, previousPrompts: [], seed: 'contract', signal: aborted() }),
-      ).rejects.toBeInstanceOf(CancelledError);
+      await expect(provider().nextPrompt({ persona, previousPrompts: [], seed: 'contract', signal: aborted() })).rejects.toBeInstanceOf(
+        CancelledError,
+      );
     });
   });
 }
@@ -166,9 +163,7 @@ export function describeImageProviderContract(name: string, subject: ContractSub
     });
 
     it('rejects with CancelledError when the signal is already aborted', async () => {
-      await expect(provider().baseImage({ persona, seed: 'contract', signal: aborted() })).rejects.toBeInstanceOf(
-        CancelledError,
-      );
+      await expect(provider().baseImage({ persona, seed: 'contract', signal: aborted() })).rejects.toBeInstanceOf(CancelledError);
       const base = { data: makeBorderedPng(), contentType: 'image/png' };
       await expect(
         provider().pictures({ persona, base, prompt: 'x', count: 4, seed: 'contract', signal: aborted() }),
@@ -259,9 +254,7 @@ export function describeImageProcessorContract(name: string, subject: ContractSu
     });
 
     it('refuses bytes that are not an image with InvalidImageError, and keeps working', async () => {
-      await expect(processor().trimWhitespace(Buffer.from('definitely not an image'))).rejects.toBeInstanceOf(
-        InvalidImageError,
-      );
+      await expect(processor().trimWhitespace(Buffer.from('definitely not an image'))).rejects.toBeInstanceOf(InvalidImageError);
       await expect(processor().splitGrid(new Uint8Array(0))).rejects.toBeInstanceOf(InvalidImageError);
       await expect(
         processor().processPicture(Buffer.from('not a picture'), { cropWhiteBorders: true, styleSeed: null }),

@@ -125,7 +125,12 @@ export function fakeServices(options: FakeOptions = {}) {
   };
 
   const imageProvider = {
-    async baseImage(request: { seed: string; persona?: { firstName: string }; referenceFace?: { key: string }; signal?: AbortSignal }): Promise<EncodedImage> {
+    async baseImage(request: {
+      seed: string;
+      persona?: { firstName: string };
+      referenceFace?: { key: string };
+      signal?: AbortSignal;
+    }): Promise<EncodedImage> {
       calls.base++;
       return imageCall(options.baseLatencyMs, request.signal, () => {
         log(`base ${request.seed}`);

@@ -55,12 +55,7 @@ export async function startHarness(
 }
 
 /** Polls until the task reaches one of the statuses (or throws after `timeoutMs`). */
-export async function waitForStatus(
-  gen: AvatarGen,
-  taskId: string,
-  statuses: TaskStatus[],
-  timeoutMs = 30_000,
-): Promise<TaskView> {
+export async function waitForStatus(gen: AvatarGen, taskId: string, statuses: TaskStatus[], timeoutMs = 30_000): Promise<TaskView> {
   // Waiting for the end: the facade's helper, woken by task events.
   if (statuses.every(isFinal)) {
     const ended = await gen.tasks.waitUntilEnded(taskId, { timeoutMs });

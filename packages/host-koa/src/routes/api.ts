@@ -23,7 +23,14 @@ export function apiPersona(p: PersonaView) {
   return {
     ...rest,
     baseImage: baseImage ? { url: baseImage.url, thumbnailUrl: thumbnailUrl(baseImage.key) } : null,
-    images: images.map((i) => ({ index: i.index, url: i.url, thumbnailUrl: thumbnailUrl(i.key), width: i.width, height: i.height, contentType: i.contentType })),
+    images: images.map((i) => ({
+      index: i.index,
+      url: i.url,
+      thumbnailUrl: thumbnailUrl(i.key),
+      width: i.width,
+      height: i.height,
+      contentType: i.contentType,
+    })),
   };
 }
 

@@ -38,7 +38,13 @@ import { thumbnailUrl } from '../urls.js';
 import { intParam } from './api.js';
 import { sendExport } from './exports.js';
 
-const TOGGLES = ['randomize_face_base', 'randomize_face_gender_lock', 'crop_white_borders', 'randomize_image_style', 'provenance_marks'] as const;
+const TOGGLES = [
+  'randomize_face_base',
+  'randomize_face_gender_lock',
+  'crop_white_borders',
+  'randomize_image_style',
+  'provenance_marks',
+] as const;
 const PAGE_SIZE = 25;
 /** The Images API output options: the settings page's site defaults, the generate form's per-task choice. */
 const OUTPUT_CHOICES = {
@@ -128,7 +134,11 @@ export function pagesRouter(
       const minutes = Math.ceil(wait / 60_000);
       ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
       hc.state.log.warn({ ip: ctx.ip }, 'login throttled');
-      return loginPage(hc, { error: `Too many failed attempts. Try again in ${minutes} minute${minutes > 1 ? 's' : ''}.`, email, next }, 429);
+      return loginPage(
+        hc,
+        { error: `Too many failed attempts. Try again in ${minutes} minute${minutes > 1 ? 's' : ''}.`, email, next },
+        429,
+      );
     }
     const user = await gen.users.authenticate(email, password);
     if (!user) {
@@ -201,7 +211,8 @@ export function pagesRouter(
   const listPage = async (ctx: HostContext, view: 'history' | 'datasets' | 'exports') => {
     const page = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
     const statusQuery = typeof ctx.query.status === 'string' && ctx.query.status !== '' ? ctx.query.status : undefined;
-    if (statusQuery && !(TASK_STATUSES as readonly string[]).includes(statusQuery)) throw new ValidationError({ status: 'Unknown status.' });
+    if (statusQuery && !(TASK_STATUSES as readonly string[]).includes(statusQuery))
+      throw new ValidationError({ status: 'Unknown status.' });
     const status = (view === 'exports' ? undefined : statusQuery) as TaskStatus | undefined;
     const { tasks, total } = await gen.tasks.list({ ...scopeOf(ctx), status, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE });
     render(ctx, eta, view, {
@@ -267,7 +278,8 @@ export function pagesRouter(
     const scope = scopeOf(hc);
     if (bodyOf(ctx).confirm !== 'yes') {
       const task = await gen.tasks.get(id, scope); // 404 for a missing dataset or another user's
-      if (!canTransition(task.status, 'cancelled')) throw new ConflictError(`This dataset has ended (${statusLabel(task.status)}): there is nothing to cancel.`);
+      if (!canTransition(task.status, 'cancelled'))
+        throw new ConflictError(`This dataset has ended (${statusLabel(task.status)}): there is nothing to cancel.`);
       return render(hc, eta, 'cancel-confirm', { task });
     }
     const task = await gen.tasks.cancel(id, scope);
@@ -294,7 +306,13 @@ export function pagesRouter(
   // ---------------------------------------------------------------- settings
   const settingsPage = async (
     ctx: HostContext,
-    extra: { values?: Record<string, unknown>; errors?: Record<string, string>; newToken?: string; tokenError?: string; saved?: boolean } = {},
+    extra: {
+      values?: Record<string, unknown>;
+      errors?: Record<string, string>;
+      newToken?: string;
+      tokenError?: string;
+      saved?: boolean;
+    } = {},
     status = 200,
   ) => {
     const user = ctx.state.user;
