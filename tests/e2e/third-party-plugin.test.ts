@@ -138,8 +138,8 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
       expect(realpathSync(folder)).toBe(folder);
       const manifest = readManifest(folder);
       expect(manifest.name).toBe(name);
-      // Every entry of the package's tsup config was built and shipped (core's zip-worker and
-      // errors, image-opencv's worker, host-koa's bin...), and so is every file its manifest names.
+      // Every entry of the package's tsup config was built and shipped (core's domain and errors,
+      // image-opencv's worker, host-koa's bin...), and so is every file its manifest names.
       for (const entry of await tsupEntries(dir)) {
         expect(existsSync(join(folder, 'dist', `${entry}.js`)), `${name}: dist/${entry}.js`).toBe(true);
       }
@@ -309,8 +309,7 @@ describe('a third-party image provider plugin, installed from tarballs', () => {
     const picture = await download(personas[0]?.images[0]?.url as string);
     expect(readImageInfo(picture)).toMatchObject({ width: PAINTER_SIZE, height: PAINTER_SIZE });
 
-    // A ZIP export from the installed packages (core's zip-worker entry, the storage's worker reader)
-    // holds the painter's base pictures as stored, byte for byte.
+    // A ZIP export from the installed packages holds the painter's base pictures as stored, byte for byte.
     const zip = await fetch(new URL(`/api/v1/tasks/${id}/exports/zip`, base as string), {
       method: 'POST',
       headers: { cookie, 'x-csrf-token': c.csrf },

@@ -116,7 +116,7 @@ export function run(
   });
 }
 
-/** The files tsup writes for a package's entries (`index`, `bin`, `zip-worker`...), from its tsup.config.ts. */
+/** The files tsup writes for a package's entries (`index`, `bin`, `domain`...), from its tsup.config.ts. */
 export async function tsupEntries(dir: string): Promise<string[]> {
   const config = ((await import(join(dir, 'tsup.config.ts'))) as { default: { entry: string[] | Record<string, string> } }).default;
   const entry = config.entry;
