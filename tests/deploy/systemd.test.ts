@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -81,6 +81,11 @@ describe('systemd units', () => {
     const worker = parseUnit(read('avatargen-worker.service'));
     const bin = JSON.parse(readFileSync(join(ROOT, 'packages/host-koa/package.json'), 'utf8')).bin as Record<string, string>;
     expect(Object.keys(bin)).toContain('avatargen');
+    // The command is a committed file, not build output: npm install links it in a fresh clone
+    // (npx avatargen works before any build), and it is executable.
+    const command = join(ROOT, 'packages/host-koa', bin.avatargen as string);
+    expect(existsSync(command), command).toBe(true);
+    expect(statSync(command).mode & 0o111).not.toBe(0);
     expect(web.Service?.ExecStart?.[0]).toBe('/usr/bin/env APP_PORT=%i /opt/avatargen/node_modules/.bin/avatargen web');
     expect(worker.Service?.ExecStart?.[0]).toBe('/opt/avatargen/node_modules/.bin/avatargen worker');
     // Values from EnvironmentFile= override Environment=: the port must not come from there.
