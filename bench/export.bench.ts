@@ -26,7 +26,15 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AvatarGenPlugin, createAvatarGen, definePlugin, type ImageProcessor, type ObjectStorage, readObject } from '@avatargen/core';
+import {
+  type AvatarGenPlugin,
+  createAvatarGen,
+  definePlugin,
+  type ImageProcessor,
+  type ObjectStorage,
+  neutralStyle,
+  readObject,
+} from '@avatargen/core';
 import { createTestDatabase, encodePng } from '@avatargen/core/testing';
 import { localPlugin } from '@avatargen/provider-local';
 import { createFilesystemStorage, filesystemStoragePlugin } from '@avatargen/storage-filesystem';
@@ -62,16 +70,7 @@ function benchImagesPlugin(): AvatarGenPlugin {
     randomizeStyle: async (bytes, { seed }) => ({
       data: bytes,
       contentType: 'image/png',
-      params: {
-        seed,
-        preset: 'natural',
-        contrast: 1,
-        blurSigma: null,
-        sharpenAmount: null,
-        grainSigma: null,
-        vignetteStrength: null,
-        jpegQuality: 90,
-      },
+      params: neutralStyle(seed),
     }),
     thumbnail: async (bytes) => bytes,
     processGrid: async () =>

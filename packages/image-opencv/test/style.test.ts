@@ -1,4 +1,4 @@
-import { STYLE_PRESETS } from '@avatargen/core';
+import { neutralStyle, STYLE_PRESETS } from '@avatargen/core';
 import { describe, expect, it } from 'vitest';
 import { chooseStyle, PRESETS, renderStyle } from '../src/style.js';
 import { noise, rawImage } from './helpers.js';
@@ -40,16 +40,7 @@ describe('chooseStyle', () => {
 describe('renderStyle', () => {
   const image = rawImage(64, 48, (x, y) => [(x * 4) % 256, (y * 5) % 256, 128]);
   const rect = { x: 0, y: 0, width: 64, height: 48 };
-  const plain = {
-    seed: 'p',
-    preset: 'natural' as const,
-    contrast: 1,
-    blurSigma: null,
-    sharpenAmount: null,
-    grainSigma: null,
-    vignetteStrength: null,
-    jpegQuality: 90,
-  };
+  const plain = neutralStyle('p');
   // the WebAssembly path returns a view into its memory: copy before the next call
   const render = (...args: Parameters<typeof renderStyle>) => Buffer.from(renderStyle(...args));
 

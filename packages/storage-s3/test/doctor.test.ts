@@ -5,6 +5,7 @@ import {
   type ImageProcessor,
   type ImagePromptProvider,
   type ImageProvider,
+  neutralStyle,
   type PersonaProvider,
   readImageInfo,
   type TaskView,
@@ -67,16 +68,7 @@ const services = definePlugin({
         return {
           data: image,
           contentType: 'image/png',
-          params: {
-            seed,
-            preset: 'natural',
-            contrast: 1,
-            blurSigma: null,
-            sharpenAmount: null,
-            grainSigma: null,
-            vignetteStrength: null,
-            jpegQuality: 90,
-          },
+          params: neutralStyle(seed),
         };
       },
       async thumbnail(image) {

@@ -4,3 +4,4 @@ export * from './request.js';
 export * from './settings.js';
 export * from './status.js';
 export * from './random.js';
+export * from './style.js';

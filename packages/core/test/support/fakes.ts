@@ -12,6 +12,7 @@ import {
   type EncodedImage,
   type ImageProcessor,
   ModerationError,
+  neutralStyle,
   type PersonaBatch,
   type PersonaData,
   type Pictures,
@@ -217,16 +218,7 @@ function cropWhite(image: Uint8Array): Uint8Array {
   });
 }
 
-const fakeStyle = (seed: string) => ({
-  seed,
-  preset: 'natural' as const,
-  contrast: 1,
-  blurSigma: null,
-  sharpenAmount: null,
-  grainSigma: null,
-  vignetteStrength: null,
-  jpegQuality: 90,
-});
+const fakeStyle = (seed: string) => neutralStyle(seed);
 
 /**
  * Cuts nothing in a grid: gives the grid back rows * cols times (the pipeline only needs encoded
