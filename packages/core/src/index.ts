@@ -14,6 +14,7 @@ export * from './pipeline/faces.js';
 export * from './plugin.js';
 export * from './ports.js';
 export * from './provenance.js';
+export * from './quality/index.js';
 export * from './services/doctor.js';
 export * from './services/personas.js';
 export * from './services/login-attempts.js';
