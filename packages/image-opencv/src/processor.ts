@@ -55,6 +55,12 @@ export interface OpencvImageProcessor extends ImageProcessor {
   randomizeStyle(image: Bytes, options: { seed: string } & CallOptions): Promise<StyledImage>;
   /** Renders stored parameters again: same image and parameters give the same bytes as before. */
   applyStyle(image: Bytes, params: StyleParams, options?: CallOptions): Promise<StyledImage>;
+  /**
+   * The 64-bit difference hash (dHash) of a picture, as 16 lowercase hex characters: grey, shrunk
+   * to 9x8 (fit 'fill', a fixed kernel), one bit per pair of horizontal neighbours. Re-encoded,
+   * resized or restyled copies hash within a few bits of each other (core's `hammingDistance`).
+   */
+  perceptualHash(image: Bytes, options?: CallOptions): Promise<string>;
   /** Number of worker threads the pool runs. */
   readonly threads: number;
   /** Lets calls already made finish, then stops the workers. Later calls reject with CancelledError. */
@@ -295,6 +301,9 @@ export function createImageProcessor(options: ImageProcessorOptions = {}): Openc
     },
     async processPicture(image, options) {
       return run('processPicture', image, { ...chainOptions(options), xmp: xmpOption(options.xmp) }, options);
+    },
+    async perceptualHash(image, options) {
+      return run('perceptualHash', image, {}, optionsObject('options', options));
     },
     close() {
       closed = true;

@@ -27,7 +27,8 @@ export type WorkerTask =
       /** XMP packet written at each cell's encode, or null. */
       xmp: string | null;
     }
-  | { op: 'processPicture'; image: Uint8Array; borders: WhiteBorderSettings | null; styleSeed: string | null; xmp: string | null };
+  | { op: 'processPicture'; image: Uint8Array; borders: WhiteBorderSettings | null; styleSeed: string | null; xmp: string | null }
+  | { op: 'perceptualHash'; image: Uint8Array };
 
 export interface WorkerResults {
   splitGrid: Uint8Array[];
@@ -38,6 +39,8 @@ export interface WorkerResults {
   thumbnail: Uint8Array;
   processGrid: ProcessedImage[];
   processPicture: ProcessedImage;
+  /** 16 hex characters: the 64-bit difference hash. */
+  perceptualHash: string;
 }
 
 /** Errors cross the thread boundary as data and are rebuilt as typed errors on the main thread. */

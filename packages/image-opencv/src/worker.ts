@@ -1,5 +1,6 @@
 import { workerData } from 'piscina';
 import sharp, { type Sharp } from 'sharp';
+import { differenceHash, HASH_HEIGHT, HASH_KERNEL, HASH_WIDTH } from './phash.js';
 import { extract, gridCells, type RawImage, type Rect, trimBox, type WhiteBorderSettings, whiteBorderBox } from './pixels.js';
 import type { WorkerReply, WorkerSettings, WorkerTask } from './protocol.js';
 import { chooseStyle, renderStyle } from './style.js';
@@ -165,7 +166,33 @@ async function perform(task: WorkerTask): Promise<unknown> {
       const image = await decode(task.image);
       return processRect(image, whole(image), task.borders, task.styleSeed, task.xmp ?? null);
     }
+    case 'perceptualHash':
+      return perceptualHash(task.image);
   }
+}
+
+/**
+ * The dHash (phash.ts) of a picture. The resize goes straight from the input, so libvips streams
+ * the decode into the shrink (and a JPEG or WebP is shrunk while it loads): the whole picture is
+ * never held as raw pixels. Transparency becomes white, as in decode().
+ */
+async function perceptualHash(image: Uint8Array): Promise<string> {
+  let grey: { data: Buffer; info: { width: number; height: number; channels: number } };
+  try {
+    grey = await sharp(image, { limitInputPixels: settings.maxPixels, failOn: 'warning', autoOrient: true })
+      .flatten({ background: '#ffffff' })
+      .greyscale()
+      .resize(HASH_WIDTH, HASH_HEIGHT, { fit: 'fill', kernel: HASH_KERNEL })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (error) {
+    throw new BadImage(`Cannot decode the image: ${reasonOf(error)}`);
+  }
+  const { data, info } = grey;
+  if (info.channels !== 1 || info.width !== HASH_WIDTH || info.height !== HASH_HEIGHT) {
+    throw new Error(`unexpected ${info.width}x${info.height}x${info.channels} pixels for the hash`);
+  }
+  return differenceHash(data);
 }
 
 /** What a grid cell or a separate picture goes through: trim -> crop white borders -> style (or PNG). */

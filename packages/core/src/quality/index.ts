@@ -1,1 +1,2 @@
 export * from './text.js';
+export * from './pictures.js';
