@@ -8,6 +8,7 @@ import { type AvatarGenPlugin, buildContainer, type LoadedPlugin, type PortOwner
 import type { PortName, PortTypes } from './ports.js';
 import { Doctor } from './services/doctor.js';
 import { PersonasService } from './services/personas.js';
+import { QualityService } from './services/quality.js';
 import { LoginAttempts } from './services/login-attempts.js';
 import { SessionStore } from './services/sessions.js';
 import { SettingsService } from './services/settings.js';
@@ -47,6 +48,8 @@ export interface AvatarGen {
   exports: ExportsService;
   /** Checks the object storage against the database (lost objects, orphans) and repairs it. */
   doctor: Doctor;
+  /** Quality reports: near-duplicate texts, shared names and near-identical pictures per dataset. */
+  quality: QualityService;
   /** Start taking generation work in this process (`start()`), or stop it (`stop()`). */
   worker: { start(): Promise<void>; stop(timeoutMs?: number): Promise<void> };
   pipeline: Pipeline;
@@ -120,6 +123,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       loginAttempts: new LoginAttempts(orm),
       exports: new ExportsService(tasks, personas, ports.objectStorage, publicBaseUrl(plugins.config)),
       doctor: new Doctor(orm, ports.objectStorage, tasks),
+      quality: new QualityService(orm, tasks),
       pipeline,
       worker: {
         start: () => openPipeline.startWorker(),

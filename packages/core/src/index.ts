@@ -17,6 +17,7 @@ export * from './provenance.js';
 export * from './quality/index.js';
 export * from './services/doctor.js';
 export * from './services/personas.js';
+export * from './services/quality.js';
 export * from './services/login-attempts.js';
 export * from './services/sessions.js';
 export * from './services/settings.js';

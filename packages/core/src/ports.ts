@@ -240,6 +240,11 @@ export interface ImageProcessor {
   processGrid(image: Bytes, options: ProcessGridOptions): Promise<ProcessedImage[]>;
   /** The same chain for one separate picture, without the split: trim -> crop borders -> style. */
   processPicture(image: Bytes, options: ProcessPictureOptions): Promise<ProcessedImage>;
+  /**
+   * Optional: a 64-bit perceptual hash (dHash) of the picture as 16 hex characters, for the
+   * quality report's near-duplicate pictures. A processor without it leaves pictures unhashed.
+   */
+  perceptualHash?(image: Bytes, options?: { signal?: AbortSignal }): Promise<string>;
   close?(): Promise<void>;
 }
 

@@ -312,6 +312,18 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { 200: { description: 'Demographics', ...json({ type: 'object' }) }, ...errors(401, 404) },
         },
       },
+      '/tasks/{id}/quality': {
+        parameters: [
+          idParam,
+          { name: 'textThreshold', in: 'query', schema: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 1, default: 0.7 } },
+          { name: 'pictureMaxDistance', in: 'query', schema: { type: 'integer', minimum: 0, maximum: 64, default: 10 } },
+        ],
+        get: {
+          summary:
+            'The quality report, computed now: near-duplicate texts across personas (MinHash over word shingles), shared full names, near-identical pictures across personas and within one (perceptual hashes), and the personas flagged',
+          responses: { 200: { description: 'Quality report', ...json({ type: 'object' }) }, ...errors(401, 404, 422) },
+        },
+      },
       '/tasks/{id}/events': {
         parameters: [idParam],
         get: {

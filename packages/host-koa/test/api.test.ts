@@ -228,6 +228,22 @@ describe('exports', () => {
     expect(Object.keys(body.personas[0]?.bios ?? {})).toEqual(['facebook', 'instagram', 'x', 'tiktok']);
   });
 
+  it('the quality report hashes every stored picture with the real image pool, and refuses a bad threshold', async () => {
+    const reply = await api.request('GET', `/api/v1/tasks/${id}/quality`);
+    expect(reply.status).toBe(200);
+    const report = reply.json() as {
+      taskId: string;
+      texts: { checked: number };
+      pictures: { hashed: number; unhashed: number };
+      flaggedPersonas: number[];
+    };
+    expect(report.taskId).toBe(id);
+    expect(report.texts.checked).toBe(20 * 5);
+    expect(report.pictures).toMatchObject({ hashed: 20 * 8 + 20, unhashed: 0 });
+    expect((await api.request('GET', `/api/v1/tasks/${id}/quality?textThreshold=2`)).status).toBe(422);
+    expect((await api.request('GET', '/api/v1/tasks/nosuchtask/quality')).status).toBe(404);
+  });
+
   it('CSV has the header and one row per persona', async () => {
     const reply = await browser.request('POST', `/datasets/${id}/export`, { form: { format: 'csv' } });
     expect(reply.status).toBe(200);

@@ -53,6 +53,7 @@ const READS: Route[] = [
   ['GET', '/api/v1/tasks/:id'],
   ['GET', '/api/v1/tasks/:id/personas'],
   ['GET', '/api/v1/tasks/:id/demographics'],
+  ['GET', '/api/v1/tasks/:id/quality'],
   ['GET', '/api/v1/datasets/:id'],
   ['GET', '/media/:key'],
   ['GET', '/thumbs/:key'],

@@ -150,6 +150,7 @@ export const Persona = defineEntity({
     about: p.text(),
     baseImageKey: p.string().nullable(),
     baseFaceKey: p.string().nullable(),
+    basePhash: p.string().length(16).nullable(),
     prompts: p.json<string[]>(),
     imagesStatus: p.string().$type<'pending' | 'done' | 'failed'>(),
     imagesError: p.text().nullable(),
@@ -172,6 +173,8 @@ export const PersonaImage = defineEntity({
     width: p.integer(),
     height: p.integer(),
     style: p.json<StyleParams>().nullable(),
+    /** Perceptual hash (dHash, 16 hex characters) when the image processor makes one. */
+    phash: p.string().length(16).nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
   },
 });

@@ -71,6 +71,23 @@ export class ImageStage {
     await this.advance(job.taskId);
   }
 
+  /**
+   * The picture's perceptual hash for the quality report, when the processor makes one. Never fails
+   * the picture: a hash that cannot be made leaves it unhashed (the report counts those).
+   */
+  private async hashOf(data: Uint8Array, signal: AbortSignal, what: Record<string, unknown>): Promise<string | null> {
+    const processor = this.support.ports.imageProcessor;
+    if (typeof processor.perceptualHash !== 'function') return null;
+    try {
+      const hash = await processor.perceptualHash(data, { signal });
+      return typeof hash === 'string' && /^[0-9a-f]{16}$/.test(hash) ? hash : null;
+    } catch (error) {
+      throwIfAborted(signal);
+      this.support.log.debug({ ...what, error: describeError(error) }, 'no perceptual hash for a picture');
+      return null;
+    }
+  }
+
   /** The plugins (and models, when a provider describes itself) that make and process the pictures. */
   private providers(): ProvenanceProvider[] {
     const { ports, owners } = this.support.options;
@@ -186,7 +203,13 @@ export class ImageStage {
         signal,
         { ...what, key },
       );
-      await em.execute('update personas set base_image_key = ?, base_face_key = ? where id = ?', [key, result.faceKey, personaId]);
+      const basePhash = await this.hashOf(image.data, signal, what);
+      await em.execute('update personas set base_image_key = ?, base_face_key = ?, base_phash = ? where id = ?', [
+        key,
+        result.faceKey,
+        basePhash,
+        personaId,
+      ]);
       await this.support.notifyTask(task.id);
     }
     const baseImage = base;
@@ -329,6 +352,7 @@ export class ImageStage {
             width: image.width,
             height: image.height,
             style: image.style,
+            phash: await this.hashOf(image.data, signal, { ...what, idx }),
             createdAt: new Date(),
           });
         }

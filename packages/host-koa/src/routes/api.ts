@@ -105,6 +105,17 @@ export function apiRouter(gen: AvatarGen, sse: SseHub, datasets: DatasetCache): 
     });
     ctx.body = { ...page, personas: page.personas.map(apiPersona) };
   });
+  router.get('/tasks/:id/quality', async (ctx) => {
+    const threshold = Number(ctx.query.textThreshold ?? 0.7);
+    const distance = Number(ctx.query.pictureMaxDistance ?? 10);
+    if (!(threshold > 0 && threshold <= 1)) throw new ValidationError({ textThreshold: 'A number above 0, at most 1.' });
+    if (!(Number.isInteger(distance) && distance >= 0 && distance <= 64))
+      throw new ValidationError({ pictureMaxDistance: 'A whole number from 0 to 64.' });
+    ctx.body = await gen.quality.report(ctx.params.id as string, scopeOf(c(ctx)), {
+      textThreshold: threshold,
+      pictureMaxDistance: distance,
+    });
+  });
   router.get('/tasks/:id/demographics', async (ctx) => {
     ctx.body = await gen.personas.demographics(ctx.params.id as string, scopeOf(c(ctx)));
   });

@@ -3,6 +3,7 @@ import { Migration20261201000000_login_attempts } from './Migration2026120100000
 import { Migration20261210000000_task_usage } from './Migration20261210000000_task_usage.js';
 import { Migration20261211000000_task_counters } from './Migration20261211000000_task_counters.js';
 import { Migration20261212000000_unit_jobs } from './Migration20261212000000_unit_jobs.js';
+import { Migration20261213000000_picture_hashes } from './Migration20261213000000_picture_hashes.js';
 
 /** Every migration in order. Listed explicitly so bundled builds need no file globbing. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261210000000_task_usage', class: Migration20261210000000_task_usage },
   { name: 'Migration20261211000000_task_counters', class: Migration20261211000000_task_counters },
   { name: 'Migration20261212000000_unit_jobs', class: Migration20261212000000_unit_jobs },
+  { name: 'Migration20261213000000_picture_hashes', class: Migration20261213000000_picture_hashes },
 ];

@@ -1,0 +1,89 @@
+import type { Orm } from '../db/orm.js';
+import { DEFAULT_MAX_PICTURE_DISTANCE, type HashedPicture, type SimilarPicturePair, similarPictures } from '../quality/pictures.js';
+import { duplicateNames, type NameDuplicate, type NearDuplicatePair, nearDuplicateTexts, type TextItem } from '../quality/text.js';
+import type { Scope, TasksService } from './tasks.js';
+
+/** The texts of a persona the report compares across personas. */
+const TEXT_FIELDS = ['bio_facebook', 'bio_instagram', 'bio_x', 'bio_tiktok', 'about'] as const;
+
+export interface QualityReport {
+  taskId: string;
+  generatedAt: string;
+  settings: { textThreshold: number; pictureMaxDistance: number };
+  texts: { checked: number; nearDuplicates: NearDuplicatePair[] };
+  names: { duplicates: NameDuplicate[] };
+  /** Pictures made before hashes existed, or by a processor that makes none, are `unhashed`. */
+  pictures: { hashed: number; unhashed: number; acrossPersonas: SimilarPicturePair[]; withinPersona: SimilarPicturePair[] };
+  /** Personas named by any finding, ascending. */
+  flaggedPersonas: number[];
+}
+
+export interface QualityOptions {
+  /** Jaccard similarity of word shingles at or above which two texts are near-duplicates. Default 0.7. */
+  textThreshold?: number;
+  /** Hamming distance of perceptual hashes at or below which two pictures are near-duplicates. Default 10. */
+  pictureMaxDistance?: number;
+}
+
+/**
+ * A dataset's quality report, computed on demand from the rows: near-duplicate bios and "about"
+ * texts across personas, personas sharing a full name, and near-identical pictures across
+ * personas (two "different" people with one face) and within one (wasted shots). Pictures are
+ * compared by the perceptual hashes stored with them, never by reading the images, so the report's
+ * memory does not grow with the pictures' size.
+ */
+export class QualityService {
+  constructor(
+    private readonly orm: Orm,
+    private readonly tasks: TasksService,
+  ) {}
+
+  async report(taskId: string, scope: Scope = {}, options: QualityOptions = {}): Promise<QualityReport> {
+    await this.tasks.get(taskId, scope); // the same object-level check as every dataset read
+    const textThreshold = options.textThreshold ?? 0.7;
+    const pictureMaxDistance = options.pictureMaxDistance ?? DEFAULT_MAX_PICTURE_DISTANCE;
+    const em = this.orm.em.fork();
+    const personas = await em.execute(
+      `select id, first_name, last_name, ${TEXT_FIELDS.join(', ')}, base_phash, base_image_key from personas where task_id = ? order by id`,
+      [taskId],
+    );
+    const images = await em.execute('select persona_id, idx, phash from persona_images where task_id = ? order by persona_id, idx', [
+      taskId,
+    ]);
+
+    const texts: TextItem[] = personas.flatMap((p) =>
+      TEXT_FIELDS.map((field) => ({ personaId: p.id as number, field, text: String(p[field] ?? '') })),
+    );
+    const nearDuplicates = nearDuplicateTexts(texts, { threshold: textThreshold, seed: taskId });
+    const names = duplicateNames(personas.map((p) => ({ personaId: p.id as number, firstName: p.first_name, lastName: p.last_name })));
+
+    const hashed: HashedPicture[] = [];
+    let unhashed = 0;
+    for (const p of personas) {
+      if (p.base_phash) hashed.push({ personaId: p.id, idx: 'base', hash: p.base_phash });
+      else if (p.base_image_key) unhashed++;
+    }
+    for (const image of images) {
+      if (image.phash) hashed.push({ personaId: image.persona_id, idx: image.idx, hash: image.phash });
+      else unhashed++;
+    }
+    const { acrossPersonas, withinPersona } = similarPictures(hashed, { maxDistance: pictureMaxDistance });
+
+    const flagged = new Set<number>();
+    for (const pair of [...nearDuplicates, ...acrossPersonas, ...withinPersona]) {
+      flagged.add(pair.a.personaId);
+      flagged.add(pair.b.personaId);
+    }
+    for (const group of names) for (const id of group.personaIds) flagged.add(id);
+
+    return {
+      taskId,
+      generatedAt: new Date().toISOString(),
+      settings: { textThreshold, pictureMaxDistance },
+      texts: { checked: texts.filter((t) => t.text.trim() !== '').length, nearDuplicates },
+      names: { duplicates: names },
+      pictures: { hashed: hashed.length, unhashed, acrossPersonas, withinPersona },
+      flaggedPersonas: [...flagged].sort((a, b) => a - b),
+    };
+  }
+}
