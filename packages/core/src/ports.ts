@@ -45,6 +45,11 @@ export interface PersonaRequest {
   bioInstructions: Record<Platform, string>;
   /** Stable per task and batch: a deterministic provider gives the same answer for the same seed. */
   seed: string;
+  /**
+   * Full names already used in the task (at most the last 500), for a provider that can steer
+   * away from them. Core rejects a persona that repeats one, or a first name, age and city, anyway.
+   */
+  avoidNames?: readonly string[];
   signal?: AbortSignal;
   /** Optional: where the provider reports token usage (see ProviderUsage). */
   onUsage?: UsageListener;

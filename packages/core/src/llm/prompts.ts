@@ -38,7 +38,9 @@ const PERSONA_FIELDS: ReadonlyArray<readonly [keyof PersonaData, string]> = [
 ];
 
 /** The persona stage's request to a model: count, description, bio language, per-platform bio instructions (settings). */
-export function personaMessages(request: Pick<PersonaRequest, 'count' | 'description' | 'language' | 'bioInstructions'>): ChatMessage[] {
+export function personaMessages(
+  request: Pick<PersonaRequest, 'count' | 'description' | 'language' | 'bioInstructions' | 'avoidNames'>,
+): ChatMessage[] {
   const count = request.count;
   const lines = [
     `Write exactly ${count} persona${count === 1 ? '' : 's'} that match this description: ${request.description.trim()}`,
@@ -49,6 +51,9 @@ export function personaMessages(request: Pick<PersonaRequest, 'count' | 'descrip
       const instructions = request.bioInstructions[platform]?.trim();
       return `${PLATFORM_NAMES[platform]} bio: ${instructions || 'written as the person would write it on that platform.'}`;
     }),
+    ...(request.avoidNames?.length
+      ? ['', `These names are taken by other personas of the dataset; use none of them: ${request.avoidNames.join('; ')}.`]
+      : []),
     '',
     'Fields of each persona:',
     ...PERSONA_FIELDS.map(([field, meaning]) => `- ${field}: ${meaning}`),

@@ -1,9 +1,11 @@
 import PQueue from 'p-queue';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { GenerationTask, Persona } from '../db/entities.js';
 import { normalizePersona, type PersonaData } from '../domain/persona.js';
 import { bioInstructions } from '../domain/settings.js';
 import { CancelledError, describeError, isDatabaseUnavailable } from '../errors.js';
 import type { PersonaBatch } from '../ports.js';
+import { fullNameKey } from '../quality/text.js';
 import { personaColumns } from '../services/views.js';
 import type { BatchJob } from './queue.js';
 import { now, type StageSupport } from './support.js';
@@ -70,6 +72,8 @@ export class PersonaStage {
       const personas: PersonaData[] = [];
       const reasons: string[] = [];
       const { signal } = controller;
+      // Who is in the task already: a provider is told the names, and a repeat is asked for again.
+      const taken = await TakenIdentities.of(em, task.id);
       // A provider may answer with fewer personas than asked (a model that stopped early, a smaller
       // batch after a cut answer): ask again for the rest, while each round brings someone new.
       for (let round = 0; personas.length < wanted && round < Math.max(1, support.config.JOB_RETRY_LIMIT); round++) {
@@ -86,6 +90,7 @@ export class PersonaStage {
                       language: { code: task.languageCode, name: task.languageName },
                       bioInstructions: bioInstructions(settings),
                       seed: round === 0 ? seed : `${seed}:rest${round}`,
+                      avoidNames: taken.names(),
                       signal,
                       onUsage,
                     }),
@@ -104,15 +109,24 @@ export class PersonaStage {
         // Validate again at our edge: a plugin's answer is input like any other.
         reasons.push(...result.rejected.map((r) => r.reason));
         let added = 0;
+        let repeats = 0;
         for (const candidate of result.personas) {
           const normalized = normalizePersona(candidate);
           if (!normalized.ok) reasons.push(normalized.reason);
           else if (personas.length < wanted) {
+            const repeat = taken.repeat(normalized.persona);
+            if (repeat) {
+              reasons.push(repeat);
+              repeats++;
+              continue;
+            }
+            taken.add(normalized.persona);
             personas.push(normalized.persona);
             added++;
           }
         }
-        if (added === 0) break;
+        // Ask again while a round brings someone new, or only repeats (which a new seed may avoid).
+        if (added === 0 && repeats === 0) break;
       }
       const total = batch.stored + personas.length;
       const message =
@@ -149,17 +163,37 @@ export class PersonaStage {
   ): Promise<void> {
     const closed = await this.support.em.transactional(async (em) => {
       const [row] = await em.execute(
-        `select (select count(*)::int from personas where task_id = ? and batch_no = ?) as stored
+        `select size, (select count(*)::int from personas where task_id = ? and batch_no = ?) as stored
          from persona_batches where task_id = ? and batch_no = ? and status = 'pending' for update`,
         [taskId, batchNo, taskId, batchNo],
       );
       if (!row) return false;
+      // Batches run side by side: the last check against the task's people is made here, one batch at a time.
+      await em.execute('select pg_advisory_xact_lock(hashtext(?))', [`avatargen-names:${taskId}`]);
+      const taken = await TakenIdentities.of(em, taskId);
+      const kept = personas.filter((persona) => {
+        if (taken.repeat(persona)) return false;
+        taken.add(persona);
+        return true;
+      });
+      const raced = personas.length - kept.length;
+      personas = kept;
       const received: number = row.stored + personas.length;
-      await em.execute(
-        `update persona_batches set status = ?, received = ?, rejected = rejected + ?, error = ?, updated_at = now()
-         where task_id = ? and batch_no = ?`,
-        [failed || received === 0 ? 'failed' : 'done', received, rejected, message, taskId, batchNo],
-      );
+      if (raced > 0 && !failed && received < row.size) {
+        // Another batch stored the same person meanwhile: the rest is kept and the batch stays open,
+        // so the reconcile sends it again and it asks for what it still lacks.
+        await em.execute(
+          `update persona_batches set received = ?, rejected = rejected + ?, job_id = null, updated_at = now() where task_id = ? and batch_no = ?`,
+          [received, rejected + raced, taskId, batchNo],
+        );
+        message = null;
+      } else {
+        await em.execute(
+          `update persona_batches set status = ?, received = ?, rejected = rejected + ?, error = ?, updated_at = now()
+           where task_id = ? and batch_no = ?`,
+          [failed || received === 0 ? 'failed' : 'done', received, rejected, message, taskId, batchNo],
+        );
+      }
       if (personas.length > 0) {
         await em.upsertMany(
           Persona,
@@ -184,5 +218,50 @@ export class PersonaStage {
       return true;
     });
     if (closed) await this.support.notifyTask(taskId);
+  }
+}
+
+/** How many of the task's full names a provider is told (the latest ones). */
+const AVOID_NAMES_MAX = 500;
+
+/**
+ * The identities already in a task: full names (case and accents aside), and first name with age
+ * and city. A persona repeating either is rejected: 300 personas stored as `Ingrid Rossi`,
+ * `Ingrid Rossi_2`... are 10 people, not 300.
+ */
+class TakenIdentities {
+  private readonly fullNames = new Map<string, string>();
+  private readonly lives = new Set<string>();
+
+  static async of(em: EntityManager, taskId: string): Promise<TakenIdentities> {
+    const taken = new TakenIdentities();
+    const rows = await em.execute('select first_name, last_name, age, current_city from personas where task_id = ? order by id', [taskId]);
+    for (const row of rows) taken.add({ firstName: row.first_name, lastName: row.last_name, age: row.age, currentCity: row.current_city });
+    return taken;
+  }
+
+  private static life(p: Pick<PersonaData, 'firstName' | 'age' | 'currentCity'>): string | null {
+    if (p.age === null || p.age === undefined || !p.currentCity) return null;
+    return `${fullNameKey(p.firstName, '')}|${p.age}|${fullNameKey(p.currentCity, '')}`;
+  }
+
+  add(p: Pick<PersonaData, 'firstName' | 'lastName' | 'age' | 'currentCity'>): void {
+    this.fullNames.set(fullNameKey(p.firstName, p.lastName), `${p.firstName} ${p.lastName}`.trim());
+    const life = TakenIdentities.life(p);
+    if (life) this.lives.add(life);
+  }
+
+  /** Why the persona repeats someone in the task, or null. */
+  repeat(p: Pick<PersonaData, 'firstName' | 'lastName' | 'age' | 'currentCity'>): string | null {
+    const name = `${p.firstName} ${p.lastName}`.trim();
+    if (this.fullNames.has(fullNameKey(p.firstName, p.lastName)))
+      return `${name} repeats the full name of a persona already in the dataset`;
+    const life = TakenIdentities.life(p);
+    if (life && this.lives.has(life)) return `${name} repeats the first name, age and city of a persona already in the dataset`;
+    return null;
+  }
+
+  names(): string[] {
+    return [...this.fullNames.values()].slice(-AVOID_NAMES_MAX);
   }
 }

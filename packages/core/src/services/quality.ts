@@ -16,6 +16,8 @@ export interface QualityReport {
   pictures: { hashed: number; unhashed: number; acrossPersonas: SimilarPicturePair[]; withinPersona: SimilarPicturePair[] };
   /** Personas named by any finding, ascending. */
   flaggedPersonas: number[];
+  /** Personas the pipeline refused (malformed, or repeating someone already in the dataset). */
+  rejectedPersonas: number;
 }
 
 export interface QualityOptions {
@@ -47,6 +49,9 @@ export class QualityService {
       `select id, first_name, last_name, ${TEXT_FIELDS.join(', ')}, base_phash, base_image_key from personas where task_id = ? order by id`,
       [taskId],
     );
+    const [batches] = await em.execute('select coalesce(sum(rejected), 0)::int as rejected from persona_batches where task_id = ?', [
+      taskId,
+    ]);
     const images = await em.execute('select persona_id, idx, phash from persona_images where task_id = ? order by persona_id, idx', [
       taskId,
     ]);
@@ -84,6 +89,7 @@ export class QualityService {
       names: { duplicates: names },
       pictures: { hashed: hashed.length, unhashed, acrossPersonas, withinPersona },
       flaggedPersonas: [...flagged].sort((a, b) => a - b),
+      rejectedPersonas: batches?.rejected ?? 0,
     };
   }
 }

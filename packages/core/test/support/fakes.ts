@@ -44,7 +44,7 @@ export interface FakeOptions {
   /** Throw for these persona calls (by seed "task:batch"); return true to fail. */
   failPersona?: (seed: string, attempt: number) => Error | null;
   /** Return fewer personas, or invalid ones, for a batch. */
-  shapeBatch?: (seed: string, personas: PersonaData[]) => unknown[];
+  shapeBatch?: (seed: string, personas: PersonaData[], request: { avoidNames?: readonly string[] }) => unknown[];
   /** Throw for these pictures calls (by seed "task:persona:shot"). */
   failGrid?: (seed: string) => Error | null;
   /**
@@ -82,7 +82,7 @@ export function fakeServices(options: FakeOptions = {}) {
   const base = makeBorderedPng({ width: 32, height: 32, border: 2 });
 
   const personaProvider = {
-    async generate(request: { count: number; seed: string; signal?: AbortSignal }): Promise<PersonaBatch> {
+    async generate(request: { count: number; seed: string; avoidNames?: readonly string[]; signal?: AbortSignal }): Promise<PersonaBatch> {
       calls.persona++;
       calls.signals.push(request.signal as AbortSignal);
       calls.inFlightPersona++;
@@ -97,7 +97,7 @@ export function fakeServices(options: FakeOptions = {}) {
         const personas = Array.from({ length: request.count }, (_, i) =>
           samplePersona({ firstName: `P${request.seed.replace(/\W/g, '')}x${i}`, gender: i % 2 ? 'm' : 'f', age: 20 + i }),
         );
-        const shaped = options.shapeBatch ? options.shapeBatch(request.seed, personas) : personas;
+        const shaped = options.shapeBatch ? options.shapeBatch(request.seed, personas, request) : personas;
         return { personas: shaped as PersonaData[], rejected: [] };
       } finally {
         calls.inFlightPersona--;
