@@ -71,6 +71,38 @@ describe('persona diversity across batches', () => {
     expect(Math.max(...seen)).toBeGreaterThanOrEqual(20); // the third batch was told twenty names
   });
 
+  it('batches running side by side with the same people: the later ones stay open and ask again, and the task completes', async () => {
+    // Every batch that starts before any is stored hears no names, and the stand-in then gives the
+    // same ten people to each; told the names, it gives new ones.
+    h = await startHarness({
+      fakes: {
+        personaLatencyMs: 100,
+        shapeBatch: (seed, personas, request) => {
+          const avoid = new Set(request.avoidNames ?? []);
+          const random = createRandom('names', seed);
+          return (personas as PersonaData[]).map((p, i) => {
+            if (avoid.size === 0) return { ...p, firstName: FIRST[i % FIRST.length], lastName: LAST[i % LAST.length] };
+            for (;;) {
+              const candidate = { ...p, firstName: random.pick(FIRST), lastName: random.pick(LAST) };
+              const full = `${candidate.firstName} ${candidate.lastName}`;
+              if (!avoid.has(full)) {
+                avoid.add(full);
+                return candidate;
+              }
+            }
+          });
+        },
+      },
+      config: { MULTITHREAD_FLOWISE: 3 },
+    });
+    const task = await h.gen.tasks.submit({ ...REQUEST, count: 30, imagesPerPersona: 4 });
+    const done = await h.gen.tasks.waitUntilEnded(task.id, { timeoutMs: 60_000 });
+    expect(done.status).toBe('completed');
+    const stored = await names(task.id);
+    expect(new Set(stored.map((n) => n.toLowerCase())).size).toBe(30);
+    expect((await h.gen.quality.report(task.id)).rejectedPersonas).toBeGreaterThanOrEqual(10);
+  });
+
   it('rejects a first name, age and city already in the task, even under another last name', async () => {
     h = await startHarness({
       fakes: {
