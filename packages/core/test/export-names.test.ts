@@ -227,7 +227,8 @@ describe('a ZIP export of hostile names', () => {
     ['Eve\u202Egnp.exe', 'Smith'],
     ['\u200BZed\u200D', '\uFEFFNull\u2060'],
     ['Maria', 'Garcia'],
-    ['maria', 'GARCIA'],
+    // The pipeline refuses a second Maria Garcia (issue 19); one from before is written below.
+    ['Placeholder', 'Thirteen'],
     ['＋Plus', '－Minus', { jobTitle: '＠admin', currentCity: '\u200B=1+1' }],
     [`${'a'.repeat(79)}🇩🇪`, 'Emoji'],
     ['Zoë', 'Ångström'],
@@ -274,6 +275,10 @@ describe('a ZIP export of hostile names', () => {
         [taskId],
       );
       expect(rows).toHaveLength(10);
+      await client.query(
+        `update personas set first_name = 'maria', last_name = 'GARCIA' where task_id = $1 and batch_no = 1 and batch_index = 3`,
+        [taskId],
+      );
       for (const [i, row] of rows.entries()) {
         const [first, last, extra = {}] = stored[i] as [string, string, Record<string, string>?];
         const columns = Object.keys(extra)

@@ -27,7 +27,9 @@ describe('exports', () => {
   let taskId: string;
   const names: Array<[string, string]> = [
     ['Maria', 'Garcia'],
-    ['Maria', 'Garcia'],
+    // The pipeline refuses a second Maria Garcia (issue 19): this one is renamed once stored, as
+    // in a dataset made before that rule.
+    ['Mario', 'Garcia'],
     ['=HYPERLINK("http://evil")', 'Smith'],
     ['../..', 'etc'],
     ['Zoë', 'Ångström\u0007'],
@@ -51,6 +53,7 @@ describe('exports', () => {
     const task = await h.gen.tasks.submit({ ...REQUEST, count: 10, imagesPerPersona: 4 });
     taskId = task.id;
     await waitForStatus(h.gen, taskId, ['completed']);
+    await h.gen.orm.em.fork().execute(`update personas set first_name = 'Maria' where task_id = ? and first_name = 'Mario'`, [taskId]);
   });
   afterAll(() => h.close());
 
