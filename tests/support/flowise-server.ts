@@ -259,7 +259,9 @@ function pickFrom<T>(list: readonly T[], n: number): T {
 export function makeFlowisePersona(n: number, language = 'English'): FlowisePersona {
   const female = n % 2 === 0;
   const first = pickFrom(female ? FIRST_F : FIRST_M, Math.floor(n / 2));
-  const [last, ethnicity] = pickFrom(LAST, n * 3 + 1);
+  // The last name shifts every 16 personas: a full name comes back only after 128 (the pipeline
+  // refuses a repeat within a task, as it would a model's), not after 16.
+  const [last, ethnicity] = pickFrom(LAST, n * 3 + 1 + Math.floor(n / 16));
   const [job, workplace, school, study] = pickFrom(JOBS, n);
   const [city, state] = pickFrom(CITIES, n);
   const [prevCity, prevState] = pickFrom(CITIES, n + 2);
