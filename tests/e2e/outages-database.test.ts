@@ -182,7 +182,10 @@ describe('PostgreSQL restarts and an outage under a running site', () => {
     );
     // Jobs held through the outage came back within the reconcile's reach, not JOB_EXPIRE_SECONDS.
     expect(Date.now() - outageEnded).toBeLessThan(150_000);
-    expect(done, JSON.stringify(done).slice(0, 3000)).toMatchObject({ status: 'completed', progress: { personasStored: 30, imagesStored: 240 } });
+    expect(done, JSON.stringify(done).slice(0, 3000)).toMatchObject({
+      status: 'completed',
+      progress: { personasStored: 30, imagesStored: 240 },
+    });
     expectAlive();
   }, 420_000);
 
