@@ -17,8 +17,11 @@ function freshPeople(seed: string, personas: PersonaData[], avoidNames: readonly
   const random = createRandom('names', seed);
   return personas.map((p) => {
     for (;;) {
-      const candidate = { ...p, firstName: random.pick(FIRST), lastName: random.pick(LAST) };
-      const full = `${candidate.firstName} ${candidate.lastName}`;
+      const firstName = random.pick(FIRST);
+      const lastName = random.pick(LAST);
+      const full = `${firstName} ${lastName}`;
+      // a home of their own, so that only the full name can repeat (not a first name, age and city)
+      const candidate = { ...p, firstName, lastName, currentCity: `${lastName}ville`, age: 20 + FIRST.indexOf(firstName) };
       if (!avoid.has(full)) {
         avoid.add(full);
         return candidate;
