@@ -5,7 +5,7 @@ import { normalizePersona, type PersonaData } from '../domain/persona.js';
 import { bioInstructions } from '../domain/settings.js';
 import { CancelledError, describeError, isDatabaseUnavailable } from '../errors.js';
 import type { PersonaBatch } from '../ports.js';
-import { fullNameKey } from '../quality/text.js';
+import { foldName, fullNameKey } from '../quality/text.js';
 import { personaColumns } from '../services/views.js';
 import type { BatchJob } from './queue.js';
 import { now, type StageSupport } from './support.js';
@@ -242,7 +242,7 @@ class TakenIdentities {
 
   private static life(p: Pick<PersonaData, 'firstName' | 'age' | 'currentCity'>): string | null {
     if (p.age === null || p.age === undefined || !p.currentCity) return null;
-    return `${fullNameKey(p.firstName, '')}|${p.age}|${fullNameKey(p.currentCity, '')}`;
+    return `${foldName(p.firstName)}|${p.age}|${foldName(p.currentCity)}`;
   }
 
   add(p: Pick<PersonaData, 'firstName' | 'lastName' | 'age' | 'currentCity'>): void {

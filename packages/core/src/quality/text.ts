@@ -193,14 +193,19 @@ export function nearDuplicateTexts(items: TextItem[], options: NearDuplicateOpti
   return pairs.sort((p, q) => q.similarity - p.similarity || compareRef(p.a, q.a) || compareRef(p.b, q.b));
 }
 
-/** A full name's key: NFKD without combining marks (accents), lower case, trimmed, single spaces. */
-export function fullNameKey(firstName: string, lastName: string): string {
-  return `${firstName} ${lastName}`
+/** A name or place as compared: NFKD without combining marks (accents), lower case, trimmed, single spaces. */
+export function foldName(text: string): string {
+  return text
     .normalize('NFKD')
     .replace(/\p{M}+/gu, '')
     .toLowerCase()
     .replace(/\s+/gu, ' ')
     .trim();
+}
+
+/** A full name's key (see foldName). */
+export function fullNameKey(firstName: string, lastName: string): string {
+  return foldName(`${firstName} ${lastName}`);
 }
 
 /** Groups of two or more personas sharing one full name (case and accents aside), most personas first, then by lowest id. */
