@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Language } from './domain/languages.js';
 import type { Gender, PersonaData, Platform } from './domain/persona.js';
 import type { ImageBackground, ImageOutputFormat, ImageQuality, ImageSize } from './domain/settings.js';
+import type { PersonaQuota } from './domain/targets.js';
 
 /**
  * The ports that plugins implement. Every method takes an optional AbortSignal: when it fires,
@@ -50,6 +51,12 @@ export interface PersonaRequest {
    * away from them. Core rejects a persona that repeats one, or a first name, age and city, anyway.
    */
   avoidNames?: readonly string[];
+  /**
+   * The task's demographic targets as one quota per persona asked for (same length as `count`),
+   * when the task has targets. A provider that can meet them should (provider-local does, exactly);
+   * core checks every persona against the quotas anyway, counts misses and asks again.
+   */
+  quotas?: readonly PersonaQuota[];
   signal?: AbortSignal;
   /** Optional: where the provider reports token usage (see ProviderUsage). */
   onUsage?: UsageListener;

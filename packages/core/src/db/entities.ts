@@ -2,6 +2,7 @@ import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
 import type { Settings } from '../domain/settings.js';
 import type { TaskStatus } from '../domain/status.js';
 import type { StyleParams } from '../ports.js';
+import type { DemographicTargets } from '../domain/targets.js';
 
 /**
  * Entities (defineEntity: no decorators, so tsx/esbuild builds load them). The schema itself is
@@ -84,6 +85,10 @@ export const GenerationTask = defineEntity({
     imagesPerPersona: p.integer(),
     status: p.string().$type<TaskStatus>().index(),
     settings: p.json<Settings>(),
+    /** Demographic targets (domain/targets.ts), or null when the task has none. */
+    targets: p.json<DemographicTargets>().nullable(),
+    /** The quality report computed when the task last ended (services/quality.ts). */
+    qualityReport: p.json<Record<string, unknown>>().nullable(),
     storagePrefix: p.string(),
     /** Incremented by every retry, so the retried work gets new queue job ids. */
     run: p.integer().default(0),
@@ -111,6 +116,8 @@ export const PersonaBatchRow = defineEntity({
     status: p.string().$type<'pending' | 'done' | 'failed'>(),
     received: p.integer().default(0),
     rejected: p.integer().default(0),
+    /** Personas that missed their demographic quota: asked for again, or stored off target. */
+    offTarget: p.integer().default(0),
     error: p.text().nullable(),
     /** The queue job sent for this batch (pg-boss job id). */
     jobId: p.uuid().nullable(),
@@ -147,6 +154,7 @@ export const Persona = defineEntity({
     currentState: p.string(),
     prevCity: p.string(),
     prevState: p.string(),
+    currentCountry: p.string().default(''),
     about: p.text(),
     baseImageKey: p.string().nullable(),
     baseFaceKey: p.string().nullable(),

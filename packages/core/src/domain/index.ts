@@ -5,3 +5,4 @@ export * from './settings.js';
 export * from './status.js';
 export * from './random.js';
 export * from './style.js';
+export * from './targets.js';

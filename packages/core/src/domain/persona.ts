@@ -22,6 +22,8 @@ export interface PersonaData {
   currentState: string;
   prevCity: string;
   prevState: string;
+  /** Country of the current city; '' when the provider gave none (older providers and flows). */
+  currentCountry?: string;
   about: string;
 }
 
@@ -124,6 +126,7 @@ export const personaSchema = z.object({
   currentState: line(PERSONA_LIMITS.short),
   prevCity: line(PERSONA_LIMITS.short),
   prevState: line(PERSONA_LIMITS.short),
+  currentCountry: line(PERSONA_LIMITS.short),
   about: text(PERSONA_LIMITS.about),
 });
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { closeLanguages, findLanguage, type Language } from './languages.js';
 import { hasControlCharacters } from './persona.js';
+import { type DemographicTargets, validateTargets } from './targets.js';
 
 export const COUNT_MIN = 10;
 export const COUNT_MAX = 300;
@@ -15,6 +16,8 @@ export interface GenerationRequest {
   language: Language;
   count: number;
   imagesPerPersona: ImagesPerPersona;
+  /** Optional demographic targets (domain/targets.ts); null or absent: whatever the provider gives. */
+  targets?: DemographicTargets | null;
 }
 
 const toInt = (v: unknown) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v);
@@ -63,9 +66,11 @@ export type RequestValidation = { ok: true; value: GenerationRequest } | { ok: f
 /** Validates a generation request; every message is written for the person who filled the form. */
 export function validateGenerationRequest(input: unknown): RequestValidation {
   const parsed = requestSchema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const errors: Record<string, string> = {};
-    for (const issue of parsed.error.issues) {
+  // Targets are checked beside the other fields, so a form shows every wrong field at once.
+  const targets = validateTargets((input as { targets?: unknown } | null | undefined)?.targets);
+  if (!parsed.success || !targets.ok) {
+    const errors: Record<string, string> = targets.ok ? {} : { ...targets.errors };
+    for (const issue of parsed.success ? [] : parsed.error.issues) {
       const field = String(issue.path[0] ?? 'request');
       errors[field] ??= issue.message;
     }
@@ -79,6 +84,7 @@ export function validateGenerationRequest(input: unknown): RequestValidation {
       language: findLanguage(language) as Language,
       count,
       imagesPerPersona: imagesPerPersona as ImagesPerPersona,
+      targets: targets.value,
     },
   };
 }

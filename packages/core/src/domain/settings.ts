@@ -89,6 +89,19 @@ export const settingsObjectSchema = z.object({
   randomize_image_style: flag.default(true),
   /** Provenance marks: XMP with IPTC DigitalSourceType and the dataset and persona in every stored picture (docs/provenance.md). */
   provenance_marks: flag.default(true),
+  /**
+   * How many times a persona that misses its demographic quota is asked for again (0-2); after
+   * that it is stored as it came and counted off target.
+   */
+  target_retries: z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: 'Enter 0, 1 or 2.' })
+      .int({ error: 'Enter 0, 1 or 2.' })
+      .min(0, { error: 'Enter 0, 1 or 2.' })
+      .max(2, { error: 'Enter 0, 1 or 2.' })
+      .default(2),
+  ),
   max_concurrent_tasks: z.preprocess(
     (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
     z

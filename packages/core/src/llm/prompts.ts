@@ -34,6 +34,7 @@ const PERSONA_FIELDS: ReadonlyArray<readonly [keyof PersonaData, string]> = [
   ['currentState', 'state, region or province of the current city'],
   ['prevCity', 'city they lived in before'],
   ['prevState', 'state, region or province of the previous city'],
+  ['currentCountry', 'country of the current city'],
   ['about', 'a short paragraph about their life, in the bio language'],
 ];
 

@@ -46,6 +46,7 @@ const DETAIL_FIELDS = {
   eduStudy: ['edu_study', 'eduStudy'],
   currentCity: ['current_city', 'currentCity'],
   currentState: ['current_state', 'currentState'],
+  currentCountry: ['current_country', 'currentCountry', 'country'],
   prevCity: ['prev_city', 'prevCity'],
   prevState: ['prev_state', 'prevState'],
   about: ['about'],

@@ -86,6 +86,8 @@ export class TasksService {
       imagesPerPersona: request.imagesPerPersona,
       status: 'pending',
       settings,
+      targets: request.targets ?? null,
+      qualityReport: null,
       storagePrefix: id,
       run: 0,
       errorLog: [],

@@ -2,6 +2,7 @@ import type { PersonaEntity, PersonaImageEntity, TaskEntity, ErrorLogEntry } fro
 import type { PersonaData } from '../domain/persona.js';
 import { type Cost, estimateCost, type Price } from '../domain/prices.js';
 import type { Settings } from '../domain/settings.js';
+import type { DemographicTargets } from '../domain/targets.js';
 import { computeProgress, type Progress, type TaskStatus } from '../domain/status.js';
 import type { ObjectStorage, StyleParams } from '../ports.js';
 
@@ -34,6 +35,8 @@ export interface TaskView {
   imagesPerPersona: number;
   status: TaskStatus;
   settings: Settings;
+  /** The demographic targets asked for (domain/targets.ts), or null. */
+  targets: DemographicTargets | null;
   errorLog: ErrorLogEntry[];
   progress: Progress;
   createdAt: Date;
@@ -132,6 +135,7 @@ export function taskView(
     imagesPerPersona: task.imagesPerPersona,
     status: task.status,
     settings: task.settings,
+    targets: task.targets ?? null,
     errorLog: task.errorLog,
     progress: computeProgress({
       count: task.count,
@@ -165,6 +169,7 @@ export function personaData(row: PersonaEntity): PersonaData {
     currentState: row.currentState,
     prevCity: row.prevCity,
     prevState: row.prevState,
+    currentCountry: row.currentCountry,
     about: row.about,
   };
 }
@@ -188,6 +193,7 @@ export function personaColumns(p: PersonaData) {
     currentState: p.currentState,
     prevCity: p.prevCity,
     prevState: p.prevState,
+    currentCountry: p.currentCountry ?? '',
     about: p.about,
   };
 }

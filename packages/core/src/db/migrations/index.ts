@@ -4,6 +4,7 @@ import { Migration20261210000000_task_usage } from './Migration20261210000000_ta
 import { Migration20261211000000_task_counters } from './Migration20261211000000_task_counters.js';
 import { Migration20261212000000_unit_jobs } from './Migration20261212000000_unit_jobs.js';
 import { Migration20261213000000_picture_hashes } from './Migration20261213000000_picture_hashes.js';
+import { Migration20261214000000_targets } from './Migration20261214000000_targets.js';
 
 /** Every migration in order. Listed explicitly so bundled builds need no file globbing. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261211000000_task_counters', class: Migration20261211000000_task_counters },
   { name: 'Migration20261212000000_unit_jobs', class: Migration20261212000000_unit_jobs },
   { name: 'Migration20261213000000_picture_hashes', class: Migration20261213000000_picture_hashes },
+  { name: 'Migration20261214000000_targets', class: Migration20261214000000_targets },
 ];
