@@ -251,7 +251,7 @@ export function taskQuotas(targets: DemographicTargets | null | undefined, count
       const j = random.int(0, i);
       [list[i], list[j]] = [list[j] as T, list[i] as T];
     }
-    list.forEach((v, i) => set(quotas[i] as PersonaQuota, v));
+    for (const [i, v] of list.entries()) set(quotas[i] as PersonaQuota, v);
   };
   if (targets.genders)
     fill(
