@@ -383,13 +383,15 @@ const ageLabel = (b: { min: number; max: number }) => (b.max >= AGE_TARGET_MAX ?
  * What was asked (exact counts for `count` personas) next to what the stored personas are. Each
  * dimension is counted on its own: a persona can meet its gender and miss its age.
  */
-export function targetsReport(targets: DemographicTargets, count: number, personas: readonly PersonaData[]): TargetsReport {
+export type TargetFields = Pick<PersonaData, 'gender' | 'age' | 'ethnicity' | 'currentCity' | 'currentState' | 'currentCountry'>;
+
+export function targetsReport(targets: DemographicTargets, count: number, personas: readonly TargetFields[]): TargetsReport {
   const dimensions: TargetsReport['dimensions'] = [];
   const add = <T>(
     dimension: TargetDimension,
     items: Array<T & { share: number }>,
     label: (t: T) => string,
-    meets: (p: PersonaData, t: T) => boolean,
+    meets: (p: TargetFields, t: T) => boolean,
   ) => {
     const requested = allocate(
       items.map((i) => i.share),

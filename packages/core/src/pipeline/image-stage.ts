@@ -253,18 +253,23 @@ export class ImageStage {
       await em.execute('update personas set prompts = ?::jsonb where id = ?', [JSON.stringify(prompts), personaId]);
     }
 
-    // A grid is done when all four of its cells have rows (a lost cell's row is removed by `doctor`).
-    const done = new Set(
-      (await em.execute('select grid_no from persona_images where persona_id = ? group by grid_no having count(*) >= 4', [personaId])).map(
-        (r) => r.grid_no,
-      ),
-    );
+    // A grid is done when all four of its cells have rows. A grid missing some cells (one lost and
+    // removed by `doctor`, or one picture regenerated) gets a new shot whose missing cells only are
+    // stored: the pictures it still has are kept.
+    const cellsOf = new Map<number, Set<number>>();
+    for (const r of await em.execute('select grid_no, idx from persona_images where persona_id = ?', [personaId])) {
+      const cells = cellsOf.get(r.grid_no) ?? new Set<number>();
+      cells.add(r.idx);
+      cellsOf.set(r.grid_no, cells);
+    }
+    const done = new Set([...cellsOf].filter(([, cells]) => cells.size >= SHOTS).map(([gridNo]) => gridNo));
     const results = await Promise.allSettled(
       prompts.slice(0, grids).map(async (prompt, gridNo) => {
         if (done.has(gridNo)) return;
         const cells = await this.support.retrying(
           async () => {
-            const shotSeed = `${seed}:${gridNo}`;
+            // A new seed for a grid made again around pictures it keeps: the same seed would give the same shot.
+            const shotSeed = cellsOf.has(gridNo) ? `${seed}:${gridNo}:r${task.run}` : `${seed}:${gridNo}`;
             await this.support.count(task.id, 'images_requested', SHOTS);
             throwIfAborted(signal);
             const answer = await this.calls.add(
@@ -335,7 +340,9 @@ export class ImageStage {
         const rows = [];
         for (const [cell, image] of cells.entries()) {
           const idx = gridNo * SHOTS + cell;
-          const key = pictureKey(task.storagePrefix, personaId, idx, image.contentType);
+          if (cellsOf.get(gridNo)?.has(idx)) continue;
+          // A picture made again gets a key of its own: browsers keep the old one under the old key.
+          const key = pictureKey(task.storagePrefix, personaId, idx, image.contentType, cellsOf.has(gridNo) ? task.run : undefined);
           const signed = provenance ? await signProvenance(image, provenance) : image;
           await this.support.storing(
             () => ports.objectStorage.put(key, signed.data, { contentType: signed.contentType, cacheControl: CACHE_IMMUTABLE }),
@@ -356,7 +363,7 @@ export class ImageStage {
             createdAt: new Date(),
           });
         }
-        // The four cells of a grid come from one picture: a grid made again replaces all four rows.
+        // A run cut short after storing objects but before these rows stores them again: same keys, merged rows.
         await this.support.em.upsertMany(PersonaImage, rows, { onConflictFields: ['personaId', 'idx'], onConflictAction: 'merge' });
         await this.support.count(task.id, 'images_made', rows.length);
         await this.support.notifyTask(task.id);

@@ -51,9 +51,9 @@ export class PersonaStage {
     const task = await em.findOne(GenerationTask, { id: job.taskId });
     if (task?.status !== 'generating-data' || task.run !== job.run) return;
     const [batch] = await em.execute(
-      `select b.size, b.status, count(p.id)::int as stored, coalesce(max(p.batch_index) + 1, 0)::int as next_index
+      `select b.size, b.status, b.received, count(p.id)::int as stored, coalesce(max(p.batch_index) + 1, 0)::int as next_index
        from persona_batches b left join personas p on p.task_id = b.task_id and p.batch_no = b.batch_no
-       where b.task_id = ? and b.batch_no = ? group by b.size, b.status`,
+       where b.task_id = ? and b.batch_no = ? group by b.size, b.status, b.received`,
       [job.taskId, job.batchNo],
     );
     if (batch?.status !== 'pending') {
@@ -68,7 +68,9 @@ export class PersonaStage {
         return;
       }
       const settings = task.settings;
-      const seed = `${task.id}:${job.batchNo}${task.run > 0 && batch.stored > 0 ? `:${task.run}` : ''}`;
+      // A batch asked again after it stored someone (a retry for the rest, a regenerated persona) gets a
+      // new seed, so a deterministic provider does not give the same people back.
+      const seed = `${task.id}:${job.batchNo}${task.run > 0 && (batch.stored > 0 || batch.received > 0) ? `:${task.run}` : ''}`;
       const personas: PersonaData[] = [];
       const reasons: string[] = [];
       const { signal } = controller;

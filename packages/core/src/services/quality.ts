@@ -1,4 +1,5 @@
 import type { Orm } from '../db/orm.js';
+import { type TargetsReport, targetsReport } from '../domain/targets.js';
 import { DEFAULT_MAX_PICTURE_DISTANCE, type HashedPicture, type SimilarPicturePair, similarPictures } from '../quality/pictures.js';
 import { duplicateNames, type NameDuplicate, type NearDuplicatePair, nearDuplicateTexts, type TextItem } from '../quality/text.js';
 import type { Scope, TasksService } from './tasks.js';
@@ -18,6 +19,10 @@ export interface QualityReport {
   flaggedPersonas: number[];
   /** Personas the pipeline refused (malformed, or repeating someone already in the dataset). */
   rejectedPersonas: number;
+  /** Personas that missed their demographic quota: asked for again, or stored off target. */
+  offTargetPersonas: number;
+  /** The demographic targets next to what the stored personas are; null when the task has none. */
+  targets: TargetsReport | null;
 }
 
 export interface QualityOptions {
@@ -41,17 +46,19 @@ export class QualityService {
   ) {}
 
   async report(taskId: string, scope: Scope = {}, options: QualityOptions = {}): Promise<QualityReport> {
-    await this.tasks.get(taskId, scope); // the same object-level check as every dataset read
+    const task = await this.tasks.get(taskId, scope); // the same object-level check as every dataset read
     const textThreshold = options.textThreshold ?? 0.7;
     const pictureMaxDistance = options.pictureMaxDistance ?? DEFAULT_MAX_PICTURE_DISTANCE;
     const em = this.orm.em.fork();
     const personas = await em.execute(
-      `select id, first_name, last_name, ${TEXT_FIELDS.join(', ')}, base_phash, base_image_key from personas where task_id = ? order by id`,
+      `select id, first_name, last_name, gender, age, ethnicity, current_city, current_state, current_country,
+              ${TEXT_FIELDS.join(', ')}, base_phash, base_image_key from personas where task_id = ? order by id`,
       [taskId],
     );
-    const [batches] = await em.execute('select coalesce(sum(rejected), 0)::int as rejected from persona_batches where task_id = ?', [
-      taskId,
-    ]);
+    const [batches] = await em.execute(
+      'select coalesce(sum(rejected), 0)::int as rejected, coalesce(sum(off_target), 0)::int as off_target from persona_batches where task_id = ?',
+      [taskId],
+    );
     const images = await em.execute('select persona_id, idx, phash from persona_images where task_id = ? order by persona_id, idx', [
       taskId,
     ]);
@@ -90,6 +97,21 @@ export class QualityService {
       pictures: { hashed: hashed.length, unhashed, acrossPersonas, withinPersona },
       flaggedPersonas: [...flagged].sort((a, b) => a - b),
       rejectedPersonas: batches?.rejected ?? 0,
+      offTargetPersonas: batches?.off_target ?? 0,
+      targets: task.targets
+        ? targetsReport(
+            task.targets,
+            task.count,
+            personas.map((p) => ({
+              gender: p.gender,
+              age: p.age,
+              ethnicity: p.ethnicity,
+              currentCity: p.current_city,
+              currentState: p.current_state,
+              currentCountry: p.current_country,
+            })),
+          )
+        : null,
     };
   }
 }

@@ -8,7 +8,7 @@ import { type Settings, withImageOutput } from '../domain/settings.js';
 import { assertTransition, isActive, isFinal, type TaskStatus } from '../domain/status.js';
 import { ConflictError, isDatabaseUnavailable, NotFoundError, ValidationError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
-import { deleteUnderPrefix } from '../storage/prefix.js';
+import { deleteThumbnails, deleteUnderPrefix } from '../storage/prefix.js';
 import { taskFolder } from '../storage/keys.js';
 import type { Pipeline } from '../pipeline/engine.js';
 import { shortId } from '../util.js';
@@ -316,6 +316,83 @@ export class TasksService {
     await this.pipeline.notifyTask(id);
     await this.pipeline.schedule();
     return this.get(id, scope);
+  }
+
+  /**
+   * Replaces one persona of an ended task with a new one (a flagged duplicate, say): its rows and
+   * pictures go, its batch asks the provider for one persona again with a new seed, and the new
+   * persona gets its own pictures. Every other persona and picture is kept as it is.
+   */
+  async regeneratePersona(id: string, personaId: number, scope: Scope = {}): Promise<TaskView> {
+    let folder = '';
+    let prefix = '';
+    await this.em.transactional(async (em) => {
+      const task = await this.find(em as EntityManager, id, scope, true);
+      this.assertEnded(task, 'regenerate a persona');
+      const [persona] = await em.execute('select id, first_name, last_name from personas where task_id = ? and id = ?', [
+        task.id,
+        personaId,
+      ]);
+      if (!persona) throw new NotFoundError(`No persona ${personaId} in task ${task.id}`);
+      await em.execute('delete from persona_images where persona_id = ?', [personaId]);
+      const [batch] = await em.execute('delete from personas where id = ? returning batch_no', [personaId]);
+      await em.execute(`update persona_batches set status = 'pending', error = null, job_id = null where task_id = ? and batch_no = ?`, [
+        task.id,
+        (batch as { batch_no: number }).batch_no,
+      ]);
+      this.reopen(task, `Persona ${persona.first_name} ${persona.last_name} (#${personaId}) regenerated.`);
+      prefix = task.storagePrefix;
+      folder = `${taskFolder(task.storagePrefix)}${personaId}/`;
+    });
+    // The objects go after the rows: a failed delete leaves orphans (which `doctor` finds), never a row without its object.
+    await deleteUnderPrefix(this.storage, folder).catch(() => undefined);
+    await deleteThumbnails(this.storage, prefix, (source) => source.startsWith(folder)).catch(() => undefined);
+    await this.pipeline.notifyTask(id);
+    await this.pipeline.schedule();
+    return this.get(id, scope);
+  }
+
+  /**
+   * Makes one picture of an ended task's persona again (a near-identical shot, say): a new shot
+   * of the same prompt, of which only that picture is stored; the persona's other pictures stay.
+   */
+  async regeneratePicture(id: string, personaId: number, index: number, scope: Scope = {}): Promise<TaskView> {
+    let key = '';
+    let prefix = '';
+    await this.em.transactional(async (em) => {
+      const task = await this.find(em as EntityManager, id, scope, true);
+      this.assertEnded(task, 'regenerate a picture');
+      const [image] = await em.execute('delete from persona_images where task_id = ? and persona_id = ? and idx = ? returning key', [
+        task.id,
+        personaId,
+        index,
+      ]);
+      if (!image) throw new NotFoundError(`No picture ${index} of persona ${personaId} in task ${task.id}`);
+      await em.execute(`update personas set images_status = 'pending', images_error = null, job_id = null where id = ?`, [personaId]);
+      this.reopen(task, `Picture ${index + 1} of persona #${personaId} regenerated.`);
+      key = image.key;
+      prefix = task.storagePrefix;
+    });
+    // The old picture goes after the rows: a failed delete leaves an orphan object, never a row without one.
+    await this.storage.delete(key).catch(() => undefined);
+    await deleteThumbnails(this.storage, prefix, (source) => source === key).catch(() => undefined);
+    await this.pipeline.notifyTask(id);
+    await this.pipeline.schedule();
+    return this.get(id, scope);
+  }
+
+  private assertEnded(task: TaskEntity, what: string): void {
+    if (!isFinal(task.status)) throw new ConflictError(`Wait until the task has ended to ${what}.`);
+    assertTransition(task.status, 'pending');
+  }
+
+  /** Sends an ended task back to the queue for the work just reopened (see retry). */
+  private reopen(task: TaskEntity, message: string): void {
+    task.status = 'pending';
+    task.run += 1;
+    task.finishedAt = null;
+    task.qualityReport = null;
+    task.errorLog = [...task.errorLog, { at: new Date().toISOString(), stage: 'task', message }];
   }
 
   /** Deletes a task: a running one is cancelled first; its rows and every stored object go. */

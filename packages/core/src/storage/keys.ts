@@ -6,6 +6,8 @@ import { extensionFor } from '../image-info.js';
  *
  *   tasks/<storage prefix>/<persona id>/base.<ext>          the base selfie
  *   tasks/<storage prefix>/<persona id>/<index>.<ext>       picture `index` (grid * 4 + cell)
+ *   tasks/<storage prefix>/<persona id>/<index>-r<run>.<ext> picture `index` made again in run `run`
+ *                                                           (a new key: pictures are served as immutable)
  *   tasks/<storage prefix>/thumbs/w<width>/<key rest>.webp  a cached thumbnail of one of those
  *
  * Everything of a task lives under its folder, so deleting the folder deletes the task's objects.
@@ -21,8 +23,8 @@ export function baseImageKey(storagePrefix: string, personaId: number, contentTy
   return `${taskFolder(storagePrefix)}${personaId}/base.${extensionFor(contentType)}`;
 }
 
-export function pictureKey(storagePrefix: string, personaId: number, index: number, contentType: string): string {
-  return `${taskFolder(storagePrefix)}${personaId}/${index}.${extensionFor(contentType)}`;
+export function pictureKey(storagePrefix: string, personaId: number, index: number, contentType: string, run?: number): string {
+  return `${taskFolder(storagePrefix)}${personaId}/${index}${run ? `-r${run}` : ''}.${extensionFor(contentType)}`;
 }
 
 /** A key under some task's folder (the shape the media routes accept), with no way out of it. */

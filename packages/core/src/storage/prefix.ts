@@ -1,5 +1,6 @@
 import { StorageError } from '../errors.js';
 import type { ObjectStorage } from '../ports.js';
+import { taskFolder, thumbnailSource } from './keys.js';
 
 /** Keys per deleteMany call when deleteUnderPrefix falls back to list + deleteMany (S3's limit). */
 export const DELETE_PAGE_SIZE = 1000;
@@ -53,4 +54,18 @@ export async function deleteUnderPrefix(storage: ObjectStorage, prefix: string):
     deleted += page.length;
   }
   return deleted;
+}
+
+/**
+ * Deletes the cached thumbnails (any width) of the images a test picks, in one task's folder: a
+ * regenerated persona's or picture's old thumbnails would otherwise stay until the task is deleted.
+ */
+export async function deleteThumbnails(storage: ObjectStorage, storagePrefix: string, of: (source: string) => boolean): Promise<number> {
+  const keys: string[] = [];
+  for await (const object of storage.list(`${taskFolder(storagePrefix)}thumbs/`)) {
+    const source = thumbnailSource(object.key);
+    if (source && of(source)) keys.push(object.key);
+  }
+  for (let i = 0; i < keys.length; i += DELETE_PAGE_SIZE) await storage.deleteMany(keys.slice(i, i + DELETE_PAGE_SIZE));
+  return keys.length;
 }
