@@ -7,6 +7,7 @@ import {
   personaMessages,
   personaSchema,
   personDataEntries,
+  quotaLines,
   readPersonas,
   readPrompt,
   strictJsonSchema,
@@ -85,6 +86,56 @@ describe('personaMessages', () => {
     expect(user?.content).toContain('TikTok bio: Playful.');
     // every field of core's schema is named
     for (const field of Object.keys(personaSchema.shape)) expect(user?.content).toContain(`- ${field}:`);
+  });
+});
+
+describe('personaMessages with quotas', () => {
+  const base = {
+    description: 'Commuters in Portugal',
+    language: { code: 'en', name: 'English' },
+    bioInstructions: { facebook: '', instagram: '', x: '', tiktok: '' },
+  };
+
+  it('names each persona’s quota on its own line, in order, strictly, with "any" for an empty one', () => {
+    const user =
+      personaMessages({
+        ...base,
+        count: 3,
+        quotas: [
+          { gender: 'f', age: { min: 25, max: 40 }, ethnicity: 'Portuguese', location: 'Lisbon' },
+          { gender: 'm', age: { min: 65, max: 65 } },
+          {},
+        ],
+      })[1]?.content ?? '';
+    const lines = user.split('\n');
+    const first = lines.indexOf('Persona 1 must be: female, aged 25-40, ethnicity Portuguese, living in Lisbon');
+    expect(first).toBeGreaterThan(0);
+    expect(lines.slice(first, first + 3)).toEqual([
+      'Persona 1 must be: female, aged 25-40, ethnicity Portuguese, living in Lisbon',
+      'Persona 2 must be: male, aged 65',
+      'Persona 3: any',
+    ]);
+    // the line before says the order follows these lines and that the constraints are strict
+    expect(lines[first - 1]).toMatch(/strictly/);
+    expect(lines[first - 1]).toMatch(/in the order of these lines/);
+    // the constraints come before the field list and the answer's shape
+    expect(first).toBeLessThan(lines.indexOf('Fields of each persona:'));
+  });
+
+  it('leaves the messages as they were without quotas, or with quotas that ask for nothing', () => {
+    const plain = personaMessages({ ...base, count: 2 });
+    expect(personaMessages({ ...base, count: 2, quotas: [{}, {}] })).toEqual(plain);
+    expect(personaMessages({ ...base, count: 2, quotas: [] })).toEqual(plain);
+    expect(plain[1]?.content).not.toMatch(/Persona \d/);
+  });
+
+  it('writes one line per persona asked for, even when the quotas are fewer', () => {
+    expect(quotaLines([{ location: 'Porto, Portugal' }], 2)).toEqual(['Persona 1 must be: living in Porto, Portugal', 'Persona 2: any']);
+    expect(quotaLines([{ gender: 'f' }, { gender: 'm' }, { gender: 'f' }], 2)).toEqual([
+      'Persona 1 must be: female',
+      'Persona 2 must be: male',
+    ]);
+    expect(quotaLines(undefined, 3)).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type PersonaData, PLATFORMS, type Platform, personaSchema } from '../domain/persona.js';
+import { describeQuota, hasQuota, type PersonaQuota } from '../domain/targets.js';
 import type { PersonaRequest, PromptRequest } from '../ports.js';
 
 /**
@@ -38,11 +39,27 @@ const PERSONA_FIELDS: ReadonlyArray<readonly [keyof PersonaData, string]> = [
   ['about', 'a short paragraph about their life, in the bio language'],
 ];
 
-/** The persona stage's request to a model: count, description, bio language, per-platform bio instructions (settings). */
+/**
+ * One line per persona asked for, "Persona 1 must be: female, aged 25-40", or "Persona 3: any" for
+ * an empty quota; none when no quota asks for anything (the prompt stays as it was without targets).
+ */
+export function quotaLines(quotas: readonly PersonaQuota[] | undefined, count: number): string[] {
+  if (!quotas?.some(hasQuota)) return [];
+  return Array.from({ length: count }, (_, i) => {
+    const quota = quotas[i];
+    return quota && hasQuota(quota) ? `Persona ${i + 1} must be: ${describeQuota(quota)}` : `Persona ${i + 1}: any`;
+  });
+}
+
+/**
+ * The persona stage's request to a model: count, description, bio language, per-platform bio
+ * instructions (settings), names to avoid, and the personas' quotas when the task has targets.
+ */
 export function personaMessages(
-  request: Pick<PersonaRequest, 'count' | 'description' | 'language' | 'bioInstructions' | 'avoidNames'>,
+  request: Pick<PersonaRequest, 'count' | 'description' | 'language' | 'bioInstructions' | 'avoidNames' | 'quotas'>,
 ): ChatMessage[] {
   const count = request.count;
+  const quotas = quotaLines(request.quotas, count);
   const lines = [
     `Write exactly ${count} persona${count === 1 ? '' : 's'} that match this description: ${request.description.trim()}`,
     '',
@@ -54,6 +71,13 @@ export function personaMessages(
     }),
     ...(request.avoidNames?.length
       ? ['', `These names are taken by other personas of the dataset; use none of them: ${request.avoidNames.join('; ')}.`]
+      : []),
+    ...(quotas.length > 0
+      ? [
+          '',
+          'Each persona must meet its own constraints below, strictly: gender, age band, ethnicity and place of residence exactly as given (the current city, region or country names the place). Give the personas in the answer in the order of these lines.',
+          ...quotas,
+        ]
       : []),
     '',
     'Fields of each persona:',
