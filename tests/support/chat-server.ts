@@ -13,7 +13,9 @@
  * Like a model it reads the request: "Write exactly N personas" gets N personas (core's field
  * names, inside `{"personas": [...]}`), a request for a `final_prompt` gets a prompt naming the
  * persona's job and city and differing from the numbered ideas to avoid. Without a
- * `response_format` it answers in ``` fences with prose around, as chat models do. Scripted
+ * `response_format` it answers in ``` fences with prose around, as chat models do. It records the
+ * per-persona quotas a prompt names ("Persona 1 must be: ...") but ignores them, as a model may:
+ * its personas are the same with or without. Scripted
  * answers (`enqueue`) cover the failures: fewer personas, a cut answer (`finish_reason: length`),
  * a refusal, the content filter, 429 with retry-after, 5xx, a stall.
  *
@@ -57,6 +59,12 @@ export interface RecordedChatRequest {
   asked: 'personas' | 'prompt' | 'other';
   /** Personas asked for (from "Write exactly N personas"). */
   count: number | null;
+  /**
+   * The quota the prompt names for each persona, in order ("female, aged 25-40", or "any" from
+   * "Persona 3: any"); null when it names none. The stand-in reads them but, like a model that
+   * ignores them, does not follow them: core's quota checks are tested against it.
+   */
+  quotas: string[] | null;
   answer: ChatScriptedAnswer['kind'] | 'rejected';
   /** The usage the answer reported, when it had one. */
   usage: ChatUsage | null;
@@ -159,6 +167,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       problems: [],
       asked: 'other',
       count: null,
+      quotas: null,
       answer: 'rejected',
       usage: null,
     };
@@ -190,6 +199,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     const wanted = /Write exactly (\d+) personas?/.exec(user);
     recorded.asked = wanted ? 'personas' : user.includes('final_prompt') ? 'prompt' : 'other';
     recorded.count = wanted ? Number(wanted[1]) : null;
+    recorded.quotas = quotasOf(user);
     const answer = queue.shift() ?? { kind: 'normal' };
     recorded.answer = answer.kind;
     record(recorded);
@@ -406,6 +416,7 @@ function persona(i: number): Record<string, unknown> {
     eduStudy: 'Mechanics',
     currentCity: city,
     currentState: state,
+    currentCountry: 'Portugal',
     prevCity: 'Faro',
     prevState: 'Algarve',
     about: `${first} ${last} drives trams in ${city}.`,
@@ -426,6 +437,15 @@ function promptFor(user: string): string {
     job = person.job_title || job;
   }
   return `Four amateur phone photos of ${who} in ${where}: ${SCENES[used % SCENES.length]}, then at ${job}, (idea ${used + 1}).`;
+}
+
+/** "Persona 1 must be: female, aged 25-40" and "Persona 2: any" lines, in persona order; null when there are none. */
+function quotasOf(user: string): string[] | null {
+  const lines = [...user.matchAll(/^Persona (\d+)(?: must be: (.+)|: any)$/gm)];
+  if (lines.length === 0) return null;
+  const quotas: string[] = [];
+  for (const [, n, quota] of lines) quotas[Number(n) - 1] = quota ?? 'any';
+  return quotas;
 }
 
 function userText(body: Record<string, unknown>): string {

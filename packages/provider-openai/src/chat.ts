@@ -199,8 +199,11 @@ export function createOpenAIChatProviders(options: OpenAIChatOptions = {}): Open
       throwIfAborted(request.signal);
       let count = request.count;
       for (;;) {
+        // A smaller call asks for the first `count` personas only: their quotas, never the whole list
+        // (the pipeline asks again for the rest with their own quotas).
+        const quotas = request.quotas?.slice(0, count);
         const answer = await complete(
-          personaMessages({ ...request, count }),
+          personaMessages({ ...request, count, quotas }),
           'personas',
           personaListJsonSchema(),
           request.signal,

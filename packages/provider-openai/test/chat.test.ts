@@ -3,6 +3,7 @@ import {
   CancelledError,
   InvalidResponseError,
   ModerationError,
+  type PersonaQuota,
   type PersonaRequest,
   ProviderError,
   type ProviderUsage,
@@ -121,6 +122,41 @@ describe('personas over /v1/chat/completions', () => {
     expect(batch.personas).toHaveLength(2);
     // the cut answers' tokens were spent too
     expect(usage).toHaveLength(3);
+  });
+
+  it("names each persona's quota in the prompt the server receives", async () => {
+    const quotas: PersonaQuota[] = [
+      { gender: 'f', age: { min: 25, max: 40 }, ethnicity: 'Portuguese', location: 'Lisbon' },
+      {},
+      { gender: 'm', location: 'Porto, Portugal' },
+    ];
+    const batch = await chat().personas.generate(request({ count: 3, quotas }));
+    expect(batch.personas).toHaveLength(3);
+    expect(server.requests[0]?.quotas).toEqual([
+      'female, aged 25-40, ethnicity Portuguese, living in Lisbon',
+      'any',
+      'male, living in Porto, Portugal',
+    ]);
+    // the stand-in ignores quotas, as a model may: core checks them, not the provider
+    expect(batch.personas.map((p) => p.gender)).toEqual(['f', 'm', 'f']);
+    // and the country where it lives now comes back too
+    expect(batch.personas[0]?.currentCountry).toBe('Portugal');
+    // without quotas, no constraint line
+    await chat().personas.generate(request({ count: 2 }));
+    expect(server.requests[1]?.quotas).toBeNull();
+  });
+
+  it('a smaller call after a cut answer carries only the quotas of the personas it asks for', async () => {
+    const quotas: PersonaQuota[] = Array.from({ length: 8 }, (_, i) => ({ age: { min: 20 + i, max: 20 + i } }));
+    server.enqueue({ kind: 'length' }, { kind: 'length' });
+    const batch = await chat().personas.generate(request({ count: 8, quotas }));
+    expect(batch.personas).toHaveLength(2);
+    expect(server.requests.map((r) => r.count)).toEqual([8, 4, 2]);
+    expect(server.requests.map((r) => r.quotas)).toEqual([
+      quotas.map((q) => `aged ${q.age?.min}`),
+      ['aged 20', 'aged 21', 'aged 22', 'aged 23'],
+      ['aged 20', 'aged 21'],
+    ]);
   });
 
   it('a cut answer for one persona is an invalid response (retryable)', async () => {
