@@ -6,7 +6,8 @@
  *
  *   body not JSON -> 400 | flow id not a UUID -> 400 | unknown flow -> 404 | wrong key -> 500 "- Unauthorized"
  *
- * then checks the start state against the keys the two flows declare, and by default runs a
+ * then checks the start state against the keys the two flows declare (the persona flow's are
+ * `personaStateKeys`), and by default runs a
  * deterministic stand-in of each flow: the persona flow answers `requested_amount` valid personas
  * in the flow's exact output shape; the prompt flow answers a `final_prompt` that differs whenever
  * `prompts_history` differs. A whole generation task can run against it.
@@ -44,6 +45,12 @@ export const PERSONA_STATE_KEYS = [
   'instructions_x',
   'instructions_tiktok',
 ] as const;
+
+/**
+ * Keys a persona flow built from today's README also declares (provider-flowise sends them when
+ * FLOWISE_PERSONA_EXTRA_STATE names them). Optional: the provider sends none by default.
+ */
+export const PERSONA_EXTRA_STATE_KEYS = ['seed', 'used_names', 'quotas'] as const;
 
 /** Start-state keys the prompt flow declares; `prompts_history` is sent from the second prompt on. */
 export const PROMPT_STATE_KEYS = ['person_data', 'prompts_history'] as const;
@@ -215,6 +222,7 @@ export interface FlowisePersona {
     edu_study: string;
     current_city: string;
     current_state: string;
+    current_country: string;
     prev_city: string;
     prev_state: string;
     about: string;
@@ -286,6 +294,7 @@ export function makeFlowisePersona(n: number, language = 'English'): FlowisePers
       edu_study: study,
       current_city: city,
       current_state: state,
+      current_country: 'United States',
       prev_city: prevCity,
       prev_state: prevState,
       about: `${first} is a ${age}-year-old ${job.toLowerCase()} who moved from ${prevCity} to ${city}. Bio language: ${language}.`,
@@ -339,6 +348,12 @@ export interface FlowiseServerOptions {
   promptFlowId?: string;
   /** Handler for every request not taken by the queue; default `reply.flowise()`. */
   handler?: FlowiseHandler;
+  /**
+   * The state keys the persona flow's Start node declares. Default: the old system's seven and
+   * PERSONA_EXTRA_STATE_KEYS (a flow built from today's README); `PERSONA_STATE_KEYS` alone is a
+   * flow built before them, which refuses the extra keys. The old seven are required either way.
+   */
+  personaStateKeys?: readonly string[];
 }
 
 export interface FlowiseServer {
@@ -383,6 +398,7 @@ function inspectBody(
   flow: FlowName | null,
   headers: IncomingHttpHeaders,
   body: unknown,
+  personaKeys: readonly string[],
 ): {
   state: Record<string, string>;
   problems: string[];
@@ -413,7 +429,7 @@ function inspectBody(
     state[key] = value;
   }
   if (flow === null) return { state, problems };
-  const declared: readonly string[] = flow === 'persona' ? PERSONA_STATE_KEYS : PROMPT_STATE_KEYS;
+  const declared: readonly string[] = flow === 'persona' ? personaKeys : PROMPT_STATE_KEYS;
   const required: readonly string[] = flow === 'persona' ? PERSONA_STATE_KEYS : PROMPT_REQUIRED_KEYS;
   for (const key of Object.keys(state)) {
     if (!declared.includes(key)) problems.push(`state key ${key} is not declared by the ${flow} flow`);
@@ -453,6 +469,7 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
   const apiKey = options.apiKey;
   const personaFlowId = options.personaFlowId ?? randomUUID();
   const promptFlowId = options.promptFlowId ?? randomUUID();
+  const personaStateKeys = options.personaStateKeys ?? [...PERSONA_STATE_KEYS, ...PERSONA_EXTRA_STATE_KEYS];
   const defaultHandler: FlowiseHandler = () => reply.flowise();
   let handler: FlowiseHandler = options.handler ?? defaultHandler;
   let queue: Array<FlowiseReply | FlowiseHandler> = [];
@@ -492,6 +509,8 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
       );
     }
     if (request.flow === 'persona') {
+      // Like an LLM that ignores them, the stand-in reads neither `quotas` nor `used_names`: core's
+      // quota and repeat checks are tested against it.
       const count = Number(request.state.requested_amount);
       const personas = Array.from({ length: count }, () => makeFlowisePersona(personaCounter++, request.state.bio_language));
       return reply.text(flowisePersonaText(personas));
@@ -568,7 +587,7 @@ export async function startFlowiseServer(options: FlowiseServerOptions = {}): Pr
     } catch {
       body = undefined;
     }
-    const { state, problems } = inspectBody(flow, req.headers, body);
+    const { state, problems } = inspectBody(flow, req.headers, body, personaStateKeys);
     recorded = {
       seq: requests.length + 1,
       method: req.method ?? '',

@@ -8,8 +8,11 @@ export {
   DEFAULT_PROMPT_TIMEOUT_MS,
   type FlowiseProviders,
   type FlowiseProvidersOptions,
+  PERSONA_EXTRA_STATE_KEYS,
+  type PersonaExtraStateKey,
+  quotasState,
 } from './providers.js';
-export { type FlowiseConfig, flowiseConfig, flowisePlugin, type FlowisePluginOptions } from './plugin.js';
+export { type FlowiseConfig, flowiseConfig, flowisePlugin, type FlowisePluginOptions, parsePersonaExtraState } from './plugin.js';
 export { flowisePlugin as default } from './plugin.js';
 export { personDataJson, promptsHistory } from './prompt.js';
 /** The tolerant reader moved to core (every text provider uses it); these names stay for existing callers. */

@@ -1,5 +1,7 @@
 import {
   CancelledError,
+  describeQuota,
+  hasQuota,
   type ImagePromptProvider,
   InvalidResponseError,
   type PersonaBatch,
@@ -28,8 +30,45 @@ export interface FlowiseProvidersOptions {
   personaConcurrency?: number;
   /** Largest answer read, in bytes; a larger one is an invalid response. Default 32 MiB. */
   maxAnswerBytes?: number;
+  /**
+   * Start-state keys sent to the persona flow besides the old system's seven: any of `seed`,
+   * `used_names` and `quotas` (PERSONA_EXTRA_STATE_KEYS). Default none: Flowise refuses a key the
+   * flow's Start node does not declare, and flows built before these keys existed declare none.
+   */
+  personaExtraState?: readonly PersonaExtraStateKey[];
   /** The fetch to use; Node's global fetch (undici) by default. */
   fetch?: typeof globalThis.fetch;
+}
+
+/**
+ * Keys the persona call can add to the start state, when the flow declares them (README):
+ * - `seed`: the batch's seed, stable per task and batch;
+ * - `used_names`: full names already used in the task, joined by "; " ('' when none);
+ * - `quotas`: one line per persona asked for, what it must be ("female, aged 25-40, ethnicity
+ *   Portuguese, living in Lisbon"), "any" for a persona without one; '' when the task has no targets.
+ */
+export const PERSONA_EXTRA_STATE_KEYS = ['seed', 'used_names', 'quotas'] as const;
+export type PersonaExtraStateKey = (typeof PERSONA_EXTRA_STATE_KEYS)[number];
+
+/** The `quotas` value: line i is persona i's quota; '' when no quota asks for anything. */
+export function quotasState(request: Pick<PersonaRequest, 'count' | 'quotas'>): string {
+  const quotas = request.quotas;
+  if (!quotas?.some(hasQuota)) return '';
+  return Array.from({ length: request.count }, (_, i) => {
+    const quota = quotas[i];
+    return quota && hasQuota(quota) ? describeQuota(quota) : 'any';
+  }).join('\n');
+}
+
+function extraStateValue(key: PersonaExtraStateKey, request: PersonaRequest): string {
+  switch (key) {
+    case 'seed':
+      return request.seed;
+    case 'used_names':
+      return (request.avoidNames ?? []).join('; ');
+    case 'quotas':
+      return quotasState(request);
+  }
 }
 
 export interface FlowiseProviders {
@@ -59,6 +98,11 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
   });
   const personaTimeoutMs = positiveMs('personaTimeoutMs', options.personaTimeoutMs, DEFAULT_PERSONA_TIMEOUT_MS);
   const promptTimeoutMs = positiveMs('promptTimeoutMs', options.promptTimeoutMs, DEFAULT_PROMPT_TIMEOUT_MS);
+  const extraState = options.personaExtraState ?? [];
+  const unknown = extraState.filter((key) => !(PERSONA_EXTRA_STATE_KEYS as readonly string[]).includes(key));
+  if (unknown.length > 0) {
+    throw new TypeError(`personaExtraState: unknown key ${unknown.join(', ')} (use ${PERSONA_EXTRA_STATE_KEYS.join(', ')})`);
+  }
   // Persona calls beyond personaConcurrency wait in order; one whose signal fires leaves the queue unsent.
   const slots = options.personaConcurrency ? new PQueue({ concurrency: options.personaConcurrency }) : undefined;
   const inSlot = async <T>(call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> => {
@@ -84,6 +128,8 @@ export function createFlowiseProviders(options: FlowiseProvidersOptions): Flowis
         { key: 'instructions_instagram', value: request.bioInstructions.instagram },
         { key: 'instructions_x', value: request.bioInstructions.x },
         { key: 'instructions_tiktok', value: request.bioInstructions.tiktok },
+        // Only the keys asked for, once each and in a fixed order: the flow must declare each one.
+        ...PERSONA_EXTRA_STATE_KEYS.filter((key) => extraState.includes(key)).map((key) => ({ key, value: extraStateValue(key, request) })),
       ];
       const call = () =>
         client.predict({

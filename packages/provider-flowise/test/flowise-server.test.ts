@@ -52,7 +52,7 @@ describe('Flowise stand-in', () => {
       server.personaFlowId,
       personaBody([
         { key: 'requested_amount', value: 'three' },
-        { key: 'seed', value: 'x' },
+        { key: 'temperature', value: 'x' },
       ]),
     );
     expect(answer.status).toBe(500);
@@ -60,7 +60,7 @@ describe('Flowise stand-in', () => {
     const seen = server.requests.at(-1);
     expect(seen?.problems).toEqual(
       expect.arrayContaining([
-        'state key seed is not declared by the persona flow',
+        'state key temperature is not declared by the persona flow',
         'state key persona_description is missing',
         'requested_amount is not a positive whole number',
       ]),
@@ -68,6 +68,38 @@ describe('Flowise stand-in', () => {
     const prompt = await post(server.promptFlowId, personaBody([{ key: 'person_data', value: '{"firstname": "A"}' }]));
     expect(prompt.status).toBe(500);
     expect(server.requests.at(-1)?.problems[0]).toMatch(/^person_data lacks lastname, gender/);
+  });
+
+  it('declares seed, used_names and quotas by default, optional; a flow built before them refuses them', async () => {
+    const old = [
+      'requested_amount',
+      'persona_description',
+      'bio_language',
+      'instructions_facebook',
+      'instructions_instagram',
+      'instructions_x',
+      'instructions_tiktok',
+    ].map((key) => ({ key, value: key === 'requested_amount' ? '1' : 'x' }));
+    const extra = [
+      { key: 'seed', value: 's1' },
+      { key: 'used_names', value: 'Ana Silva' },
+      { key: 'quotas', value: 'female' },
+    ];
+    expect((await post(server.personaFlowId, personaBody(old))).status).toBe(200);
+    expect((await post(server.personaFlowId, personaBody([...old, ...extra]))).status).toBe(200);
+    expect(server.requests.at(-1)?.state).toMatchObject({ seed: 's1', used_names: 'Ana Silva', quotas: 'female' });
+    const legacy = await startFlowiseServer({ apiKey: KEY, personaStateKeys: old.map((e) => e.key) });
+    try {
+      const response = await fetch(`${legacy.url}/api/v1/prediction/${legacy.personaFlowId}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+        body: personaBody([...old, extra[2] as { key: string; value: string }]),
+      });
+      expect(response.status).toBe(500);
+      expect(legacy.requests[0]?.problems).toEqual(['state key quotas is not declared by the persona flow']);
+    } finally {
+      await legacy.close();
+    }
   });
 
   it('accepts a request without question, like Flowise', async () => {

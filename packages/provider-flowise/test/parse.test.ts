@@ -54,6 +54,8 @@ describe('parsePersonaText on the real answers', () => {
       eduStudy: 'Kinesiology',
       currentCity: 'Austin',
       currentState: 'TX',
+      // the old flow's answers name no country
+      currentCountry: '',
       prevCity: 'Atlanta',
       prevState: 'GA',
       about: 'Sofia is a 39-year-old physical therapist who moved from Atlanta to Austin. Bio language: English.',

@@ -67,6 +67,43 @@ describe('flowisePlugin', () => {
     }
   });
 
+  it('sends the extra persona state FLOWISE_PERSONA_EXTRA_STATE names, none by default, and refuses unknown names', async () => {
+    const request = {
+      count: 1,
+      description: 'anyone',
+      language: { code: 'en', name: 'English' },
+      bioInstructions: { facebook: 'a', instagram: 'b', x: 'c', tiktok: 'd' },
+      seed: 'task:7',
+      avoidNames: ['Ana Silva'],
+      quotas: [{ gender: 'f' as const }],
+    };
+    server.reset();
+    const plain = await buildContainer([flowisePlugin()], { config: config(), logger }, PORTS);
+    await plain.resolvePort('personaProvider').generate(request);
+    const extra = await buildContainer(
+      [flowisePlugin()],
+      { config: config({ FLOWISE_PERSONA_EXTRA_STATE: ' seed, quotas ' }), logger },
+      PORTS,
+    );
+    await extra.resolvePort('personaProvider').generate(request);
+    expect(server.requests[0]?.state).not.toHaveProperty('seed');
+    expect(server.requests[0]?.state).not.toHaveProperty('quotas');
+    expect(server.requests[1]?.state).toMatchObject({ seed: 'task:7', quotas: 'female' });
+    expect(server.requests[1]?.state).not.toHaveProperty('used_names');
+    expect(server.requests.map((r) => r.problems)).toEqual([[], []]);
+    const error = (() => {
+      try {
+        config({ FLOWISE_PERSONA_EXTRA_STATE: 'seed,names' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues[0]).toMatch(
+      /^FLOWISE_PERSONA_EXTRA_STATE must be none or a comma-separated list of seed, used_names, quotas/,
+    );
+  });
+
   it('names the missing variables, never the key', async () => {
     const error = await buildContainer(
       [flowisePlugin()],

@@ -16,10 +16,11 @@ import {
   flowisePersonaText,
   loadFlowiseFixture,
   makeFlowisePersona,
+  PERSONA_STATE_KEYS,
   reply,
   startFlowiseServer,
 } from '../../../tests/support/flowise-server.js';
-import { createFlowiseProviders, type FlowiseProvidersOptions, parsePersonaText } from '../src/index.js';
+import { createFlowiseProviders, type FlowiseProvidersOptions, parsePersonaText, quotasState } from '../src/index.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const fixture = (name: string) => loadFlowiseFixture(name, FIXTURES);
@@ -146,6 +147,67 @@ describe('requests as Flowise sees them', () => {
     const error = await failure(providers({ url: `${server.url}/flowise/` }).personas.generate(personaRequest));
     expect(error.kind).toBe('not-found');
     expect(server.requests[0]?.path).toBe(`/flowise/api/v1/prediction/${PERSONA_FLOW}`);
+  });
+});
+
+describe('the extra persona state: seed, used_names, quotas', () => {
+  const quotas = [
+    { gender: 'f' as const, age: { min: 25, max: 40 }, ethnicity: 'Portuguese', location: 'Lisbon' },
+    {},
+    { gender: 'm' as const, location: 'Porto, Portugal' },
+  ];
+  const withTargets: PersonaRequest = { ...personaRequest, count: 3, avoidNames: ['Ana Silva', 'Rui Costa'], quotas };
+
+  it('sends none of them by default, so a flow built from the old docs keeps working', async () => {
+    const old = await startFlowiseServer({ personaFlowId: PERSONA_FLOW, promptFlowId: PROMPT_FLOW, personaStateKeys: PERSONA_STATE_KEYS });
+    try {
+      const batch = await providers({ url: old.url, apiKey: undefined }).personas.generate(withTargets);
+      expect(batch.personas).toHaveLength(3);
+      expect(old.requests[0]?.problems).toEqual([]);
+      expect(Object.keys(old.requests[0]?.state ?? {})).toEqual([...PERSONA_STATE_KEYS]);
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('sends the keys asked for, after the old seven, to a flow that declares them', async () => {
+    const batch = await providers({ personaExtraState: ['quotas', 'seed', 'used_names'] }).personas.generate(withTargets);
+    expect(batch.personas).toHaveLength(3);
+    const seen = server.requests[0];
+    expect(seen?.problems).toEqual([]);
+    expect(Object.keys(seen?.state ?? {})).toEqual([...PERSONA_STATE_KEYS, 'seed', 'used_names', 'quotas']);
+    expect(seen?.state.seed).toBe('task-1:batch-0');
+    expect(seen?.state.used_names).toBe('Ana Silva; Rui Costa');
+    expect(seen?.state.quotas).toBe('female, aged 25-40, ethnicity Portuguese, living in Lisbon\nany\nmale, living in Porto, Portugal');
+    // the stand-in, like an LLM that ignores quotas, answers as it would without them
+    expect(batch.personas.map((p) => p.gender)).toEqual(['f', 'm', 'f']);
+    expect(batch.personas[0]?.currentCountry).toBe('United States');
+  });
+
+  it('sends empty values when the task has no names yet and no targets, and only the keys asked for', async () => {
+    await providers({ personaExtraState: ['used_names', 'quotas'] }).personas.generate({ ...personaRequest, count: 2 });
+    expect(server.requests[0]?.state).toMatchObject({ used_names: '', quotas: '' });
+    expect(server.requests[0]?.state).not.toHaveProperty('seed');
+    // quotas that ask for nothing are no targets either; one line per persona asked for otherwise
+    expect(quotasState({ count: 2, quotas: [{}, {}] })).toBe('');
+    expect(quotasState({ count: 2, quotas: [{ age: { min: 65, max: 120 } }] })).toBe('aged 65-120\nany');
+  });
+
+  it('a flow that does not declare a key sent is refused by Flowise: a server error naming the key', async () => {
+    const old = await startFlowiseServer({ personaFlowId: PERSONA_FLOW, promptFlowId: PROMPT_FLOW, personaStateKeys: PERSONA_STATE_KEYS });
+    try {
+      const error = await failure(
+        providers({ url: old.url, apiKey: undefined, personaExtraState: ['seed'] }).personas.generate(withTargets),
+      );
+      expect(error.kind).toBe('server');
+      expect(old.requests[0]?.problems).toEqual(['state key seed is not declared by the persona flow']);
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('refuses an unknown key in the options', () => {
+    expect(() => providers({ personaExtraState: ['seed', 'temperature' as never] })).toThrow(/unknown key temperature/);
   });
 });
 
