@@ -7,7 +7,9 @@ import {
   listLanguages,
   settingsObjectSchema,
   settingsSchema,
+  TARGET_DIMENSIONS,
   TASK_STATUSES,
+  targetsSchema,
 } from '@avatargen/core';
 import { z } from 'zod';
 
@@ -71,6 +73,11 @@ const task = {
         amount: { type: 'number' },
         complete: { type: 'boolean', description: 'False when some provider and model with usage has no price (its share counts as 0).' },
       },
+    },
+    targets: {
+      allOf: [{ $ref: '#/components/schemas/Targets' }],
+      nullable: true,
+      description: 'The demographic targets asked for, normalised to the structured form (text is parsed at submission); null when none.',
     },
     plugins: {
       type: 'object',
@@ -155,6 +162,148 @@ const persona = {
   },
 };
 
+/** How each dimension may be written as text (domain/targets.ts in core). */
+const TARGET_TEXT: Record<(typeof TARGET_DIMENSIONS)[number], { description: string; example: string }> = {
+  genders: {
+    description: 'A split (`50/50`: female/male), words with shares (`female 60%, male 40%`), counts (`f 7, m 3`) or one word (`women`).',
+    example: 'female 60%, male 40%',
+  },
+  ages: {
+    description: 'Inclusive age bands 0-120 with shares, not overlapping: `25-40`, `18-29 40%, 30-49 60%`, `65+`.',
+    example: '18-29 40%, 30-49 60%',
+  },
+  ethnicities: {
+    description: 'Names with shares (`Portuguese 70%, Brazilian 30%`), or names alone for equal shares.',
+    example: 'Portuguese 70%, Brazilian 30%',
+  },
+  locations: {
+    description:
+      'Places with shares or alone; split on `;` or new lines when there are any, else on commas, so `Lisbon, Portugal; Porto, Portugal` names two.',
+    example: 'Lisbon; Porto, Portugal',
+  },
+};
+
+/**
+ * The request's `targets`: each dimension as text or in the structured form. The structured
+ * form comes from core's targetsSchema; the text form (parsed by the same schema's preprocessing,
+ * which JSON Schema cannot express) is added as the other branch of a oneOf.
+ */
+function targetsRequest(): JsonSchema {
+  const structured = fromZod(targetsSchema, 'input');
+  const properties = Object.fromEntries(
+    TARGET_DIMENSIONS.map((dimension) => {
+      const { description, example } = TARGET_TEXT[dimension];
+      return [
+        dimension,
+        {
+          description: `${description} Shares are weights (60, 40 and 3, 2 give the same split); percentages must add up to 100; counts that add up to the dataset's size give exactly those counts. Empty or null: no target.`,
+          nullable: true,
+          oneOf: [{ type: 'string', example }, structured.properties?.[dimension] ?? {}],
+        },
+      ];
+    }),
+  );
+  return {
+    ...structured,
+    properties,
+    nullable: true,
+    description:
+      'Optional demographic targets; each persona gets an exact quota. Errors come back per dimension as `targets.genders`, `targets.ages`... (422). In the structured form a gender may also be written as a word (female, male, women...).',
+    example: { genders: '50/50', ages: '25-40 60%, 41-65 40%', locations: [{ name: 'Lisbon, Portugal', share: 1 }] },
+  };
+}
+
+const targetRow = {
+  type: 'object',
+  properties: {
+    label: { type: 'string', description: 'The value as text: female, 25-40, 65+, Portuguese, Lisbon...' },
+    requested: { type: 'integer', description: 'Personas asked for: the exact quota count for the task.' },
+    achieved: { type: 'integer', description: 'Stored personas that meet this value.' },
+  },
+};
+
+const pictureRef = {
+  type: 'object',
+  properties: { personaId: { type: 'integer' }, idx: { oneOf: [{ type: 'integer' }, { type: 'string', enum: ['base'] }] } },
+};
+const picturePair = {
+  type: 'object',
+  properties: { a: pictureRef, b: pictureRef, distance: { type: 'integer', description: 'Hamming distance 0-64.' } },
+};
+const textRef = { type: 'object', properties: { personaId: { type: 'integer' }, field: { type: 'string' } } };
+
+const qualityReport = {
+  type: 'object',
+  properties: {
+    taskId: { type: 'string' },
+    generatedAt: { type: 'string', format: 'date-time' },
+    settings: { type: 'object', properties: { textThreshold: { type: 'number' }, pictureMaxDistance: { type: 'integer' } } },
+    texts: {
+      type: 'object',
+      properties: {
+        checked: { type: 'integer' },
+        nearDuplicates: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: { a: textRef, b: textRef, similarity: { type: 'number', description: 'Jaccard similarity 0-1.' } },
+          },
+        },
+      },
+    },
+    names: {
+      type: 'object',
+      properties: {
+        duplicates: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: { fullName: { type: 'string' }, personaIds: { type: 'array', items: { type: 'integer' } } },
+          },
+        },
+      },
+    },
+    pictures: {
+      type: 'object',
+      properties: {
+        hashed: { type: 'integer' },
+        unhashed: { type: 'integer' },
+        acrossPersonas: { type: 'array', items: picturePair },
+        withinPersona: { type: 'array', items: picturePair },
+      },
+    },
+    flaggedPersonas: { type: 'array', items: { type: 'integer' }, description: 'Personas named by any finding, ascending.' },
+    rejectedPersonas: {
+      type: 'integer',
+      description: 'Personas the pipeline refused (malformed, or repeating someone already in the dataset).',
+    },
+    offTargetPersonas: {
+      type: 'integer',
+      description: 'Personas that missed their demographic quota: asked for again, or stored off target.',
+    },
+    targets: {
+      type: 'object',
+      nullable: true,
+      description:
+        'The demographic targets next to what the stored personas are; null when the task has none. Each dimension is counted on its own.',
+      properties: {
+        personas: { type: 'integer', description: 'Stored personas counted.' },
+        dimensions: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              dimension: { type: 'string', enum: [...TARGET_DIMENSIONS] },
+              rows: { type: 'array', items: targetRow },
+              other: { type: 'integer', description: 'Personas that meet no value of this target.' },
+            },
+          },
+        },
+      },
+    },
+  },
+};
+
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const errors = (...codes: number[]) =>
@@ -169,6 +318,15 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'The database cannot be reached right now; try again after Retry-After seconds',
 };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const personaIdParam = {
+  name: 'personaId',
+  in: 'path',
+  required: true,
+  schema: { type: 'integer', minimum: 0 },
+  description: 'A persona `id`.',
+};
+const regenerateNote =
+  'Only on an ended task (completed, partial, failed or cancelled; 409 while it is pending or running). The task goes back to `pending` and the pipeline makes the replacement; every other persona and picture stays as it is. 400 when an id in the path is not a whole number, 404 when the task, persona or picture is not there (or the task is another user’s).';
 const csrfNote = 'Requests authenticated by the session cookie must send the X-CSRF-Token header; requests with a Bearer token need none.';
 const commonNote =
   'Every route answers 400 when the path, a query parameter or a body field holds a control character (NUL, C0, C1), a lone surrogate or bytes that are not UTF-8, and 503 with Retry-After while the database cannot be reached.';
@@ -193,6 +351,7 @@ export function openApiDocument(): Record<string, unknown> {
     description:
       "This task's Images API output options over the site settings (image_quality, image_size, image_output_format, image_output_compression, image_background); absent keys use the site's. A transparent background needs png or webp. The task's settings record what was used.",
   };
+  props.targets = targetsRequest();
   const settingsIn = fromZod(settingsObjectSchema.partial(), 'input');
   const settingsOut = fromZod(settingsSchema, 'output');
   const document = {
@@ -211,6 +370,11 @@ export function openApiDocument(): Record<string, unknown> {
       },
       schemas: {
         GenerationRequest: request,
+        Targets: {
+          ...fromZod(targetsSchema, 'output'),
+          description: 'Demographic targets in the structured form; shares are weights.',
+        },
+        QualityReport: qualityReport,
         SettingsUpdate: settingsIn,
         Settings: settingsOut,
         Error: error,
@@ -272,6 +436,32 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { 200: { description: 'Queued again', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) },
         },
       },
+      '/tasks/{id}/personas/{personaId}/regenerate': {
+        parameters: [idParam, personaIdParam],
+        post: {
+          summary: 'Replace one persona of an ended task with a new one',
+          description: `The persona, its pictures and their thumbnails go; its batch asks the provider for one persona again, with a new seed (and the same quota), and the new persona (a new id) gets its own pictures. ${regenerateNote} ${csrfNote}`,
+          responses: { 200: { description: 'Queued again', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) },
+        },
+      },
+      '/tasks/{id}/personas/{personaId}/images/{index}/regenerate': {
+        parameters: [
+          idParam,
+          personaIdParam,
+          {
+            name: 'index',
+            in: 'path',
+            required: true,
+            schema: { type: 'integer', minimum: 0 },
+            description: 'The picture’s `index` (0-based).',
+          },
+        ],
+        post: {
+          summary: 'Make one picture of an ended task’s persona again',
+          description: `A new shot of the same prompt replaces that picture (a new URL); the persona's other pictures stay. ${regenerateNote} ${csrfNote}`,
+          responses: { 200: { description: 'Queued again', ...json(ref('Task')) }, ...errors(401, 403, 404, 409) },
+        },
+      },
       '/tasks/{id}/personas': {
         parameters: [idParam],
         get: {
@@ -321,7 +511,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           summary:
             'The quality report, computed now: near-duplicate texts across personas (MinHash over word shingles), shared full names, near-identical pictures across personas and within one (perceptual hashes), and the personas flagged',
-          responses: { 200: { description: 'Quality report', ...json({ type: 'object' }) }, ...errors(401, 404, 422) },
+          responses: { 200: { description: 'Quality report', ...json(ref('QualityReport')) }, ...errors(401, 404, 422) },
         },
       },
       '/tasks/{id}/events': {

@@ -11,7 +11,9 @@ import {
   generationRequestSchema,
   listLanguages,
   settingsSchema,
+  TARGET_DIMENSIONS,
   type TaskView,
+  targetsSchema,
 } from '@avatargen/core';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -447,8 +449,21 @@ describe('OpenAPI', () => {
       properties: Record<string, unknown>;
       required: string[];
     };
-    // imageOutput is read by the tasks service (over the site's settings), not by generationRequestSchema
-    expect(Object.keys(request?.properties ?? {})).toEqual([...Object.keys(generated.properties), 'imageOutput']);
+    // imageOutput is read by the tasks service (over the site's settings), not by generationRequestSchema; targets by validateTargets
+    expect(Object.keys(request?.properties ?? {})).toEqual([...Object.keys(generated.properties), 'imageOutput', 'targets']);
+    // each dimension as text or in the structured form, the latter generated from targetsSchema
+    const targets = request?.properties.targets as { properties: Record<string, { oneOf: Array<Record<string, unknown>> }> };
+    const structured = z.toJSONSchema(targetsSchema, { io: 'input', unrepresentable: 'any', target: 'openapi-3.0' }) as {
+      properties: Record<string, unknown>;
+    };
+    expect(Object.keys(targets.properties)).toEqual([...TARGET_DIMENSIONS]);
+    for (const dimension of TARGET_DIMENSIONS) {
+      expect(targets.properties[dimension]?.oneOf).toEqual([expect.objectContaining({ type: 'string' }), structured.properties[dimension]]);
+    }
+    expect(doc.components.schemas.Task?.properties.targets).toMatchObject({ nullable: true });
+    expect(Object.keys(doc.components.schemas.QualityReport?.properties ?? {})).toEqual(
+      expect.arrayContaining(['offTargetPersonas', 'targets']),
+    );
     const imageOutput = request?.properties.imageOutput as { properties: Record<string, { enum?: string[] }> };
     expect(Object.keys(imageOutput.properties)).toEqual(['quality', 'size', 'format', 'compression', 'background']);
     expect(imageOutput.properties.format?.enum).toEqual(['png', 'jpeg', 'webp']);

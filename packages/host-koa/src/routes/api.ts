@@ -17,6 +17,21 @@ export function intParam(value: unknown, name: string, fallback: number, min: nu
   return n;
 }
 
+/** Largest value of a PostgreSQL integer: ids and picture indexes past it cannot exist (and would be a SQL error). */
+const INT4_MAX = 2_147_483_647;
+
+/**
+ * A whole number path parameter (a persona id, a picture index), or a 400 naming it: a malformed
+ * id is the client's mistake, told apart from a well-formed one that names nothing (404, from core).
+ */
+export function pathInt(value: string | undefined, name: string, what: string): number {
+  const n = value !== undefined && /^\d{1,10}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n > INT4_MAX) {
+    throw new HttpError(400, `${what} must be a whole number from 0 to ${INT4_MAX}.`, {}, { [name]: 'Must be a whole number.' });
+  }
+  return n;
+}
+
 /** A persona as the API returns it: every field, image URLs and thumbnail URLs, no storage keys. */
 export function apiPersona(p: PersonaView) {
   const { baseImage, images, ...rest } = p;
@@ -92,6 +107,16 @@ export function apiRouter(gen: AvatarGen, sse: SseHub, datasets: DatasetCache): 
   });
   router.post('/tasks/:id/retry', async (ctx) => {
     ctx.body = await gen.tasks.retry(ctx.params.id as string, scopeOf(c(ctx)));
+  });
+  // Replacing one persona or one picture of an ended task: the task goes back to pending (409 while it runs).
+  router.post('/tasks/:id/personas/:personaId/regenerate', async (ctx) => {
+    const personaId = pathInt(ctx.params.personaId, 'personaId', 'The persona id');
+    ctx.body = await gen.tasks.regeneratePersona(ctx.params.id as string, personaId, scopeOf(c(ctx)));
+  });
+  router.post('/tasks/:id/personas/:personaId/images/:index/regenerate', async (ctx) => {
+    const personaId = pathInt(ctx.params.personaId, 'personaId', 'The persona id');
+    const index = pathInt(ctx.params.index, 'index', 'The picture index (0-based)');
+    ctx.body = await gen.tasks.regeneratePicture(ctx.params.id as string, personaId, index, scopeOf(c(ctx)));
   });
   router.delete('/tasks/:id', async (ctx) => {
     await gen.tasks.delete(ctx.params.id as string, scopeOf(c(ctx)));
