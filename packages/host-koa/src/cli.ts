@@ -25,6 +25,7 @@ import {
   UsersService,
   type UserView,
   ValidationError,
+  validateGenerationRequest,
 } from '@avatargen/core';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '@avatargen/embedded-postgres';
 import type { Logger } from 'pino';
@@ -128,6 +129,15 @@ Runs one generation task in this process (with a worker) and writes the dataset 
   --out, -o <file>           ZIP to write (default DATA_DIR/exports/avatargen-<task id>.zip)
   --user, -u <email>         the account the task belongs to (default: the first admin; on an
                              empty database it is made, as "avatargen start" does)
+
+Demographic targets (optional; each persona gets an exact quota; shares are weights, percentages
+must add up to 100, counts that add up to --count give exactly those counts):
+  --genders <split>          50/50, "female 60%, male 40%", "f 7, m 3" or women
+  --ages <bands>             25-40, "18-29 40%, 30-49 60%" or 65+ (bands must not overlap)
+  --ethnicities <mix>        "Portuguese 70%, Brazilian 30%", or names alone for equal shares
+  --locations <places>       "Lisbon; Porto, Portugal" (split on ";" when there is one, else on ",")
+
+  e.g. avatargen generate -d "Nurses in Porto" -n 20 --genders "f 14, m 6" --ages "25-40 50%, 41-60 50%"
 
 Exit codes:
   0   the task completed: every persona has every image; the ZIP is written
@@ -365,6 +375,10 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
       language: { type: 'string', short: 'l', default: 'en' },
       out: { type: 'string', short: 'o' },
       user: { type: 'string', short: 'u' },
+      genders: { type: 'string' },
+      ages: { type: 'string' },
+      ethnicities: { type: 'string' },
+      locations: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -372,6 +386,17 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     io.out(HELP.generate as string);
     return 0;
   }
+  const targets = { genders: values.genders, ages: values.ages, ethnicities: values.ethnicities, locations: values.locations };
+  const input = {
+    description: values.description ?? '',
+    count: values.count,
+    imagesPerPersona: values.images,
+    language: values.language,
+    targets: Object.values(targets).some((v) => v !== undefined) ? targets : undefined,
+  };
+  // Checked before the database starts: a typo costs nothing, and every wrong option is named at once.
+  const checked = validateGenerationRequest(input);
+  if (!checked.ok) throw new ValidationError(optionFields(checked.errors));
   const site = await openSite(io);
   const { config } = site;
   const logger = quietLogger(site);
@@ -384,10 +409,9 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
     const owner = values.user ? await gen.users.findByEmail(values.user) : await ensureFirstAdmin(gen.users, config, io.err);
     if (!owner) throw new UsageError(`no account ${values.user} (make it with "avatargen user create --email ${values.user}")`);
     await gen.worker.start();
-    const task = await gen.tasks.submit(
-      { description: values.description ?? '', count: values.count, imagesPerPersona: values.images, language: values.language },
-      { userId: owner.id },
-    );
+    const task = await gen.tasks.submit(input, { userId: owner.id }).catch((error: unknown) => {
+      throw error instanceof ValidationError ? new ValidationError(optionFields(error.fields)) : error;
+    });
     io.err(`Task ${task.id} of ${owner.email}: ${task.count} personas x ${task.imagesPerPersona} images`);
     let shown = '';
     const show = (t: TaskView) => {
@@ -417,6 +441,11 @@ async function generateCommand(args: string[], io: Io): Promise<number> {
   } finally {
     await backend.close();
   }
+}
+
+/** The API's `targets.genders` is the command's `--genders`: messages name the option that was given. */
+function optionFields(fields: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).map(([field, message]) => [field.replace(/^targets\.(\w+)$/, '--$1'), message]));
 }
 
 /** generate's one line on stderr about what the task used and its estimated cost (settings `prices`). */

@@ -165,6 +165,45 @@ describe('avatargen command', () => {
   });
 });
 
+describe('avatargen generate with demographic targets', () => {
+  it('stores the targets given as options, and names the option of a bad one without starting anything', async () => {
+    const help = io();
+    expect(await main(['generate', '--help'], help.io)).toBe(0);
+    for (const option of ['--genders', '--ages', '--ethnicities', '--locations']) expect(help.out.join('\n')).toContain(option);
+
+    const bad = io();
+    expect(await main(['generate', '-d', 'Beekeepers in Provence', '--ages', '40-20', '--genders', 'robots'], bad.io)).toBe(2);
+    const said = bad.err.join('\n');
+    expect(said).toContain('--ages: An age band starts at or below its end (25-40, not 40-25).');
+    expect(said).toContain('--genders: "robots" is not a gender: write female or male (or f, m), or a split such as 50/50.');
+    expect(said).not.toContain('Task ');
+    const sum = io();
+    expect(await main(['generate', '-d', 'x', '--ethnicities', 'French 60%, Italian 30%'], sum.io)).toBe(2);
+    expect(sum.err.join('\n')).toContain('--ethnicities: The ethnicity shares add up to 90%, not 100%.');
+
+    const run = io();
+    const args = ['generate', '-d', 'Beekeepers in Provence', '--user', 'cli@example.com', '-o', join(dir, 'out', 'targets.zip')];
+    expect(await main([...args, '--genders', 'f 7, m 3', '--locations', 'Avignon; Arles, France'], run.io)).toBe(0);
+    const taskId = /Task (\S+) of cli@example\.com/.exec(run.err.join('\n'))?.[1] as string;
+    const orm = await openDatabase({ url: db.url });
+    try {
+      const [row] = await orm.em.fork().execute('select targets from generation_tasks where id = ?', [taskId]);
+      expect(row?.targets).toEqual({
+        genders: [
+          { gender: 'f', share: 7 },
+          { gender: 'm', share: 3 },
+        ],
+        locations: [
+          { name: 'Avignon', share: 1 },
+          { name: 'Arles, France', share: 1 },
+        ],
+      });
+    } finally {
+      await orm.close();
+    }
+  });
+});
+
 describe('secret key', () => {
   it('is made once in DATA_DIR with mode 0600, then reused; SECRET_KEY wins', async () => {
     const dataDir = join(dir, 'keys');
