@@ -53,5 +53,18 @@ export {
 } from './images.js';
 export { type BioRules, readBioInstructions } from './bio-rules.js';
 export { readCues, readAgeRange, readGenders, type DescriptionCues } from './cues.js';
-export { type City, COUNTRIES, type Country, countryForLocale, type PlaceCue, placeName, readPlace, type Region } from './places.js';
+export {
+  type City,
+  COUNTRIES,
+  type Country,
+  countryForLocale,
+  countryName,
+  type LocationTarget,
+  type PlaceCue,
+  type PlaceLevel,
+  placeName,
+  readPlace,
+  type Region,
+  resolveLocation,
+} from './places.js';
 export { fakerLocaleFor, sexedFirstNames } from './locales.js';

@@ -141,7 +141,7 @@ export async function localeData(locale: FakerLocaleName): Promise<{ states: str
   };
 }
 
-type Weighted = ReadonlyArray<readonly [string, number]>;
+export type Weighted = ReadonlyArray<readonly [string, number]>;
 
 const EUROPE: Weighted = [
   ['White', 86],

@@ -1,11 +1,14 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import {
   type Gender,
+  matchesEthnicity,
+  matchesLocation,
   normalizePersona,
   PERSONA_LIMITS,
   type PersonaBatch,
   type PersonaData,
   type PersonaProvider,
+  type PersonaQuota,
   type PersonaRequest,
   type Platform,
   ProviderError,
@@ -24,9 +27,22 @@ import {
   pickWeighted,
   type SexedNames,
   sexedNames,
+  type Weighted,
 } from './locales.js';
 import { OCCUPATIONS, OCCUPATION_INFO, type Occupation } from './occupations.js';
-import { type Country, countryForLocale, pickHome, placeName, readPlace } from './places.js';
+import {
+  type City,
+  type Country,
+  countryForLocale,
+  countryName,
+  type LocationTarget,
+  levelOfName,
+  type PlaceLevel,
+  pickHome,
+  placeName,
+  readPlace,
+  resolveLocation,
+} from './places.js';
 import { fill, HOBBY_EMOJI, PORTUGUESE_COMPANIES, type Phrasebook, phrasebookFor, resolveGendered } from './phrasebook.js';
 import { createRandom, type Random, seedWords } from '@avatargen/core';
 import { clip, tidy } from './text.js';
@@ -112,7 +128,7 @@ function pickAge(r: Random, range: [number, number] | undefined): number {
   return Math.round((r.int(MIN_AGE, MAX_AGE) + r.int(MIN_AGE, MAX_AGE)) / 2);
 }
 
-function chooseStatusAndAge(r: Random, cues: DescriptionCues): { status: Status; age: number } {
+function chooseStatusAndAge(r: Random, cues: DescriptionCues): { status: Status; age: number; asked: boolean } {
   // A named job refines students ("nursing students": the field) and the retired (their former job).
   const asked: Status[] = [];
   if (cues.student) asked.push('student');
@@ -121,7 +137,7 @@ function chooseStatusAndAge(r: Random, cues: DescriptionCues): { status: Status;
   if (asked.length > 0) {
     const status = r.pick(asked);
     const fallback: [number, number] = status === 'student' ? [18, 26] : status === 'retired' ? [62, 75] : [22, 67];
-    return { status, age: pickAge(r, cues.ageRange ?? fallback) };
+    return { status, age: pickAge(r, cues.ageRange ?? fallback), asked: true };
   }
   const age = pickAge(r, cues.ageRange);
   let status: Status = 'working';
@@ -129,22 +145,130 @@ function chooseStatusAndAge(r: Random, cues: DescriptionCues): { status: Status;
   else if (age <= 24 && r.chance(0.25)) status = 'student';
   else if (age >= 67 && r.chance(0.75)) status = 'retired';
   else if (age >= 62 && r.chance(0.3)) status = 'retired';
-  return { status, age };
+  return { status, age, asked: false };
+}
+
+const overlap = (a: readonly [number, number], b: readonly [number, number]): [number, number] | undefined =>
+  Math.max(a[0], b[0]) <= Math.min(a[1], b[1]) ? [Math.max(a[0], b[0]), Math.min(a[1], b[1])] : undefined;
+
+/**
+ * An age in a quota's band: within the description's range where the two overlap, else within
+ * the usual 18-75 where the band reaches it ("65+" gives 65-75), else anywhere in the band (80-90).
+ */
+function quotaAge(q: Random, band: { min: number; max: number }, cueRange: [number, number] | undefined): number {
+  const wanted: [number, number] = [band.min, band.max];
+  const range = (cueRange && overlap(wanted, cueRange)) ?? overlap(wanted, [MIN_AGE, MAX_AGE]) ?? wanted;
+  return q.int(range[0], range[1]);
+}
+
+/** Whether a status the description asked for still suits a quota's age. */
+function statusFits(status: Status, age: number): boolean {
+  if (status === 'student') return age <= 30;
+  if (status === 'retired') return age >= 55;
+  return age <= 67;
+}
+
+/** The status of a quota's age, with chooseStatusAndAge's odds; under 18 in school, over 75 retired. */
+function statusForAge(q: Random, age: number, asked: Status | undefined): Status {
+  if (age < MIN_AGE) return 'student';
+  if (age > MAX_AGE) return 'retired';
+  if (asked && statusFits(asked, age)) return asked;
+  if (age <= 21 && q.chance(0.7)) return 'student';
+  if (age <= 24 && q.chance(0.25)) return 'student';
+  if (age >= 67 && q.chance(0.75)) return 'retired';
+  if (age >= 62 && q.chance(0.3)) return 'retired';
+  return 'working';
+}
+
+/**
+ * A quota's ethnicity in the locale's spelling where it has a matching entry ("korean" → "East
+ * Asian (Korean)"; among several, by weight), else the quota's text as given.
+ */
+function quotaEthnicity(q: Random, wanted: string, weights: Weighted): string {
+  const fold = (t: string) =>
+    t
+      .normalize('NFKD')
+      .replace(/\p{M}+/gu, '')
+      .toLowerCase()
+      .trim();
+  const same = weights.find(([name]) => fold(name) === fold(wanted));
+  if (same) return same[0];
+  const matching = weights.filter(([name]) => matchesEthnicity({ ethnicity: name }, wanted));
+  return matching.length > 0 ? pickWeighted(matching, q.next()) : wanted.trim();
+}
+
+/** "in Atlantis City, ." → "in Atlantis City.": a comma (Latin or Arabic) with nothing after it before punctuation. */
+function dropEmptyPlace(text: string): string {
+  return text.replace(/[ \t]*[,،][ \t]*(?=[.,،!?)]|$)/gmu, '');
+}
+
+/** The persona's current place as the three fields core matches a location against. */
+interface Where {
+  currentCity: string;
+  currentState: string;
+  currentCountry: string;
+}
+
+const FIELD: Record<PlaceLevel, keyof Where> = { city: 'currentCity', region: 'currentState', country: 'currentCountry' };
+
+/**
+ * Gives a quota's part its own spelling where the gazetteer's differs in the bio language (quota
+ * "Lisbon", Portuguese bios "Lisboa"; "Bavaria" and "Bayern"), so core's word match holds.
+ */
+function spellAsQuota(where: Where, target: LocationTarget, location: string): Where {
+  const fixed = { ...where };
+  for (const part of target.parts) if (!matchesLocation(fixed, part.text)) fixed[FIELD[part.level]] = part.text;
+  // never expected, but a quota must be met: the whole text as the city meets every part
+  if (!matchesLocation(fixed, location)) fixed.currentCity = location.trim();
+  return fixed;
+}
+
+/**
+ * A place the gazetteer does not know ("Atlantis City", "Springfield, Texas"): the first part is the
+ * city; a later one the gazetteer knows as a country is the country, the others the region, then the country.
+ */
+function unknownPlace(location: string): Where {
+  const [city = location.trim(), ...rest] = location
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const where: Where = { currentCity: city, currentState: '', currentCountry: '' };
+  const more: string[] = [];
+  for (const part of rest) {
+    if (levelOfName(part) === 'country' && !where.currentCountry) where.currentCountry = part;
+    else if (!where.currentState) where.currentState = part;
+    else more.push(part);
+  }
+  if (more.length > 0) where.currentCountry = [...more, where.currentCountry].filter(Boolean).join(', ');
+  return where;
 }
 
 function shortText(text: string): string {
   return clip(tidy(text), PERSONA_LIMITS.short);
 }
 
-/** One persona, fully determined by (seed, index) and the request's language and description. */
-export function makePersona(ctx: LocaleContext, seed: string, index: number): PersonaData {
+/**
+ * One persona, fully determined by (seed, index), the request's language and description, and its
+ * quota. Every draw of the persona without a quota is made either way (the same stream of `r` and
+ * faker), and a quota only replaces what misses it, each dimension from a stream of its own: a
+ * quota changes nothing it does not ask for, and no quota gives the personas of before quotas.
+ */
+export function makePersona(ctx: LocaleContext, seed: string, index: number, quota?: PersonaQuota): PersonaData {
   const { faker, book, cues } = ctx;
   faker.seed(seedWords('persona', seed, index));
   const r = createRandom('persona-choices', seed, index);
+  const quotaRandom = (dimension: string) => createRandom('persona-quota', dimension, seed, index);
 
-  const gender: Gender = r.pick(cues.genders ?? (['f', 'm'] as const));
+  const drawnGender: Gender = r.pick(cues.genders ?? (['f', 'm'] as const));
+  const gender: Gender = quota?.gender ?? drawnGender;
   const sex = gender === 'f' ? 'female' : 'male';
-  const { status, age } = chooseStatusAndAge(r, cues);
+  const drawn = chooseStatusAndAge(r, cues);
+  let { status, age } = drawn;
+  if (quota?.age && (age < quota.age.min || age > quota.age.max)) {
+    const q = quotaRandom('age');
+    age = quotaAge(q, quota.age, cues.ageRange);
+    status = statusForAge(q, age, drawn.asked ? drawn.status : undefined);
+  }
   const occupation: Occupation = r.pick(cues.occupations.length > 0 ? cues.occupations : OCCUPATIONS);
   const info = OCCUPATION_INFO[occupation];
 
@@ -152,21 +276,38 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
   const { firstNames, lastNames } = ctx;
   const firstName = tidy(firstNames ? faker.helpers.arrayElement(firstNames[gender]) : faker.person.firstName(sex));
   const lastName = tidy(lastNames ? faker.helpers.arrayElement(lastNames[gender]) : faker.person.lastName(sex));
-  const ethnicity = pickWeighted(ethnicityWeights(ctx.locale), r.next());
+  const weights = ethnicityWeights(ctx.locale);
+  const drawnEthnicity = pickWeighted(weights, r.next());
+  const ethnicity =
+    quota?.ethnicity && !matchesEthnicity({ ethnicity: drawnEthnicity }, quota.ethnicity)
+      ? quotaEthnicity(quotaRandom('ethnicity'), quota.ethnicity, weights)
+      : drawnEthnicity;
 
   let currentCity: string;
   let currentState: string;
+  let currentCountry = '';
   let prevCity: string;
   let prevState: string;
+  // each city is named for its own country (the previous one may be abroad: "from Porto, living in Berlin")
+  const name = (place: { name: string; en: string }, of: Country) => placeName(place, of, ctx.languageCode);
+  // Where a location quota sends the persona: the drawn home when it already lies there, else a city of the place.
+  const resolved = quota?.location ? resolveLocation(quota.location, ctx.country) : undefined;
+  let target = resolved;
+  const inTarget = (city: City) =>
+    !!target &&
+    city.country === target.country &&
+    (!target.region || city.region === target.region) &&
+    (!target.city || city === target.city);
+  let homeCountry = ctx.country;
   if (ctx.country) {
     // Real cities with their own region, from the gazetteer (faker invents towns and mixes regions).
     const home = pickHome(r, cues.place, ctx.country);
-    // each city is named for its own country (the previous one may be abroad: "from Porto, living in Berlin")
-    const name = (place: { name: string; en: string }, of: Country) => placeName(place, of, ctx.languageCode);
     currentCity = name(home.city, home.city.country);
     currentState = name(home.city.region, home.city.country);
+    currentCountry = countryName(home.city.country, ctx.languageCode);
     prevCity = name(home.prev, home.prev.country);
     prevState = name(home.prev.region, home.prev.country);
+    if (target && inTarget(home.city)) target = undefined; // already there: nothing to move
   } else {
     // Locales the gazetteer lacks keep faker's places (its city names may be invented).
     const state = () => (ctx.hasStates ? faker.location.state() : '');
@@ -176,13 +317,30 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
     prevCity = faker.location.city();
     for (let i = 0; i < 5 && prevCity === currentCity; i++) prevCity = faker.location.city();
   }
+  if (target) {
+    // drawn from a stream of its own, after the drawn home, so the rest of the persona stays as it was
+    const place = { country: target.country, region: target.region, city: target.city, matched: quota?.location ?? '' };
+    const home = pickHome(quotaRandom('location'), { ...place, origin: cues.place?.origin }, target.country);
+    homeCountry = home.city.country;
+    currentCity = name(home.city, home.city.country);
+    currentState = name(home.city.region, home.city.country);
+    currentCountry = countryName(home.city.country, ctx.languageCode);
+    prevCity = name(home.prev, home.prev.country);
+    prevState = name(home.prev.region, home.prev.country);
+  }
+  if (quota?.location) {
+    const where = { currentCity, currentState, currentCountry };
+    ({ currentCity, currentState, currentCountry } = resolved
+      ? spellAsQuota(where, resolved, quota.location)
+      : unknownPlace(quota.location));
+  }
 
   const education = status === 'student' ? 'university' : info.education;
   const schoolCity = status === 'student' || r.chance(0.4) ? currentCity : prevCity;
   const schoolState = schoolCity === currentCity ? currentState : prevState;
   // "{state} State University" is an American pattern: elsewhere it would name a university that does not exist.
   const universities =
-    ctx.country && ctx.country.id !== 'US' ? book.universities.filter((u) => !u.includes('State University')) : book.universities;
+    homeCountry && homeCountry.id !== 'US' ? book.universities.filter((u) => !u.includes('State University')) : book.universities;
   const school = fill(r.pick(education === 'university' ? universities : book.vocational), {
     city: schoolCity,
     state: schoolState || schoolCity,
@@ -241,8 +399,11 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
 
   // Each platform has its own voice; templates are tried from a seeded start until one fits the
   // limit, with what the platform's bio instruction asks for applied (length, emoji, hashtags, tone).
+  // A quota's place without a region ("Atlantis City") leaves "{city}, {state}" with nothing after
+  // the comma; only then is it dropped, so personas without quotas keep their text as it was.
+  const text = (t: string) => (quota?.location && !currentState ? dropEmptyPlace(t) : t);
   const bio = (platform: Platform) => {
-    const candidates = book.bios[platform].map((t) => tidy(fill(resolveGendered(t, gender), vars)));
+    const candidates = book.bios[platform].map((t) => tidy(text(fill(resolveGendered(t, gender), vars))));
     const context = {
       book,
       gender,
@@ -261,7 +422,7 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
   if (status === 'student') aboutParts.push(sentence(book.about.student));
   if (status === 'retired') aboutParts.push(sentence(book.about.retired), vars.studiedAbout);
   aboutParts.push(sentence(book.about.hobbies), sentence(book.about.trait));
-  const about = clip(tidy(aboutParts.join(book.id === 'ja' ? '' : ' ')), PERSONA_LIMITS.about);
+  const about = clip(tidy(text(aboutParts.join(book.id === 'ja' ? '' : ' '))), PERSONA_LIMITS.about);
 
   return {
     firstName: clip(firstName, PERSONA_LIMITS.name),
@@ -276,6 +437,7 @@ export function makePersona(ctx: LocaleContext, seed: string, index: number): Pe
     eduStudy: shortText(study),
     currentCity: shortText(currentCity),
     currentState: shortText(currentState),
+    currentCountry: shortText(currentCountry),
     prevCity: shortText(prevCity),
     prevState: shortText(prevState),
     about,
@@ -304,7 +466,7 @@ export function createLocalPersonaProvider(): PersonaProvider {
       for (let index = 0; index < count; index++) {
         if (index > 0 && index % 25 === 0) await yieldToLoop(); // keep the event loop (and abort) responsive
         throwIfAborted(request.signal);
-        const normalized = normalizePersona(makePersona(ctx, seed, index));
+        const normalized = normalizePersona(makePersona(ctx, seed, index, request.quotas?.[index]));
         if (normalized.ok) personas.push(normalized.persona);
         else rejected.push({ index, reason: normalized.reason });
       }

@@ -14,6 +14,11 @@ interface CountrySource {
   id: string;
   /** The country's language (primary subtag): bios in it use the native names. */
   lang: string;
+  /**
+   * The country's name per bio language (primary subtag, or a full tag where a variant differs:
+   * `pt-BR`), as a persona's current country; languages without one get `en`.
+   */
+  title: Record<string, string> & { en: string };
   /** Names of the country a description may use (any language). */
   names: string[];
   /** faker locales whose personas live in this country when the description names no place. */
@@ -24,6 +29,17 @@ interface CountrySource {
 const SOURCES: CountrySource[] = [
   {
     id: 'PT',
+    title: {
+      en: 'Portugal',
+      pt: 'Portugal',
+      de: 'Portugal',
+      es: 'Portugal',
+      fr: 'Portugal',
+      it: 'Portogallo',
+      nl: 'Portugal',
+      pl: 'Portugalia',
+      ja: 'ポルトガル',
+    },
     lang: 'pt',
     names: ['Portugal'],
     locales: ['pt_PT'],
@@ -55,6 +71,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'BR',
+    title: {
+      en: 'Brazil',
+      pt: 'Brasil',
+      de: 'Brasilien',
+      es: 'Brasil',
+      fr: 'Brésil',
+      it: 'Brasile',
+      nl: 'Brazilië',
+      pl: 'Brazylia',
+      ja: 'ブラジル',
+    },
     lang: 'pt',
     names: ['Brasil', 'Brazil', 'Brasilien', 'Brésil'],
     locales: ['pt_BR'],
@@ -82,6 +109,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'ES',
+    title: {
+      en: 'Spain',
+      es: 'España',
+      pt: 'Espanha',
+      de: 'Spanien',
+      fr: 'Espagne',
+      it: 'Spagna',
+      nl: 'Spanje',
+      pl: 'Hiszpania',
+      ja: 'スペイン',
+    },
     lang: 'es',
     names: ['España', 'Spain', 'Spanien', 'Espanha', 'Espagne'],
     locales: ['es'],
@@ -111,6 +149,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'MX',
+    title: {
+      en: 'Mexico',
+      es: 'México',
+      pt: 'México',
+      de: 'Mexiko',
+      fr: 'Mexique',
+      it: 'Messico',
+      nl: 'Mexico',
+      pl: 'Meksyk',
+      ja: 'メキシコ',
+    },
     lang: 'es',
     names: ['México', 'Mexico', 'Mexiko'],
     locales: ['es_MX'],
@@ -129,6 +178,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'FR',
+    title: {
+      en: 'France',
+      fr: 'France',
+      de: 'Frankreich',
+      pt: 'França',
+      es: 'Francia',
+      it: 'Francia',
+      nl: 'Frankrijk',
+      pl: 'Francja',
+      ja: 'フランス',
+    },
     lang: 'fr',
     names: ['France', 'Frankreich', 'França', 'Francia'],
     locales: ['fr'],
@@ -159,6 +219,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'DE',
+    title: {
+      en: 'Germany',
+      de: 'Deutschland',
+      pt: 'Alemanha',
+      es: 'Alemania',
+      fr: 'Allemagne',
+      it: 'Germania',
+      nl: 'Duitsland',
+      pl: 'Niemcy',
+      ja: 'ドイツ',
+    },
     lang: 'de',
     names: ['Deutschland', 'Germany', 'Alemanha', 'Allemagne', 'Alemania'],
     locales: ['de'],
@@ -198,6 +269,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'AT',
+    title: {
+      en: 'Austria',
+      de: 'Österreich',
+      pt: 'Áustria',
+      es: 'Austria',
+      fr: 'Autriche',
+      it: 'Austria',
+      nl: 'Oostenrijk',
+      pl: 'Austria',
+      ja: 'オーストリア',
+    },
     lang: 'de',
     names: ['Österreich', 'Austria', 'Oesterreich'],
     locales: ['de_AT'],
@@ -212,6 +294,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'CH',
+    title: {
+      en: 'Switzerland',
+      de: 'Schweiz',
+      fr: 'Suisse',
+      it: 'Svizzera',
+      pt: 'Suíça',
+      es: 'Suiza',
+      nl: 'Zwitserland',
+      pl: 'Szwajcaria',
+      ja: 'スイス',
+    },
     lang: 'de',
     names: ['Schweiz', 'Switzerland', 'Suisse', 'Suíça', 'Suiza', 'Svizzera'],
     locales: ['de_CH', 'fr_CH'],
@@ -228,6 +321,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'IT',
+    title: {
+      en: 'Italy',
+      it: 'Italia',
+      de: 'Italien',
+      pt: 'Itália',
+      es: 'Italia',
+      fr: 'Italie',
+      nl: 'Italië',
+      pl: 'Włochy',
+      ja: 'イタリア',
+    },
     lang: 'it',
     names: ['Italia', 'Italy', 'Italien', 'Itália', 'Italie'],
     locales: ['it'],
@@ -255,6 +359,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'GB',
+    title: {
+      en: 'United Kingdom',
+      de: 'Vereinigtes Königreich',
+      pt: 'Reino Unido',
+      es: 'Reino Unido',
+      fr: 'Royaume-Uni',
+      it: 'Regno Unito',
+      nl: 'Verenigd Koninkrijk',
+      pl: 'Wielka Brytania',
+      ja: 'イギリス',
+    },
     lang: 'en',
     names: ['United Kingdom', 'UK', 'U.K.', 'Great Britain', 'Britain', 'Vereinigtes Königreich', 'Reino Unido', 'Royaume-Uni'],
     locales: ['en_GB'],
@@ -283,6 +398,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'IE',
+    title: {
+      en: 'Ireland',
+      de: 'Irland',
+      pt: 'Irlanda',
+      es: 'Irlanda',
+      fr: 'Irlande',
+      it: 'Irlanda',
+      nl: 'Ierland',
+      pl: 'Irlandia',
+      ja: 'アイルランド',
+    },
     lang: 'en',
     names: ['Ireland', 'Irland', 'Irlanda', 'Irlande'],
     locales: ['en_IE'],
@@ -296,6 +422,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'US',
+    title: {
+      en: 'United States',
+      de: 'Vereinigte Staaten',
+      pt: 'Estados Unidos',
+      es: 'Estados Unidos',
+      fr: 'États-Unis',
+      it: 'Stati Uniti',
+      nl: 'Verenigde Staten',
+      pl: 'Stany Zjednoczone',
+      ja: 'アメリカ合衆国',
+    },
     lang: 'en',
     names: [
       'United States',
@@ -390,6 +527,7 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'CA',
+    title: { en: 'Canada', de: 'Kanada', pt: 'Canadá', es: 'Canadá', fr: 'Canada', it: 'Canada', nl: 'Canada', pl: 'Kanada', ja: 'カナダ' },
     lang: 'en',
     names: ['Canada', 'Kanada', 'Canadá'],
     locales: ['en_CA', 'fr_CA'],
@@ -410,6 +548,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'AU',
+    title: {
+      en: 'Australia',
+      de: 'Australien',
+      pt: 'Austrália',
+      es: 'Australia',
+      fr: 'Australie',
+      it: 'Australia',
+      nl: 'Australië',
+      pl: 'Australia',
+      ja: 'オーストラリア',
+    },
     lang: 'en',
     names: ['Australia', 'Australien', 'Austrália', 'Australie'],
     locales: ['en_AU'],
@@ -429,6 +578,17 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'NL',
+    title: {
+      en: 'Netherlands',
+      nl: 'Nederland',
+      de: 'Niederlande',
+      pt: 'Países Baixos',
+      es: 'Países Bajos',
+      fr: 'Pays-Bas',
+      it: 'Paesi Bassi',
+      pl: 'Holandia',
+      ja: 'オランダ',
+    },
     lang: 'nl',
     names: ['Nederland', 'Netherlands', 'the Netherlands', 'Holland', 'Niederlande', 'Países Baixos', 'Pays-Bas'],
     locales: ['nl'],
@@ -455,6 +615,18 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'PL',
+    title: {
+      en: 'Poland',
+      pl: 'Polska',
+      de: 'Polen',
+      pt: 'Polónia',
+      'pt-BR': 'Polônia',
+      es: 'Polonia',
+      fr: 'Pologne',
+      it: 'Polonia',
+      nl: 'Polen',
+      ja: 'ポーランド',
+    },
     lang: 'pl',
     names: ['Polska', 'Poland', 'Polen', 'Polónia', 'Polônia', 'Pologne', 'Polonia'],
     locales: ['pl'],
@@ -479,6 +651,7 @@ const SOURCES: CountrySource[] = [
   },
   {
     id: 'JP',
+    title: { en: 'Japan', ja: '日本', de: 'Japan', pt: 'Japão', es: 'Japón', fr: 'Japon', it: 'Giappone', nl: 'Japan', pl: 'Japonia' },
     lang: 'ja',
     names: ['日本', 'Japan', 'Japão', 'Japon', 'Japón'],
     locales: ['ja'],
@@ -524,6 +697,8 @@ export interface City {
 export interface Country {
   id: string;
   lang: string;
+  /** The country's name per bio language (see CountrySource.title); `countryName` picks one. */
+  title: Record<string, string> & { en: string };
   /** faker locales of the country; the first gives names to people of a place named in a description. */
   locales: FakerLocaleName[];
   cities: City[];
@@ -570,7 +745,7 @@ function build(): { countries: Country[]; entries: NameEntry[] } {
   const countries: Country[] = [];
   const entries: NameEntry[] = [];
   for (const source of SOURCES) {
-    const country: Country = { id: source.id, lang: source.lang, locales: source.locales, cities: [], regions: [] };
+    const country: Country = { id: source.id, lang: source.lang, title: source.title, locales: source.locales, cities: [], regions: [] };
     countries.push(country);
     for (const name of source.names) entries.push({ name, country });
     for (const line of source.cities
@@ -699,4 +874,97 @@ export function pickHome(r: Random, cue: PlaceCue | undefined, country: Country)
         ? r.pick(sameRegion)
         : r.pick(others.length > 0 ? others : [city]);
   return { city, prev };
+}
+
+/** A country's name in a bio language: its own where the gazetteer has one (`Deutschland`, `Alemanha`), else English. */
+export function countryName(country: Country, languageCode: string): string {
+  const tag = languageCode.replace(/_/g, '-').toLowerCase();
+  const lang = tag.split('-')[0] ?? 'en';
+  const titles = Object.entries(country.title);
+  return (
+    titles.find(([key]) => key.toLowerCase() === tag)?.[1] ?? titles.find(([key]) => key.toLowerCase() === lang)?.[1] ?? country.title.en
+  );
+}
+
+/** A name as a location target is compared: words only, case and accents aside ("São Paulo" = "sao paulo"). */
+const foldWords = (text: string) =>
+  text
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean)
+    .join(' ');
+
+// Every name of every city, region and country, the countries' names in each bio language too
+// ("Alemanha", "Niemcy"). Kept apart from readPlace's names so descriptions read as before.
+const LOCATION_INDEX = new Map<string, NameEntry[]>();
+for (const entry of [
+  ...ENTRIES,
+  ...COUNTRIES.flatMap((country) => Object.values(country.title).map((name): NameEntry => ({ name, country }))),
+]) {
+  const key = foldWords(entry.name);
+  if (!key) continue;
+  const list = LOCATION_INDEX.get(key) ?? [];
+  if (!list.some((e) => e.country === entry.country && e.region === entry.region && e.city === entry.city)) list.push(entry);
+  LOCATION_INDEX.set(key, list);
+}
+
+export type PlaceLevel = 'city' | 'region' | 'country';
+
+/** A location target found in the gazetteer: the place, and what each comma-separated part of the text named. */
+export interface LocationTarget {
+  country: Country;
+  region?: Region;
+  city?: City;
+  parts: Array<{ text: string; level: PlaceLevel }>;
+}
+
+const levelOf = (e: NameEntry): PlaceLevel => (e.city ? 'city' : e.region ? 'region' : 'country');
+const RANK: Record<PlaceLevel, number> = { city: 0, region: 1, country: 2 };
+
+/** Whether `outer` (a country, region or city) holds `inner`. */
+const holds = (outer: NameEntry, inner: NameEntry) =>
+  outer.country === inner.country && (!outer.region || outer.region === inner.region) && (!outer.city || outer.city === inner.city);
+
+/**
+ * A location target (`Lisbon`, `Porto, Portugal`, `Bavaria`, `Deutschland`) as a gazetteer place,
+ * or undefined when a part is not in the gazetteer or the parts do not fit together (`Porto,
+ * Germany`). The most specific place that every part holds wins; among names of several places
+ * (two Portlands, Birmingham in England and Alabama) those of `prefer` first, then the gazetteer's order.
+ */
+export function resolveLocation(text: string, prefer?: Country): LocationTarget | undefined {
+  const whole = LOCATION_INDEX.get(foldWords(text));
+  const split = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  // a name with a comma of its own ("Washington, D.C.") is one part
+  const parts = whole && split.length > 1 ? [text.trim()] : split;
+  if (parts.length === 0) return undefined;
+  const order = (list: NameEntry[]) =>
+    [...list].sort((a, b) => RANK[levelOf(a)] - RANK[levelOf(b)] || Number(b.country === prefer) - Number(a.country === prefer));
+  const candidates = parts.map((p) => order(LOCATION_INDEX.get(foldWords(p)) ?? []));
+  if (candidates.some((c) => c.length === 0)) return undefined;
+  let best: { entry: NameEntry; named: NameEntry[] } | undefined;
+  for (const entry of candidates.flat()) {
+    const named = candidates.map((list) => list.find((e) => holds(e, entry)));
+    if (named.some((e) => !e)) continue;
+    if (!best || RANK[levelOf(entry)] < RANK[levelOf(best.entry)]) best = { entry, named: named as NameEntry[] };
+  }
+  if (!best) return undefined;
+  const { entry, named } = best;
+  return {
+    country: entry.country,
+    region: entry.region,
+    city: entry.city,
+    parts: parts.map((p, i) => ({ text: p, level: levelOf(named[i] as NameEntry) })),
+  };
+}
+
+/** The level a single name has in the gazetteer (a country before a region before a city), if any. */
+export function levelOfName(text: string): PlaceLevel | undefined {
+  const list = LOCATION_INDEX.get(foldWords(text));
+  if (!list || list.length === 0) return undefined;
+  return list.map(levelOf).sort((a, b) => RANK[b] - RANK[a])[0];
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   COUNTRIES,
   countryForLocale,
+  countryName,
   createLocalPersonaProvider,
   sexedFirstNames,
   readAgeRange,
@@ -43,6 +44,7 @@ describe('ages from the description', () => {
   const table: Array<[string, [number, number] | undefined]> = [
     ['young people who love festivals', [18, 30]],
     ['young professionals in tech', [23, 35]],
+    ['young urban professionals in Lisbon', [18, 30]],
     ['young adults', [18, 29]],
     ['retired people who garden', [62, 75]],
     ['people in their 40s', [40, 49]],
@@ -90,6 +92,7 @@ describe('places from the description', () => {
   // description → country, region (native), city (native); undefined where none is named
   const table: Array<[string, string | undefined, string | undefined, string | undefined]> = [
     ['young people in Lisbon', 'PT', 'Lisboa', 'Lisboa'],
+    ['young urban professionals in Lisbon', 'PT', 'Lisboa', 'Lisboa'],
     ['pessoas em Lisboa', 'PT', 'Lisboa', 'Lisboa'],
     ['IN LISBON', 'PT', 'Lisboa', 'Lisboa'],
     ['designers from Porto', 'PT', 'Porto', 'Porto'],
@@ -156,6 +159,13 @@ describe('personas live where the description says, in real cities with their ow
   const table: Array<[string, string, string, (p: PersonaData) => boolean]> = [
     ['young people in Lisbon', 'pt', 'PT', (p) => p.currentCity === 'Lisboa' && p.currentState === 'Lisboa'],
     ['young people in Lisbon', 'en', 'PT', (p) => p.currentCity === 'Lisbon' && p.currentState === 'Lisbon'],
+    [
+      'young urban professionals in Lisbon',
+      'en',
+      'PT',
+      (p) => p.currentCity === 'Lisbon' && p.currentCountry === 'Portugal' && p.age !== null && p.age >= 18 && p.age <= 35,
+    ],
+    ['young urban professionals in Lisbon', 'pt', 'PT', (p) => p.currentCity === 'Lisboa' && p.currentCountry === 'Portugal'],
     ['Leute in Berlin', 'de', 'DE', (p) => p.currentCity === 'Berlin' && p.currentState === 'Berlin'],
     ['students in Berlin', 'en', 'DE', (p) => p.currentCity === 'Berlin' && p.currentState === 'Berlin'],
     ['families in Bavaria', 'en', 'DE', (p) => p.currentState === 'Bavaria'],
@@ -190,7 +200,9 @@ describe('personas live where the description says, in real cities with their ow
     ] as const) {
       const pairs = realPairs(countryId);
       const personas = await generate('people who like music', code, 150);
+      const country = COUNTRIES.find((c) => c.id === countryId);
       for (const p of personas) {
+        expect(p.currentCountry, code).toBe(country && countryName(country, code));
         expect(pairs, `${code}: ${p.currentCity}, ${p.currentState}`).toContain(`${p.currentCity}|${p.currentState}`);
         expect(pairs, `${code}: ${p.prevCity}, ${p.prevState}`).toContain(`${p.prevCity}|${p.prevState}`);
         expect(p.prevCity, code).not.toBe(p.currentCity);
