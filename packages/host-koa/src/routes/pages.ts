@@ -11,16 +11,22 @@ import {
   IMAGE_QUALITIES,
   IMAGE_SIZES,
   IMAGES_PER_PERSONA,
+  isFinal,
   listLanguages,
   NEW_PASSWORD_MIN,
   PASSWORD_MAX_BYTES,
   PORTS,
   type PortName,
+  type QualityReport,
+  type Scope,
   SETTING_KEYS,
   STATUS_LABELS,
   statusLabel,
+  TARGET_DIMENSIONS,
   TASK_STATUSES,
+  targetsAsText,
   type TaskStatus,
+  type TaskView,
   NotFoundError,
   ValidationError,
 } from '@avatargen/core';
@@ -59,6 +65,64 @@ const OUTPUT_FIELDS = ['quality', 'size', 'format', 'compression', 'background']
 /** The form's `output_<name>` fields as the request's `imageOutput` (an empty one: the site's setting). */
 function imageOutputFromForm(body: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(OUTPUT_FIELDS.map((name) => [name, body[`output_${name}`]]).filter(([, v]) => v !== undefined && v !== ''));
+}
+
+/** The form's `targets_<dimension>` text fields as the request's `targets`; none filled in: no targets. */
+function targetsFromForm(body: Record<string, unknown>): Record<string, unknown> | undefined {
+  const entries = TARGET_DIMENSIONS.map((d) => [d, body[`targets_${d}`]] as const).filter(
+    ([, v]) => typeof v === 'string' && v.trim() !== '',
+  );
+  return entries.length > 0 ? Object.fromEntries(entries) : undefined;
+}
+
+/** Pairs (and flagged personas) of each kind listed on the dataset page; the counts always say how many in all. */
+const QUALITY_SHOWN = 20;
+
+/** A persona named by the quality report: its name, and its pictures' thumbnails by `base` or index. */
+interface QualityPersona {
+  name: string;
+  thumbs: Record<string, string>;
+}
+
+/**
+ * The quality report of an ended dataset, with the personas its listed findings name (read one by
+ * one: only those shown, so a dataset with many findings costs no more than QUALITY_SHOWN of each).
+ */
+async function qualityView(gen: AvatarGen, task: TaskView, scope: Scope) {
+  const report: QualityReport = await gen.quality.report(task.id, scope);
+  const shown = {
+    texts: report.texts.nearDuplicates.slice(0, QUALITY_SHOWN),
+    names: report.names.duplicates.slice(0, QUALITY_SHOWN),
+    across: report.pictures.acrossPersonas.slice(0, QUALITY_SHOWN),
+    within: report.pictures.withinPersona.slice(0, QUALITY_SHOWN),
+    flagged: report.flaggedPersonas.slice(0, QUALITY_SHOWN),
+  };
+  const ids = new Set<number>(shown.flagged);
+  for (const pair of [...shown.texts, ...shown.across, ...shown.within]) ids.add(pair.a.personaId).add(pair.b.personaId);
+  for (const group of shown.names) for (const id of group.personaIds) ids.add(id);
+  const personas: Record<number, QualityPersona> = {};
+  await Promise.all(
+    [...ids].map(async (id) => {
+      try {
+        const p = await gen.personas.get(id, scope);
+        if (p.taskId !== task.id) return;
+        const thumbs: Record<string, string> = {};
+        if (p.baseImage) thumbs.base = thumbnailUrl(p.baseImage.key);
+        for (const image of p.images) thumbs[String(image.index)] = thumbnailUrl(image.key);
+        personas[id] = { name: `${p.firstName} ${p.lastName}`, thumbs };
+      } catch (error) {
+        // regenerated between the report and this read: listed without a name
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }),
+  );
+  return { report, shown, personas };
+}
+
+/** A persona id from the address, or the 404 of any unknown page. */
+function personaIdParam(raw: unknown): number {
+  if (typeof raw !== 'string' || !/^[1-9]\d{0,9}$/.test(raw) || Number(raw) > 2_147_483_647) throw new HttpError(404, 'Not found.');
+  return Number(raw);
 }
 
 /** A one-time message for the next page this session sees ("Dataset deleted."). */
@@ -196,13 +260,19 @@ export function pagesRouter(
   router.get('/generate', (ctx) => generatePage(c(ctx), { language: 'English', count: 10, imagesPerPersona: 4, description: '' }));
   router.post('/generate', async (ctx) => {
     const { _csrf, ...input } = bodyOf(ctx);
+    const fields = Object.fromEntries(Object.entries(input).filter(([k]) => !k.startsWith('targets_')));
     try {
-      const task = await gen.tasks.submit({ ...input, imageOutput: imageOutputFromForm(input) }, scopeOf(c(ctx)));
+      const task = await gen.tasks.submit(
+        { ...fields, imageOutput: imageOutputFromForm(input), targets: targetsFromForm(input) },
+        scopeOf(c(ctx)),
+      );
       seeOther(c(ctx), `/datasets/${task.id}`);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      // `imageOutput.quality` is the form's `output_quality`
-      const errors = Object.fromEntries(Object.entries(error.fields).map(([k, m]) => [k.replace(/^imageOutput\./, 'output_'), m]));
+      // `imageOutput.quality` is the form's `output_quality`, `targets.ages` its `targets_ages`
+      const errors = Object.fromEntries(
+        Object.entries(error.fields).map(([k, m]) => [k.replace(/^imageOutput\./, 'output_').replace(/^targets\./, 'targets_'), m]),
+      );
       await generatePage(c(ctx), input, errors, 422);
     }
   });
@@ -240,7 +310,19 @@ export function pagesRouter(
     // The estimate at the site's prices; none set says so rather than showing 0.
     const cost = (await gen.settings.get()).prices.length > 0 ? formatCost(task.cost) : null;
     const card = await gen.exports.card(id, scope);
-    render(c(ctx), eta, 'dataset', { task, demographics, ethnicityTotal, personas, thumb: thumbnailUrl, cost, card });
+    // made on each view of an ended dataset (fast, and never stale); a running one has no report yet
+    const quality = isFinal(task.status) ? await qualityView(gen, task, scope) : null;
+    render(c(ctx), eta, 'dataset', {
+      task,
+      demographics,
+      ethnicityTotal,
+      personas,
+      thumb: thumbnailUrl,
+      cost,
+      card,
+      quality,
+      targetsText: targetsAsText(task.targets),
+    });
   });
 
   router.get('/datasets/:id/events', async (ctx) => {
@@ -260,14 +342,50 @@ export function pagesRouter(
   // One persona: every picture at full size, its prompts and each picture's style parameters.
   router.get('/datasets/:id/personas/:personaId', async (ctx) => {
     const id = ctx.params.id as string;
-    const raw = ctx.params.personaId as string;
-    if (!/^[1-9]\d{0,9}$/.test(raw) || Number(raw) > 2_147_483_647) throw new HttpError(404, 'Not found.');
-    const scope = scopeOf(c(ctx));
+    const personaId = personaIdParam(ctx.params.personaId);
+    const { task, persona } = await personaOf(c(ctx), id, personaId);
+    render(c(ctx), eta, 'persona', { task, persona, ended: isFinal(task.status) });
+  });
+
+  const personaOf = async (ctx: HostContext, id: string, personaId: number) => {
+    const scope = scopeOf(ctx);
     const task = await gen.tasks.get(id, scope); // 404 for a missing dataset or another user's
-    const persona = await gen.personas.get(Number(raw), scope);
+    const persona = await gen.personas.get(personaId, scope);
     // a persona of another dataset is not at this address, even one the user may see
-    if (persona.taskId !== task.id) throw new NotFoundError(`No persona ${raw} in ${id}`);
-    render(c(ctx), eta, 'persona', { task, persona });
+    if (persona.taskId !== task.id) throw new NotFoundError(`No persona ${personaId} in ${id}`);
+    return { task, persona };
+  };
+
+  // Regenerating replaces what was made, so it asks first, as cancelling does: posted without
+  // `confirm=yes` (no script) it answers with a page that asks.
+  const regenerateConfirm = async (ctx: HostContext, id: string, personaId: number, index: number | null) => {
+    const { task, persona } = await personaOf(ctx, id, personaId);
+    if (!isFinal(task.status)) throw new ConflictError('Wait until the dataset has ended to regenerate anything of it.');
+    if (index !== null && !persona.images.some((image) => image.index === index)) {
+      throw new NotFoundError(`No picture ${index} of persona ${personaId}`);
+    }
+    render(ctx, eta, 'regenerate-confirm', { task, persona, index });
+  };
+  router.post('/datasets/:id/personas/:personaId/regenerate', async (ctx) => {
+    const hc = c(ctx);
+    const id = ctx.params.id as string;
+    const personaId = personaIdParam(ctx.params.personaId);
+    if (bodyOf(ctx).confirm !== 'yes') return regenerateConfirm(hc, id, personaId, null);
+    await gen.tasks.regeneratePersona(id, personaId, scopeOf(hc));
+    setFlash(hc, `Persona #${personaId} is being made again, with its pictures; the rest of the dataset is kept.`);
+    seeOther(hc, `/datasets/${encodeURIComponent(id)}`);
+  });
+  router.post('/datasets/:id/personas/:personaId/images/:index/regenerate', async (ctx) => {
+    const hc = c(ctx);
+    const id = ctx.params.id as string;
+    const personaId = personaIdParam(ctx.params.personaId);
+    const raw = ctx.params.index as string;
+    if (!/^\d{1,3}$/.test(raw)) throw new HttpError(404, 'Not found.');
+    const index = Number(raw);
+    if (bodyOf(ctx).confirm !== 'yes') return regenerateConfirm(hc, id, personaId, index);
+    await gen.tasks.regeneratePicture(id, personaId, index, scopeOf(hc));
+    setFlash(hc, `Picture ${index + 1} of persona #${personaId} is being made again; the other pictures are kept.`);
+    seeOther(hc, `/datasets/${encodeURIComponent(id)}`);
   });
 
   // Cancelling asks first: the form posted without `confirm=yes` (no script, or the script's
