@@ -39,6 +39,9 @@ async function allPersonas(id: string): Promise<PersonaView[]> {
   return personas;
 }
 
+/** A regenerate form posted as a browser without script sends it, and as the confirm step does. */
+const FORMS: Array<Record<string, string>> = [{}, { confirm: 'yes' }];
+
 /** What must not change when one thing is regenerated: each persona's id, name and picture keys. */
 const fingerprint = (p: PersonaView) => ({
   id: p.id,
@@ -376,7 +379,7 @@ describe('regenerating from the pages', () => {
     const base = `/datasets/${done.id}/personas/${persona.id}`;
     expect((await other.get(base)).status).toBe(404);
     for (const path of [`${base}/regenerate`, `${base}/images/0/regenerate`]) {
-      for (const form of [{}, { confirm: 'yes' }]) expect((await other.post(path, form)).status, path).toBe(404);
+      for (const form of FORMS) expect((await other.post(path, form)).status, path).toBe(404);
     }
     const owner = await loggedIn();
     await owner.get(`/datasets/${done.id}`);
@@ -388,7 +391,7 @@ describe('regenerating from the pages', () => {
       `${base}/images/x/regenerate`,
       `/datasets/nosuchtask/personas/${persona.id}/regenerate`,
     ]) {
-      for (const form of [{}, { confirm: 'yes' }]) expect((await owner.post(path, form)).status, path).toBe(404);
+      for (const form of FORMS) expect((await owner.post(path, form)).status, path).toBe(404);
     }
     // a persona of another of the owner's datasets is not at this address
     const second = await site.gen.tasks.submit(
@@ -397,7 +400,7 @@ describe('regenerating from the pages', () => {
     );
     await site.gen.tasks.cancel(second.id); // ended, so only the persona's address is wrong
     try {
-      for (const form of [{}, { confirm: 'yes' }]) {
+      for (const form of FORMS) {
         expect((await owner.post(`/datasets/${second.id}/personas/${persona.id}/regenerate`, form)).status).toBe(404);
         expect((await owner.post(`/datasets/${second.id}/personas/${persona.id}/images/0/regenerate`, form)).status).toBe(404);
       }
