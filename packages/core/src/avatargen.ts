@@ -108,6 +108,7 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
     const settings = new SettingsService(orm);
     const tasks = new TasksService(orm, settings, pipeline, ports.objectStorage, plugins.owners);
     const personas = new PersonasService(orm, ports.objectStorage);
+    const quality = new QualityService(orm, tasks);
     const openOrm = orm;
     const openPipeline = pipeline;
     let closed = false;
@@ -121,9 +122,9 @@ export async function createAvatarGen(options: CreateAvatarGenOptions): Promise<
       users: new UsersService(orm, logger),
       sessions: new SessionStore(orm),
       loginAttempts: new LoginAttempts(orm),
-      exports: new ExportsService(tasks, personas, ports.objectStorage, publicBaseUrl(plugins.config)),
+      exports: new ExportsService(tasks, personas, ports.objectStorage, publicBaseUrl(plugins.config), quality),
       doctor: new Doctor(orm, ports.objectStorage, tasks),
-      quality: new QualityService(orm, tasks),
+      quality,
       pipeline,
       worker: {
         start: () => openPipeline.startWorker(),

@@ -70,7 +70,13 @@ describe('progress', () => {
 describe('generation request validation', () => {
   it('accepts a valid request and resolves the language name', () => {
     const request = parseGenerationRequest({ description: '  Nurses in Ohio ', language: 'de', count: '25', imagesPerPersona: 8 });
-    expect(request).toEqual({ description: 'Nurses in Ohio', language: { code: 'de', name: 'German' }, count: 25, imagesPerPersona: 8 });
+    expect(request).toEqual({
+      description: 'Nurses in Ohio',
+      language: { code: 'de', name: 'German' },
+      count: 25,
+      imagesPerPersona: 8,
+      targets: null,
+    });
   });
 
   it('gives a readable message per field', () => {

@@ -162,7 +162,9 @@ describe('exports', () => {
     }
     // the dataset card first, at the top
     expect(paths.slice(0, 2)).toEqual(['DATASET.md', 'dataset.json']);
-    const folders = [...new Set(paths.slice(2).map((p) => p.split('/').slice(0, 2).join('/')))];
+    // the quality report last, after the profiles
+    expect(paths.at(-1)).toBe('quality.json');
+    const folders = [...new Set(paths.slice(2, -1).map((p) => p.split('/').slice(0, 2).join('/')))];
     expect(folders).toHaveLength(10);
     expect(folders).toContain('profiles/Maria_Garcia');
     expect(folders).toContain('profiles/Maria_Garcia_2');

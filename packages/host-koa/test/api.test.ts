@@ -295,7 +295,9 @@ describe('exports', () => {
         if (image) writeFileSync(join(site.dataDir, 'storage', image.key), randomBytes(200_000 + Math.floor(Math.random() * 200_000)));
       }
     }
-    const expected = await readStream(await new ExportsService(site.gen.tasks, site.gen.personas, storage).zip(bigId));
+    const expected = await readStream(
+      await new ExportsService(site.gen.tasks, site.gen.personas, storage, undefined, site.gen.quality).zip(bigId),
+    );
     expect(expected.length).toBeGreaterThan(10_000_000);
     // A client that stops for a moment after every chunk: the server's socket buffer fills up.
     const received = await new Promise<Buffer>((resolve, reject) => {

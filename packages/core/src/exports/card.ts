@@ -1,4 +1,6 @@
 import type { Settings } from '../domain/settings.js';
+import type { TargetsReport } from '../domain/targets.js';
+import type { QualityReport } from '../services/quality.js';
 import type { Demographics } from '../services/personas.js';
 import type { ModelUsage, TaskView } from '../services/views.js';
 
@@ -46,6 +48,10 @@ export interface DatasetCard {
     ageBands: Array<{ band: string; count: number }>;
     ethnicity: Array<{ ethnicity: string; count: number }>;
   };
+  /** The demographic targets next to what was achieved; null when the dataset had none. */
+  targets: TargetsReport | null;
+  /** The quality report's findings, counted (the whole report is quality.json); null when not made. */
+  quality: QualitySummary | null;
   statement: string;
   intendedUses: string[];
   notIntendedUses: string[];
@@ -79,9 +85,32 @@ function generationSettings(settings: Settings): GenerationSettings {
   return Object.fromEntries(GENERATION_SETTINGS.filter((key) => settings[key] !== undefined).map((key) => [key, settings[key]]));
 }
 
+export interface QualitySummary {
+  flaggedPersonas: number;
+  nearDuplicateTexts: number;
+  duplicateNames: number;
+  similarPicturesAcrossPersonas: number;
+  similarPicturesWithinPersona: number;
+  rejectedPersonas: number;
+  offTargetPersonas: number;
+}
+
+export function qualitySummary(report: QualityReport): QualitySummary {
+  return {
+    flaggedPersonas: report.flaggedPersonas.length,
+    nearDuplicateTexts: report.texts.nearDuplicates.length,
+    duplicateNames: report.names.duplicates.length,
+    similarPicturesAcrossPersonas: report.pictures.acrossPersonas.length,
+    similarPicturesWithinPersona: report.pictures.withinPersona.length,
+    rejectedPersonas: report.rejectedPersonas,
+    offTargetPersonas: report.offTargetPersonas,
+  };
+}
+
 export function datasetCard(
   task: TaskView,
   demographics: Demographics & { ageBands: Array<{ band: string; count: number }> },
+  quality: QualityReport | null = null,
 ): DatasetCard {
   return {
     id: task.id,
@@ -103,6 +132,8 @@ export function datasetCard(
       providerCalls: task.usage.calls,
     },
     demographics: { gender: demographics.gender, ageBands: demographics.ageBands, ethnicity: demographics.ethnicity },
+    targets: quality?.targets ?? null,
+    quality: quality ? qualitySummary(quality) : null,
     statement: FICTION_STATEMENT,
     intendedUses: INTENDED_USES,
     notIntendedUses: NOT_INTENDED_USES,
@@ -154,6 +185,28 @@ export function renderCardMarkdown(card: DatasetCard): string {
     `- Age: ${card.demographics.ageBands.map((b) => `${md(b.band)}: ${b.count}`).join(', ') || '—'}`,
     `- Ethnicity: ${card.demographics.ethnicity.map((e) => `${md(e.ethnicity)}: ${e.count}`).join(', ') || '—'}`,
     '',
+    ...(card.targets
+      ? [
+          '## Requested vs achieved',
+          '',
+          ...card.targets.dimensions.map(
+            (d) =>
+              `- ${d.dimension}: ${d.rows.map((r) => `${md(r.label)} ${r.achieved} of ${r.requested}`).join(', ')}${d.other ? `; other ${d.other}` : ''}`,
+          ),
+          '',
+        ]
+      : []),
+    ...(card.quality
+      ? [
+          '## Quality report',
+          '',
+          `- Personas flagged: ${card.quality.flaggedPersonas} (details in quality.json)`,
+          `- Near-duplicate texts: ${card.quality.nearDuplicateTexts}; repeated names: ${card.quality.duplicateNames}`,
+          `- Similar pictures across personas: ${card.quality.similarPicturesAcrossPersonas}; within one persona: ${card.quality.similarPicturesWithinPersona}`,
+          `- Personas refused: ${card.quality.rejectedPersonas}; off their demographic quota: ${card.quality.offTargetPersonas}`,
+          '',
+        ]
+      : []),
     '## Intended uses',
     '',
     ...card.intendedUses.map((u) => `- ${u}`),

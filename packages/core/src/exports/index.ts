@@ -6,6 +6,7 @@ import { StorageError } from '../errors.js';
 import { extensionFor } from '../image-info.js';
 import type { ObjectStorage } from '../ports.js';
 import type { PersonasService } from '../services/personas.js';
+import type { QualityReport, QualityService } from '../services/quality.js';
 import type { Scope, TasksService } from '../services/tasks.js';
 import type { PersonaView, TaskView } from '../services/views.js';
 import { readObject } from '../storage/read.js';
@@ -201,22 +202,34 @@ export class ExportsService {
     private readonly personas: PersonasService,
     private readonly storage: ObjectStorage,
     private readonly publicBase = 'http://127.0.0.1:8085',
+    /** Where the card's requested-vs-achieved and quality findings come from; without it they are null. */
+    private readonly quality?: QualityService,
   ) {}
+
+  /** The report kept when the task ended, else one made now. */
+  private async qualityOf(taskId: string, scope: Scope): Promise<QualityReport | null> {
+    if (!this.quality) return null;
+    return (await this.quality.stored(taskId, scope)) ?? (await this.quality.report(taskId, scope));
+  }
 
   /** The dataset card, built from the database (see DatasetCard). */
   async card(taskId: string, scope: Scope = {}): Promise<DatasetCard> {
     const task = await this.tasks.get(taskId, scope);
-    return datasetCard(task, await this.personas.demographics(taskId, scope));
+    return datasetCard(task, await this.personas.demographics(taskId, scope), await this.qualityOf(taskId, scope));
   }
 
   /** The dataset card, the task and every persona, as one JSON document; pictures as absolute URLs. */
-  async json(taskId: string, scope: Scope = {}): Promise<{ dataset: DatasetCard; task: ExportedTask; personas: PersonaRecord[] }> {
+  async json(
+    taskId: string,
+    scope: Scope = {},
+  ): Promise<{ dataset: DatasetCard; task: ExportedTask; quality: ExportedQuality | null; personas: PersonaRecord[] }> {
     const task = await this.tasks.get(taskId, scope);
-    const dataset = datasetCard(task, await this.personas.demographics(taskId, scope));
+    const quality = await this.qualityOf(taskId, scope);
+    const dataset = datasetCard(task, await this.personas.demographics(taskId, scope), quality);
     const personas = [];
     for await (const persona of this.personas.all(taskId, scope))
       personas.push(personaRecord(persona, urlLinks(persona, this.publicBase), 'url'));
-    return { dataset, task: exportedTask(task), personas };
+    return { dataset, task: exportedTask(task), quality: quality && exportedQuality(quality), personas };
   }
 
   /** One row per persona, streamed; pictures as absolute URLs. Access is checked before the stream is returned. */
@@ -242,14 +255,15 @@ export class ExportsService {
    */
   async zip(taskId: string, scope: Scope = {}): Promise<Readable> {
     const task = await this.tasks.get(taskId, scope);
-    const card = datasetCard(task, await this.personas.demographics(taskId, scope));
+    const quality = await this.qualityOf(taskId, scope);
+    const card = datasetCard(task, await this.personas.demographics(taskId, scope), quality);
     const writer = new DatasetZipWriter(task.createdAt);
-    this.writeZip(writer, task, this.files(taskId, scope, card)).catch((error: unknown) => writer.output.destroy(error as Error));
+    this.writeZip(writer, task, this.files(taskId, scope, card, quality)).catch((error: unknown) => writer.output.destroy(error as Error));
     return writer.output;
   }
 
   /** The dataset's files in archive order. */
-  private async *files(taskId: string, scope: Scope, card: DatasetCard): AsyncGenerator<DatasetFile> {
+  private async *files(taskId: string, scope: Scope, card: DatasetCard, quality: QualityReport | null): AsyncGenerator<DatasetFile> {
     yield { path: 'DATASET.md', text: renderCardMarkdown(card) };
     yield { path: 'dataset.json', text: JSON.stringify(card, null, 2) };
     const taken = new Set<string>();
@@ -261,6 +275,7 @@ export class ExportsService {
       if (persona.baseImage && links.base) yield { path: `${folder}/${links.base}`, key: persona.baseImage.key };
       for (const [i, image] of persona.images.entries()) yield { path: `${folder}/${links.images[i]}`, key: image.key };
     }
+    if (quality) yield { path: 'quality.json', text: JSON.stringify(exportedQuality(quality), null, 2) };
   }
 
   /** Reads the objects a few ahead (in archive order) and writes every file into the archive. */
@@ -297,4 +312,12 @@ export class ExportsService {
     file.catch(() => undefined); // awaited in order; no unhandled rejection if the client left first
     return file;
   }
+}
+
+/** The quality report as exports carry it: personas by their `id` (as in the records), without the site's own fields. */
+export type ExportedQuality = Omit<QualityReport, 'taskId' | 'settings'> & { thresholds: QualityReport['settings'] };
+
+function exportedQuality(report: QualityReport): ExportedQuality {
+  const { taskId: _taskId, settings, ...rest } = report;
+  return { ...rest, thresholds: settings };
 }

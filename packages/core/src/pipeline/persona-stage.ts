@@ -1,8 +1,9 @@
 import PQueue from 'p-queue';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { GenerationTask, Persona } from '../db/entities.js';
+import { GenerationTask, Persona, type TaskEntity } from '../db/entities.js';
 import { normalizePersona, type PersonaData } from '../domain/persona.js';
 import { bioInstructions } from '../domain/settings.js';
+import { assignQuotas, hasQuota, type PersonaQuota, quotaMiss, taskQuotas } from '../domain/targets.js';
 import { CancelledError, describeError, isDatabaseUnavailable } from '../errors.js';
 import type { PersonaBatch } from '../ports.js';
 import { foldName, fullNameKey } from '../quality/text.js';
@@ -64,7 +65,7 @@ export class PersonaStage {
     const wanted: number = batch.size - batch.stored;
     try {
       if (wanted <= 0) {
-        await this.finish(job.taskId, job.batchNo, [], 0, null, false, batch.next_index);
+        await this.finish(job.taskId, job.batchNo, { firstIndex: batch.next_index });
         return;
       }
       const settings = task.settings;
@@ -76,9 +77,18 @@ export class PersonaStage {
       const { signal } = controller;
       // Who is in the task already: a provider is told the names, and a repeat is asked for again.
       const taken = await TakenIdentities.of(em, task.id);
+      // The quotas this batch still has to fill (all empty when the task has no targets).
+      const open = await openQuotas(em, task, job.batchNo, batch.size);
+      const targeted = open.some(hasQuota);
+      // A persona that misses its quota is asked for again (settings.target_retries rounds), then kept.
+      const retries = targeted ? Math.max(0, Math.min(2, Number(settings.target_retries ?? 2))) : 0;
+      const missed: PersonaData[] = [];
+      let offTarget = 0;
       // A provider may answer with fewer personas than asked (a model that stopped early, a smaller
       // batch after a cut answer): ask again for the rest, while each round brings someone new.
-      for (let round = 0; personas.length < wanted && round < Math.max(1, support.config.JOB_RETRY_LIMIT); round++) {
+      const rounds = Math.max(1, support.config.JOB_RETRY_LIMIT, retries + 1);
+      for (let round = 0; personas.length < wanted && round < rounds; round++) {
+        const asked = wanted - personas.length;
         let result: PersonaBatch;
         try {
           result = await support.retrying(
@@ -87,12 +97,13 @@ export class PersonaStage {
                 () =>
                   support.withUsage(task.id, (onUsage) =>
                     support.ports.personaProvider.generate({
-                      count: wanted - personas.length,
+                      count: asked,
                       description: task.description,
                       language: { code: task.languageCode, name: task.languageName },
                       bioInstructions: bioInstructions(settings),
                       seed: round === 0 ? seed : `${seed}:rest${round}`,
                       avoidNames: taken.names(),
+                      ...(targeted ? { quotas: open.slice(0, asked) } : {}),
                       signal,
                       onUsage,
                     }),
@@ -111,24 +122,48 @@ export class PersonaStage {
         // Validate again at our edge: a plugin's answer is input like any other.
         reasons.push(...result.rejected.map((r) => r.reason));
         let added = 0;
-        let repeats = 0;
+        let refused = 0;
         for (const candidate of result.personas) {
           const normalized = normalizePersona(candidate);
           if (!normalized.ok) reasons.push(normalized.reason);
           else if (personas.length < wanted) {
-            const repeat = taken.repeat(normalized.persona);
+            const persona = normalized.persona;
+            const repeat = taken.repeat(persona);
             if (repeat) {
               reasons.push(repeat);
-              repeats++;
+              refused++;
               continue;
             }
-            taken.add(normalized.persona);
-            personas.push(normalized.persona);
+            const slot = open.findIndex((quota) => quotaMiss(persona, quota) === null);
+            if (slot < 0) {
+              // Off target: asked for again while rounds for that are left, else kept below.
+              offTarget++;
+              support.log.debug(
+                { taskId: task.id, batch: job.batchNo, round, miss: quotaMiss(persona, open[0]) },
+                'persona missed its quota',
+              );
+              if (round < retries) {
+                missed.push(persona);
+                refused++;
+                continue;
+              }
+            }
+            open.splice(slot < 0 ? 0 : slot, 1);
+            taken.add(persona);
+            personas.push(persona);
             added++;
           }
         }
-        // Ask again while a round brings someone new, or only repeats (which a new seed may avoid).
-        if (added === 0 && repeats === 0) break;
+        // Ask again while a round brings someone new, or only refusals (which a new seed may avoid).
+        if (added === 0 && refused === 0) break;
+      }
+      // Rounds ran out with quotas still open: someone off target beats no one.
+      for (const persona of missed) {
+        if (personas.length >= wanted) break;
+        if (taken.repeat(persona)) continue;
+        taken.add(persona);
+        personas.push(persona);
+        open.shift();
       }
       const total = batch.stored + personas.length;
       const message =
@@ -137,32 +172,32 @@ export class PersonaStage {
               reasons.length ? ` (${reasons.length} rejected: ${[...new Set(reasons)].slice(0, 3).join('; ')})` : ''
             }`
           : null;
-      await this.finish(job.taskId, job.batchNo, personas, reasons.length, message && support.redact(message), false, batch.next_index);
+      await this.finish(job.taskId, job.batchNo, {
+        personas,
+        rejected: reasons.length,
+        offTarget,
+        message: message && support.redact(message),
+        firstIndex: batch.next_index,
+      });
     } catch (error) {
       if (error instanceof CancelledError || controller.signal.aborted) return;
       if (isDatabaseUnavailable(error)) throw error; // not the batch's fault: it is sent again
       const message = support.redact(`Batch ${job.batchNo + 1} failed: ${describeError(error)}`);
       support.log.warn({ taskId: job.taskId, batch: job.batchNo, error: describeError(error) }, 'persona batch failed');
-      await this.finish(job.taskId, job.batchNo, [], 0, message, true, batch.next_index);
+      await this.finish(job.taskId, job.batchNo, { message, failed: true, firstIndex: batch.next_index });
     }
     await this.advance(job.taskId);
   }
 
   /** Closes a batch whose job stopped its worker again and again, keeping what it stored. */
   async giveUp(taskId: string, batchNo: number, message: string): Promise<void> {
-    await this.finish(taskId, batchNo, [], 0, `Batch ${batchNo + 1}: ${message}`, true);
+    await this.finish(taskId, batchNo, { message: `Batch ${batchNo + 1}: ${message}`, failed: true });
   }
 
   /** Stores a batch's personas and closes the batch in one transaction; a second run finds it closed. */
-  private async finish(
-    taskId: string,
-    batchNo: number,
-    personas: PersonaData[],
-    rejected: number,
-    message: string | null,
-    failed = false,
-    firstIndex = 0,
-  ): Promise<void> {
+  private async finish(taskId: string, batchNo: number, outcome: BatchOutcome): Promise<void> {
+    let { personas = [], message = null } = outcome;
+    const { rejected = 0, offTarget = 0, failed = false, firstIndex = 0 } = outcome;
     const closed = await this.support.em.transactional(async (em) => {
       const [row] = await em.execute(
         `select size, (select count(*)::int from personas where task_id = ? and batch_no = ?) as stored
@@ -185,15 +220,16 @@ export class PersonaStage {
         // Another batch stored the same person meanwhile: the rest is kept and the batch stays open,
         // so the reconcile sends it again and it asks for what it still lacks.
         await em.execute(
-          `update persona_batches set received = ?, rejected = rejected + ?, job_id = null, updated_at = now() where task_id = ? and batch_no = ?`,
-          [received, rejected + raced, taskId, batchNo],
+          `update persona_batches set received = ?, rejected = rejected + ?, off_target = off_target + ?, job_id = null, updated_at = now()
+           where task_id = ? and batch_no = ?`,
+          [received, rejected + raced, offTarget, taskId, batchNo],
         );
         message = null;
       } else {
         await em.execute(
-          `update persona_batches set status = ?, received = ?, rejected = rejected + ?, error = ?, updated_at = now()
+          `update persona_batches set status = ?, received = ?, rejected = rejected + ?, off_target = off_target + ?, error = ?, updated_at = now()
            where task_id = ? and batch_no = ?`,
-          [failed || received === 0 ? 'failed' : 'done', received, rejected, message, taskId, batchNo],
+          [failed || received === 0 ? 'failed' : 'done', received, rejected, offTarget, message, taskId, batchNo],
         );
       }
       if (personas.length > 0) {
@@ -223,7 +259,48 @@ export class PersonaStage {
   }
 }
 
+interface BatchOutcome {
+  personas?: PersonaData[];
+  /** Personas refused: malformed, or repeating someone. */
+  rejected?: number;
+  /** Personas that missed their quota (asked for again, or stored off target). */
+  offTarget?: number;
+  message?: string | null;
+  failed?: boolean;
+  /** batch_index of the first persona stored. */
+  firstIndex?: number;
+}
+
+/**
+ * The quotas a batch still has to fill: the task's quotas of the batch's personas (domain/targets.ts),
+ * less those its stored personas fill. A stored persona that meets none (kept off target) takes one anyway.
+ */
+async function openQuotas(em: EntityManager, task: TaskEntity, batchNo: number, size: number): Promise<PersonaQuota[]> {
+  if (!task.targets) return Array.from({ length: size }, () => ({}));
+  const offset = batchNo * BATCH_SIZE;
+  const quotas = taskQuotas(task.targets, task.count, task.id).slice(offset, offset + size);
+  const rows = await em.execute(
+    `select gender, age, ethnicity, current_city, current_state, current_country from personas where task_id = ? and batch_no = ? order by batch_index`,
+    [task.id, batchNo],
+  );
+  const stored = rows.map(
+    (r) =>
+      ({
+        gender: r.gender,
+        age: r.age,
+        ethnicity: r.ethnicity,
+        currentCity: r.current_city,
+        currentState: r.current_state,
+        currentCountry: r.current_country,
+      }) as PersonaData,
+  );
+  const { taken, open } = assignQuotas(stored, quotas);
+  const offTarget = taken.filter((slot) => slot < 0).length;
+  return open.slice(offTarget).map((i) => quotas[i] as PersonaQuota);
+}
+
 /** How many of the task's full names a provider is told (the latest ones). */
+
 const AVOID_NAMES_MAX = 500;
 
 /**

@@ -6,7 +6,9 @@ import type { Logger } from 'pino';
 import { type ErrorLogEntry, GenerationTask, type TaskEntity } from '../db/entities.js';
 import { ACTIVE_STATUSES, assertTransition, isFinal, type TaskStatus } from '../domain/status.js';
 import type { Orm } from '../db/orm.js';
+import { computeQualityReport } from '../services/quality.js';
 import type { SettingsService } from '../services/settings.js';
+import { describeError } from '../errors.js';
 import { BATCH_SIZE, batchSizes } from './persona-stage.js';
 import { type BatchJob, type ImagesJob, type JobQueue, QUEUE_BATCHES, QUEUE_IMAGES } from './queue.js';
 import { now } from './support.js';
@@ -138,9 +140,35 @@ export class Scheduler {
     });
     if (!next) return;
     this.options.log.info({ taskId, status: next }, 'task status');
+    if (isFinal(next)) await this.storeQualityReport(taskId, next);
     await this.options.notifyTask(taskId);
     if (next === 'generating-images') await this.enqueue(taskId);
     else await this.schedule(); // a slot is free
+  }
+
+  /**
+   * The quality report of a task that has just ended, kept in its row for the page and the exports.
+   * A report that cannot be made is logged and leaves the task as it is: it can be made on demand.
+   */
+  private async storeQualityReport(taskId: string, status: TaskStatus): Promise<void> {
+    try {
+      const em = this.em;
+      const task = await em.findOne(GenerationTask, { id: taskId }, { fields: ['id', 'count', 'targets'] });
+      if (!task) return;
+      const report = await computeQualityReport(em, { id: task.id, count: task.count, targets: task.targets ?? null });
+      // Only if the task has not been reopened meanwhile (a regenerate): then this report is stale.
+      await em.execute('update generation_tasks set quality_report = ?::jsonb where id = ? and status = ?', [
+        JSON.stringify(report),
+        taskId,
+        status,
+      ]);
+      this.options.log.info(
+        { taskId, flaggedPersonas: report.flaggedPersonas.length, offTargetPersonas: report.offTargetPersonas },
+        'quality report',
+      );
+    } catch (error) {
+      this.options.log.warn({ taskId, error: describeError(error) }, 'the quality report could not be made');
+    }
   }
 
   /** Starts pending tasks, resends lost jobs and advances finished stages of every active task. */
