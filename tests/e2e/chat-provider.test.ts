@@ -108,3 +108,41 @@ it('avatargen generate makes a whole dataset with a chat model for text and Open
   const imageRows = rows.filter((r) => r.images > 0);
   expect(imageRows.map((r) => r.images)).toEqual([10 + 20]); // 10 base selfies and 20 grids of 4
 });
+
+it('a chat model that ignores the quotas it is given: every persona is checked, asked again twice, kept and counted off target', async () => {
+  chat.reset();
+  const out = join(dir, 'targeted.zip');
+  app = runAvatargen(['generate', '-d', 'Retired teachers', '-l', 'en', '-n', '10', '-i', '4', '--ages', '95-99', '-o', out], {
+    cwd: dir,
+    env: {
+      DATABASE_URL: db.url,
+      DATA_DIR: join(dir, 'data'),
+      OPENAI_API_KEY: OPENAI_KEY,
+      OPENAI_BASE_URL: images.baseURL,
+      OPENAI_CHAT_BASE_URL: chat.baseURL,
+      OPENAI_CHAT_API_KEY: CHAT_KEY,
+      IMAGE_PROCESSOR_THREADS: '1',
+      JOB_RETRY_DELAY_MS: '50',
+      LOG_LEVEL: 'warn',
+    },
+  });
+  const code = await app.exited;
+  expect(code, app.output().slice(-3000)).toBe(0);
+  // each call named every persona's quota; the model ignored them, so core asked again twice
+  const personaCalls = chat.requests.filter((r) => r.asked === 'personas');
+  expect(personaCalls).toHaveLength(3);
+  for (const call of personaCalls) expect(call.quotas).toEqual(Array.from({ length: 10 }, () => 'aged 95-99'));
+  const [task] = await query<{ id: string; status: string; report: { offTargetPersonas: number; targets: unknown } }>(
+    db.url,
+    `select id, status, quality_report as report from generation_tasks where description = 'Retired teachers'`,
+  );
+  // nothing is missing, so the task completes; the report kept at its end says how far it is from the target
+  expect(task?.status).toBe('completed');
+  expect(task?.report.offTargetPersonas).toBe(30);
+  expect(task?.report.targets).toEqual({
+    personas: 10,
+    dimensions: [{ dimension: 'ages', rows: [{ label: '95-99', requested: 10, achieved: 0 }], other: 10 }],
+  });
+  const zip = await datasetZipSummary(out);
+  expect(zip).toEqual({ images: 10 + 40, missing: [], status: 'completed' });
+});
