@@ -137,7 +137,17 @@ describe('targets over the API', () => {
 describe('a completed task with targets', () => {
   let id: string;
   beforeAll(async () => {
-    id = (await submit({ ...REQUEST, targets: { genders: 'f 7, m 3', ages: '20-39 50%, 40-59 50%' } })).id;
+    id = (
+      await submit({
+        ...REQUEST,
+        targets: {
+          genders: 'f 7, m 3',
+          ages: '20-39 50%, 40-59 50%',
+          ethnicities: 'Portuguese 6, Cape Verdean 4',
+          locations: 'Lisbon; Porto',
+        },
+      })
+    ).id;
     await waitForStatus(site.gen, id, ['completed']);
   });
 
@@ -145,10 +155,19 @@ describe('a completed task with targets', () => {
     const reply = await api.get(`/api/v1/tasks/${id}/quality`);
     expect(reply.status).toBe(200);
     const report = reply.json() as QualityReport;
-    expect(report.offTargetPersonas).toEqual(expect.any(Number));
+    // provider-local meets every quota: nothing was asked again, and achieved is what was asked
+    expect(report.offTargetPersonas).toBe(0);
     expect(report.targets?.personas).toBe(10);
     const dimensions = report.targets?.dimensions ?? [];
-    expect(dimensions.map((d) => d.dimension)).toEqual(['genders', 'ages']);
+    expect(dimensions.map((d) => d.dimension)).toEqual(['genders', 'ages', 'ethnicities', 'locations']);
+    for (const d of dimensions) {
+      expect(d.other).toBe(0);
+      for (const row of d.rows) expect(row.achieved, `${d.dimension} ${row.label}`).toBe(row.requested);
+    }
+    expect(dimensions[3]?.rows.map((r) => [r.label, r.requested])).toEqual([
+      ['Lisbon', 5],
+      ['Porto', 5],
+    ]);
     expect(dimensions[0]?.rows.map((r) => [r.label, r.requested])).toEqual([
       ['female', 7],
       ['male', 3],
