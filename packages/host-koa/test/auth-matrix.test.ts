@@ -11,6 +11,7 @@ import { PASSWORD, type Site, startSite, waitForStatus } from './support/harness
 let site: Site;
 let task: TaskView;
 let imageKey: string;
+let personaId: number;
 let owner: Client;
 let intruder: Client;
 let intruderToken: Client;
@@ -35,6 +36,7 @@ beforeAll(async () => {
   expect(task.status).toBe('completed');
   const persona = (await site.gen.personas.list(task.id)).personas[0];
   imageKey = persona?.images[0]?.key as string;
+  personaId = persona?.id as number;
   owner = await loggedIn('alice@example.com');
   intruder = await loggedIn('bob@example.com');
   const { token } = await site.gen.users.createToken(bob.id, 'bob cli');
@@ -45,11 +47,12 @@ beforeAll(async () => {
 afterAll(() => site?.close());
 
 type Route = [method: 'GET' | 'POST' | 'DELETE', path: string, form?: Record<string, string>];
-const real = (path: string) => path.replace(':id', task.id).replace(':key', imageKey);
+const real = (path: string) => path.replace(':id', task.id).replace(':key', imageKey).replace(':pid', String(personaId));
 
 const READS: Route[] = [
   ['GET', '/datasets/:id'],
   ['GET', '/datasets/:id?page=2'],
+  ['GET', '/datasets/:id/personas/:pid'],
   ['GET', '/api/v1/tasks/:id'],
   ['GET', '/api/v1/tasks/:id/personas'],
   ['GET', '/api/v1/tasks/:id/demographics'],
@@ -75,6 +78,12 @@ const WRITES: Route[] = [
   ['POST', '/api/v1/tasks/:id/retry'],
   ['POST', '/datasets/:id/delete'],
   ['DELETE', '/api/v1/tasks/:id'],
+  // the confirm page (no `confirm`) shows the persona: it is checked like the action itself
+  ['POST', '/datasets/:id/personas/:pid/regenerate'],
+  ['POST', '/datasets/:id/personas/:pid/regenerate', { confirm: 'yes' }],
+  ['POST', '/datasets/:id/personas/:pid/images/0/regenerate', { confirm: 'yes' }],
+  ['POST', '/api/v1/tasks/:id/personas/:pid/regenerate'],
+  ['POST', '/api/v1/tasks/:id/personas/:pid/images/0/regenerate'],
 ];
 
 async function call(c: Client, [method, template, form]: Route) {
