@@ -64,6 +64,12 @@ async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${String(step).padStart(2, '0')}-${name}.png`), fullPage: true });
 }
 
+/** A screenshot of one part of the page (a section), numbered with the steps. */
+async function shotOf(selector: string, name: string): Promise<void> {
+  step++;
+  await page.locator(selector).screenshot({ path: join(ARTIFACTS, `${String(step).padStart(2, '0')}-${name}.png`) });
+}
+
 /** The page as it is now fits 360 px with no sideways scrolling; screenshots at 360 and 1280 px. */
 async function fits(name: string): Promise<void> {
   await page.setViewportSize({ width: 360, height: 780 });
@@ -140,6 +146,7 @@ afterAll(async () => {
 describe('the website in Chromium', () => {
   let datasetUrl: string;
   let personaUrl: string;
+  let targetedUrl: string;
   const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
 
   it('logs in', async () => {
@@ -297,6 +304,72 @@ describe('the website in Chromium', () => {
     await expect(page.getByRole('status').first().textContent()).resolves.toContain('Settings saved.');
     await shot('settings-saved');
     expect(await gen.settings.get()).toMatchObject({ max_concurrent_tasks: 3, randomize_image_style: false });
+  });
+
+  it('generates with demographic targets: a wrong one is refused beside its field, then requested vs achieved and the quality report', async () => {
+    await nav('Generate').click();
+    await expect(page.locator('details.targets').getAttribute('open')).resolves.toBeNull();
+    await page.getByLabel('Who are these people?').fill('Tram conductors in Lisbon');
+    await page.getByLabel('Bio language').fill('Portuguese');
+    await page.getByLabel('Number of personas').fill('10');
+    await page.getByLabel('Images per persona').selectOption('4');
+    await page.getByText('Demographic targets (optional)').click();
+    await page.getByLabel('Genders', { exact: true }).fill('50/50');
+    await page.getByLabel('Ages', { exact: true }).fill('40-25');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await expect(page.locator('#targets_ages-error').textContent()).resolves.toContain('starts at or below its end');
+    await expect(page.locator('details.targets').getAttribute('open')).resolves.not.toBeNull();
+    await expect(page.getByLabel('Genders', { exact: true }).inputValue()).resolves.toBe('50/50');
+    await expect(page.getByLabel('Ages', { exact: true }).getAttribute('aria-invalid')).resolves.toBe('true');
+    await shot('generate-targets-error');
+    await page.getByLabel('Ages', { exact: true }).fill('25-40');
+    await shot('generate-targets');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.waitForURL(/\/datasets\/\w+$/);
+    targetedUrl = page.url();
+    await expect(page.locator('#quality-pending').textContent()).resolves.toBe('The report is made when the task ends.');
+    // app.js reloads the page when the task ends; the server then renders the report
+    await page.waitForSelector('#quality-texts', { timeout: 60_000 });
+    await expect(page.locator('#task-status').textContent()).resolves.toBe('Completed');
+    const rows = page.locator('#targets .target-row');
+    await expect(rows.count()).resolves.toBeGreaterThanOrEqual(3); // female, male, 25-40 (and any "other")
+    await expect(page.locator('#targets [data-dimension="genders"] .target-figures').first().textContent()).resolves.toMatch(
+      /^5 requested, \d+ achieved$/,
+    );
+    const bar = await page.locator('#targets .bars').first().boundingBox();
+    expect(bar?.width).toBeGreaterThan(40); // drawn, not only numbers
+    await shotOf('#targets', 'requested-vs-achieved');
+    await shotOf('#quality', 'quality-report');
+    await fits('dataset-targets');
+  });
+
+  it('regenerates a picture from the persona page: asked first, then the message, and the dataset ends again', async () => {
+    await page.locator('article.persona h3 a').first().click();
+    await page.waitForURL('**/personas/*');
+    const personaId = Number(/\/personas\/(\d+)$/.exec(page.url())?.[1]);
+    await fits('persona-regenerate');
+    const asked: string[] = [];
+    page.once('dialog', (dialog) => {
+      asked.push(dialog.message());
+      void dialog.accept();
+    });
+    // The worker waits meanwhile, so the page with the message stays as it is (it reloads itself
+    // once the task ends, which a screenshot could straddle).
+    await gen.worker.stop();
+    try {
+      await Promise.all([page.waitForURL(targetedUrl), page.getByRole('button', { name: 'Regenerate picture 2' }).click()]);
+      expect(asked).toEqual([expect.stringContaining('Regenerate picture 2 of')]);
+      await expect(page.locator('#flash').textContent()).resolves.toContain(`Picture 2 of persona #${personaId} is being made again`);
+      await expect(page.locator('#quality-pending').textContent()).resolves.toBe('The report is made when the task ends.');
+      await shot('regenerate-flash');
+    } finally {
+      await gen.worker.start();
+    }
+    await page.waitForSelector('#quality-texts', { timeout: 60_000 });
+    await expect(page.locator('#task-status').textContent()).resolves.toBe('Completed');
+    await shot('regenerated');
+    const persona = await gen.personas.get(personaId);
+    expect(persona.images.map((i) => i.index)).toEqual([0, 1, 2, 3]);
   });
 
   it('cancel asks first: dismissing keeps the dataset running, confirming cancels it with a message', async () => {
