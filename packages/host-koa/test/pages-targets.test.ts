@@ -202,7 +202,8 @@ describe('the dataset page', () => {
 
   it('names each finding with links to the personas, and offers to regenerate a flagged persona', async () => {
     // two personas sharing a full name, as a provider that repeats itself would make them
-    const [first, second] = await allPersonas(done.id);
+    // (the report names a group by its lowest id, and lists the ids in ascending order)
+    const [first, second] = (await allPersonas(done.id)).slice(0, 2).sort((x, y) => x.id - y.id);
     if (!first || !second) throw new Error('no personas');
     await site.gen.orm.em
       .fork()
