@@ -7,6 +7,7 @@ export * from './domain/prices.js';
 export * from './errors.js';
 export * from './exports/index.js';
 export * from './image-info.js';
+export * from './limits/fleet.js';
 export * from './llm/index.js';
 export * from './logger.js';
 export * from './pipeline/engine.js';

@@ -72,6 +72,46 @@ export const IMAGE_OUTPUT_KEYS = Object.keys(imageOutputFields) as Array<keyof t
 /** JPEG has no alpha channel: a transparent background needs png or webp. */
 const TRANSPARENT_NEEDS_ALPHA = 'A transparent background needs the png or webp output format.';
 
+const perMinute = (what: string) =>
+  z
+    .number({ error: `${what} must be a number.` })
+    .int({ error: `${what} must be a whole number.` })
+    .min(1, { error: `${what} must be at least 1.` })
+    .max(1_000_000_000, { error: `${what} is too large.` })
+    .optional();
+
+/**
+ * One fleet-wide provider limit (limits/fleet.ts): every worker of the site shares it. `provider`
+ * is the plugin's short name (`openai`, `flowise`, `local`, or a third-party plugin's name);
+ * `model` what the provider reports (e.g. `gpt-image-1`); without a model the rule covers all of
+ * the provider's models together.
+ */
+const providerLimitSchema = z
+  .object({
+    provider: z
+      .string({ error: 'Name the provider (openai, flowise...).' })
+      .trim()
+      .min(1, { error: 'Name the provider (openai, flowise...).' })
+      .max(200),
+    model: z.string().trim().max(200).optional(),
+    requests_per_minute: perMinute('Requests per minute'),
+    images_per_minute: perMinute('Images per minute'),
+    tokens_per_minute: perMinute('Tokens per minute'),
+    in_flight: perMinute('Calls in flight'),
+  })
+  .strict()
+  .refine((r) => r.requests_per_minute || r.images_per_minute || r.tokens_per_minute || r.in_flight, {
+    error: 'Give a limit: requests_per_minute, images_per_minute, tokens_per_minute or in_flight.',
+  });
+export type ProviderLimitRule = z.output<typeof providerLimitSchema>;
+
+const providerLimits = z
+  .array(providerLimitSchema)
+  .max(50, { error: 'At most 50 provider limits.' })
+  .refine((rules) => new Set(rules.map((r) => `${r.provider}/${r.model ?? ''}`)).size === rules.length, {
+    error: 'Give each provider and model one rule.',
+  });
+
 /**
  * Every setting with its type, its default and the message shown when a value is refused; without
  * the check across fields (settingsSchema has it), so it can be made partial or picked from.
@@ -116,6 +156,8 @@ export const settingsObjectSchema = z.object({
   image_output_format: imageOutputFields.image_output_format.default(IMAGE_OUTPUT_DEFAULTS.image_output_format),
   image_output_compression: imageOutputFields.image_output_compression.default(IMAGE_OUTPUT_DEFAULTS.image_output_compression),
   image_background: imageOutputFields.image_background.default(IMAGE_OUTPUT_DEFAULTS.image_background),
+  /** Fleet-wide provider limits (see providerLimitSchema and docs/operations.md); empty: none. */
+  provider_limits: providerLimits.default([]),
   /** The price table: provider, model, unit and price (see domain/prices.ts); empty means no cost shown. */
   prices: pricesSchema.default([]),
   /** ISO 4217 code of the prices and the costs shown. */

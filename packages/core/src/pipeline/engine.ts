@@ -8,6 +8,7 @@ import { describeError, isDatabaseUnavailable } from '../errors.js';
 import type { PortOwner } from '../plugin.js';
 import type { PortName } from '../ports.js';
 import { SettingsService } from '../services/settings.js';
+import { FleetLimiter } from '../limits/fleet.js';
 import { ImageStage } from './image-stage.js';
 import { TaskListener } from './listener.js';
 import { PersonaStage } from './persona-stage.js';
@@ -101,7 +102,9 @@ export class Pipeline {
       },
       trouble,
     });
+    const settings = new SettingsService(options.orm);
     this.support = new StageSupport({
+      limiter: new FleetLimiter(options.orm, settings, this.log),
       orm: options.orm,
       config: options.config,
       log: this.log,
@@ -115,7 +118,7 @@ export class Pipeline {
     this.images = new ImageStage(this.support, advance);
     this.scheduler = new Scheduler({
       orm: options.orm,
-      settings: new SettingsService(options.orm),
+      settings,
       queue: this.queue,
       log: this.log,
       notifyTask: (taskId) => this.notifyTask(taskId),

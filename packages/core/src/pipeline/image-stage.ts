@@ -168,27 +168,33 @@ export class ImageStage {
         () =>
           this.calls.add(
             () =>
-              this.support.withUsage(task.id, async (onUsage) => {
-                await this.support.count(task.id, 'images_requested');
-                throwIfAborted(signal); // cancelled while counting: no call starts
-                const made = settings.randomize_face_base
-                  ? await baseImageWithFaces({
-                      imageProvider: ports.imageProvider,
-                      faceSource: ports.faceSource,
-                      persona,
-                      seed,
-                      genderLock,
-                      output,
-                      signal,
-                      onUsage,
-                      onFlag: (flag) => this.flagFace(task.id, personaId, flag.faceKey, flag.reason),
-                      onFaceSourceProblem: (message) => this.support.log.warn(what, message),
-                    })
-                  : { image: await ports.imageProvider.baseImage({ persona, output, seed, signal, onUsage }), faceKey: null, face: null };
-                const checked = { ...made, image: checkedImage(made.image, 'base image') };
-                await this.support.count(task.id, 'images_made');
-                return checked;
-              }),
+              this.support.limited(
+                'imageProvider',
+                { images: 1 },
+                signal,
+                async (onUsage) => {
+                  await this.support.count(task.id, 'images_requested');
+                  throwIfAborted(signal); // cancelled while counting: no call starts
+                  const made = settings.randomize_face_base
+                    ? await baseImageWithFaces({
+                        imageProvider: ports.imageProvider,
+                        faceSource: ports.faceSource,
+                        persona,
+                        seed,
+                        genderLock,
+                        output,
+                        signal,
+                        onUsage,
+                        onFlag: (flag) => this.flagFace(task.id, personaId, flag.faceKey, flag.reason),
+                        onFaceSourceProblem: (message) => this.support.log.warn(what, message),
+                      })
+                    : { image: await ports.imageProvider.baseImage({ persona, output, seed, signal, onUsage }), faceKey: null, face: null };
+                  const checked = { ...made, image: checkedImage(made.image, 'base image') };
+                  await this.support.count(task.id, 'images_made');
+                  return checked;
+                },
+                task.id,
+              ),
             { signal },
           ),
         signal,
@@ -238,8 +244,12 @@ export class ImageStage {
       throwIfAborted(signal);
       const prompt = await this.support.retrying(
         async () => {
-          const text = await this.support.withUsage(task.id, (onUsage) =>
-            ports.imagePromptProvider.nextPrompt({ persona, previousPrompts: prompts, seed, signal, onUsage }),
+          const text = await this.support.limited(
+            'imagePromptProvider',
+            {},
+            signal,
+            (onUsage) => ports.imagePromptProvider.nextPrompt({ persona, previousPrompts: prompts, seed, signal, onUsage }),
+            task.id,
           );
           if (typeof text !== 'string' || text.trim() === '') {
             throw new InvalidResponseError('prompt provider', 'The prompt provider returned an empty prompt');
@@ -274,18 +284,23 @@ export class ImageStage {
             throwIfAborted(signal);
             const answer = await this.calls.add(
               () =>
-                this.support.withUsage(task.id, (onUsage) =>
-                  ports.imageProvider.pictures({
-                    persona,
-                    base: baseImage,
-                    referenceFace: pictureFace,
-                    output,
-                    prompt,
-                    count: SHOTS,
-                    seed: shotSeed,
-                    signal,
-                    onUsage,
-                  }),
+                this.support.limited(
+                  'imageProvider',
+                  { images: 1 }, // one grid is one image made
+                  signal,
+                  (onUsage) =>
+                    ports.imageProvider.pictures({
+                      persona,
+                      base: baseImage,
+                      referenceFace: pictureFace,
+                      output,
+                      prompt,
+                      count: SHOTS,
+                      seed: shotSeed,
+                      signal,
+                      onUsage,
+                    }),
+                  task.id,
                 ),
               { signal },
             );

@@ -95,18 +95,23 @@ export class PersonaStage {
             () =>
               this.calls.add(
                 () =>
-                  support.withUsage(task.id, (onUsage) =>
-                    support.ports.personaProvider.generate({
-                      count: asked,
-                      description: task.description,
-                      language: { code: task.languageCode, name: task.languageName },
-                      bioInstructions: bioInstructions(settings),
-                      seed: round === 0 ? seed : `${seed}:rest${round}`,
-                      avoidNames: taken.names(),
-                      ...(targeted ? { quotas: open.slice(0, asked) } : {}),
-                      signal,
-                      onUsage,
-                    }),
+                  support.limited(
+                    'personaProvider',
+                    {},
+                    signal,
+                    (onUsage) =>
+                      support.ports.personaProvider.generate({
+                        count: asked,
+                        description: task.description,
+                        language: { code: task.languageCode, name: task.languageName },
+                        bioInstructions: bioInstructions(settings),
+                        seed: round === 0 ? seed : `${seed}:rest${round}`,
+                        avoidNames: taken.names(),
+                        ...(targeted ? { quotas: open.slice(0, asked) } : {}),
+                        signal,
+                        onUsage,
+                      }),
+                    task.id,
                   ),
                 { signal },
               ),

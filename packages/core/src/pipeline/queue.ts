@@ -11,6 +11,11 @@ export const QUEUE_IMAGES = 'avatargen-persona-images';
  */
 export const QUEUE_DEAD = 'avatargen-dead';
 const QUEUE_SETUP_LOCK = 727274003;
+/** pg-boss's schema (its default, named so that the priority SQL below reads the same one). */
+const BOSS_SCHEMA = 'pgboss';
+/** pg-boss's priority column is a PostgreSQL integer (negative allowed; higher is fetched first). */
+const PRIORITY_MIN = -2_147_483_648;
+const PRIORITY_MAX = 2_147_483_647;
 
 export interface BatchJob {
   taskId: string;
@@ -79,6 +84,7 @@ export class JobQueue {
   constructor(private readonly options: JobQueueOptions) {
     this.boss = new PgBoss({
       connectionString: options.databaseUrl,
+      schema: BOSS_SCHEMA,
       max: 4,
       maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
       ...this.connectionOptions(),
@@ -151,6 +157,34 @@ export class JobQueue {
     await this.boss.insert(
       jobs.map((job) => ({ id: job.id, name: queue, data: job.data, expireInSeconds, ...this.retryPolicy() })),
       { db: asBossDb(client) },
+    );
+  }
+
+  /**
+   * The jobs of `queue` not yet running (queued, or waiting for a retry), in the caller's
+   * transaction. pg-boss fetches them by priority (highest first), then by age.
+   */
+  async waitingJobs(client: pg.PoolClient, queue: string): Promise<Array<{ id: string; priority: number; data: unknown }>> {
+    const { rows } = await client.query<{ id: string; priority: number; data: unknown }>(
+      `select id, priority, data from ${BOSS_SCHEMA}.job where name = $1 and state in ('created', 'retry')`,
+      [queue],
+    );
+    return rows;
+  }
+
+  /**
+   * Sets the priority of waiting jobs, in the caller's transaction. pg-boss has no call for it, so
+   * this writes its job table's `priority` column (the one its fetch orders by). Only jobs still
+   * waiting whose priority changes are written: a job a worker took meanwhile is left alone, and
+   * unchanged rows are not locked, so fetches keep flowing past them.
+   */
+  async setPriorities(client: pg.PoolClient, queue: string, jobs: Array<{ id: string; priority: number }>): Promise<void> {
+    if (jobs.length === 0) return;
+    await client.query(
+      `update ${BOSS_SCHEMA}.job j set priority = p.priority
+       from unnest($2::uuid[], $3::int[]) as p(id, priority)
+       where j.name = $1 and j.id = p.id and j.state in ('created', 'retry') and j.priority <> p.priority`,
+      [queue, jobs.map((job) => job.id), jobs.map((job) => Math.max(PRIORITY_MIN, Math.min(PRIORITY_MAX, Math.trunc(job.priority))))],
     );
   }
 

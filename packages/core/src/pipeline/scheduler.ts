@@ -34,6 +34,10 @@ export interface SchedulerOptions {
  * than `max_concurrent_tasks` hold a slot, sends a job for each unit of work of a task's stage,
  * and moves a task on when its stage has finished. Every step is idempotent, so the reconcile can
  * run it again at any time, from any process.
+ *
+ * Tasks running at once take turns (see fairOrder): whenever a queue's set of tasks changes (a
+ * stage starts or ends, lost jobs are resent) the waiting jobs of that queue are given pg-boss
+ * priorities again, so that workers, which fetch by priority, serve the tasks in turn.
  */
 export class Scheduler {
   constructor(private readonly options: SchedulerOptions) {}
@@ -109,6 +113,8 @@ export class Scheduler {
       }
       await queue.send(client, name, jobs);
       await recordJobs(client, stage, taskId, jobs);
+      // New jobs (a stage's first, or resent ones) take their turns like every waiting job.
+      if (jobs.length > 0) await this.takeTurns(client, name);
       return { name, stage: stage as 'batch' | 'images', count: jobs.length };
     });
     if (!sent) return;
@@ -131,15 +137,18 @@ export class Scheduler {
       [taskId, taskId],
     );
     if (open?.busy) return;
-    const next = await this.em.transactional(async (em) => {
+    const moved = await this.em.transactional(async (em) => {
       const task = await em.findOne(GenerationTask, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (!task) return null;
-      if (task.status === 'generating-data') return personasDone(em, task);
-      if (task.status === 'generating-images') return imagesDone(em, task);
+      if (task.status === 'generating-data') return { left: QUEUE_BATCHES, next: await personasDone(em, task) };
+      if (task.status === 'generating-images') return { left: QUEUE_IMAGES, next: await imagesDone(em, task) };
       return null;
     });
-    if (!next) return;
+    const next = moved?.next;
+    if (!moved || !next) return;
     this.options.log.info({ taskId, status: next }, 'task status');
+    // One task fewer in that queue: the others' turns close up (a user's other task gets its share).
+    await this.rebalance(moved.left);
     if (isFinal(next)) await this.storeQualityReport(taskId, next);
     await this.options.notifyTask(taskId);
     if (next === 'generating-images') await this.enqueue(taskId);
@@ -179,7 +188,107 @@ export class Scheduler {
       await this.enqueue(task.id);
       await this.advance(task.id);
     }
+    // Turns go stale when a task leaves a queue by a way the scheduler does not see (a cancel).
+    for (const name of [QUEUE_BATCHES, QUEUE_IMAGES]) await this.rebalance(name);
   }
+
+  /** Gives the waiting jobs of a queue their turns again, in a transaction of its own. */
+  private async rebalance(name: string): Promise<void> {
+    await this.options.queue.transaction((client) => this.takeTurns(client, name));
+  }
+
+  /**
+   * Sets the pg-boss priority of every waiting job of the queue from its place in fairOrder: the
+   * i-th job in turn gets -i (pg-boss fetches higher priorities first, then older jobs). Serialised
+   * per queue across processes, so two processes never interleave two different orders.
+   */
+  private async takeTurns(client: pg.PoolClient, name: string): Promise<void> {
+    const { queue } = this.options;
+    await client.query(`select pg_advisory_xact_lock(hashtext('avatargen-turns:' || $1))`, [name]);
+    const waiting = await queue.waitingJobs(client, name);
+    const jobs = waiting.flatMap(({ id, data }) => {
+      const job = (data ?? {}) as Partial<BatchJob & ImagesJob>;
+      const unit = job.batchNo ?? job.personaId;
+      return typeof job.taskId === 'string' && typeof unit === 'number' ? [{ id, taskId: job.taskId, unit }] : [];
+    });
+    if (jobs.length === 0) return;
+    const { rows } = await client.query<{ id: string; user_id: number | null; created_at: Date }>(
+      'select id, user_id, created_at from generation_tasks where id = any($1::text[])',
+      [[...new Set(jobs.map((job) => job.taskId))]],
+    );
+    const tasks = new Map(rows.map((row) => [row.id, row]));
+    const order = fairOrder(
+      jobs.map((job) => {
+        const task = tasks.get(job.taskId);
+        return {
+          ...job,
+          // Tasks without a user (library use) each count as their own user.
+          owner: task?.user_id != null ? `user:${task.user_id}` : `task:${job.taskId}`,
+          startedAt: task?.created_at.getTime() ?? 0,
+        };
+      }),
+    );
+    await queue.setPriorities(
+      client,
+      name,
+      order.map((id, i) => ({ id, priority: -i })),
+    );
+  }
+}
+
+/** A waiting job, as fairOrder sees it. */
+export interface TurnJob {
+  id: string;
+  taskId: string;
+  /** Whose task it is: tasks of one owner share one turn. */
+  owner: string;
+  /** When the task was created (ms): earlier tasks and owners go first within a round. */
+  startedAt: number;
+  /** The unit of work (batch number, persona id): a task's units go in this order. */
+  unit: number;
+}
+
+/**
+ * The order in which waiting jobs are served: in rounds, each owner (user) one job per round, so a
+ * user with several tasks gets no more turns than a user with one; an owner's turns go round its
+ * tasks in turn. A task that has just started is in the very next round, not behind the jobs of
+ * tasks that started before it. Returns the job ids, first served first. Alone, a task's jobs go
+ * in unit order, one after another: nothing is held back.
+ */
+export function fairOrder(jobs: readonly TurnJob[]): string[] {
+  const byTask = new Map<string, TurnJob[]>();
+  for (const job of jobs) {
+    const list = byTask.get(job.taskId);
+    if (list) list.push(job);
+    else byTask.set(job.taskId, [job]);
+  }
+  const first = (a: TurnJob, b: TurnJob) => a.startedAt - b.startedAt || (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0);
+  const tasks = [...byTask.values()]
+    .map((list) => list.sort((a, b) => a.unit - b.unit))
+    .sort((a, b) => first(a[0] as TurnJob, b[0] as TurnJob));
+  // Each owner's jobs in the order the owner takes its turns: round its tasks, oldest task first.
+  const owners = new Map<string, TurnJob[][]>();
+  for (const list of tasks) {
+    const owner = (list[0] as TurnJob).owner;
+    const own = owners.get(owner);
+    if (own) own.push(list);
+    else owners.set(owner, [list]);
+  }
+  const sequences = [...owners.values()].map(interleave);
+  // Then the owners' sequences round by round, owners in order of their oldest task.
+  return interleave(sequences).map((job) => job.id);
+}
+
+/** Round-robin merge: the first of each list, then the second of each, and so on. */
+function interleave<T>(lists: readonly T[][]): T[] {
+  const out: T[] = [];
+  const longest = Math.max(0, ...lists.map((list) => list.length));
+  for (let i = 0; i < longest; i++) {
+    for (const list of lists) {
+      if (i < list.length) out.push(list[i] as T);
+    }
+  }
+  return out;
 }
 
 function setStatus(task: TaskEntity, status: TaskStatus, log?: Omit<ErrorLogEntry, 'at'>): void {

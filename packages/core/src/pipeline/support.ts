@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AvatarGenConfig } from '../config.js';
 import type { ErrorLogEntry } from '../db/entities.js';
 import type { Orm } from '../db/orm.js';
-import { describeError, ModerationError } from '../errors.js';
+import { AvatarGenError, describeError, ModerationError } from '../errors.js';
 import type {
   FaceSource,
   ImageProcessor,
@@ -16,6 +16,7 @@ import type {
 } from '../ports.js';
 import type { PortOwner } from '../plugin.js';
 import { withRetry } from '../util.js';
+import { type FleetLimiter, providerName } from '../limits/fleet.js';
 
 export interface PipelinePorts {
   personaProvider: PersonaProvider;
@@ -36,6 +37,8 @@ function tokens(value: unknown): number {
 }
 
 export interface StageSupportOptions {
+  /** Fleet-wide provider limits (limits/fleet.ts); without it calls are limited by this process only. */
+  limiter?: FleetLimiter;
   orm: Orm;
   config: AvatarGenConfig;
   log: Logger;
@@ -164,6 +167,54 @@ export class StageSupport {
         [taskId, n],
       )
       .catch((error: unknown) => this.log.warn({ taskId, counter, error: describeError(error) }, 'task counter not recorded'));
+  }
+
+  /**
+   * One call to a provider port under the fleet's limits: it waits for its turn (limits/fleet.ts),
+   * charges the tokens the provider reports, gives its slot back, and turns a 429's retry-after
+   * into a pause for the whole fleet. Without a rule for the provider this is the call alone.
+   */
+  async limited<T>(
+    port: 'personaProvider' | 'imagePromptProvider' | 'imageProvider',
+    spend: { images?: number },
+    signal: AbortSignal,
+    call: (onUsage: UsageListener) => Promise<T>,
+    taskId: string,
+  ): Promise<T> {
+    const limiter = this.options.limiter;
+    const provider = providerName(this.options.owners?.[port]?.plugin ?? port);
+    const model = this.providerModel(port);
+    const permit = limiter ? await limiter.acquire({ provider, model, images: spend.images }, signal) : undefined;
+    let tokens = 0;
+    try {
+      return await this.withUsage(taskId, (onUsage) =>
+        call((usage) => {
+          tokens += (usage.inputTokens ?? 0) + (usage.outputTokens ?? 0);
+          onUsage(usage);
+        }),
+      );
+    } catch (error) {
+      const retryAfterMs = error instanceof AvatarGenError ? error.retryAfterMs : undefined;
+      if (limiter && error instanceof AvatarGenError && error.status === 429 && retryAfterMs) {
+        await limiter
+          .pause(provider, model, retryAfterMs)
+          .catch((e: unknown) => this.log.warn({ error: describeError(e) }, 'fleet pause not recorded'));
+      }
+      throw error;
+    } finally {
+      if (permit) {
+        if (tokens > 0) await permit.used(tokens);
+        await permit.release();
+      }
+    }
+  }
+
+  private providerModel(port: 'personaProvider' | 'imagePromptProvider' | 'imageProvider'): string {
+    try {
+      return this.ports[port].describe?.().model ?? '';
+    } catch {
+      return '';
+    }
   }
 
   /** A provider call: outages are ridden out for PROVIDER_RETRY_WINDOW_SECONDS, bad answers retried JOB_RETRY_LIMIT times. */

@@ -5,6 +5,7 @@ import { Migration20261211000000_task_counters } from './Migration20261211000000
 import { Migration20261212000000_unit_jobs } from './Migration20261212000000_unit_jobs.js';
 import { Migration20261213000000_picture_hashes } from './Migration20261213000000_picture_hashes.js';
 import { Migration20261214000000_targets } from './Migration20261214000000_targets.js';
+import { Migration20261215000000_provider_limits } from './Migration20261215000000_provider_limits.js';
 
 /** Every migration in order. Listed explicitly so bundled builds need no file globbing. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261212000000_unit_jobs', class: Migration20261212000000_unit_jobs },
   { name: 'Migration20261213000000_picture_hashes', class: Migration20261213000000_picture_hashes },
   { name: 'Migration20261214000000_targets', class: Migration20261214000000_targets },
+  { name: 'Migration20261215000000_provider_limits', class: Migration20261215000000_provider_limits },
 ];
