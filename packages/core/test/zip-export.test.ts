@@ -80,7 +80,7 @@ describe('ZIP export', () => {
     const first = await readAll(await h.gen.exports.zip(taskId));
     expect(first.length).toBeGreaterThan(10_000_000);
     const files = await unzip(first); // checks every CRC-32
-    expect(files.size).toBe(2 + 10 * 2 + keys.length + 1);
+    expect(files.size).toBe(2 + 10 * 2 + keys.length + 2); // the card, details, pictures, quality.json and the manifest
     for (const entry of await entries(first)) {
       if (!entry.name.includes('/images/')) continue;
       expect(entry.method, entry.name).toBe(0); // stored

@@ -209,7 +209,7 @@ export class ExportsService {
   /** The report kept when the task ended, else one made now. */
   private async qualityOf(taskId: string, scope: Scope): Promise<QualityReport | null> {
     if (!this.quality) return null;
-    return (await this.quality.stored(taskId, scope)) ?? (await this.quality.report(taskId, scope));
+    return this.quality.kept(taskId, scope);
   }
 
   /** The dataset card, built from the database (see DatasetCard). */

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Orm } from '../db/orm.js';
+import { isFinal } from '../domain/status.js';
 import { type DemographicTargets, type TargetsReport, targetsReport } from '../domain/targets.js';
 import { DEFAULT_MAX_PICTURE_DISTANCE, type HashedPicture, type SimilarPicturePair, similarPictures } from '../quality/pictures.js';
 import { duplicateNames, type NameDuplicate, type NearDuplicatePair, nearDuplicateTexts, type TextItem } from '../quality/text.js';
@@ -50,6 +51,26 @@ export class QualityService {
   async report(taskId: string, scope: Scope = {}, options: QualityOptions = {}): Promise<QualityReport> {
     const task = await this.tasks.get(taskId, scope); // the same object-level check as every dataset read
     return computeQualityReport(this.orm.em.fork() as EntityManager, task, options);
+  }
+
+  /**
+   * The report kept with an ended task, made and kept now when it has none (a task that ended
+   * before reports were kept): exports of an ended task carry the same report every time.
+   */
+  async kept(taskId: string, scope: Scope = {}): Promise<QualityReport> {
+    const task = await this.tasks.get(taskId, scope);
+    const em = this.orm.em.fork() as EntityManager;
+    const [row] = await em.execute('select quality_report from generation_tasks where id = ?', [taskId]);
+    if (row?.quality_report) return row.quality_report as QualityReport;
+    const report = await computeQualityReport(em, task);
+    if (isFinal(task.status)) {
+      await em.execute('update generation_tasks set quality_report = ?::jsonb where id = ? and status = ? and quality_report is null', [
+        JSON.stringify(report),
+        taskId,
+        task.status,
+      ]);
+    }
+    return report;
   }
 
   /** The report computed when the task last ended, or null (never ended since, or ended before reports were stored). */
