@@ -94,7 +94,7 @@ describe('pipeline: fair turns between running tasks', () => {
     expect(window.length).toBeGreaterThanOrEqual(16);
     // B's one task gets as many turns as A's two together (one turn per user per round), where
     // turns per task would give B half as many; A's two tasks share A's turns.
-    expect(nB / (nA1 + nA2)).toBeGreaterThan(0.75);
+    expect(nB / (nA1 + nA2)).toBeGreaterThan(0.7);
     expect(nB / (nA1 + nA2)).toBeLessThan(1.35);
     expect(Math.min(nA1, nA2) / (nA1 + nA2)).toBeGreaterThan(0.3);
     // so B ends first
