@@ -156,17 +156,20 @@ describe('doctor on the filesystem storage', () => {
     // The running task's object was left alone.
     expect(existsSync(join(h.storageRoot, inFlight))).toBe(true);
 
-    // The worker makes what is missing, and only that: one base image and one grid.
+    // The worker makes what is missing, and only that: one base image, and one new shot of the
+    // lost picture's prompt (a new seed) of which only the lost picture is kept, under a new key.
     const done = await waitForStatus(h.gen, a.id, ['completed', 'partial', 'failed']);
     expect(done.status).toBe('completed');
     expect(done.progress).toMatchObject({ personasStored: 10, imagesStored: 40, percent: 100 });
     const aSeeds = (list: string[]) => list.filter((s) => s.startsWith(`${a.id}:`));
     expect(aSeeds(seeds.base.slice(before.base))).toEqual([`${a.id}:${p2.id}`]);
-    expect(aSeeds(seeds.grid.slice(before.grid))).toEqual([`${a.id}:${p1.id}:0`]);
+    expect(aSeeds(seeds.grid.slice(before.grid))).toEqual([`${a.id}:${p1.id}:0:r1`]);
     const again = await h.gen.personas.list(a.id, { page: 1, perPage: 20 });
     const q1 = again.personas.find((p) => p.id === p1.id);
     const q2 = again.personas.find((p) => p.id === p2.id);
     expect(q1?.images.map((i) => i.index)).toEqual([0, 1, 2, 3]);
+    expect(q1?.images[2]?.key).toMatch(/\/2-r1\.png$/);
+    expect(q1?.images.filter((i) => i.index !== 2).map((i) => i.key)).toEqual(p1.images.filter((i) => i.index !== 2).map((i) => i.key));
     expect(q2?.baseImage?.key).toBeTruthy();
 
     // C finishes; its early object was never a row's: the next run names it, and after that all is clean.
