@@ -33,10 +33,16 @@ export function runAvatargen(
     command?: boolean;
     /** in a process group of its own, as in a terminal (for interrupt()) */
     group?: boolean;
+    /**
+     * A command that runs node, e.g. `['ip', 'netns', 'exec', 'ns1']` for a process on another
+     * (network namespace) host; it must exec node, so that signals reach the process itself.
+     */
+    prefix?: string[];
   },
 ): AvatargenProcess {
   const argv = options.command ? [COMMAND, ...args] : ['--conditions=source', '--import', TSX, BIN, ...args];
-  const child = spawn(process.execPath, argv, {
+  const [file, ...before] = options.prefix?.length ? [...options.prefix, process.execPath] : [process.execPath];
+  const child = spawn(file as string, [...before, ...argv], {
     cwd: options.cwd,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',

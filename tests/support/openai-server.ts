@@ -31,8 +31,16 @@
  * await server.restart();  // back on the same port (same baseURL), with its requests and queue
  * await server.close();
  * ```
+ *
+ * With `imagesPerMinute` it enforces a per-minute image limit the way the service does: every
+ * image call (generations and edits alike) that would be the limit's +1st in the last 60 s
+ * (a sliding window) is answered 429 `rate_limit_exceeded` with `retry-after` (seconds until the
+ * oldest call leaves the window). `rate` counts calls and 429s and keeps their times, so a test
+ * can tell how close a fleet of workers kept to the limit (`callsPerMinute`). `host` picks the
+ * address it listens on (0.0.0.0 or a network namespace's peer address, for processes that do
+ * not share its loopback).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { readImageInfo } from '@avatargen/core';
 import { makeBorderedPng, makeGridPng } from '@avatargen/core/testing';
@@ -112,11 +120,42 @@ export interface OpenAIServerOptions {
   refuse?: Record<string, string[]>;
   /** Re-encodes a default answer for `output_format` jpeg or webp (sharp, in tests that have it). */
   encode?: (png: Buffer, format: 'jpeg' | 'webp', compression: number | undefined) => Buffer | Promise<Buffer>;
+  /**
+   * Image calls allowed in any 60 s (a sliding window, as the service's IPM limit): beyond it a
+   * call is answered 429 with `retry-after`. Calls refused with 429 do not use the limit. Default: no limit.
+   */
+  imagesPerMinute?: number;
+  /** The address to listen on. Default 127.0.0.1; `0.0.0.0` for every interface. */
+  host?: string;
+}
+
+/** One image call the rate limit looked at: when it arrived and whether it was let through. */
+export interface RateEntry {
+  /** Date.now() at arrival. */
+  at: number;
+  endpoint: ImagesEndpoint;
+  /** 429: refused by `imagesPerMinute`. */
+  status: 200 | 429;
+}
+
+/** What the `imagesPerMinute` limit saw (every valid image call, also without a limit). */
+export interface RateRecord {
+  readonly limit: number | null;
+  /** Every image call that passed the checks, in arrival order. */
+  readonly entries: RateEntry[];
+  /** Calls counted (entries.length). */
+  readonly calls: number;
+  /** Calls answered 429 by the limit. */
+  readonly rateLimited: number;
 }
 
 export interface OpenAIServer {
-  /** `http://127.0.0.1:<port>/v1`: what the OpenAI SDK calls `baseURL`. */
+  /** `http://127.0.0.1:<port>/v1` (or the `host` given, when not 0.0.0.0): what the OpenAI SDK calls `baseURL`. */
   readonly baseURL: string;
+  /** The baseURL through another address of this machine (e.g. a namespace's peer address when listening on 0.0.0.0). */
+  baseURLAt(host: string): string;
+  /** The image calls and 429s of the `imagesPerMinute` limit. */
+  readonly rate: RateRecord;
   readonly apiKey: string;
   /** Every request received, oldest first. */
   readonly requests: RecordedRequest[];
@@ -124,7 +163,7 @@ export interface OpenAIServer {
   enqueue(...answers: OpenAIScriptedAnswer[]): void;
   /** Answers still queued. */
   pending(): number;
-  /** Forgets recorded requests, queued answers and the default answer. */
+  /** Forgets recorded requests, queued answers, the default answer and the rate record. */
   reset(): void;
   /** Resolves when `count` requests have arrived (e.g. to know a `hang` request is in flight). */
   waitForRequests(count: number): Promise<void>;
@@ -151,6 +190,7 @@ export interface OpenAIServer {
 }
 
 const DEFAULT_KEY = 'sk-test-openai-key';
+const WINDOW_MS = 60_000;
 const MAX_PROMPT = 32_000;
 const SIZES = new Set(['auto', '1024x1024', '1536x1024', '1024x1536', '256x256', '512x512']);
 const QUALITIES = ['auto', 'low', 'medium', 'high', 'standard', 'hd'];
@@ -192,6 +232,26 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
     }
   };
   const requests: RecordedRequest[] = [];
+  const host = options.host ?? '127.0.0.1';
+  const limit = options.imagesPerMinute ?? null;
+  if (limit !== null && !(Number.isInteger(limit) && limit > 0))
+    throw new TypeError(`imagesPerMinute must be a positive integer, got ${limit}`);
+  const rate = { entries: [] as RateEntry[], rateLimited: 0 };
+  /** Times of the calls let through in the last 60 s, oldest first. */
+  let window: number[] = [];
+  /** Null when the call may go through, else the whole seconds until the oldest call in the window leaves it. */
+  const admit = (endpoint: ImagesEndpoint): number | null => {
+    const at = Date.now();
+    window = window.filter((t) => t > at - WINDOW_MS);
+    const refused = limit !== null && window.length >= limit;
+    rate.entries.push({ at, endpoint, status: refused ? 429 : 200 });
+    if (!refused) {
+      window.push(at);
+      return null;
+    }
+    rate.rateLimited++;
+    return Math.max(1, Math.ceil(((window[0] as number) + WINDOW_MS - at) / 1000));
+  };
   const sockets = new Set<Socket>();
   let waiters: Array<{ count: number; resolve: () => void }> = [];
 
@@ -266,6 +326,23 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
       recorded.problems.push(error.message);
       record(recorded);
       sendError(res, error.status, error.body);
+      return;
+    }
+    const retryAfter = admit(endpoint);
+    if (retryAfter !== null) {
+      recorded.answer = 'rate-limit';
+      record(recorded);
+      sendError(
+        res,
+        429,
+        {
+          message: `Rate limit reached for ${String(recorded.fields.model)} in organization org-test on images per minute (IPM): Limit ${limit}, Used ${limit}, Requested 1. Please try again in ${retryAfter}s.`,
+          type: 'requests',
+          param: null,
+          code: 'rate_limit_exceeded',
+        },
+        { 'retry-after': String(retryAfter) },
+      );
       return;
     }
     const answer = takeAnswer(endpoint);
@@ -378,18 +455,30 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
     }
   }
 
-  await listenOn(server, 0);
+  await listenAt(server, 0, host);
   listening = true;
   const { port } = server.address() as AddressInfo;
+  const baseURLAt = (at: string) => `http://${at.includes(':') ? `[${at}]` : at}:${port}/v1`;
   const cutConnections = () => {
     server.closeAllConnections();
     for (const socket of sockets) socket.destroy();
   };
 
   return {
-    baseURL: `http://127.0.0.1:${port}/v1`,
+    baseURL: baseURLAt(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host),
+    baseURLAt,
     apiKey,
     requests,
+    rate: {
+      limit,
+      entries: rate.entries,
+      get calls() {
+        return rate.entries.length;
+      },
+      get rateLimited() {
+        return rate.rateLimited;
+      },
+    },
     enqueue: (...answers) => {
       queue.push(...answers);
     },
@@ -404,6 +493,9 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
       queue.length = 0;
       requests.length = 0;
       defaultAnswer = null;
+      rate.entries.length = 0;
+      rate.rateLimited = 0;
+      window = [];
     },
     waitForRequests: (count) => (requests.length >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ count, resolve }))),
     setDefaultAnswer: (answer) => {
@@ -423,7 +515,7 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
     },
     restart: async () => {
       if (listening) return;
-      await listenOn(server, port);
+      await listenAt(server, port, host);
       listening = true;
     },
     close: async () => {
@@ -433,6 +525,50 @@ export async function startOpenAIServer(options: OpenAIServerOptions = {}): Prom
       await closed;
     },
   };
+}
+
+/**
+ * The most calls let through (status 200) in any whole sliding minute, and the fewest, over the
+ * busy part: windows that start at a call and end by the last call. Null when the calls span
+ * less than a minute.
+ */
+export function callsPerMinute(entries: readonly RateEntry[]): { min: number; max: number; windows: number } | null {
+  const times = entries.filter((e) => e.status === 200).map((e) => e.at);
+  const last = times.at(-1);
+  if (last === undefined) return null;
+  let min = Number.POSITIVE_INFINITY;
+  let max = 0;
+  let windows = 0;
+  let end = 0;
+  for (const [start, at] of times.entries()) {
+    if (at + WINDOW_MS > last) break;
+    while (end < times.length && (times[end] as number) < at + WINDOW_MS) end++;
+    const count = end - start;
+    min = Math.min(min, count);
+    max = Math.max(max, count);
+    windows++;
+  }
+  return windows === 0 ? null : { min, max, windows };
+}
+
+/** listenOn (127.0.0.1, EADDRINUSE retried on a restart), or another address for hosts other than the loopback. */
+async function listenAt(server: Server, port: number, host: string): Promise<void> {
+  if (host === '127.0.0.1') return listenOn(server, port);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await new Promise<void>((resolveListen, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolveListen();
+        });
+      });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0 || attempt >= 50) throw error;
+      await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+    }
+  }
 }
 
 function now(): number {
