@@ -52,7 +52,9 @@ interface ImageLike {
 }
 interface InPage {
   progressSeen: number[];
+  performance: { getEntriesByType(type: 'navigation'): Array<{ type: string }> };
   document: {
+    readyState: string;
     querySelectorAll(selector: string): { length: number };
     querySelector(selector: string): ImageLike | null;
     getElementById(id: string): ImageLike | null;
@@ -200,9 +202,22 @@ describe('the website in Chromium', () => {
     expect(seen.some((v) => v > 0 && v < 100) || seen[0] === 0).toBe(true);
     // (no screenshot here: the page reloads itself 400 ms after the end, which a screenshot can straddle)
     // app.js reloads the page when the task is done: the server renders the gallery.
-    await page.waitForFunction(() => (globalThis as unknown as InPage).document.querySelectorAll('ul.gallery img').length === 50, null, {
-      timeout: 30_000,
-    });
+    // On the reloaded page, loaded: the live page before the reload can show the pictures too, and
+    // a count taken while the reload runs would see an empty page.
+    await page.waitForFunction(
+      () => {
+        const doc = (globalThis as unknown as InPage).document;
+        const navigation = (globalThis as unknown as InPage).performance.getEntriesByType('navigation')[0];
+        return (
+          navigation?.type === 'reload' &&
+          doc.readyState === 'complete' &&
+          doc.querySelectorAll('ul.gallery img').length === 50 &&
+          doc.querySelectorAll('article.persona').length === 10
+        );
+      },
+      null,
+      { timeout: 30_000 },
+    );
     await expect(page.locator('article.persona').count()).resolves.toBe(10);
     await expect(page.locator('#task-status').textContent()).resolves.toBe('Completed');
     await expect(page.locator('.facts').first().textContent()).resolves.toContain('Portuguese (pt)');
