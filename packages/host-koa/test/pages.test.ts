@@ -710,6 +710,57 @@ describe('settings', () => {
     expect((await c.get('/settings?saved=1')).text).toContain('Settings saved.');
   });
 
+  it('shows the fleet-wide provider limits and the target retries, saves them from the text form, and keeps them', async () => {
+    const c = await loggedIn();
+    const page = await c.get('/settings');
+    expect(page.text).toContain('<label for="provider_limits">');
+    expect(page.text).toContain('<label for="target_retries">');
+    // What the page shows is what it posts back: a form saved as it is changes nothing.
+    const form = (text: string) =>
+      Object.fromEntries([...text.matchAll(/<(?:input|textarea)[^>]* name="([a-z_]+)"[^>]*>/g)].map((m) => [m[1], '']));
+    expect(Object.keys(form(page.text))).toEqual(expect.arrayContaining(['provider_limits', 'target_retries']));
+    const current = await site.gen.settings.get();
+    const base = {
+      bio_prompt_facebook: current.bio_prompt_facebook,
+      bio_prompt_instagram: current.bio_prompt_instagram,
+      bio_prompt_x: current.bio_prompt_x,
+      bio_prompt_tiktok: current.bio_prompt_tiktok,
+      max_concurrent_tasks: String(current.max_concurrent_tasks),
+      image_output_compression: String(current.image_output_compression),
+      currency: current.currency,
+    };
+    const bad = await c.post('/settings', { ...base, target_retries: '3', provider_limits: 'openai gpt-image-1\nflowise in_flight=0' });
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('Enter 0, 1 or 2.');
+    expect(bad.text).toMatch(/Give a limit|at least 1/);
+    const good = await c.post('/settings', {
+      ...base,
+      target_retries: '1',
+      provider_limits: 'openai gpt-image-1 images_per_minute=120 in_flight=8\n# a comment\nflowise in_flight=4',
+    });
+    expect(good.status).toBe(303);
+    const saved = await site.gen.settings.get();
+    expect(saved.target_retries).toBe(1);
+    expect(saved.provider_limits).toEqual([
+      { provider: 'openai', model: 'gpt-image-1', images_per_minute: 120, in_flight: 8 },
+      { provider: 'flowise', in_flight: 4 },
+    ]);
+    const shown = (await c.get('/settings')).text;
+    expect(shown).toContain('openai gpt-image-1 images_per_minute=120 in_flight=8\nflowise in_flight=4</textarea>');
+    // Saving the page again with what it shows keeps the limits.
+    expect(
+      (
+        await c.post('/settings', {
+          ...base,
+          target_retries: '1',
+          provider_limits: 'openai gpt-image-1 images_per_minute=120 in_flight=8\nflowise in_flight=4',
+        })
+      ).status,
+    ).toBe(303);
+    expect((await site.gen.settings.get()).provider_limits).toEqual(saved.provider_limits);
+    await site.gen.settings.update({ provider_limits: [], target_retries: 2 });
+  });
+
   it('lists the image output defaults and saves them, refusing a transparent jpeg on its field', async () => {
     const c = await loggedIn();
     const page = await c.get('/settings');

@@ -105,12 +105,52 @@ const providerLimitSchema = z
   });
 export type ProviderLimitRule = z.output<typeof providerLimitSchema>;
 
-const providerLimits = z
-  .array(providerLimitSchema)
-  .max(50, { error: 'At most 50 provider limits.' })
-  .refine((rules) => new Set(rules.map((r) => `${r.provider}/${r.model ?? ''}`)).size === rules.length, {
-    error: 'Give each provider and model one rule.',
-  });
+const LIMIT_FIELDS = ['requests_per_minute', 'images_per_minute', 'tokens_per_minute', 'in_flight'] as const;
+
+/**
+ * The limits as the settings page writes them, one rule a line: `provider [model] name=value...`,
+ * e.g. `openai gpt-image-1 images_per_minute=120 in_flight=8`. Anything else is left for the
+ * schema to name.
+ */
+export function readProviderLimits(text: string): unknown[] {
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      const [provider, ...rest] = line.split(/\s+/);
+      const rule: Record<string, unknown> = { provider };
+      for (const part of rest) {
+        const match = /^([a-z_]+)=(.*)$/.exec(part);
+        if (!match) {
+          if (rule.model === undefined && Object.keys(rule).length === 1) rule.model = part;
+          else rule[part] = true; // refused by the schema as an unknown key, with its name
+          continue;
+        }
+        rule[match[1] as string] = /^\d+$/.test(match[2] as string) ? Number(match[2]) : match[2];
+      }
+      return rule;
+    });
+}
+
+/** The rules as readProviderLimits reads them back. */
+export function formatProviderLimits(rules: readonly ProviderLimitRule[]): string {
+  return rules
+    .map((r) =>
+      [r.provider, r.model ?? '', ...LIMIT_FIELDS.filter((f) => r[f] !== undefined).map((f) => `${f}=${r[f]}`)].filter(Boolean).join(' '),
+    )
+    .join('\n');
+}
+
+const providerLimits = z.preprocess(
+  (v) => (typeof v === 'string' ? readProviderLimits(v) : v),
+  z
+    .array(providerLimitSchema)
+    .max(50, { error: 'At most 50 provider limits.' })
+    .refine((rules) => new Set(rules.map((r) => `${r.provider}/${r.model ?? ''}`)).size === rules.length, {
+      error: 'Give each provider and model one rule.',
+    }),
+);
 
 /**
  * Every setting with its type, its default and the message shown when a value is refused; without
