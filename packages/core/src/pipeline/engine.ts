@@ -182,7 +182,12 @@ export class Pipeline {
     this.working = true;
     // One work loop per call allowed in flight: at most MULTITHREAD_FLOWISE persona calls per process.
     this.queue.work<BatchJob>(QUEUE_BATCHES, this.options.config.MULTITHREAD_FLOWISE, (job) => this.personas.run(job));
-    this.queue.work<ImagesJob>(QUEUE_IMAGES, this.options.config.IMAGE_JOBS_PER_WORKER, (job) => this.images.run(job));
+    this.queue.work<ImagesJob>(
+      QUEUE_IMAGES,
+      this.options.config.IMAGE_JOBS_PER_WORKER,
+      (job) => this.images.run(job),
+      () => this.support.roomForImages(),
+    );
     const interval = this.options.reconcileIntervalMs ?? 30_000;
     const tick = () => {
       this.reconcile()

@@ -61,6 +61,8 @@ export class ImageStage {
       return;
     }
     try {
+      // A base picture and a grid per four pictures: what the next jobs' admission expects.
+      this.support.imageJobMade((persona.baseImageKey ? 0 : 1) + task.imagesPerPersona / 4);
       const problem = await this.makeImages(task, persona, controller.signal);
       await this.finishPersonaImages(task.id, persona.id, problem);
     } catch (error) {

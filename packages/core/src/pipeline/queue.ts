@@ -189,9 +189,10 @@ export class JobQueue {
   }
 
   /** Starts `loops` work loops on `queue`. */
-  work<T extends object>(queue: string, loops: number, run: (data: T) => Promise<void>): void {
+  /** `ready`, when given, is awaited before each fetch (the images queue waits for room under the fleet's limits). */
+  work<T extends object>(queue: string, loops: number, run: (data: T) => Promise<void>, ready?: () => Promise<void>): void {
     this.working = true;
-    for (let i = 0; i < loops; i++) this.loops.push(this.workLoop<T>(queue, run));
+    for (let i = 0; i < loops; i++) this.loops.push(this.workLoop<T>(queue, run, ready));
   }
 
   /**
@@ -199,11 +200,13 @@ export class JobQueue {
    * fetch/complete/fail rather than `boss.work()`, whose loop records a job's end without awaiting
    * it: with the database away that is an unhandled rejection, and the process dies.
    */
-  private async workLoop<T extends object>(queue: string, run: (data: T) => Promise<void>): Promise<void> {
+  private async workLoop<T extends object>(queue: string, run: (data: T) => Promise<void>, ready?: () => Promise<void>): Promise<void> {
     let failures = 0;
     while (this.working) {
       let job: { id: string; data: T } | undefined;
       try {
+        if (ready) await ready();
+        if (!this.working) break;
         [job] = await this.boss.fetch<T>(queue, { batchSize: 1 });
         failures = 0;
       } catch (error) {

@@ -31,6 +31,9 @@ export type TaskCounter = 'images_requested' | 'images_made' | 'retries' | 'mode
 
 export const now = () => new Date().toISOString();
 
+/** How many jobs' worth of the image budget admission lets in at once, in time: enough to keep the provider busy. */
+const IMAGE_BURST_MS = 3_000;
+
 /** A reported token count as a whole, non-negative number (a provider's odd value must not fail the upsert). */
 function tokens(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
@@ -184,7 +187,7 @@ export class StageSupport {
     const limiter = this.options.limiter;
     const provider = providerName(this.options.owners?.[port]?.plugin ?? port);
     const model = this.providerModel(port);
-    const permit = limiter ? await limiter.acquire({ provider, model, images: spend.images }, signal) : undefined;
+    const permit = limiter ? await limiter.acquire({ provider, model, images: spend.images, taskId }, signal) : undefined;
     let tokens = 0;
     try {
       return await this.withUsage(taskId, (onUsage) =>
@@ -207,6 +210,25 @@ export class StageSupport {
         await permit.release();
       }
     }
+  }
+
+  /**
+   * Before a worker takes another persona's pictures: admission under the image provider's fleet
+   * limit (limits/fleet.ts admit()), at the rate the limit can serve a job's calls.
+   */
+  async roomForImages(): Promise<void> {
+    const limiter = this.options.limiter;
+    if (!limiter) return;
+    const provider = providerName(this.options.owners?.imageProvider?.plugin ?? 'imageProvider');
+    await limiter.admit(provider, this.providerModel('imageProvider'), this.imageCallsPerJob, IMAGE_BURST_MS);
+  }
+
+  /** Image calls a persona's job made lately (a base picture and a grid per four pictures): admission's estimate. */
+  private imageCallsPerJob = 3;
+
+  /** Records how many image calls a job made, for the next admissions. */
+  imageJobMade(calls: number): void {
+    if (calls > 0) this.imageCallsPerJob = this.imageCallsPerJob * 0.8 + calls * 0.2;
   }
 
   private providerModel(port: 'personaProvider' | 'imagePromptProvider' | 'imageProvider'): string {
