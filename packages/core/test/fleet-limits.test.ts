@@ -101,6 +101,27 @@ describe('fleet limits', () => {
     await permit.release();
   }, 30_000);
 
+  it('lets workers take jobs one after another, at the rate the limit serves their calls', async () => {
+    await settings.update({ provider_limits: [{ provider: 'openai', model: 'gpt-image-1', images_per_minute: 600 }] });
+    const limiters = fleet();
+    const t0 = Date.now();
+    const admitted: number[] = [];
+    // six workers asking at once, jobs of 2 calls: one job every ~206 ms after a 400 ms burst
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        await (limiters[i % 2] as FleetLimiter).admit('openai', 'gpt-image-1', 2, 400);
+        admitted.push(Date.now() - t0);
+      }),
+    );
+    admitted.sort((x, y) => x - y);
+    expect(admitted.at(-1) as number).toBeGreaterThan(600);
+    expect(admitted[0] as number).toBeLessThan(300);
+    // no rule for the provider: no wait
+    const other = Date.now();
+    await (limiters[0] as FleetLimiter).admit('flowise', '', 3, 0);
+    expect(Date.now() - other).toBeLessThan(200);
+  });
+
   it('a 429 heard by one worker pauses the fleet', async () => {
     await settings.update({ provider_limits: [{ provider: 'openai', requests_per_minute: 6000 }] });
     const [a, b] = fleet() as [FleetLimiter, FleetLimiter];

@@ -34,11 +34,6 @@ export interface LimitedCall {
   images?: number;
   /** Tokens the call is expected to use (corrected with `Permit.used` when known). */
   tokens?: number;
-  /**
-   * The task the call works for: tasks share a busy budget in turn (each its part of the rate),
-   * so a small task started beside a large one is not served after all of the large one's calls.
-   */
-  taskId?: string;
 }
 
 export interface Permit {
@@ -68,8 +63,6 @@ interface Dimension {
   /** Milliseconds of budget one unit costs: 60 s / (limit * headroom). */
   unitMs: number;
   units: number;
-  /** A task's part of a budget (`<budget key>@<task>`): its cost is multiplied by the tasks waiting on the budget. */
-  share?: string;
 }
 
 export class FleetLimiter {
@@ -87,8 +80,6 @@ export class FleetLimiter {
   private async loadRules(): Promise<ProviderLimitRule[]> {
     const rules = (await this.settings.get()).provider_limits ?? [];
     if (rules.length > 0) {
-      // Tasks' parts of the budgets that nobody has used for an hour (ended tasks).
-      await this.orm.em.fork().execute(`delete from provider_budgets where key like '%@%' and tat < now() - interval '1 hour'`);
       // Every budget row exists before a call updates it (a missing row would read as full).
       const keys = rules.flatMap((r) => ['requests', 'images', 'tokens', 'in_flight'].map((d) => `${ruleKey(r)}:${d}`));
       await this.orm.em
@@ -150,9 +141,6 @@ export class FleetLimiter {
       const tokens = call.tokens ?? this.tokenEstimates.get(key) ?? 1000;
       out.push({ key: `${key}:tokens`, unitMs: unit(rule.tokens_per_minute), units: tokens });
     }
-    // Each task also has its own part of every budget: with n tasks waiting on a budget each gets
-    // 1/n of it (a call costs n times as much of the task's part), so their calls alternate.
-    if (call.taskId) for (const d of [...out]) out.push({ ...d, key: `${d.key}@${call.taskId}`, share: d.key });
     return out;
   }
 
@@ -170,28 +158,21 @@ export class FleetLimiter {
            where key = ? and in_flight < ? returning key
          ), lease as (
            insert into provider_leases (id, key, expires_at) select ?::uuid, key, now() + ? * interval '1 millisecond' from slot
-         ), cost as (
-           -- a task's part costs as many times more as other tasks are waiting on the budget (booked ahead)
-           select d.key, d.cost * case when d.share is null then 1 else 1 + (
-             select count(*) from provider_budgets b
-             where b.key like d.share || '@%' and b.key <> d.key and b.tat > now()) end as cost
-           from jsonb_to_recordset(?::jsonb) as d(key text, cost float8, share text)
          ), rate as (
            insert into provider_budgets (key, tat)
-           select c.key, now() + c.cost * interval '1 millisecond' from cost c
+           select d.key, now() + d.cost * interval '1 millisecond' from jsonb_to_recordset(?::jsonb) as d(key text, cost float8)
            where ? or exists (select 1 from slot)
            on conflict (key) do update
              set tat = greatest(provider_budgets.tat, now(), provider_budgets.paused_until) + (excluded.tat - now())
            returning key, extract(epoch from (tat - now())) * 1000 as ahead_ms
          )
-         select (select count(*) from slot)::int as slotted,
-                (select coalesce(jsonb_object_agg(rate.key, rate.ahead_ms - cost.cost), '{}') from rate join cost using (key)) as waits`,
+         select (select count(*) from slot)::int as slotted, (select coalesce(jsonb_object_agg(key, ahead_ms), '{}') from rate) as ahead`,
         [
           slotKey ?? '',
           rule.in_flight ?? 0,
           lease ?? randomUUID(),
           LEASE_MS,
-          JSON.stringify(dims.map((d) => ({ key: d.key, cost: d.unitMs * d.units, share: d.share ?? null }))),
+          JSON.stringify(dims.map((d) => ({ key: d.key, cost: d.unitMs * d.units }))),
           slotKey === null,
         ],
       );
@@ -203,16 +184,16 @@ export class FleetLimiter {
         });
         continue;
       }
-      // A call starts at its turn: the end of its reservation less its own cost, in every budget.
-      const waits = Object.values((row?.waits ?? {}) as Record<string, number>);
-      const waitMs = Math.max(0, ...waits.map(Number));
+      // A call starts at its turn: the end of its reservation less its own cost.
+      const ahead = (row?.ahead ?? {}) as Record<string, number>;
+      const waitMs = Math.max(0, ...dims.map((d) => (ahead[d.key] ?? 0) - d.unitMs * d.units));
       if (waitMs > 0) {
         await sleep(waitMs, undefined, { signal }).catch(async () => {
           if (slotKey && lease) await this.release(slotKey, lease);
           throw new CancelledError();
         });
       }
-      const tokensDim = dims.find((d) => d.key.endsWith(':tokens') && !d.share);
+      const tokensDim = dims.find((d) => d.key.endsWith(':tokens'));
       let released = false;
       return {
         used: async (tokens) => {

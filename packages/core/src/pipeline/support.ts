@@ -187,7 +187,7 @@ export class StageSupport {
     const limiter = this.options.limiter;
     const provider = providerName(this.options.owners?.[port]?.plugin ?? port);
     const model = this.providerModel(port);
-    const permit = limiter ? await limiter.acquire({ provider, model, images: spend.images, taskId }, signal) : undefined;
+    const permit = limiter ? await limiter.acquire({ provider, model, images: spend.images }, signal) : undefined;
     let tokens = 0;
     try {
       return await this.withUsage(taskId, (onUsage) =>
