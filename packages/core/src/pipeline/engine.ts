@@ -47,6 +47,9 @@ export interface PipelineOptions {
   jobAttempts?: number;
 }
 
+/** How long an outage lasts before it is logged at warn (see databaseTrouble). */
+const OUTAGE_WARNING_DELAY_MS = 1_000;
+
 /**
  * The generation pipeline on pg-boss: the scheduler moves tasks through their statuses, the
  * persona and image stages do the work, the queue carries one job per unit of work. The database
@@ -73,6 +76,8 @@ export class Pipeline {
   private stopping = false;
   /** True from the first "database unavailable" error until the database answers again (one log line each way). */
   private databaseAway = false;
+  /** The outage was logged at warn (so its end is too). */
+  private outageSaid = false;
 
   constructor(private readonly options: PipelineOptions) {
     this.log = options.logger.child({ component: 'pipeline' });
@@ -135,9 +140,17 @@ export class Pipeline {
       return;
     }
     if (isDatabaseUnavailable(error)) {
-      if (!this.databaseAway) this.log.warn({ error: describeError(error) }, `${what}: the database is unavailable; waiting for it`);
-      else this.log.debug({ error: describeError(error) }, what);
+      this.log.debug({ error: describeError(error) }, what);
+      if (this.databaseAway) return;
       this.databaseAway = true;
+      // Said a moment later, and only if it lasts: Ctrl+C reaches an embedded PostgreSQL in the
+      // same terminal too, which can end our connections before our own SIGINT handler has run.
+      const detail = describeError(error);
+      setTimeout(() => {
+        if (!this.databaseAway || this.stopping) return;
+        this.outageSaid = true;
+        this.log.warn({ error: detail }, `${what}: the database is unavailable; waiting for it`);
+      }, OUTAGE_WARNING_DELAY_MS).unref();
       return;
     }
     this.log.error({ err: error }, what);
@@ -146,7 +159,8 @@ export class Pipeline {
   private databaseBack(): void {
     if (!this.databaseAway) return;
     this.databaseAway = false;
-    this.log.warn('the database is reachable again');
+    if (this.outageSaid) this.log.warn('the database is reachable again');
+    this.outageSaid = false;
   }
 
   /** Connects the queue and the notification listener. Every process that submits or watches tasks calls this. */
