@@ -139,8 +139,14 @@ describe('regenerate', () => {
     const before = await all(task.id);
     const [gone, kept] = before as [PersonaView, PersonaView];
 
+    const keptBefore = await h.gen.quality.stored(task.id);
+    expect(keptBefore?.flaggedPersonas).toEqual(expect.any(Array));
     await h.gen.tasks.regeneratePersona(task.id, gone.id);
+    // reopened: the kept report describes rows that changed, so it is gone until the task ends again
+    expect(await h.gen.quality.stored(task.id)).toBeNull();
     const again = await h.gen.tasks.waitUntilEnded(task.id, { timeoutMs: 60_000 });
+    const keptAfter = await h.gen.quality.stored(task.id);
+    expect(keptAfter?.generatedAt).not.toBe(keptBefore?.generatedAt);
     expect(again.status).toBe('completed');
     expect(again.errorLog.map((e) => e.message)).toContain(`Persona ${gone.firstName} ${gone.lastName} (#${gone.id}) regenerated.`);
     const after = await all(task.id);

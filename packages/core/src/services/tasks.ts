@@ -308,10 +308,7 @@ export class TasksService {
            or (select count(*) from persona_images i where i.persona_id = p.id) < ?)`,
         [task.id, task.imagesPerPersona],
       );
-      task.status = 'pending';
-      task.run += 1;
-      task.finishedAt = null;
-      task.errorLog = [...task.errorLog, { at: new Date().toISOString(), stage: 'task', message: 'Retried.' }];
+      this.reopen(task, 'Retried.');
     });
     await this.pipeline.notifyTask(id);
     await this.pipeline.schedule();
@@ -386,7 +383,7 @@ export class TasksService {
     assertTransition(task.status, 'pending');
   }
 
-  /** Sends an ended task back to the queue for the work just reopened (see retry). */
+  /** Sends an ended task back to the queue for the work just reopened; its kept quality report is stale from here on. */
   private reopen(task: TaskEntity, message: string): void {
     task.status = 'pending';
     task.run += 1;

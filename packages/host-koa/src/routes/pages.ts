@@ -90,7 +90,8 @@ interface QualityPersona {
  * one: only those shown, so a dataset with many findings costs no more than QUALITY_SHOWN of each).
  */
 async function qualityView(gen: AvatarGen, task: TaskView, scope: Scope) {
-  const report: QualityReport = await gen.quality.report(task.id, scope);
+  // The report kept when the task ended (the card reads the same one): not made again per view.
+  const report: QualityReport = await gen.quality.kept(task.id, scope);
   const shown = {
     texts: report.texts.nearDuplicates.slice(0, QUALITY_SHOWN),
     names: report.names.duplicates.slice(0, QUALITY_SHOWN),
@@ -311,7 +312,7 @@ export function pagesRouter(
     // The estimate at the site's prices; none set says so rather than showing 0.
     const cost = (await gen.settings.get()).prices.length > 0 ? formatCost(task.cost) : null;
     const card = await gen.exports.card(id, scope);
-    // made on each view of an ended dataset (fast, and never stale); a running one has no report yet
+    // the report kept when the dataset ended (reopening it drops that); a running one has none yet
     const quality = isFinal(task.status) ? await qualityView(gen, task, scope) : null;
     render(c(ctx), eta, 'dataset', {
       task,
