@@ -43,11 +43,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('avatargen generate makes a whole dataset with a chat model for text and OpenAI images for pictures', async () => {
-  // persona call 1 is cut at the token limit, call 2 (half the batch) answers 2 of 5, call 3 (the rest) is rate limited once
-  chat.enqueue({ kind: 'length' }, { kind: 'normal', count: 2 }, { kind: 'rate-limit', retryAfter: '1' });
-  const out = join(dir, 'dataset.zip');
-  app = runAvatargen(['generate', '-d', 'Tram drivers in Lisbon', '-l', 'pt', '-n', '10', '-i', '8', '-o', out], {
+/** `avatargen generate` with only OpenAI variables: the chat stand-in for text, the Images stand-in for pictures. */
+const generate = (args: string[]): AvatargenProcess =>
+  runAvatargen(['generate', ...args], {
     cwd: dir,
     env: {
       DATABASE_URL: db.url,
@@ -61,6 +59,12 @@ it('avatargen generate makes a whole dataset with a chat model for text and Open
       LOG_LEVEL: 'warn',
     },
   });
+
+it('avatargen generate makes a whole dataset with a chat model for text and OpenAI images for pictures', async () => {
+  // persona call 1 is cut at the token limit, call 2 (half the batch) answers 2 of 5, call 3 (the rest) is rate limited once
+  chat.enqueue({ kind: 'length' }, { kind: 'normal', count: 2 }, { kind: 'rate-limit', retryAfter: '1' });
+  const out = join(dir, 'dataset.zip');
+  app = generate(['-d', 'Tram drivers in Lisbon', '-l', 'pt', '-n', '10', '-i', '8', '-o', out]);
   const code = await app.exited;
   const output = app.output();
   expect(code, output.slice(-3000)).toBe(0);
@@ -112,20 +116,7 @@ it('avatargen generate makes a whole dataset with a chat model for text and Open
 it('a chat model that ignores the quotas it is given: every persona is checked, asked again twice, kept and counted off target', async () => {
   chat.reset();
   const out = join(dir, 'targeted.zip');
-  app = runAvatargen(['generate', '-d', 'Retired teachers', '-l', 'en', '-n', '10', '-i', '4', '--ages', '95-99', '-o', out], {
-    cwd: dir,
-    env: {
-      DATABASE_URL: db.url,
-      DATA_DIR: join(dir, 'data'),
-      OPENAI_API_KEY: OPENAI_KEY,
-      OPENAI_BASE_URL: images.baseURL,
-      OPENAI_CHAT_BASE_URL: chat.baseURL,
-      OPENAI_CHAT_API_KEY: CHAT_KEY,
-      IMAGE_PROCESSOR_THREADS: '1',
-      JOB_RETRY_DELAY_MS: '50',
-      LOG_LEVEL: 'warn',
-    },
-  });
+  app = generate(['-d', 'Retired teachers', '-l', 'en', '-n', '10', '-i', '4', '--ages', '95-99', '-o', out]);
   const code = await app.exited;
   expect(code, app.output().slice(-3000)).toBe(0);
   // each call named every persona's quota; the model ignored them, so core asked again twice
