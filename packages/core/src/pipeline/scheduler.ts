@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { type ErrorLogEntry, GenerationTask, type TaskEntity } from '../db/entities.js';
 import { ACTIVE_STATUSES, assertTransition, isFinal, type TaskStatus } from '../domain/status.js';
 import type { Orm } from '../db/orm.js';
-import { computeQualityReport } from '../services/quality.js';
+import { computeQualityReport, keepQualityReport } from '../services/quality.js';
 import type { SettingsService } from '../services/settings.js';
 import { describeError } from '../errors.js';
 import { BATCH_SIZE, batchSizes } from './persona-stage.js';
@@ -165,12 +165,7 @@ export class Scheduler {
       const task = await em.findOne(GenerationTask, { id: taskId }, { fields: ['id', 'count', 'targets'] });
       if (!task) return;
       const report = await computeQualityReport(em, { id: task.id, count: task.count, targets: task.targets ?? null });
-      // Only if the task has not been reopened meanwhile (a regenerate): then this report is stale.
-      await em.execute('update generation_tasks set quality_report = ?::jsonb where id = ? and status = ?', [
-        JSON.stringify(report),
-        taskId,
-        status,
-      ]);
+      await keepQualityReport(em, taskId, status, report);
       this.options.log.info(
         { taskId, flaggedPersonas: report.flaggedPersonas.length, offTargetPersonas: report.offTargetPersonas },
         'quality report',

@@ -63,13 +63,7 @@ export class QualityService {
     const [row] = await em.execute('select quality_report from generation_tasks where id = ?', [taskId]);
     if (row?.quality_report) return row.quality_report as QualityReport;
     const report = await computeQualityReport(em, task);
-    if (isFinal(task.status)) {
-      await em.execute('update generation_tasks set quality_report = ?::jsonb where id = ? and status = ? and quality_report is null', [
-        JSON.stringify(report),
-        taskId,
-        task.status,
-      ]);
-    }
+    if (isFinal(task.status)) await keepQualityReport(em, taskId, task.status, report);
     return report;
   }
 
@@ -154,4 +148,16 @@ export async function computeQualityReport(
         )
       : null,
   };
+}
+
+/**
+ * Keeps a report with its task, only while the task still has the status it was made for: a task
+ * reopened meanwhile (a retry, a regenerate) would otherwise keep a report of rows that changed.
+ */
+export async function keepQualityReport(em: EntityManager, taskId: string, status: string, report: QualityReport): Promise<void> {
+  await em.execute('update generation_tasks set quality_report = ?::jsonb where id = ? and status = ?', [
+    JSON.stringify(report),
+    taskId,
+    status,
+  ]);
 }
