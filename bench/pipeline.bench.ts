@@ -81,11 +81,13 @@ async function pipelineRun(): Promise<{ wall: number; toImages: number }> {
 }
 
 /**
- * Per-job cost of the queue: n no-op jobs through one of the pipeline's own work loops (fetch,
- * run, complete, fetch again at once), with the queue's connections committing asynchronously
- * (the pipeline's default) or synchronously.
+ * Per-job cost of the queue: n no-op jobs through the pipeline's own work loop (fetch, run,
+ * complete), wall time over n, with `slots` jobs at once (SLOTS: a worker's picture jobs at the
+ * default IMAGE_JOBS_PER_WORKER; 1: one job after another) and the queue's connections committing
+ * asynchronously (the pipeline's default) or synchronously.
  */
-async function jobOverhead(synchronousCommit: boolean, n = 400): Promise<number> {
+const SLOTS = 8;
+async function jobOverhead(synchronousCommit: boolean, slots = SLOTS, n = 800): Promise<number> {
   const db = await createTestDatabase('avatargen_bench');
   const log = pino({ level: 'silent' });
   const queue = new JobQueue({
@@ -110,7 +112,7 @@ async function jobOverhead(synchronousCommit: boolean, n = 400): Promise<number>
     let seen = 0;
     const started = performance.now();
     await new Promise<void>((resolve) => {
-      queue.work(QUEUE_BATCHES, 1, async () => {
+      queue.work(QUEUE_BATCHES, slots, async () => {
         if (++seen === n) resolve();
       });
     });
@@ -142,6 +144,7 @@ const run = await pipelineRun();
 const commitMs = await commitLatency();
 const overheadSync = await jobOverhead(true);
 const overhead = await jobOverhead(false);
+const overheadSerial = await jobOverhead(false, 1);
 const ratio = run.wall / target.total;
 console.log(`task: ${COUNT} personas x ${IMAGES} images, limits ${JSON.stringify(config)}`);
 console.log(`latencies (ms): ${JSON.stringify(LATENCY)}`);
@@ -149,9 +152,13 @@ console.log(`ideal:    personas ${target.personas} ms + images ${target.images} 
 console.log(`measured: personas ${run.toImages.toFixed(0)} ms, total ${run.wall.toFixed(0)} ms`);
 console.log(`ratio:    ${ratio.toFixed(3)} (goal <= 1.10)`);
 console.log(`commit:   ${commitMs.toFixed(2)} ms per committed insert on this machine's PostgreSQL`);
-console.log(`queue:    ${overhead.toFixed(2)} ms per no-op job, ${overheadSync.toFixed(2)} ms with synchronous commits (goal <= 1 commit)`);
+console.log(
+  `queue:    ${overhead.toFixed(2)} ms per no-op job at ${SLOTS} at once, ${overheadSync.toFixed(2)} ms with synchronous commits, ` +
+    `${overheadSerial.toFixed(2)} ms one at a time (goal <= 1 commit)`,
+);
 console.log(
   `BENCH pipeline.ratio=${ratio.toFixed(3)} pipeline.job_overhead_ms=${overhead.toFixed(2)} pipeline.commit_ms=${commitMs.toFixed(2)} ` +
-    `pipeline.job_overhead_commits=${(overhead / commitMs).toFixed(2)} pipeline.job_overhead_sync_commits=${(overheadSync / commitMs).toFixed(2)}`,
+    `pipeline.job_overhead_commits=${(overhead / commitMs).toFixed(2)} pipeline.job_overhead_sync_commits=${(overheadSync / commitMs).toFixed(2)} ` +
+    `pipeline.job_overhead_serial_commits=${(overheadSerial / commitMs).toFixed(2)}`,
 );
 process.exit(0);

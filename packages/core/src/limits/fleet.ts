@@ -245,11 +245,12 @@ export class FleetLimiter {
    * then wait in the queue, where tasks take turns (see the scheduler), rather than all at the
    * limiter, where a call waits behind every call booked before it and the jobs held by the
    * workers decide who goes next. One booking in the database, so workers on any host are let in
-   * one after another, not all at once. No rule: no wait, no query.
+   * one after another, not all at once. No rule: no wait, no query. Says whether it booked a job
+   * (false: no rule applies, and the worker may take as many jobs as it has room for).
    */
-  async admit(provider: string, model: string, callsPerJob: number, burstMs: number, signal?: AbortSignal): Promise<void> {
+  async admit(provider: string, model: string, callsPerJob: number, burstMs: number, signal?: AbortSignal): Promise<boolean> {
     const rules = (await this.rulesFor(provider, model)).filter((r) => r.requests_per_minute || r.images_per_minute);
-    if (rules.length === 0) return;
+    if (rules.length === 0) return false;
     // The tightest rate a job's calls go through.
     const perMinute = Math.min(...rules.map((r) => Math.min(r.requests_per_minute ?? Infinity, r.images_per_minute ?? Infinity)));
     const rule = rules.find(
@@ -268,6 +269,7 @@ export class FleetLimiter {
         throw new CancelledError();
       });
     }
+    return true;
   }
 
   /**

@@ -194,7 +194,7 @@ export class Pipeline {
     await this.start();
     if (this.working) return;
     this.working = true;
-    // One work loop per call allowed in flight: at most MULTITHREAD_FLOWISE persona calls per process.
+    // A slot per call allowed in flight: at most MULTITHREAD_FLOWISE persona calls per process.
     this.queue.work<BatchJob>(QUEUE_BATCHES, this.options.config.MULTITHREAD_FLOWISE, (job) => this.personas.run(job));
     this.queue.work<ImagesJob>(
       QUEUE_IMAGES,

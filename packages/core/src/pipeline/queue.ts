@@ -188,55 +188,104 @@ export class JobQueue {
     );
   }
 
-  /** Starts `loops` work loops on `queue`. */
-  /** `ready`, when given, is awaited before each fetch (the images queue waits for room under the fleet's limits). */
-  work<T extends object>(queue: string, loops: number, run: (data: T) => Promise<void>, ready?: () => Promise<void>): void {
+  /**
+   * Runs up to `slots` jobs of `queue` at once. `admit`, when given, is awaited before each fetch
+   * (the images queue waits for room under the fleet's limits); it says whether it booked room for
+   * one job (then one is fetched) or no limit applies (then as many as there are free slots).
+   */
+  work<T extends object>(queue: string, slots: number, run: (data: T) => Promise<void>, admit?: () => Promise<boolean>): void {
     this.working = true;
-    for (let i = 0; i < loops; i++) this.loops.push(this.workLoop<T>(queue, run, ready));
+    this.loops.push(this.workLoop<T>(queue, Math.max(1, slots), run, admit));
   }
 
   /**
-   * One job at a time from `queue`: fetch, run, record its end. Our own loop over pg-boss's
-   * fetch/complete/fail rather than `boss.work()`, whose loop records a job's end without awaiting
-   * it: with the database away that is an unhandled rejection, and the process dies.
+   * One loop per queue over pg-boss's fetch/complete/fail, rather than `boss.work()`, whose loop
+   * records a job's end without awaiting it: with the database away that is an unhandled
+   * rejection, and the process dies. Free slots are filled by one fetch, and the jobs that ended
+   * meanwhile are recorded by one complete, sent beside that fetch: two round trips per batch of
+   * jobs rather than per job (bench/README.md, "Pipeline").
    */
-  private async workLoop<T extends object>(queue: string, run: (data: T) => Promise<void>, ready?: () => Promise<void>): Promise<void> {
+  private async workLoop<T extends object>(
+    queue: string,
+    slots: number,
+    run: (data: T) => Promise<void>,
+    admit?: () => Promise<boolean>,
+  ): Promise<void> {
+    const running = new Set<Promise<void>>();
+    const ended: Unsettled[] = [];
     let failures = 0;
     while (this.working) {
-      let job: { id: string; data: T } | undefined;
+      const settling = this.settleAll(queue, ended.splice(0));
+      if (running.size >= slots) {
+        await settling;
+        if (ended.length === 0) await Promise.race(running);
+        continue;
+      }
+      let jobs: Array<{ id: string; data: T }>;
       try {
-        if (ready) await ready();
-        if (!this.working) break;
-        [job] = await this.boss.fetch<T>(queue, { batchSize: 1 });
+        const limited = admit ? await admit() : false;
+        if (!this.working) {
+          await settling;
+          break;
+        }
+        [jobs] = await Promise.all([this.boss.fetch<T>(queue, { batchSize: limited ? 1 : slots - running.size }), settling]);
         failures = 0;
       } catch (error) {
+        await settling;
         this.options.trouble(error, 'fetching a job failed');
         await this.sleep(queue, Math.min(500 * 2 ** Math.min(failures++, 5), 10_000));
         continue;
       }
-      if (!job) {
-        await this.sleep(queue, this.options.pollingMs);
-        continue;
+      for (const job of jobs) {
+        this.held.set(job.id, queue);
+        const done: Promise<void> = this.runJob(queue, job, run).then((outcome) => {
+          this.held.delete(job.id);
+          running.delete(done);
+          ended.push(outcome);
+          this.wake(queue);
+        });
+        running.add(done);
       }
-      let outcome: Unsettled;
-      this.held.set(job.id, queue);
-      try {
-        await run(job.data);
-        outcome = { queue, id: job.id, outcome: 'complete' };
-      } catch (error) {
-        if (isDatabaseUnavailable(error)) {
-          // The rows still say what is left: the reconcile sends a new job for it once the database
-          // is back. Completing this one keeps its retries for workers that die.
-          this.options.trouble(error, 'a job was interrupted');
-          outcome = { queue, id: job.id, outcome: 'complete' };
-        } else {
-          this.options.log.error({ err: error, queue }, 'job failed');
-          outcome = { queue, id: job.id, outcome: 'fail', error: describeError(error) };
-        }
-      }
-      this.held.delete(job.id);
-      await this.settle(outcome);
+      // Nothing to fetch: wait for new work (a wake) or the next poll, or for a running job to end.
+      if (jobs.length === 0 && ended.length === 0) await this.sleep(queue, this.options.pollingMs);
     }
+    await Promise.all(running);
+    await this.settleAll(queue, ended.splice(0));
+  }
+
+  /** Runs one job; never rejects: the outcome says how its end is recorded. */
+  private async runJob<T extends object>(queue: string, job: { id: string; data: T }, run: (data: T) => Promise<void>): Promise<Unsettled> {
+    try {
+      await run(job.data);
+      return { queue, id: job.id, outcome: 'complete' };
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) {
+        // The rows still say what is left: the reconcile sends a new job for it once the database
+        // is back. Completing this one keeps its retries for workers that die.
+        this.options.trouble(error, 'a job was interrupted');
+        return { queue, id: job.id, outcome: 'complete' };
+      }
+      this.options.log.error({ err: error, queue }, 'job failed');
+      return { queue, id: job.id, outcome: 'fail', error: describeError(error) };
+    }
+  }
+
+  /** Records job ends: the completed ones of a queue in one call, each failure with its reason. */
+  private async settleAll(queue: string, jobs: Unsettled[]): Promise<void> {
+    if (jobs.length === 0) return;
+    const completed = jobs.filter((job) => job.outcome === 'complete');
+    if (completed.length > 0) {
+      try {
+        await this.boss.complete(
+          queue,
+          completed.map((job) => job.id),
+        );
+      } catch (error) {
+        this.options.trouble(error, 'recording the end of a job failed');
+        this.unsettled.push(...completed);
+      }
+    }
+    for (const job of jobs) if (job.outcome === 'fail') await this.settle(job);
   }
 
   private async settle(job: Unsettled): Promise<void> {

@@ -215,12 +215,13 @@ export class StageSupport {
   /**
    * Before a worker takes another persona's pictures: admission under the image provider's fleet
    * limit (limits/fleet.ts admit()), at the rate the limit can serve a job's calls.
+   * False when no limit applies.
    */
-  async roomForImages(): Promise<void> {
+  async roomForImages(): Promise<boolean> {
     const limiter = this.options.limiter;
-    if (!limiter) return;
+    if (!limiter) return false;
     const provider = providerName(this.options.owners?.imageProvider?.plugin ?? 'imageProvider');
-    await limiter.admit(provider, this.providerModel('imageProvider'), this.imageCallsPerJob, IMAGE_BURST_MS);
+    return await limiter.admit(provider, this.providerModel('imageProvider'), this.imageCallsPerJob, IMAGE_BURST_MS);
   }
 
   /** Image calls a persona's job made lately (a base picture and a grid per four pictures): admission's estimate. */
