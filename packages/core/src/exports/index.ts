@@ -293,7 +293,7 @@ export class ExportsService {
     for await (const file of files) {
       if (writer.closed) return;
       if ('text' in file) {
-        window.push({ path: file.path, file: hashed(Buffer.from(file.text)), compress: true });
+        window.push({ path: file.path, file: Promise.resolve(hashed(Buffer.from(file.text))), compress: true });
       } else {
         window.push({ path: file.path, file: this.read(file.key), compress: false });
         await drain(READ_AHEAD - 1);
