@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { AvatarGenConfig } from '../config.js';
@@ -88,6 +89,9 @@ export class StageSupport {
 
   track(taskId: string): AbortController {
     const controller = new AbortController();
+    // A persona's pictures run side by side on the job's signal: each waits on it (a provider
+    // call, the image pool, a storage retry), so more than Node's warning level of 10 is normal.
+    setMaxListeners(200, controller.signal);
     let set = this.controllers.get(taskId);
     if (!set) {
       set = new Set();
