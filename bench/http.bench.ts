@@ -8,9 +8,13 @@
  * generator does not share its event loop. Needs the test PostgreSQL (TEST_DATABASE_URL or
  * 127.0.0.1:5432).
  *
+ * The detail is asked for as a browser asks (Accept-Encoding: gzip and others; the host sends its
+ * cached gzip), then without compression ("plain").
+ *
  * Last line: BENCH http.p95_ms=<detail p95 ms> http.rps=<detail req/s> http.vs_bare=<detail rps / bare rps>
- *            http.p95_vs_bare=<detail p95 / bare p95> http.p95_vs_bare_same_answer=<detail p95 / p95 of bare Koa
- *            sending the detail's own bytes> http.token_vs_anon=<token rps / anonymous rps>
+ *            http.p95_vs_bare=<detail p95 / bare p95> http.p95_plain_vs_bare=<the same, plain>
+ *            http.p95_plain_vs_bare_same_answer=<plain detail p95 / p95 of bare Koa sending the same JSON bytes>
+ *            http.token_vs_anon=<token rps / anonymous rps>
  * Goals: p95_vs_bare <= 2; token_vs_anon >= 0.8.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -30,6 +34,7 @@ import Koa from 'koa';
 const PASSWORD = 'bench passphrase 300';
 const SECRET = 'http-bench-secret-key-0123456789abcdef';
 const CONNECTIONS = 50;
+const BROWSER_ENCODINGS = 'gzip, deflate, br, zstd';
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 
 interface Result {
@@ -97,6 +102,80 @@ async function run(url: string, headers: Record<string, string> = {}, duration =
   };
 }
 
+/** The host and the bare apps in a child process with these node flags; resolves with their URLs. */
+async function startHost(
+  dbUrl: string,
+  dataDir: string,
+  flags: string[],
+): Promise<{ child: ChildProcess; urls: { host: string; bare: string } }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...flags,
+      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+      '--conditions=source',
+      '--import',
+      'tsx',
+      import.meta.filename,
+      '--serve',
+      dbUrl,
+      dataDir,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const urls = await new Promise<{ host: string; bare: string }>((resolve, reject) => {
+    let text = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const line = text.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line));
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return { child, urls };
+}
+
+async function stopHost(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/**
+ * BENCH_COMPARE_FLAGS="flags a;flags b;...": the detail route (plain) and bare Koa's same answer under each
+ * set of node flags, a fresh host per set, in interleaved rounds (these VMs change speed within
+ * minutes, so only sets measured side by side compare). Prints the median of the rounds per set.
+ */
+async function compareFlags(dbUrl: string, dataDir: string, detailPath: string, cookie: string, sets: string[][]): Promise<void> {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const results = sets.map(() => [] as Array<{ detail: number; p95: number; same: number; sameP95: number }>);
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, flags] of sets.entries()) {
+      const { child, urls } = await startHost(dbUrl, dataDir, flags);
+      try {
+        await run(`${urls.host}${detailPath}`, { cookie }, 2);
+        const detail = await run(`${urls.host}${detailPath}`, { cookie }, 5);
+        await run(`${urls.bare}/same-answer`, {}, 1);
+        const same = await run(`${urls.bare}/same-answer`, {}, 5);
+        if (detail.bad > 0) throw new Error(`${detail.bad} detail requests failed`);
+        results[i]?.push({ detail: detail.rps, p95: detail.p95, same: same.rps, sameP95: same.p95 });
+      } finally {
+        await stopHost(child);
+      }
+    }
+  }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  for (const [i, flags] of sets.entries()) {
+    const r = results[i] ?? [];
+    console.log(
+      `${(flags.join(' ') || '(no flags)').padEnd(50)} detail ${median(r.map((x) => x.detail)).toFixed(0)} req/s p95 ${median(r.map((x) => x.p95)).toFixed(1)} ms; ` +
+        `bare same answer ${median(r.map((x) => x.same)).toFixed(0)} req/s p95 ${median(r.map((x) => x.sameP95)).toFixed(1)} ms; ` +
+        `p95 vs same answer ${median(r.map((x) => x.p95 / x.sameP95)).toFixed(2)}`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const db = await createTestDatabase('avatargen_bench_http');
   const dataDir = mkdtempSync(join(tmpdir(), 'avatargen-bench-http-'));
@@ -131,32 +210,9 @@ async function main(): Promise<void> {
       await gen.close();
     }
 
-    child = spawn(
-      process.execPath,
-      [
-        ...hostNodeFlags(),
-        ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-        '--conditions=source',
-        '--import',
-        'tsx',
-        import.meta.filename,
-        '--serve',
-        db.url,
-        dataDir,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    const urls = await new Promise<{ host: string; bare: string }>((resolve, reject) => {
-      let text = '';
-      child?.stdout?.on('data', (chunk: Buffer) => {
-        text += chunk.toString();
-        const line = text.split('\n').find((l) => l.startsWith('{'));
-        if (line) resolve(JSON.parse(line));
-      });
-      child?.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    });
+    const host = await startHost(db.url, dataDir, hostNodeFlags());
+    child = host.child;
+    const urls = host.urls;
 
     // Log in like a browser: the login page's CSRF token, then the session cookie.
     const loginPage = await fetch(`${urls.host}/login`);
@@ -181,6 +237,12 @@ async function main(): Promise<void> {
     if (check.status !== 200 || body.personas.total !== 300 || body.personas.personas.length !== 20)
       throw new Error('detail API answer is wrong');
     console.log(`detail answer: ${JSON.stringify(body).length} bytes, 20 personas of 300`);
+    if (process.env.BENCH_COMPARE_FLAGS !== undefined) {
+      await stopHost(child);
+      const sets = process.env.BENCH_COMPARE_FLAGS.split(';').map((set) => set.split(/\s+/).filter(Boolean));
+      await compareFlags(db.url, dataDir, new URL(detailUrl).pathname + new URL(detailUrl).search, cookie, sets);
+      return;
+    }
 
     const skipBare = process.env.BENCH_PROFILE !== undefined; // profile the host alone
     if (!skipBare) await run(urls.bare, {}, 2); // warm-up
@@ -188,7 +250,9 @@ async function main(): Promise<void> {
     const none = { rps: Number.NaN, p50: 0, p95: 0, p99: 0, bad: 0, count: 0 };
     const bare = skipBare ? none : await run(urls.bare);
     const bareSame = skipBare ? none : await run(`${urls.bare}/same-answer`);
-    const detail = await run(detailUrl, { cookie });
+    // As a browser asks (Chromium's Accept-Encoding; fetch asks for gzip too), then as a client that takes no compression.
+    const detail = await run(detailUrl, { cookie, 'accept-encoding': BROWSER_ENCODINGS });
+    const detailPlain = await run(detailUrl, { cookie });
 
     // One token shared by every client against no credentials, on the same public route.
     const languagesUrl = `${urls.host}/api/v1/languages`;
@@ -202,6 +266,7 @@ async function main(): Promise<void> {
       ['bare koa', bare],
       ['bare, same 44KB', bareSame],
       ['dataset detail', detail],
+      ['detail, plain', detailPlain],
       ['anonymous', anonymous],
       ['shared token', token],
     ] as const) {
@@ -216,17 +281,17 @@ async function main(): Promise<void> {
     );
     for (const [name, r] of [
       ['detail', detail],
+      ['detail plain', detailPlain],
       ['anonymous', anonymous],
       ['token', token],
     ] as const) {
       if (r.bad > 0) throw new Error(`${r.bad} ${name} requests failed`);
     }
     console.log(
-      `BENCH http.p95_ms=${detail.p95.toFixed(1)} http.rps=${detail.rps.toFixed(0)} http.vs_bare=${(detail.rps / bare.rps).toFixed(3)} http.p95_vs_bare=${(detail.p95 / bare.p95).toFixed(2)} http.p95_vs_bare_same_answer=${(detail.p95 / bareSame.p95).toFixed(2)} http.token_vs_anon=${(token.rps / anonymous.rps).toFixed(3)}`,
+      `BENCH http.p95_ms=${detail.p95.toFixed(1)} http.rps=${detail.rps.toFixed(0)} http.vs_bare=${(detail.rps / bare.rps).toFixed(3)} http.p95_vs_bare=${(detail.p95 / bare.p95).toFixed(2)} http.p95_plain_vs_bare=${(detailPlain.p95 / bare.p95).toFixed(2)} http.p95_plain_vs_bare_same_answer=${(detailPlain.p95 / bareSame.p95).toFixed(2)} http.token_vs_anon=${(token.rps / anonymous.rps).toFixed(3)}`,
     );
   } finally {
-    child?.kill('SIGTERM');
-    if (child) await new Promise((r) => child?.once('exit', r));
+    if (child) await stopHost(child);
     await db.drop();
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -199,13 +199,22 @@ describe('tasks', () => {
     expect(detail.task.id).toBe(id);
     expect(detail.task.description).toBe(REQUEST.description);
     expect(detail.personas.personas).toHaveLength(20);
-    // the cached answer is UTF-8 bytes: typed as JSON and measured in bytes, not characters
+    // the cached answer, gzipped for a client that accepts it (fetch does), typed as JSON
     const again = await api.get(`/api/v1/datasets/${id}`);
     for (const reply of [answer, again]) {
       expect(reply.headers.get('content-type')).toBe('application/json; charset=utf-8');
-      expect(Number(reply.headers.get('content-length'))).toBe(Buffer.byteLength(reply.text));
+      expect(reply.headers.get('content-encoding')).toBe('gzip');
+      expect(reply.headers.get('vary')).toMatch(/accept-encoding/i);
+      expect(Number(reply.headers.get('content-length'))).toBeLessThan(Buffer.byteLength(reply.text) / 3);
     }
     expect(again.text).toBe(answer.text);
+    // and as plain UTF-8 bytes for one that does not: the same JSON, measured in bytes, not characters
+    for (const encoding of ['identity', 'br']) {
+      const plain = await api.get(`/api/v1/datasets/${id}`, { 'accept-encoding': encoding });
+      expect(plain.headers.get('content-encoding')).toBeNull();
+      expect(Number(plain.headers.get('content-length'))).toBe(Buffer.byteLength(plain.text));
+      expect(plain.text).toBe(answer.text);
+    }
     const stats = (await api.get('/api/v1/stats')).json() as { tasks: number; days: unknown[] };
     expect(stats.tasks).toBe(2);
     expect(stats.days).toHaveLength(7);

@@ -146,12 +146,22 @@ export function apiRouter(gen: AvatarGen, sse: SseHub, datasets: DatasetCache): 
   });
   router.get('/datasets/:id', async (ctx) => {
     const pageNo = intParam(ctx.query.page, 'page', 1, 1, 1_000_000);
-    ctx.type = 'application/json; charset=utf-8'; // set first: a Buffer body would make it octet-stream
-    ctx.body = await datasets.json(ctx.params.id as string, pageNo, scopeOf(c(ctx)), (d: DatasetDetail) => ({
-      task: d.task,
-      demographics: d.demographics,
-      personas: { ...d.personas, personas: d.personas.personas.map(apiPersona) },
-    }));
+    const gzip = ctx.acceptsEncodings('gzip', 'identity') === 'gzip';
+    const body = await datasets.json(
+      ctx.params.id as string,
+      pageNo,
+      scopeOf(c(ctx)),
+      (d: DatasetDetail) => ({
+        task: d.task,
+        demographics: d.demographics,
+        personas: { ...d.personas, personas: d.personas.personas.map(apiPersona) },
+      }),
+      gzip,
+    );
+    ctx.vary('Accept-Encoding');
+    if (gzip) ctx.set('Content-Encoding', 'gzip');
+    ctx.type = 'application/json; charset=utf-8'; // set before the body: a Buffer body would make it octet-stream
+    ctx.body = body;
   });
   router.get('/tasks/:id/events', async (ctx) => {
     await sse.open(c(ctx), ctx.params.id as string, scopeOf(c(ctx)));
