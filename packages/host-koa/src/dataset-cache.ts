@@ -104,9 +104,9 @@ export class DatasetCache {
    */
   async json(taskId: string, page: number, scope: Scope, shape: (detail: DatasetDetail) => unknown, gzip = false): Promise<Buffer> {
     const entry = await this.entry(taskId, page, scope);
-    const json = (entry.json ??= Buffer.from(JSON.stringify(shape(entry.detail))));
-    if (!gzip) return json;
-    entry.gzipped ??= gzipped(json);
+    entry.json ??= Buffer.from(JSON.stringify(shape(entry.detail)));
+    if (!gzip) return entry.json;
+    entry.gzipped ??= gzipped(entry.json);
     return await entry.gzipped;
   }
 }
