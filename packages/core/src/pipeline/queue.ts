@@ -201,9 +201,10 @@ export class JobQueue {
   /**
    * One loop per queue over pg-boss's fetch/complete/fail, rather than `boss.work()`, whose loop
    * records a job's end without awaiting it: with the database away that is an unhandled
-   * rejection, and the process dies. Free slots are filled by one fetch, and the jobs that ended
-   * meanwhile are recorded by one complete, sent beside that fetch: two round trips per batch of
-   * jobs rather than per job (bench/README.md, "Pipeline").
+   * rejection, and the process dies. Free slots are filled by one fetch, and the jobs that end in
+   * the same turn of the event loop are recorded by one complete: two round trips per batch of
+   * jobs rather than per job (bench/README.md, "Pipeline"). Ends are recorded as they come, also
+   * while the loop waits for admission.
    */
   private async workLoop<T extends object>(
     queue: string,
@@ -213,25 +214,31 @@ export class JobQueue {
   ): Promise<void> {
     const running = new Set<Promise<void>>();
     const ended: Unsettled[] = [];
+    let recording: Promise<void> | undefined;
+    const record = (): Promise<void> => {
+      recording ??= (async () => {
+        try {
+          await new Promise((resolve) => setImmediate(resolve)); // the ends of this turn go together
+          while (ended.length > 0) await this.settleAll(queue, ended.splice(0));
+        } finally {
+          recording = undefined;
+        }
+      })();
+      return recording;
+    };
     let failures = 0;
     while (this.working) {
-      const settling = this.settleAll(queue, ended.splice(0));
       if (running.size >= slots) {
-        await settling;
-        if (ended.length === 0) await Promise.race(running);
+        await Promise.race(running);
         continue;
       }
       let jobs: Array<{ id: string; data: T }>;
       try {
         const limited = admit ? await admit() : false;
-        if (!this.working) {
-          await settling;
-          break;
-        }
-        [jobs] = await Promise.all([this.boss.fetch<T>(queue, { batchSize: limited ? 1 : slots - running.size }), settling]);
+        if (!this.working) break;
+        jobs = await this.boss.fetch<T>(queue, { batchSize: limited ? 1 : slots - running.size });
         failures = 0;
       } catch (error) {
-        await settling;
         this.options.trouble(error, 'fetching a job failed');
         await this.sleep(queue, Math.min(500 * 2 ** Math.min(failures++, 5), 10_000));
         continue;
@@ -242,15 +249,16 @@ export class JobQueue {
           this.held.delete(job.id);
           running.delete(done);
           ended.push(outcome);
+          void record();
           this.wake(queue);
         });
         running.add(done);
       }
-      // Nothing to fetch: wait for new work (a wake) or the next poll, or for a running job to end.
-      if (jobs.length === 0 && ended.length === 0) await this.sleep(queue, this.options.pollingMs);
+      // Nothing to fetch: wait for new work (a wake) or the next poll; a job that ends wakes it too.
+      if (jobs.length === 0) await this.sleep(queue, this.options.pollingMs);
     }
     await Promise.all(running);
-    await this.settleAll(queue, ended.splice(0));
+    await record();
   }
 
   /** Runs one job; never rejects: the outcome says how its end is recorded. */
