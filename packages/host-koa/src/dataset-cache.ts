@@ -106,7 +106,10 @@ export class DatasetCache {
     const entry = await this.entry(taskId, page, scope);
     entry.json ??= Buffer.from(JSON.stringify(shape(entry.detail)));
     if (!gzip) return entry.json;
-    entry.gzipped ??= gzipped(entry.json);
+    entry.gzipped ??= gzipped(entry.json).catch((error: unknown) => {
+      entry.gzipped = undefined; // not kept: the next request tries again
+      throw error;
+    });
     return await entry.gzipped;
   }
 }
