@@ -76,29 +76,33 @@ describe('JobQueue work loop', () => {
     expect(Object.values(ended).filter((s) => s === 'completed')).toHaveLength(22);
   });
 
-  it('with admission, takes one job per admission, and as many as it has room for when no limit applies', async () => {
-    const jobs = Array.from({ length: 6 }, (_, i) => ({ id: randomUUID(), data: { i } }));
-    await queue.transaction((client) => queue.send(client, QUEUE_IMAGES, jobs));
+  it('takes one job per booked admission, and fills every free slot with one fetch when no limit applies', async () => {
+    const booked = Array.from({ length: 3 }, (_, i) => ({ id: randomUUID(), data: { i } }));
+    const free = Array.from({ length: 3 }, (_, i) => ({ id: randomUUID(), data: { i: i + 3 } }));
+    await queue.transaction((client) => queue.send(client, QUEUE_IMAGES, booked));
     let admissions = 0;
-    let running = 0;
-    const atAdmission: number[] = [];
+    /** The admission each job started under, by job number. */
+    const startedUnder: number[] = [];
     queue.work<{ i: number }>(
       QUEUE_IMAGES,
       3,
-      async () => {
-        running++;
-        await new Promise((r) => setTimeout(r, 30));
-        running--;
+      async ({ i }) => {
+        startedUnder[i] = admissions;
+        await new Promise((r) => setTimeout(r, 100));
       },
-      async () => {
-        atAdmission.push(running);
-        return ++admissions <= 3; // booked room for the first three, then no limit applies
-      },
+      async () => ++admissions <= 3, // the limit books room for three jobs, then no limit applies
     );
-    const ids = jobs.map((j) => j.id);
-    await until(async () => Object.values(await states(ids)).every((s) => s === 'completed'));
-    // one job per booked admission: the first three admissions each let one more in
-    expect(atAdmission.slice(0, 3)).toEqual([0, 1, 2]);
-    expect(admissions).toBeGreaterThanOrEqual(4);
+    await until(async () => Object.values(await states(booked.map((j) => j.id))).every((s) => s === 'completed'));
+    // each booked admission let one job in (which job comes first is pg-boss's choice)
+    expect(startedUnder.slice(0, 3).sort()).toEqual([1, 2, 3]);
+
+    await queue.transaction((client) => queue.send(client, QUEUE_IMAGES, free));
+    queue.wake(QUEUE_IMAGES);
+    await until(async () => Object.values(await states(free.map((j) => j.id))).every((s) => s === 'completed'));
+    // no limit: the three free slots were filled by one fetch, after one admission
+    const under = startedUnder.slice(3, 6);
+    expect(under).toHaveLength(3);
+    expect(new Set(under).size).toBe(1);
+    expect(under[0]).toBeGreaterThan(3);
   });
 });
