@@ -19,7 +19,7 @@
  *   and the growth per storage and size.
  * Goals: growth <= 64 MB, the same for both sizes; export >= 0.8x raw on both storages.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
@@ -40,7 +40,7 @@ import { localPlugin } from '@avatargen/provider-local';
 import { createFilesystemStorage, filesystemStoragePlugin } from '@avatargen/storage-filesystem';
 import { createS3Storage } from '@avatargen/storage-s3';
 import { S3RVER_KEY, startS3rver } from '../packages/storage-s3/test/support.js';
-import { hostNodeFlags } from './host-flags.js';
+import { buildPackages, hostNodeFlags } from './host-flags.js';
 
 const SIZES = [30, Number(process.env.BENCH_PERSONAS ?? 300)];
 const IMAGES = 20;
@@ -227,11 +227,7 @@ async function exportOnce(env: NodeJS.ProcessEnv, taskId: string, token: string,
 }
 
 async function main(): Promise<void> {
-  if (process.env.BENCH_FROM !== 'source' && !process.env.BENCH_NO_BUILD) {
-    console.log('building the packages (npm run build) so the host runs as in production...');
-    const build = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: 'ignore' });
-    if (build.status !== 0) throw new Error('npm run build failed');
-  }
+  buildPackages();
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const db = await createTestDatabase('avatargen_bench_export');
   const dataDir = mkdtempSync(join(tmpdir(), 'avatargen-bench-export-'));

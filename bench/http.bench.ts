@@ -5,7 +5,9 @@
  * hello-world in the same run. Then one API token shared by all 50 clients against no
  * credentials at all, on the same public API route (GET /api/v1/languages): what checking a
  * token costs when every client uses the same one. The host runs in a child process so the load
- * generator does not share its event loop. Needs the test PostgreSQL (TEST_DATABASE_URL or
+ * generator does not share its event loop; it runs the packages as built (the bench builds them
+ * first), as in production. BENCH_FROM=source runs it on the sources through tsx without
+ * building; BENCH_NO_BUILD=1 skips the build. Needs the test PostgreSQL (TEST_DATABASE_URL or
  * 127.0.0.1:5432).
  *
  * The detail is asked for as a browser asks (Accept-Encoding: gzip and others; the host sends its
@@ -28,7 +30,7 @@ import { createApp, listen } from '@avatargen/host-koa';
 import { imageOpencvPlugin } from '@avatargen/image-opencv';
 import { localPlugin } from '@avatargen/provider-local';
 import { filesystemStoragePlugin } from '@avatargen/storage-filesystem';
-import { hostNodeFlags } from './host-flags.js';
+import { buildPackages, hostNodeFlags } from './host-flags.js';
 import Koa from 'koa';
 
 const PASSWORD = 'bench passphrase 300';
@@ -113,7 +115,8 @@ async function startHost(
     [
       ...flags,
       ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-      '--conditions=source',
+      // The packages as built, as in production (tsx runs only this file); BENCH_FROM=source: their sources.
+      ...(process.env.BENCH_FROM === 'source' ? ['--conditions=source'] : []),
       '--import',
       'tsx',
       import.meta.filename,
@@ -177,6 +180,7 @@ async function compareFlags(dbUrl: string, dataDir: string, detailPath: string, 
 }
 
 async function main(): Promise<void> {
+  buildPackages();
   const db = await createTestDatabase('avatargen_bench_http');
   const dataDir = mkdtempSync(join(tmpdir(), 'avatargen-bench-http-'));
   let child: ChildProcess | undefined;
