@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --heap-growing-percent=25
+#!/usr/bin/env -S node --heap-growing-percent=25 --max-semi-space-size=8
 'use strict';
 // The avatargen command. CommonJS on purpose: libuv's thread pool is sized when it is first used,
 // and loading an ES module entry already uses it. sharp runs every image thread's work on that
